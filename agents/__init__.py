@@ -1,0 +1,1 @@
+"""Recurrent agents with a trainable per-neuron time constant tau."""

@@ -1,0 +1,1 @@
+"""Supervised and RL baselines, analyses and the ``memory-envs`` command."""
