@@ -1,0 +1,238 @@
+"""Curricula over N: the schedules of the paper and wrappers that apply them to the envs.
+
+A schedule's state is the list of active Ns. :meth:`Curriculum.update` takes the per-head
+accuracy of the latest evaluation and advances by the paper's rule: the mean accuracy over
+the active heads and the accuracy of the newest head both exceed ``threshold`` (0.98).
+
+* ``single``: [N] -> [N + 1]; one readout reused for every N.
+* ``multi`` (the paper's cumulative curriculum): [start..N] -> [start..N + 1]; one head per N.
+* ``sliding``: like ``multi``, but once more than ``window`` heads are active the oldest
+  ``drop`` are dropped.
+
+The same schedule objects drive the supervised trainer and the RL wrappers below.
+"""
+
+from __future__ import annotations
+
+import collections
+import numbers
+from typing import Any, Mapping, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from memory_envs import tasks
+
+KINDS: tuple[str, ...] = ("single", "multi", "sliding")
+
+
+def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class Curriculum:
+    """A schedule of active Ns with the paper's advance rule.
+
+    Args:
+        kind: ``"single"``, ``"multi"`` or ``"sliding"``.
+        start: the first N (default 2, the smallest N of DMS).
+        n_max: the last N; reaching it and passing the rule sets :attr:`finished`. None: unbounded.
+        threshold: accuracy that the mean over active heads and the newest head must exceed.
+        window: heads kept by ``"sliding"``.
+        drop: heads dropped at once by ``"sliding"`` when it exceeds ``window``.
+    """
+
+    def __init__(
+        self,
+        kind: str = "multi",
+        start: int = 2,
+        n_max: int | None = None,
+        threshold: float = 0.98,
+        window: int = 5,
+        drop: int = 1,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        self.kind = kind
+        self.start = _positive_int(start, "start")
+        self.n_max = None if n_max is None else _positive_int(n_max, "n_max", self.start)
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be a float in (0, 1), got {threshold!r}")
+        self.threshold = float(threshold)
+        self.window = _positive_int(window, "window")
+        self.drop = _positive_int(drop, "drop")
+        if self.drop > self.window:
+            raise ValueError(f"drop must be <= window ({self.window}), got {self.drop}")
+        self.ns: list[int] = [self.start]
+        self.solved: int | None = None
+        """The largest N whose head has passed the rule as the newest head."""
+        self.finished = False
+        self.advances = 0
+
+    @property
+    def newest(self) -> int:
+        return self.ns[-1]
+
+    @property
+    def max_heads(self) -> int | None:
+        """The most heads this schedule will ever score at once (None if unbounded)."""
+        if self.kind == "single":
+            return 1
+        if self.kind == "sliding":
+            return self.window
+        return None if self.n_max is None else self.n_max - self.start + 1
+
+    def check_task(self, task: str) -> None:
+        """Raise if this schedule's Ns are not valid for ``task`` (e.g. start 1 with DMS)."""
+        tasks.check_ns(task, [self.start], argument="start")
+
+    def passes(self, accuracy: Mapping[int, float]) -> bool:
+        """The paper's rule on the per-N ``accuracy`` of the active heads."""
+        missing = [n for n in self.ns if n not in accuracy]
+        if missing:
+            raise ValueError(f"accuracy is missing the active Ns {missing} (active: {self.ns})")
+        mean = float(np.mean([accuracy[n] for n in self.ns]))
+        return mean > self.threshold and accuracy[self.newest] > self.threshold
+
+    def update(self, accuracy: Mapping[int, float]) -> bool:
+        """Advance if ``accuracy`` passes the rule; returns True if the active Ns changed."""
+        if self.finished or not self.passes(accuracy):
+            return False
+        self.solved = self.newest
+        if self.n_max is not None and self.newest >= self.n_max:
+            self.finished = True
+            return False
+        nxt = self.newest + 1
+        if self.kind == "single":
+            self.ns = [nxt]
+        else:
+            self.ns = self.ns + [nxt]
+            if self.kind == "sliding" and len(self.ns) > self.window:
+                self.ns = self.ns[self.drop :]
+        self.advances += 1
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to rebuild this schedule (JSON-serializable)."""
+        return {
+            "kind": self.kind,
+            "start": self.start,
+            "n_max": self.n_max,
+            "threshold": self.threshold,
+            "window": self.window,
+            "drop": self.drop,
+            "ns": list(self.ns),
+            "solved": self.solved,
+            "finished": self.finished,
+            "advances": self.advances,
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, Any]) -> "Curriculum":
+        curriculum = cls(
+            state["kind"], state["start"], state["n_max"], state["threshold"], state["window"], state["drop"]
+        )
+        curriculum.ns = [int(n) for n in state["ns"]]
+        curriculum.solved = state["solved"]
+        curriculum.finished = bool(state["finished"])
+        curriculum.advances = int(state["advances"])
+        return curriculum
+
+    def __repr__(self) -> str:
+        return f"Curriculum(kind={self.kind!r}, ns={self.ns}, solved={self.solved}, finished={self.finished})"
+
+
+class EpisodeAccuracyTracker:
+    """Per-N accuracy over the last ``window`` finished episodes, feeding a :class:`Curriculum`.
+
+    Once every active N has ``window`` episodes, :meth:`maybe_advance` asks the curriculum
+    to update and clears the history when it advances.
+    """
+
+    def __init__(self, curriculum: Curriculum, window: int = 100) -> None:
+        self.curriculum = curriculum
+        self.window = _positive_int(window, "window")
+        self.history: dict[int, collections.deque] = {}
+
+    def record(self, ns: Sequence[int], head_accuracy: Sequence[float]) -> None:
+        """Record one finished episode that scored ``ns`` with per-head ``head_accuracy``."""
+        for n, acc in zip(ns, head_accuracy):
+            if n > 0 and n in self.curriculum.ns:
+                self.history.setdefault(int(n), collections.deque(maxlen=self.window)).append(float(acc))
+
+    def maybe_advance(self) -> bool:
+        """Update the curriculum once every active N has a full window; True if it advanced."""
+        if any(len(self.history.get(n, ())) < self.window for n in self.curriculum.ns):
+            return False
+        advanced = self.curriculum.update({n: float(np.mean(self.history[n])) for n in self.curriculum.ns})
+        if advanced:
+            self.history.clear()
+        return advanced
+
+
+def _check_env_fits(config: Any, curriculum: Curriculum) -> None:
+    curriculum.check_task(config.task)
+    max_heads = curriculum.max_heads
+    if max_heads is None:
+        raise ValueError("an RL curriculum needs n_max for a multi-head schedule (the action space is fixed)")
+    if curriculum.kind == "single" and config.multi_head:
+        raise ValueError("a single-head curriculum needs an env made with n= (Discrete action)")
+    if curriculum.kind != "single" and config.max_heads < max_heads:
+        raise ValueError(
+            f"the env's action space holds {config.max_heads} heads but the curriculum needs "
+            f"max_heads={max_heads}: make the env with heads=..., max_heads={max_heads}"
+        )
+
+
+class CurriculumWrapper(gym.Wrapper):
+    """Advance a single env's Ns between episodes by a :class:`Curriculum`.
+
+    The env must be made with an action space for the curriculum's largest number of heads
+    (``max_heads=curriculum.max_heads``). Finished episodes' ``head_accuracy`` are tracked over
+    ``window`` episodes; the new Ns take effect at the next reset. ``info["curriculum_ns"]``
+    reports the active Ns.
+    """
+
+    def __init__(self, env: gym.Env, curriculum: Curriculum, window: int = 100) -> None:
+        super().__init__(env)
+        _check_env_fits(env.unwrapped.config, curriculum)
+        self.tracker = EpisodeAccuracyTracker(curriculum, window)
+        env.unwrapped.set_ns(curriculum.ns)
+
+    @property
+    def curriculum(self) -> Curriculum:
+        return self.tracker.curriculum
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated:
+            self.tracker.record(info["ns"], info["head_accuracy"])
+            if self.tracker.maybe_advance():
+                self.env.unwrapped.set_ns(self.curriculum.ns)
+        info["curriculum_ns"] = tuple(self.curriculum.ns)
+        return obs, reward, terminated, truncated, info
+
+
+class VectorCurriculumWrapper(gym.vector.VectorWrapper):
+    """Advance a native vector env's Ns by a :class:`Curriculum` (see :class:`CurriculumWrapper`)."""
+
+    def __init__(self, env: gym.vector.VectorEnv, curriculum: Curriculum, window: int = 100) -> None:
+        super().__init__(env)
+        _check_env_fits(env.unwrapped.config, curriculum)
+        self.tracker = EpisodeAccuracyTracker(curriculum, window)
+        env.unwrapped.set_ns(curriculum.ns)
+
+    @property
+    def curriculum(self) -> Curriculum:
+        return self.tracker.curriculum
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict]:
+        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        if "_head_accuracy" in info:
+            for i in np.flatnonzero(info["_head_accuracy"]):
+                self.tracker.record(info["ns"][i], info["head_accuracy"][i])
+            if self.tracker.maybe_advance():
+                self.env.unwrapped.set_ns(self.curriculum.ns)
+        return obs, rewards, terminated, truncated, info

@@ -1,0 +1,345 @@
+"""N-parity and N-DMS as Gymnasium environments (one trial per episode)."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from memory_envs import tasks
+
+MODES: tuple[str, ...] = ("final", "every_step")
+EPISODES_PER_DRAW = 32
+"""Trials drawn from an env's generator at once (amortizes generator calls; same in single and vector envs)."""
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Validated settings shared by the single and the vector environment.
+
+    ``multi_head`` is False only for the ``n=`` form (action Discrete(2)); with ``heads=``
+    the action is MultiDiscrete([2] * max_heads) and the first ``len(ns)`` entries are scored.
+    """
+
+    task: str
+    ns: tuple[int, ...]
+    mode: str
+    p: float | str
+    length_range: tuple[int, int] | None
+    multi_head: bool
+    max_heads: int
+
+    @classmethod
+    def build(
+        cls,
+        task: str,
+        n: int | None = None,
+        heads: Sequence[int] | None = None,
+        mode: str = "final",
+        p: float | str | None = None,
+        length_range: Sequence[int] | None = None,
+        max_heads: int | None = None,
+    ) -> "EnvConfig":
+        tasks.check_task(task)
+        if (n is None) == (heads is None):
+            raise ValueError("give exactly one of n (one N, Discrete action) or heads (a list of Ns)")
+        if n is not None:
+            if isinstance(n, (list, tuple, np.ndarray)):
+                raise TypeError(f"n must be one integer (use heads= for several Ns), got {n!r}")
+            ns = tasks.check_ns(task, n, argument="n")
+        else:
+            if isinstance(heads, numbers.Integral):
+                raise TypeError(f"heads must be a list of integers, got {heads!r}")
+            ns = tasks.check_ns(task, heads, argument="heads")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        multi_head = heads is not None
+        if max_heads is None:
+            max_heads = len(ns)
+        elif isinstance(max_heads, bool) or not isinstance(max_heads, numbers.Integral) or max_heads < 1:
+            raise ValueError(f"max_heads must be a positive integer, got {max_heads!r}")
+        elif not multi_head and max_heads != 1:
+            raise ValueError(f"max_heads must be 1 with n= (one head, Discrete action), got {max_heads}")
+        config = cls(task, ns, mode, tasks.check_p(task, p), None, multi_head, int(max_heads))
+        if length_range is not None:
+            length_range = tasks.check_length_range(length_range, max(ns))
+        return config.with_ns(ns, length_range)
+
+    def with_ns(self, ns: Sequence[int], length_range: tuple[int, int] | None = None) -> "EnvConfig":
+        """The same settings scoring ``ns``; checks they fit the action space and the length range."""
+        ns = tasks.check_ns(self.task, ns, argument="ns")
+        if len(ns) > self.max_heads:
+            raise ValueError(f"ns {list(ns)} has more heads than the action space holds (max_heads={self.max_heads})")
+        length_range = length_range if length_range is not None else self.length_range
+        if length_range is not None:
+            tasks.check_length_range(length_range, max(ns))
+        return replace(self, ns=ns, length_range=length_range)
+
+    @property
+    def lengths(self) -> tuple[int, int]:
+        """The half-open sequence-length range in force (explicit, or the paper's default for max(ns))."""
+        return self.length_range if self.length_range is not None else tasks.default_length_range(max(self.ns))
+
+    def observation_space(self) -> spaces.Box:
+        return spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
+
+    def action_space(self) -> spaces.Space:
+        return spaces.MultiDiscrete([2] * self.max_heads) if self.multi_head else spaces.Discrete(2)
+
+    def draw_block(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Draw EPISODES_PER_DRAW trials: bits uint8 [E, L] (L = longest possible) and lengths [E]."""
+        low, high = self.lengths
+        lengths = tasks.sample_lengths(rng, EPISODES_PER_DRAW, (low, high))
+        bits = tasks.sample_bits(rng, EPISODES_PER_DRAW, high - 1, self.p)
+        return bits, lengths
+
+    def episode_targets(self, bits: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels int8 [R, L, K] and scored mask bool [R, L, K] of trials ``bits`` [R, L] of ``lengths``.
+
+        ``labels`` is -1 where a step has no label (t + 1 < N). In ``"final"`` mode only the last
+        step of each trial is scored; in ``"every_step"`` mode every step that has a label.
+        """
+        labels, has_label = tasks.streaming_labels(self.task, bits, self.ns)
+        labels[:, ~has_label] = -1
+        steps = np.arange(bits.shape[1])[None, :]
+        if self.mode == "final":
+            scored = np.broadcast_to((steps == lengths[:, None] - 1)[:, :, None], labels.shape)
+        else:
+            scored = has_label[None, :, :] & (steps < lengths[:, None])[:, :, None]
+        return labels, np.ascontiguousarray(scored)
+
+
+def check_action_single(config: EnvConfig, action: Any) -> np.ndarray | int:
+    """Validate one env's action; returns an int (Discrete) or an int array [max_heads]."""
+    if not config.multi_head:
+        if isinstance(action, np.ndarray) and action.shape in ((), (1,)) and action.dtype.kind in "iu":
+            action = action.item() if action.shape == () else int(action[0])
+        if isinstance(action, (int, np.integer)) and not isinstance(action, bool) and action in (0, 1):
+            return int(action)
+        raise ValueError(f"action must be 0 or 1 (Discrete(2)), got {action!r}")
+    arr = np.asarray(action)
+    if arr.shape != (config.max_heads,) or arr.dtype.kind not in "iu" or ((arr != 0) & (arr != 1)).any():
+        raise ValueError(
+            f"action must be an integer array of shape ({config.max_heads},) with values in {{0, 1}} "
+            f"(MultiDiscrete([2] * {config.max_heads})), got {action!r}"
+        )
+    return arr
+
+
+class MemoryTaskEnv(gym.Env):
+    """A memory task (N-parity or N-DMS) as an episodic env; see :class:`NParityEnv` for the contract."""
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        task: str,
+        n: int | None = None,
+        heads: Sequence[int] | None = None,
+        mode: str = "final",
+        p: float | str | None = None,
+        length_range: Sequence[int] | None = None,
+        max_heads: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        self.config = EnvConfig.build(task, n, heads, mode, p, length_range, max_heads)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.observation_space = self.config.observation_space()
+        self.action_space = self.config.action_space()
+        self._pending_config: EnvConfig | None = None
+        self._block_ptr = EPISODES_PER_DRAW
+        self._t = 0
+        self._length = 0
+        self._last_action: Any = None
+
+    @property
+    def ns(self) -> tuple[int, ...]:
+        """The Ns scored in the current episode."""
+        return self.config.ns
+
+    def set_ns(self, ns: Sequence[int]) -> None:
+        """Score ``ns`` from the next episode on (used by curricula); the action space does not change."""
+        if not self.config.multi_head and len(tasks.check_ns(self.config.task, ns)) != 1:
+            raise ValueError(f"ns must hold exactly one N for an env made with n=, got {list(ns)}")
+        self._pending_config = self.config.with_ns(ns)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        if seed is not None:
+            self._block_ptr = EPISODES_PER_DRAW
+        if self._pending_config is not None:
+            self.config, self._pending_config = self._pending_config, None
+            self._block_ptr = EPISODES_PER_DRAW
+        if self._block_ptr == EPISODES_PER_DRAW:
+            self._block_bits, self._block_lengths = self.config.draw_block(self.np_random)
+            self._block_ptr = 0
+        i = self._block_ptr
+        self._block_ptr += 1
+        length = int(self._block_lengths[i])
+        bits = self._block_bits[i : i + 1, :length]
+        labels, scored = self.config.episode_targets(bits, self._block_lengths[i : i + 1])
+        self._bits = bits[0]
+        self._obs = np.zeros((length + 1, 1), dtype=np.float32)
+        self._obs[:length, 0] = bits[0]
+        self._labels, self._scored = labels[0], scored[0]
+        self._num_scored = np.maximum(self._scored.sum(axis=0), 1)
+        self._correct = np.zeros(len(self.config.ns), dtype=np.int64)
+        if not self.config.multi_head:  # fast path: plain Python values
+            self._labels_list = self._labels[:, 0].tolist()
+            self._scored_list = self._scored[:, 0].tolist()
+        self._t, self._length, self._last_action = 0, length, None
+        return self._obs[0], {"ns": self.config.ns}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self._t >= self._length:
+            raise RuntimeError("the episode has ended: call reset() before step()")
+        action = check_action_single(self.config, action)
+        t = self._t
+        if not self.config.multi_head:
+            label = self._labels_list[t]
+            hit = self._scored_list[t] and action == label
+            self._correct[0] += hit
+            reward = float(hit)
+        else:
+            k = len(self.config.ns)
+            label = self._labels[t].astype(np.int64)
+            hits = (action[:k] == label) & self._scored[t]
+            self._correct += hits
+            reward = float(hits.sum()) / k
+        self._t = t + 1
+        self._last_action = action
+        terminated = self._t == self._length
+        info: dict[str, Any] = {"label": label, "ns": self.config.ns}
+        if terminated:
+            accuracy = self._correct / self._num_scored
+            info["head_accuracy"] = accuracy
+            info["is_success"] = bool((accuracy == 1.0).all())
+        return self._obs[self._t], reward, terminated, False, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        seen = "".join(str(b) for b in self._bits[: self._t + 1 if self._t < self._length else self._length])
+        label = self._labels[self._t - 1].tolist() if self._t > 0 else None
+        return (
+            f"{self.config.task} ns={list(self.config.ns)} t={self._t}/{self._length} bits={seen} "
+            f"last_label={label} last_action={self._last_action}"
+        )
+
+
+_ENV_DOC = """{title}
+
+    ## Description
+    {description}
+
+    A trial is a bit sequence x_1..x_M with M ~ U[N_max + 2, 4 N_max + 2) (upper bound excluded),
+    fed one bit per step. The agent cannot see when the trial ends, so it must hold the answer
+    for the last N bits at every step. With ``heads=[...]`` one trial is scored for several Ns at
+    once (one action entry per N; all heads see the same bits).
+
+    Timing contract: ``reset()`` returns x_1; the action taken after observing x_t is scored
+    against the label of the window ending at x_t. In ``mode="final"`` (the paper) only the action
+    after the last bit x_M is scored; in ``mode="every_step"`` every action from step t = N on is.
+
+    ## Action Space
+    ``Discrete(2)`` with ``n=N``; ``MultiDiscrete([2] * max_heads)`` with ``heads=[...]``
+    (``max_heads`` defaults to ``len(heads)``; entries beyond the active heads are ignored, so a
+    curriculum can add heads without changing the space). Anything else raises ValueError.
+
+    ## Observation Space
+    ``Box(0, 1, shape=(1,), float32)``: the current bit. The terminal observation is 0.
+
+    ## Rewards
+    Each step's reward is the number of heads whose action is scored at that step and correct,
+    divided by the number of active heads K. ``"final"``: the maximum return is 1 and a random
+    policy's expected return is 0.5. ``"every_step"``: the maximum return is
+    sum_k (M - N_k + 1) / K and a random policy gets half of it (in expectation over M,
+    M = (low + high - 1) / 2). :class:`memory_envs.OraclePolicy` reaches the maximum.
+
+    ## Episode End
+    The episode terminates after the action on the last bit x_M. There is no truncation.
+
+    ## Info
+    Every step: ``label`` (the label(s) the action was scored against, -1 where no label exists
+    yet) and ``ns`` (the active Ns). At the end of an episode also ``head_accuracy`` (per head,
+    the fraction of its scored actions that were correct) and ``is_success`` (all of them correct).
+
+    ## Arguments
+    ``n`` (one N, >= {min_n}) or ``heads`` (a list of distinct Ns, >= {min_n}); ``mode``
+    (``"final"`` or ``"every_step"``); ``p`` (bit probability in [0, 1], ``"uniform"`` for
+    p ~ U(0, 1) per trial, None for the paper's default: {default_p}); ``length_range``
+    ((low, high), high excluded, low >= max N; None for the paper's default); ``max_heads``
+    (action entries with ``heads``); ``render_mode`` (None or ``"ansi"``).
+
+    >>> import gymnasium as gym, memory_envs
+    >>> env = gym.make("{env_id}", {example})
+    """
+
+
+class NParityEnv(MemoryTaskEnv):
+    def __init__(self, n: int | None = None, heads: Sequence[int] | None = None, **kwargs: Any) -> None:
+        super().__init__("parity", n=n, heads=heads, **kwargs)
+
+
+class NDMSEnv(MemoryTaskEnv):
+    def __init__(self, n: int | None = None, heads: Sequence[int] | None = None, **kwargs: Any) -> None:
+        super().__init__("dms", n=n, heads=heads, **kwargs)
+
+
+NParityEnv.__doc__ = _ENV_DOC.format(
+    title="N-parity: report the parity of the last N bits.",
+    description="The label for N is (x_{M-N+1} + ... + x_M) mod 2.",
+    min_n=1,
+    default_p="'uniform'; a memoryless predictor that knows p already scores 0.5 + 0.5 / (N + 1), "
+    "so use p=0.5 where chance must be exactly 0.5",
+    env_id="NParity-v0",
+    example="n=20",
+)
+NDMSEnv.__doc__ = _ENV_DOC.format(
+    title="N-DMS (delayed match to sample): report whether the bit N - 1 steps back equals the current bit.",
+    description="The label for N is 1 if x_{M-N+1} == x_M else 0.",
+    min_n=2,
+    default_p="0.5",
+    env_id="NDMS-v0",
+    example="heads=[2, 3, 4]",
+)
+
+
+class OraclePolicy:
+    """The exact answer from the observations alone: keeps the bits seen and applies the task's labels.
+
+    Works for a single env (``obs`` of shape (1,)) and acts on every step; call :meth:`reset`
+    at the start of each episode. ``ns`` are the env's active Ns, ``max_heads`` its action width.
+    """
+
+    def __init__(self, task: str, ns: Sequence[int], max_heads: int | None = None, multi_head: bool = True) -> None:
+        self.task = tasks.check_task(task)
+        self.ns = tasks.check_ns(task, ns)
+        self.max_heads = max_heads or len(self.ns)
+        self.multi_head = multi_head
+        self.reset()
+
+    @classmethod
+    def for_env(cls, env: gym.Env) -> "OraclePolicy":
+        config: EnvConfig = env.unwrapped.config
+        return cls(config.task, config.ns, config.max_heads, config.multi_head)
+
+    def reset(self) -> None:
+        self._bits: list[int] = []
+
+    def __call__(self, obs: np.ndarray) -> int | np.ndarray:
+        self._bits.append(int(obs[0]))
+        window = np.asarray(self._bits, dtype=np.uint8)[None, :]
+        labels, _ = tasks.streaming_labels(self.task, window, self.ns)
+        answer = labels[0, -1].astype(np.int64)
+        if not self.multi_head:
+            return int(answer[0])
+        action = np.zeros(self.max_heads, dtype=np.int64)
+        action[: len(self.ns)] = answer
+        return action

@@ -1,0 +1,147 @@
+"""The task definitions: one home for N-parity and N-DMS.
+
+Everything that produces a label (the single env, the vector env, the batched
+generator, the oracle) calls the functions here; nothing re-derives one.
+
+A trial is a bit sequence x_1..x_M fed one bit per step (SPEC section 2):
+
+* N-parity: label = (x_{M-N+1} + ... + x_M) mod 2.
+* N-DMS (N >= 2): label = 1 if x_{M-N+1} == x_M else 0.
+* Streaming ("every step") labels: at every step t >= N the label of the
+  window x_{t-N+1..t}; steps t < N have no label (masked).
+
+Bits are stored as ``uint8`` arrays of shape ``[B, T]`` (one row per sequence).
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Sequence
+
+import numpy as np
+
+TASKS: tuple[str, ...] = ("parity", "dms")
+MIN_N: dict[str, int] = {"parity": 1, "dms": 2}
+UNIFORM = "uniform"
+"""Bit probability mode: per sequence p ~ U(0, 1), then x_t ~ Bernoulli(p)."""
+DEFAULT_P: dict[str, float | str] = {"parity": UNIFORM, "dms": 0.5}
+"""The paper's bit statistics per task."""
+
+def check_task(task: str) -> str:
+    """Return ``task`` if it is a known task name, else raise ValueError."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    return task
+
+
+def check_ns(task: str, ns: Sequence[int] | int, argument: str = "ns") -> tuple[int, ...]:
+    """Validate a list of Ns for ``task``: non-empty, integers >= the task's minimum, no duplicates.
+
+    Returns the Ns as a tuple of Python ints, in the given order.
+    """
+    check_task(task)
+    if isinstance(ns, numbers.Integral) and not isinstance(ns, bool):
+        ns = [ns]
+    if isinstance(ns, (str, bytes)) or not isinstance(ns, Sequence) and not isinstance(ns, np.ndarray):
+        raise TypeError(f"{argument} must be an integer or a list of integers, got {ns!r}")
+    out = []
+    for n in ns:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise TypeError(f"{argument} must contain integers, got {n!r} ({type(n).__name__})")
+        if n < MIN_N[task]:
+            raise ValueError(f"{argument} must be integers >= {MIN_N[task]} for task {task!r}, got {int(n)}")
+        out.append(int(n))
+    if not out:
+        raise ValueError(f"{argument} must not be empty")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{argument} must not contain duplicates, got {out}")
+    return tuple(out)
+
+
+def check_p(task: str, p: float | str | None) -> float | str:
+    """Resolve the bit probability: ``None`` -> the task's paper default, ``"uniform"``, or a float in [0, 1]."""
+    if p is None:
+        return DEFAULT_P[check_task(task)]
+    if p == UNIFORM:
+        return UNIFORM
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"p must be a float in [0, 1], 'uniform' or None, got {p!r}")
+    if not 0.0 <= float(p) <= 1.0 or np.isnan(p):
+        raise ValueError(f"p must be in [0, 1] (or 'uniform' / None), got {p!r}")
+    return float(p)
+
+
+def default_length_range(n_max: int) -> tuple[int, int]:
+    """The paper's sequence-length range [n_max + 2, 4 n_max + 2) (upper bound excluded)."""
+    return (n_max + 2, 4 * n_max + 2)
+
+
+def check_length_range(length_range: Sequence[int] | None, n_max: int) -> tuple[int, int]:
+    """Validate a half-open length range [low, high) that can hold ``n_max`` bits; None -> the default."""
+    if length_range is None:
+        return default_length_range(n_max)
+    try:
+        low, high = length_range
+    except (TypeError, ValueError):
+        raise TypeError(f"length_range must be a pair (low, high), got {length_range!r}") from None
+    for v in (low, high):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"length_range must hold integers, got {length_range!r}")
+    if low < n_max:
+        raise ValueError(
+            f"length_range {tuple(length_range)} cannot hold the largest N={n_max}: low must be >= {n_max}"
+        )
+    if high <= low:
+        raise ValueError(f"length_range must satisfy low < high (high excluded), got {tuple(length_range)}")
+    return (int(low), int(high))
+
+
+def sample_lengths(rng: np.random.Generator, count: int, length_range: tuple[int, int]) -> np.ndarray:
+    """Draw ``count`` sequence lengths uniformly from [low, high)."""
+    return rng.integers(length_range[0], length_range[1], size=count)
+
+
+def sample_bits(rng: np.random.Generator, count: int, length: int, p: float | str) -> np.ndarray:
+    """Draw ``count`` bit sequences of ``length`` bits as a uint8 array [count, length].
+
+    ``p="uniform"`` draws one p ~ U(0, 1) per sequence (the paper's parity statistics);
+    a float p is used for every bit.
+    """
+    if p == UNIFORM:
+        probs = rng.random((count, 1))
+    else:
+        probs = p
+    return (rng.random((count, length)) < probs).astype(np.uint8)
+
+
+def final_labels(task: str, bits: np.ndarray, ns: Sequence[int]) -> np.ndarray:
+    """Labels of whole sequences: ``bits`` [B, M] -> int64 [B, K], one column per N in ``ns``."""
+    labels = np.empty((bits.shape[0], len(ns)), dtype=np.int64)
+    for k, n in enumerate(ns):
+        if task == "parity":
+            labels[:, k] = bits[:, bits.shape[1] - n :].sum(axis=1, dtype=np.int64) & 1
+        else:
+            labels[:, k] = bits[:, -n] == bits[:, -1]
+    return labels
+
+
+def streaming_labels(task: str, bits: np.ndarray, ns: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Labels at every step: ``bits`` [B, T] -> (labels int8 [B, T, K], mask bool [T, K]).
+
+    ``labels[b, t, k]`` is the label of the window ending at step t (0-based) for N = ns[k];
+    it exists where ``mask[t, k]`` (t + 1 >= N) and is 0 elsewhere.
+    """
+    num, length = bits.shape
+    labels = np.zeros((num, length, len(ns)), dtype=np.int8)
+    mask = np.arange(1, length + 1)[:, None] >= np.asarray(ns)[None, :]
+    if task == "parity":
+        csum = np.zeros((num, length + 1), dtype=np.int32)
+        np.cumsum(bits, axis=1, out=csum[:, 1:])
+    for k, n in enumerate(ns):
+        if n > length:
+            continue
+        if task == "parity":
+            labels[:, n - 1 :, k] = (csum[:, n:] - csum[:, : length + 1 - n]) & 1
+        else:
+            labels[:, n - 1 :, k] = bits[:, : length + 1 - n] == bits[:, n - 1 :]
+    return labels, mask

@@ -1,0 +1,144 @@
+"""Curriculum schedules advance exactly by the paper's rule; wrappers apply them to the envs."""
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from memory_envs import Curriculum, CurriculumWrapper, OraclePolicy, VectorCurriculumWrapper
+
+
+def test_single_head_advances_by_the_rule():
+    c = Curriculum("single", start=2)
+    assert c.ns == [2] and c.max_heads == 1
+    assert not c.update({2: 0.98})  # must exceed the threshold
+    assert c.ns == [2] and c.solved is None
+    assert c.update({2: 0.981})
+    assert c.ns == [3] and c.solved == 2 and c.advances == 1
+
+
+def test_multi_head_rule_needs_mean_and_newest():
+    c = Curriculum("multi", start=2)
+    assert c.update({2: 1.0})
+    assert c.ns == [2, 3]
+    assert not c.update({2: 1.0, 3: 0.97})  # mean 0.985 passes, newest fails
+    assert not c.update({2: 0.95, 3: 0.99})  # newest passes, mean 0.97 fails
+    assert c.update({2: 0.99, 3: 0.99})
+    assert c.ns == [2, 3, 4] and c.solved == 3
+
+
+def test_sliding_window_drops_oldest():
+    c = Curriculum("sliding", start=2, window=3, drop=2)
+    assert c.max_heads == 3
+    for _ in range(2):
+        c.update({n: 1.0 for n in c.ns})
+    assert c.ns == [2, 3, 4]
+    c.update({n: 1.0 for n in c.ns})
+    assert c.ns == [4, 5]  # [2, 3, 4, 5] exceeds the window: drop the 2 oldest
+    c.update({n: 1.0 for n in c.ns})
+    assert c.ns == [4, 5, 6]
+
+
+def test_n_max_finishes_and_threshold_configurable():
+    c = Curriculum("multi", start=2, n_max=3, threshold=0.5)
+    assert c.max_heads == 2
+    assert c.update({2: 0.6})
+    assert not c.update({2: 0.6, 3: 0.6})
+    assert c.finished and c.solved == 3 and c.ns == [2, 3]
+    assert not c.update({2: 1.0, 3: 1.0})
+
+
+def test_state_dict_round_trip_through_json():
+    c = Curriculum("sliding", start=3, n_max=20, threshold=0.9, window=4, drop=1)
+    for _ in range(6):
+        c.update({n: 1.0 for n in c.ns})
+    restored = Curriculum.from_state_dict(json.loads(json.dumps(c.state_dict())))
+    assert restored.state_dict() == c.state_dict()
+    restored.update({n: 1.0 for n in restored.ns})
+    c.update({n: 1.0 for n in c.ns})
+    assert restored.ns == c.ns
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(kind="spiral"), "kind must be one of"),
+        (dict(start=0), "start must be an integer >= 1"),
+        (dict(start=5, n_max=4), "n_max must be an integer >= 5"),
+        (dict(threshold=1.0), "threshold"),
+        (dict(kind="sliding", window=0), "window"),
+        (dict(kind="sliding", window=2, drop=3), "drop must be <= window"),
+    ],
+)
+def test_curriculum_bad_arguments(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        Curriculum(**kwargs)
+
+
+def test_update_requires_every_active_head():
+    c = Curriculum("multi")
+    c.update({2: 1.0})
+    with pytest.raises(ValueError, match=r"missing the active Ns \[3\]"):
+        c.update({2: 1.0})
+
+
+def test_wrapper_advances_single_env_with_oracle():
+    curriculum = Curriculum("multi", start=2, n_max=5)
+    env = CurriculumWrapper(gym.make("NParity-v0", heads=[2], max_heads=4), curriculum, window=5)
+    assert env.action_space == gym.spaces.MultiDiscrete([2] * 4)
+    for episode in range(40):
+        obs, _ = env.reset(seed=episode if episode == 0 else None)
+        oracle = OraclePolicy.for_env(env)  # built per episode: knows the episode's Ns
+        done = False
+        while not done:
+            obs, _, done, _, info = env.step(oracle(obs))
+    assert curriculum.finished and curriculum.solved == 5
+    assert env.action_space == gym.spaces.MultiDiscrete([2] * 4)
+
+
+def test_wrapper_does_not_advance_a_random_policy():
+    curriculum = Curriculum("single", start=2)
+    env = CurriculumWrapper(gym.make("NDMS-v0", n=2), curriculum, window=10)
+    env.action_space.seed(0)
+    for episode in range(60):
+        env.reset(seed=episode)
+        done = False
+        while not done:
+            _, _, done, _, info = env.step(env.action_space.sample())
+    assert curriculum.ns == [2] and info["curriculum_ns"] == (2,)
+
+
+def test_vector_wrapper_advances_with_oracle():
+    curriculum = Curriculum("single", start=2, n_max=4)
+    venv = VectorCurriculumWrapper(
+        gym.make_vec("NDMS-v0", num_envs=8, vectorization_mode="vector_entry_point", n=2), curriculum, window=16
+    )
+    obs, info = venv.reset(seed=0)
+    history = [[] for _ in range(8)]
+    ns_of_env = info["ns"][:, 0].copy()
+    for _ in range(400):
+        actions = np.zeros(8, dtype=np.int64)
+        for i in range(8):
+            history[i].append(int(obs[i, 0]))
+            n = ns_of_env[i]
+            actions[i] = int(len(history[i]) >= n and history[i][-n] == history[i][-1])
+        obs, _, terminated, _, info = venv.step(actions)
+        for i in np.flatnonzero(~info["_label"] | terminated):
+            history[i] = []
+        restarted = ~info["_label"]
+        ns_of_env[restarted] = info["ns"][restarted, 0]
+        if curriculum.finished:
+            break
+    assert curriculum.finished and curriculum.solved == 4
+
+
+def test_wrapper_rejects_env_that_does_not_fit():
+    with pytest.raises(ValueError, match="max_heads=4"):
+        CurriculumWrapper(gym.make("NParity-v0", heads=[2]), Curriculum("multi", n_max=5))
+    with pytest.raises(ValueError, match="needs n_max"):
+        CurriculumWrapper(gym.make("NParity-v0", heads=[2]), Curriculum("multi"))
+    with pytest.raises(ValueError, match="single-head curriculum needs an env made with n="):
+        CurriculumWrapper(gym.make("NParity-v0", heads=[2]), Curriculum("single"))
+    with pytest.raises(ValueError, match="start must be integers >= 2"):
+        CurriculumWrapper(gym.make("NDMS-v0", n=2), Curriculum("single", start=1))
