@@ -97,20 +97,24 @@ class EnvConfig:
         bits = tasks.sample_bits(rng, EPISODES_PER_DRAW, high - 1, self.p)
         return bits, lengths
 
-    def episode_targets(self, bits: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Labels int8 [R, L, K] and scored mask bool [R, L, K] of trials ``bits`` [R, L] of ``lengths``.
+    def trial_labels(self, bits: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Labels int8 [R, L, K] of trials ``bits`` [R, L] with ``lengths`` [R], one column per active N.
 
-        ``labels`` is -1 where a step has no label (t + 1 < N). In ``"final"`` mode only the last
-        step of each trial is scored; in ``"every_step"`` mode every step that has a label.
+        A label is -1 where the step has none: before N bits (t + 1 < N) and beyond the trial.
+        A step scores head k iff its label is not -1 and, in ``"final"`` mode, it is the last step;
+        since no action equals -1, ``action == label`` is False exactly where nothing is scored.
         """
         labels, has_label = tasks.streaming_labels(self.task, bits, self.ns)
         labels[:, ~has_label] = -1
-        steps = np.arange(bits.shape[1])[None, :]
+        beyond = np.arange(bits.shape[1])[None, :, None] >= lengths[:, None, None]
+        np.copyto(labels, np.int8(-1), where=beyond)
+        return labels
+
+    def num_scored(self, lengths: np.ndarray) -> np.ndarray:
+        """Scored actions per trial and head, [R, K]: 1 in ``"final"`` mode, M - N + 1 in ``"every_step"``."""
         if self.mode == "final":
-            scored = np.broadcast_to((steps == lengths[:, None] - 1)[:, :, None], labels.shape)
-        else:
-            scored = has_label[None, :, :] & (steps < lengths[:, None])[:, :, None]
-        return labels, np.ascontiguousarray(scored)
+            return np.ones((len(lengths), len(self.ns)), dtype=np.int64)
+        return lengths[:, None] - np.asarray(self.ns)[None, :] + 1
 
 
 def check_action_single(config: EnvConfig, action: Any) -> np.ndarray | int:
@@ -183,16 +187,16 @@ class MemoryTaskEnv(gym.Env):
         self._block_ptr += 1
         length = int(self._block_lengths[i])
         bits = self._block_bits[i : i + 1, :length]
-        labels, scored = self.config.episode_targets(bits, self._block_lengths[i : i + 1])
+        lengths = self._block_lengths[i : i + 1]
         self._bits = bits[0]
         self._obs = np.zeros((length + 1, 1), dtype=np.float32)
         self._obs[:length, 0] = bits[0]
-        self._labels, self._scored = labels[0], scored[0]
-        self._num_scored = np.maximum(self._scored.sum(axis=0), 1)
+        self._labels = self.config.trial_labels(bits, lengths)[0]
+        self._num_scored = self.config.num_scored(lengths)[0]
         self._correct = np.zeros(len(self.config.ns), dtype=np.int64)
+        self._final = self.config.mode == "final"
         if not self.config.multi_head:  # fast path: plain Python values
             self._labels_list = self._labels[:, 0].tolist()
-            self._scored_list = self._scored[:, 0].tolist()
         self._t, self._length, self._last_action = 0, length, None
         return self._obs[0], {"ns": self.config.ns}
 
@@ -201,20 +205,21 @@ class MemoryTaskEnv(gym.Env):
             raise RuntimeError("the episode has ended: call reset() before step()")
         action = check_action_single(self.config, action)
         t = self._t
+        terminated = t + 1 == self._length
+        scoring = terminated or not self._final
         if not self.config.multi_head:
             label = self._labels_list[t]
-            hit = self._scored_list[t] and action == label
+            hit = scoring and action == label
             self._correct[0] += hit
             reward = float(hit)
         else:
             k = len(self.config.ns)
             label = self._labels[t].astype(np.int64)
-            hits = (action[:k] == label) & self._scored[t]
+            hits = (action[:k] == label) & scoring
             self._correct += hits
             reward = float(hits.sum()) / k
         self._t = t + 1
         self._last_action = action
-        terminated = self._t == self._length
         info: dict[str, Any] = {"label": label, "ns": self.config.ns}
         if terminated:
             accuracy = self._correct / self._num_scored

@@ -134,14 +134,14 @@ def streaming_labels(task: str, bits: np.ndarray, ns: Sequence[int]) -> tuple[np
     num, length = bits.shape
     labels = np.zeros((num, length, len(ns)), dtype=np.int8)
     mask = np.arange(1, length + 1)[:, None] >= np.asarray(ns)[None, :]
-    if task == "parity":
-        csum = np.zeros((num, length + 1), dtype=np.int32)
-        np.cumsum(bits, axis=1, out=csum[:, 1:])
+    if task == "parity":  # prefix[t] = parity of x_1..x_t; window parity = prefix[t] ^ prefix[t - N]
+        prefix = np.zeros((num, length + 1), dtype=np.uint8)
+        np.bitwise_xor.accumulate(bits, axis=1, out=prefix[:, 1:])
     for k, n in enumerate(ns):
         if n > length:
             continue
         if task == "parity":
-            labels[:, n - 1 :, k] = (csum[:, n:] - csum[:, : length + 1 - n]) & 1
+            labels[:, n - 1 :, k] = prefix[:, n:] ^ prefix[:, : length + 1 - n]
         else:
             labels[:, n - 1 :, k] = bits[:, : length + 1 - n] == bits[:, n - 1 :]
     return labels, mask

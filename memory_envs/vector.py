@@ -25,7 +25,7 @@ class MemoryTaskVectorEnv(VectorEnv):
     Autoreset follows Gymnasium's default ``NEXT_STEP`` mode: the step after an env terminates
     resets it (its action is ignored, reward 0) and returns the first bit of the next trial.
 
-    Info arrays (each with a ``_key`` mask of the envs it holds for): ``label`` [num_envs, max_heads]
+    Info arrays (each with a ``_key`` mask of the envs it holds for): ``label`` int8 [num_envs, max_heads]
     (-1 where no label), ``ns`` [num_envs, max_heads] (0 for unused entries), and at episode end
     ``head_accuracy`` [num_envs, max_heads] (NaN for unused entries) and ``is_success``.
     """
@@ -64,6 +64,8 @@ class MemoryTaskVectorEnv(VectorEnv):
         self._correct = np.zeros((self.num_envs, self.config.max_heads), dtype=np.int64)
         self._num_scored = np.ones((self.num_envs, self.config.max_heads), dtype=np.int64)
         self._ns = np.zeros((self.num_envs, self.config.max_heads), dtype=np.int64)
+        self._active = np.ones(self.num_envs, dtype=np.int64)
+        self._all = np.ones(self.num_envs, dtype=bool)
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
 
     def _allocate(self, max_length: int) -> None:
@@ -74,13 +76,16 @@ class MemoryTaskVectorEnv(VectorEnv):
         self._block_ptr = np.full(k, EPISODES_PER_DRAW, dtype=np.int64)
         if max_length > self._capacity:  # current trials keep running: grow, never shrink
             old = self._capacity
+            # Row i * (capacity + 1) + t of the flat arrays holds env i's step t (one spare row:
+            # the terminal observation, and the label row read on an autoreset step).
             obs = np.zeros((k, max_length + 1), dtype=np.float32)
             labels = np.full((k, max_length + 1, h), -1, dtype=np.int8)
-            scored = np.zeros((k, max_length + 1, h), dtype=bool)
             if old:
-                obs[:, : old + 1], labels[:, : old + 1], scored[:, : old + 1] = self._obs, self._labels, self._scored
-            self._obs, self._labels, self._scored = obs, labels, scored
+                obs[:, : old + 1] = self._obs.reshape(k, old + 1)
+                labels[:, : old + 1] = self._labels.reshape(k, old + 1, h)
+            self._obs, self._labels = obs.reshape(-1), labels.reshape(-1, h)
             self._capacity = max_length
+            self._row0 = np.arange(k) * (max_length + 1)
 
     @property
     def ns(self) -> tuple[int, ...]:
@@ -105,19 +110,17 @@ class MemoryTaskVectorEnv(VectorEnv):
         self._block_ptr[idx] += 1
         bits = self._block_bits[idx, episode]
         lengths = self._block_lengths[idx, episode]
-        width = bits.shape[1]
-        labels, scored = self.config.episode_targets(bits, lengths)
-        k = len(self.config.ns)
-        self._obs[idx] = 0.0
-        self._obs[idx, :width] = bits * (np.arange(width) < lengths[:, None])
-        self._labels[idx] = -1
-        self._labels[idx, :width, :k] = labels
-        self._scored[idx] = False
-        self._scored[idx, :width, :k] = scored
-        self._num_scored[idx] = 1
-        self._num_scored[idx, :k] = np.maximum(scored.sum(axis=1), 1)
+        width, k, cap = bits.shape[1], len(self.config.ns), self._capacity + 1
+        obs = self._obs.reshape(self.num_envs, cap)
+        labels = self._labels.reshape(self.num_envs, cap, -1)
+        obs[idx] = 0.0
+        obs[idx, :width] = bits * (np.arange(width) < lengths[:, None])
+        labels[idx] = -1
+        labels[idx, :width, :k] = self.config.trial_labels(bits, lengths)
+        self._num_scored[idx, :k] = self.config.num_scored(lengths)
         self._ns[idx] = 0
         self._ns[idx, :k] = self.config.ns
+        self._active[idx] = k
         self._correct[idx] = 0
         self._t[idx] = 0
         self._length[idx] = lengths
@@ -134,12 +137,12 @@ class MemoryTaskVectorEnv(VectorEnv):
             self._block_ptr[:] = EPISODES_PER_DRAW
         self._start_trials(self._arange)
         self._autoreset[:] = False
-        return self._obs[:, :1].copy(), {"ns": self._ns.copy(), "_ns": np.ones(self.num_envs, dtype=bool)}
+        return self._obs.take(self._row0)[:, None], {"ns": self._ns.copy(), "_ns": self._all.copy()}
 
     def _check_actions(self, actions: Any) -> np.ndarray:
         arr = np.asarray(actions)
         shape = (self.num_envs, self.config.max_heads) if self.config.multi_head else (self.num_envs,)
-        if arr.shape != shape or arr.dtype.kind not in "iu" or ((arr != 0) & (arr != 1)).any():
+        if arr.shape != shape or arr.dtype.kind not in "iu" or (arr & ~1).any():
             raise ValueError(
                 f"actions must be an integer array of shape {shape} with values in {{0, 1}}, "
                 f"got {arr.dtype} array of shape {arr.shape}"
@@ -148,33 +151,33 @@ class MemoryTaskVectorEnv(VectorEnv):
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         actions = self._check_actions(actions)
-        ar, t = self._arange, self._t
-        labels = self._labels[ar, t]
-        hits = (actions == labels) & self._scored[ar, t]
+        t = self._t
+        labels = self._labels.take(self._row0 + t, axis=0)
+        hits = actions == labels  # False wherever nothing is scored: those labels are -1
+        if self.config.mode == "final":
+            hits &= (t == self._length - 1)[:, None]
         self._correct += hits
-        active = (self._ns > 0).sum(axis=1)
-        rewards = hits.sum(axis=1) / active
+        rewards = (hits[:, 0] if hits.shape[1] == 1 else hits.sum(axis=1)) / self._active
         stepping = ~self._autoreset
         t += stepping
         terminated = stepping & (t == self._length)
+        info: dict[str, Any] = {"label": labels, "_label": stepping, "ns": self._ns.copy(), "_ns": self._all}
+        if terminated.any():
+            done = np.flatnonzero(terminated)
+            accuracy = np.full((self.num_envs, self.config.max_heads), np.nan)
+            used = self._ns[done] > 0
+            accuracy[done] = np.where(used, self._correct[done] / self._num_scored[done], np.nan)
+            info["head_accuracy"], info["_head_accuracy"] = accuracy, terminated
+            info["is_success"] = np.zeros(self.num_envs, dtype=bool)
+            info["is_success"][done] = np.all((accuracy[done] == 1.0) | ~used, axis=1)
+            info["_is_success"] = terminated
         restarting = np.flatnonzero(self._autoreset)
         if restarting.size:
             self._start_trials(restarting)
             rewards[restarting] = 0.0
-        info: dict[str, Any] = {
-            "label": labels.astype(np.int64),
-            "_label": stepping,
-            "ns": self._ns.copy(),
-            "_ns": np.ones(self.num_envs, dtype=bool),
-        }
-        if terminated.any():
-            accuracy = np.where(self._ns > 0, self._correct / self._num_scored, np.nan)
-            info["head_accuracy"], info["_head_accuracy"] = accuracy, terminated
-            info["is_success"] = np.all((accuracy == 1.0) | (self._ns == 0), axis=1) & terminated
-            info["_is_success"] = terminated
         self._autoreset = terminated
-        obs = self._obs[ar, self._t][:, None]
-        return obs, rewards.astype(np.float64), terminated, np.zeros(self.num_envs, dtype=bool), info
+        obs = self._obs.take(self._row0 + t)[:, None]
+        return obs, rewards, terminated, np.zeros(self.num_envs, dtype=bool), info
 
 
 class NParityVectorEnv(MemoryTaskVectorEnv):
