@@ -185,6 +185,9 @@ class LeakyRNN(Core):
             uniform_(p, -bound, bound, generator)
         mask = None if self.self_connections else 1.0 - torch.eye(hidden_size)
         self.register_buffer("mask", mask, persistent=False)
+        if mask is not None:  # once, so the stored W shows the zero diagonal too; it gets no gradient
+            with torch.no_grad():
+                self.weight_hh.mul_(mask)
 
     def recurrent_weight(self) -> torch.Tensor:
         """W as used in the forward (diagonal masked to zero unless self_connections)."""
