@@ -7,7 +7,7 @@ It computes, for t = 1..T,
 
 The caller folds tau into M, v (or leak, scale), so autograd handles those cheap products and this
 Function only handles the sequential part. Forward is one addmm and one in-place activation per step
-into a preallocated buffer; backward is one multiply and one addmm per step, and the weight gradient
+into a preallocated buffer; backward is one fused activation backward and one addmm per step, and the weight gradient
 is one large matmul over all steps. Derivatives are taken from phi's output, so only the
 trajectory (and phi's outputs in the leak form) is stored.
 """
@@ -31,14 +31,15 @@ def activate_(z: torch.Tensor, activation: str) -> torch.Tensor:
     return z.relu_()
 
 
-def _derivative(a: torch.Tensor, activation: str) -> torch.Tensor:
-    """phi'(z) computed from a = phi(z), matching torch's own backward conventions at z = 0."""
-    if activation == "tanh":
-        return 1.0 - a * a
-    positive = (a > 0).to(a.dtype)
+def _backward_into(out: torch.Tensor, grad: torch.Tensor, a: torch.Tensor, activation: str) -> None:
+    """out = grad * phi'(z), with phi' taken from a = phi(z) by torch's fused backward kernels."""
+    aten = torch.ops.aten
     if activation == "leaky_relu":
-        return positive.mul_(1.0 - LEAKY_SLOPE).add_(LEAKY_SLOPE)
-    return positive
+        aten.leaky_relu_backward.grad_input(grad, a, LEAKY_SLOPE, True, grad_input=out)
+    elif activation == "tanh":
+        aten.tanh_backward.grad_input(grad, a, grad_input=out)
+    else:
+        aten.threshold_backward.grad_input(grad, a, 0, grad_input=out)
 
 
 class _LeakyRecurrence(torch.autograd.Function):
@@ -65,16 +66,17 @@ class _LeakyRecurrence(torch.autograd.Function):
     def backward(ctx, grad_hs):  # type: ignore[override]
         hs, phi_out, m, leak, scale = ctx.saved_tensors
         steps, hidden = hs.shape[0] - 1, hs.shape[-1]
-        # dz[t] becomes dL/dz_{t+1}; g[t] becomes the total gradient with respect to hs[t].
-        dz = _derivative(hs[1:] if phi_out is None else phi_out, ctx.activation)
-        if scale is not None:
-            dz.mul_(scale)
+        # g[t] becomes the total gradient with respect to hs[t]; dz[t] = dL/dz_{t+1}.
         g = grad_hs.clone(memory_format=torch.contiguous_format)
-        mt = m.t()
+        dz = torch.empty_like(g[1:])
+        mt = m.t().contiguous()
         for t in range(steps, 0, -1):
-            g[t - 1].addmm_(dz[t - 1].mul_(g[t]), mt)
-            if leak is not None:
+            if phi_out is None:
+                _backward_into(dz[t - 1], g[t], hs[t], ctx.activation)
+            else:
+                _backward_into(dz[t - 1], g[t] * scale, phi_out[t - 1], ctx.activation)
                 g[t - 1].addcmul_(g[t], leak)
+            g[t - 1].addmm_(dz[t - 1], mt)
         need = ctx.needs_input_grad
         grad_m = hs[:-1].reshape(-1, hidden).t().mm(dz.reshape(-1, hidden)) if need[2] else None
         grad_leak = (g[1:] * hs[:-1]).sum((0, 1)) if leak is not None and need[4] else None

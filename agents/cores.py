@@ -195,13 +195,17 @@ class LeakyRNN(Core):
 
     def _run(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         alpha = 1.0 / self.tau
-        u = F.linear(x, self.weight_ih, self.bias_ih + self.bias_hh)
         w_t = self.recurrent_weight().t()
+        bias = self.bias_ih + self.bias_hh
         if self.variant == "standard":
-            m = w_t * alpha + torch.diag(1.0 - alpha)  # h @ m == (1 - alpha) h + alpha (W h)
-            hs = leaky_recurrence(u * alpha, state, m, self.activation)
+            # alpha goes into the small weights, not the [T, B, H] activity:
+            # h @ m + v == (1 - alpha) h + alpha (W h + W_in x + b)
+            m = w_t * alpha + torch.diag(1.0 - alpha)
+            v = F.linear(x, self.weight_ih * alpha[:, None], bias * alpha)
+            hs = leaky_recurrence(v, state, m, self.activation)
         else:
-            hs = leaky_recurrence(u, state, w_t, self.activation, 1.0 - alpha, alpha)
+            v = F.linear(x, self.weight_ih, bias)
+            hs = leaky_recurrence(v, state, w_t, self.activation, 1.0 - alpha, alpha)
         return hs[1:], hs[-1]
 
 
