@@ -1,0 +1,305 @@
+"""Recurrent cores with a per-neuron time constant tau: LeakyRNN (SPEC 3), LeakyGRU, LeakyLSTM.
+
+All cores share one interface:
+
+- ``forward(x [T, B, F], state=None) -> (hidden [T, B, H], final_state)``
+- ``step(x [B, F], state=None) -> (h [B, H], state)`` for RL and streaming evaluation
+- ``initial_state(batch_size, generator=None)``; state is a tensor [B, H] for LeakyRNN and
+  LeakyGRU, and a tuple (h, c) of two [B, H] tensors for LeakyLSTM
+- ``tau``: the effective time constant tau' per neuron, a tensor [H]
+- ``to_config()`` / ``from_config()`` to rebuild a core (weights excluded)
+
+A state of None means ``initial_state(B)`` drawn from the global torch RNG.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Union
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ._leaky_rnn_kernel import ACTIVATIONS, leaky_recurrence
+from ._validate import choice, positive_int, uniform_
+from .tau import TauInit, TimeConstant, check_tau_init
+
+State = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
+INITIAL_STATES = ("random", "zero")
+VARIANTS = ("standard", "mod")
+#: The paper's random initial state: h0 = H0_SCALE * U(0, 1) per unit.
+H0_SCALE = 0.1
+
+
+class Core(nn.Module):
+    """Shared part of the cores: options, tau, initial state, input checks, config."""
+
+    kind: str = ""
+    state_tensors: int = 1
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        *,
+        tau_init: TauInit = (1.0, 2.0),
+        train_tau: bool = True,
+        tau_param: str = "clamp",
+        h0: str = "random",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.input_size = positive_int("input_size", input_size)
+        self.hidden_size = positive_int("hidden_size", hidden_size)
+        lo, hi = check_tau_init(tau_init)
+        self.h0 = choice("h0", h0, INITIAL_STATES)
+        self.time_constant = TimeConstant(hidden_size, (lo, hi), train_tau, tau_param, generator)
+        self._options: dict[str, Any] = {
+            "tau_init": lo if lo == hi else [lo, hi],
+            "train_tau": bool(train_tau),
+            "tau_param": tau_param,
+            "h0": h0,
+        }
+
+    @property
+    def tau(self) -> torch.Tensor:
+        """Effective time constant tau' per neuron, [H]."""
+        return self.time_constant.value()
+
+    def _reference(self) -> torch.Tensor:
+        return self.time_constant.raw
+
+    def initial_state(self, batch_size: int, generator: torch.Generator | None = None) -> State:
+        """h0 = 0.1 * U(0, 1) per unit (option h0="random", drawn from `generator`) or zeros."""
+        positive_int("batch_size", batch_size)
+        ref = self._reference()
+        parts = []
+        for _ in range(self.state_tensors):
+            if self.h0 == "zero":
+                parts.append(ref.new_zeros(batch_size, self.hidden_size))
+            else:
+                device = generator.device if generator is not None else ref.device
+                draw = torch.rand(batch_size, self.hidden_size, generator=generator, device=device)
+                parts.append(draw.to(device=ref.device, dtype=ref.dtype).mul_(H0_SCALE))
+        return parts[0] if self.state_tensors == 1 else tuple(parts)
+
+    def _check_input(self, x: torch.Tensor, dims: int) -> None:
+        shape = "[T, B, F]" if dims == 3 else "[B, F]"
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor {shape}, got {type(x).__name__}")
+        if x.dim() != dims or x.shape[-1] != self.input_size or 0 in x.shape:
+            raise ValueError(
+                f"x must have shape {shape} with F == input_size == {self.input_size} and "
+                f"non-empty T and B, got {tuple(x.shape)}"
+            )
+        if x.dtype != self._reference().dtype:
+            raise TypeError(f"x must have dtype {self._reference().dtype} like the core, got {x.dtype}")
+
+    def _check_state(self, state: State, batch_size: int) -> None:
+        parts = (state,) if self.state_tensors == 1 else state
+        if (
+            not isinstance(parts, tuple)
+            or len(parts) != self.state_tensors
+            or not all(isinstance(p, torch.Tensor) for p in parts)
+            or any(p.shape != (batch_size, self.hidden_size) for p in parts)
+        ):
+            what = "a tensor" if self.state_tensors == 1 else "a tuple (h, c) of tensors"
+            raise ValueError(f"state must be {what} of shape [{batch_size}, {self.hidden_size}]")
+
+    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Run over x [T, B, F]; returns hidden [T, B, H] and the final state."""
+        self._check_input(x, 3)
+        if state is None:
+            state = self.initial_state(x.shape[1])
+        else:
+            self._check_state(state, x.shape[1])
+        return self._run(x, state)
+
+    def step(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """One time step on x [B, F]; returns h [B, H] and the new state."""
+        self._check_input(x, 2)
+        hidden, state = self.forward(x.unsqueeze(0), state)
+        return hidden[0], state
+
+    def _run(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        raise NotImplementedError
+
+    def to_config(self) -> dict[str, Any]:
+        """Everything `make_core` needs to rebuild this core (weights excluded)."""
+        return {"kind": self.kind, "input_size": self.input_size, "hidden_size": self.hidden_size,
+                **self._options}
+
+    @staticmethod
+    def from_config(config: dict[str, Any]) -> "Core":
+        """Rebuild a core (freshly initialised) from `to_config()` output."""
+        return make_core(**config)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.to_config()
+
+
+class LeakyRNN(Core):
+    """The paper's leaky RNN (SPEC 3), per neuron i with alpha_i = 1 / tau_i':
+
+    - variant "standard": h_t = phi((1 - alpha) h_{t-1} + alpha (W h_{t-1} + b + W_in x_t + b_in))
+    - variant "mod":      h_t = (1 - alpha) h_{t-1} + alpha phi(W h_{t-1} + b + W_in x_t + b_in)
+
+    Without self-connections (the default) the diagonal of W is multiplied by a zero mask buffer in
+    every forward, so it has no effect and receives no gradient. The time loop runs in a custom
+    autograd Function (agents._leaky_rnn_kernel) with alpha folded into the recurrent matrix.
+    """
+
+    kind = "leaky"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        *,
+        variant: str = "standard",
+        activation: str = "leaky_relu",
+        self_connections: bool = False,
+        tau_init: TauInit = (1.0, 2.0),
+        train_tau: bool = True,
+        tau_param: str = "clamp",
+        h0: str = "random",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(input_size, hidden_size, tau_init=tau_init, train_tau=train_tau,
+                         tau_param=tau_param, h0=h0, generator=generator)
+        self.variant = choice("variant", variant, VARIANTS)
+        self.activation = choice("activation", activation, ACTIVATIONS)
+        self.self_connections = bool(self_connections)
+        self._options.update(variant=variant, activation=activation,
+                             self_connections=self.self_connections)
+        # nn.Linear's default distribution, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn from `generator`.
+        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size))
+        self.bias_ih = nn.Parameter(torch.empty(hidden_size))
+        self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size))
+        self.bias_hh = nn.Parameter(torch.empty(hidden_size))
+        for p, fan_in in ((self.weight_ih, input_size), (self.bias_ih, input_size),
+                          (self.weight_hh, hidden_size), (self.bias_hh, hidden_size)):
+            bound = 1.0 / math.sqrt(fan_in)
+            uniform_(p, -bound, bound, generator)
+        mask = None if self.self_connections else 1.0 - torch.eye(hidden_size)
+        self.register_buffer("mask", mask, persistent=False)
+        if mask is not None:  # once, so the stored W shows the zero diagonal too; it gets no gradient
+            with torch.no_grad():
+                self.weight_hh.mul_(mask)
+
+    def recurrent_weight(self) -> torch.Tensor:
+        """W as used in the forward (diagonal masked to zero unless self_connections)."""
+        return self.weight_hh if self.mask is None else self.weight_hh * self.mask
+
+    def _run(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        alpha = 1.0 / self.tau
+        w_t = self.recurrent_weight().t()
+        bias = self.bias_ih + self.bias_hh
+        if self.variant == "standard":
+            # alpha goes into the small weights, not the [T, B, H] activity:
+            # h @ m + v == (1 - alpha) h + alpha (W h + W_in x + b)
+            m = w_t * alpha + torch.diag(1.0 - alpha)
+            v = F.linear(x, self.weight_ih * alpha[:, None], bias * alpha)
+            hs = leaky_recurrence(v, state, m, self.activation)
+        else:
+            v = F.linear(x, self.weight_ih, bias)
+            hs = leaky_recurrence(v, state, w_t, self.activation, 1.0 - alpha, alpha)
+        return hs[1:], hs[-1]
+
+
+class _LeakyTorchRNN(Core):
+    """A tau-leak around one layer of torch's nn.GRU / nn.LSTM, whose weights both paths use.
+
+    h_t = (1 - 1/tau') h_{t-1} + (1/tau') cell(x_t, h_{t-1}) (for the LSTM on h and c). When tau is
+    fixed at 1 the forward is the nn module itself over the whole sequence (torch's fused kernels).
+    """
+
+    module_type: type[nn.RNNBase]
+
+    def __init__(self, input_size: int, hidden_size: int, *, tau_init: TauInit = (1.0, 2.0),
+                 train_tau: bool = True, tau_param: str = "clamp", h0: str = "random",
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__(input_size, hidden_size, tau_init=tau_init, train_tau=train_tau,
+                         tau_param=tau_param, h0=h0, generator=generator)
+        self.rnn = self.module_type(input_size, hidden_size)
+        bound = 1.0 / math.sqrt(hidden_size)  # torch's default distribution, from `generator`
+        for p in self.rnn.parameters():
+            uniform_(p, -bound, bound, generator)
+
+    def is_plain(self) -> bool:
+        """True when tau is fixed at 1, i.e. the core is exactly torch's module."""
+        return not self.time_constant.trainable and bool((self.time_constant.raw == 1).all())
+
+    def _weights(self) -> tuple[torch.Tensor, ...]:
+        r = self.rnn
+        return r.weight_ih_l0, r.weight_hh_l0, r.bias_ih_l0, r.bias_hh_l0
+
+
+class LeakyGRU(_LeakyTorchRNN):
+    """GRU with a per-neuron tau-leak; state is a tensor [B, H]."""
+
+    kind = "gru"
+    module_type = nn.GRU
+
+    def _run(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.is_plain():
+            out, h_n = self.rnn(x, state.unsqueeze(0))
+            return out, h_n[0]
+        alpha = 1.0 / self.tau
+        w_ih, w_hh, b_ih, b_hh = self._weights()
+        hsz = self.hidden_size
+        gi = F.linear(x, w_ih, b_ih)  # input projections for all steps at once
+        h, outs = state, []
+        for t in range(x.shape[0]):
+            gh = F.linear(h, w_hh, b_hh)
+            rz = torch.sigmoid(gi[t, :, : 2 * hsz] + gh[:, : 2 * hsz])
+            r, z = rz[:, :hsz], rz[:, hsz:]
+            n = torch.tanh(torch.addcmul(gi[t, :, 2 * hsz:], r, gh[:, 2 * hsz:]))
+            h = h + alpha * (1.0 - z) * (n - h)  # (1 - a) h + a ((1 - z) n + z h)
+            outs.append(h)
+        return torch.stack(outs), h
+
+
+class LeakyLSTM(_LeakyTorchRNN):
+    """LSTM with a per-neuron tau-leak on both h and c; state is a tuple (h, c) of [B, H]."""
+
+    kind = "lstm"
+    module_type = nn.LSTM
+    state_tensors = 2
+
+    def _run(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        h, c = state
+        if self.is_plain():
+            out, (h_n, c_n) = self.rnn(x, (h.unsqueeze(0), c.unsqueeze(0)))
+            return out, (h_n[0], c_n[0])
+        alpha = 1.0 / self.tau
+        w_ih, w_hh, b_ih, b_hh = self._weights()
+        hsz = self.hidden_size
+        gi = F.linear(x, w_ih, b_ih + b_hh)  # input projections and both biases for all steps
+        w_hh_t = w_hh.t()
+        outs = []
+        for t in range(x.shape[0]):
+            gates = torch.addmm(gi[t], h, w_hh_t)
+            ifo = torch.sigmoid(torch.cat((gates[:, : 2 * hsz], gates[:, 3 * hsz:]), 1))
+            i, f, o = ifo[:, :hsz], ifo[:, hsz: 2 * hsz], ifo[:, 2 * hsz:]
+            c_cell = torch.addcmul(f * c, i, torch.tanh(gates[:, 2 * hsz: 3 * hsz]))
+            h_cell = o * torch.tanh(c_cell)
+            c = c + alpha * (c_cell - c)
+            h = h + alpha * (h_cell - h)
+            outs.append(h)
+        return torch.stack(outs), (h, c)
+
+
+CORES: dict[str, type[Core]] = {"leaky": LeakyRNN, "gru": LeakyGRU, "lstm": LeakyLSTM}
+KINDS = ("leaky", "leaky_mod", "gru", "lstm")
+
+
+def make_core(kind: str, input_size: int, hidden_size: int, **options: Any) -> Core:
+    """Build a core by name: "leaky", "leaky_mod" (LeakyRNN with variant="mod"), "gru", "lstm"."""
+    choice("kind", kind, KINDS)
+    if kind == "leaky_mod":
+        kind, options = "leaky", {**options, "variant": "mod"}
+    return CORES[kind](input_size, hidden_size, **options)

@@ -1,0 +1,107 @@
+"""A recurrent core plus one readout Linear(H, 2) per N, keyed by N (not by list position)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._validate import positive_int, uniform_
+from .cores import Core, State
+
+Logits = dict[int, torch.Tensor]
+
+
+class MultiHeadModel(nn.Module):
+    """`core` followed by readout heads; `heads` are the Ns scored (one Linear(H, 2) each).
+
+    Readouts live in an nn.ModuleDict keyed by str(N), so a head keeps its weights (and checkpoint
+    name ``heads.<N>.weight``) whatever order heads are added in.
+    """
+
+    def __init__(self, core: Core, heads: Sequence[int] = (), generator: torch.Generator | None = None
+                 ) -> None:
+        super().__init__()
+        if not isinstance(core, Core):
+            raise TypeError(f"core must be an agents core (see make_core), got {type(core).__name__}")
+        self.core = core
+        self.heads = nn.ModuleDict()
+        for n in heads:
+            self.add_head(n, generator)
+
+    @property
+    def ns(self) -> list[int]:
+        """The Ns that have a readout, in the order they were added."""
+        return [int(k) for k in self.heads]
+
+    @property
+    def tau(self) -> torch.Tensor:
+        """Effective time constant tau' per neuron of the core, [H]."""
+        return self.core.tau
+
+    def add_head(self, n: int, generator: torch.Generator | None = None) -> nn.Linear:
+        """Add the readout for N = n (nn.Linear's default distribution, drawn from `generator`)."""
+        positive_int("n", n)
+        if str(n) in self.heads:
+            raise ValueError(f"head N={n} already exists; heads: {self.ns}")
+        ref = self.core.time_constant.raw
+        head = nn.Linear(self.core.hidden_size, 2, device=ref.device, dtype=ref.dtype)
+        bound = 1.0 / math.sqrt(self.core.hidden_size)
+        uniform_(head.weight, -bound, bound, generator)
+        uniform_(head.bias, -bound, bound, generator)
+        self.heads[str(n)] = head
+        return head
+
+    def head(self, n: int) -> nn.Linear:
+        """The readout for N = n; KeyError naming n and the existing heads if there is none."""
+        try:
+            return self.heads[str(n)]
+        except KeyError:
+            raise KeyError(f"no head for N={n!r}; heads: {self.ns}") from None
+
+    def readout(self, hidden: torch.Tensor, ns: Iterable[int] | None = None) -> Logits:
+        """Logits {N: [..., 2]} of the hidden activity [..., H] for the heads `ns` (default all)."""
+        ns = self.ns if ns is None else list(ns)
+        return {n: self.head(n)(hidden) for n in ns}
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        ns: Iterable[int] | None = None,
+        every_step: bool = False,
+        state: State | None = None,
+        return_hidden: bool = False,
+    ) -> Logits | tuple[Logits, torch.Tensor, State]:
+        """Logits {N: [B, 2]} at the final step, or {N: [T, B, 2]} with `every_step`.
+
+        With `return_hidden`, returns (logits, hidden [T, B, H], final_state) for analyses.
+        """
+        hidden, final = self.core(x, state)
+        logits = self.readout(hidden if every_step else hidden[-1], ns)
+        return (logits, hidden, final) if return_hidden else logits
+
+    def hidden(self, x: torch.Tensor, state: State | None = None) -> torch.Tensor:
+        """The core's hidden trajectory [T, B, H]."""
+        return self.core(x, state)[0]
+
+    def step(self, x: torch.Tensor, state: State | None = None, ns: Iterable[int] | None = None
+             ) -> tuple[Logits, State]:
+        """One step on x [B, F]: logits {N: [B, 2]} and the new state (RL, streaming evaluation)."""
+        h, state = self.core.step(x, state)
+        return self.readout(h, ns), state
+
+    def to_config(self) -> dict[str, Any]:
+        """Everything `from_config` needs to rebuild this model (weights excluded)."""
+        return {"core": self.core.to_config(), "heads": self.ns}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.to_config()
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "MultiHeadModel":
+        """Rebuild a (freshly initialised) model from `to_config()` output."""
+        return cls(Core.from_config(config["core"]), config["heads"])

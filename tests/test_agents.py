@@ -1,0 +1,329 @@
+"""Tests of agents: equations vs naive implementations, exactness vs torch, checkpoints, bad input."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import agents
+from agents import LeakyGRU, LeakyLSTM, LeakyRNN, MultiHeadModel, make_core
+from agents._leaky_rnn_kernel import leaky_recurrence
+
+PHI = {"leaky_relu": lambda z: F.leaky_relu(z, 0.01), "tanh": torch.tanh, "relu": torch.relu}
+
+
+def naive_leaky(core: LeakyRNN, x, h0):
+    """SPEC 3 written out per step, from the raw parameters."""
+    raw = core.time_constant.raw
+    if core.time_constant.parametrisation == "softplus":
+        tau = 1 + F.softplus(raw)
+    else:
+        tau = torch.maximum(raw, torch.ones_like(raw))
+    w = core.weight_hh if core.self_connections else core.weight_hh * (1 - torch.eye(core.hidden_size, dtype=x.dtype))
+    phi = PHI[core.activation]
+    h, out = h0, []
+    for t in range(x.shape[0]):
+        drive = h @ w.T + core.bias_hh + x[t] @ core.weight_ih.T + core.bias_ih
+        if core.variant == "standard":
+            h = phi((1 - 1 / tau) * h + drive / tau)
+        else:
+            h = (1 - 1 / tau) * h + phi(drive) / tau
+        out.append(h)
+    return torch.stack(out)
+
+
+def parts(state):
+    """The tensors of a core state (a tensor, or the LSTM's (h, c))."""
+    return tuple(state) if isinstance(state, tuple) else (state,)
+
+
+def torch_state(state):
+    """A core state in nn.GRU / nn.LSTM's layout (a leading layer dimension)."""
+    layered = tuple(p.unsqueeze(0) for p in parts(state))
+    return layered if len(layered) == 2 else layered[0]
+
+
+@pytest.mark.parametrize("variant", ["standard", "mod"])
+@pytest.mark.parametrize("activation", ["leaky_relu", "tanh", "relu"])
+@pytest.mark.parametrize("self_connections", [False, True])
+@pytest.mark.parametrize("tau_param", ["clamp", "softplus"])
+def test_leaky_rnn_matches_naive(variant, activation, self_connections, tau_param):
+    g = torch.Generator().manual_seed(1)
+    core = LeakyRNN(2, 7, variant=variant, activation=activation, self_connections=self_connections,
+                    tau_param=tau_param, tau_init=(1.0, 3.0), generator=g).double()
+    x = torch.rand(9, 4, 2, dtype=torch.float64, generator=g)
+    h0 = core.initial_state(4, generator=g).requires_grad_()
+    hidden, final = core(x, h0)
+    expected = naive_leaky(core, x, h0)
+    torch.testing.assert_close(hidden, expected)
+    assert torch.equal(final, hidden[-1])
+    w = torch.randn(hidden.shape, dtype=torch.float64, generator=g)
+    got = torch.autograd.grad((hidden * w).sum(), [h0, *core.parameters()])
+    want = torch.autograd.grad((expected * w).sum(), [h0, *core.parameters()])
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "tanh", "relu"])
+def test_kernel_gradcheck(activation):
+    g = torch.Generator().manual_seed(2)
+    kw = dict(dtype=torch.float64, generator=g)
+    v = torch.randn(4, 3, 5, **kw).requires_grad_()
+    h0 = torch.rand(3, 5, **kw).requires_grad_()
+    m = (0.5 * torch.randn(5, 5, **kw)).requires_grad_()
+    leak, scale = torch.rand(5, **kw).requires_grad_(), torch.rand(5, **kw).requires_grad_()
+    assert torch.autograd.gradcheck(lambda *a: leaky_recurrence(*a[:3], activation), (v, h0, m))
+    assert torch.autograd.gradcheck(lambda v, h, m, l, s: leaky_recurrence(v, h, m, activation, l, s),
+                                    (v, h0, m, leak, scale))
+
+
+@pytest.mark.parametrize("kind", ["leaky", "leaky_mod"])
+def test_core_gradcheck(kind):
+    g = torch.Generator().manual_seed(3)
+    core = make_core(kind, 2, 4, tau_param="softplus", generator=g).double()
+    x = torch.rand(5, 2, 2, dtype=torch.float64, generator=g).requires_grad_()
+    h0 = core.initial_state(2, generator=g)
+    names = [n for n, _ in core.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_() for p in core.parameters())
+
+    def f(x, *ps):
+        return torch.func.functional_call(core, dict(zip(names, ps)), (x, h0))[0]
+
+    assert torch.autograd.gradcheck(f, (x, *params))
+
+
+def test_tau_gradient_clamp_and_softplus():
+    x = torch.rand(6, 3, 1, generator=torch.Generator().manual_seed(4))
+    for param, expect_zero in (("clamp", True), ("softplus", False)):
+        core = LeakyRNN(1, 5, tau_param=param, tau_init=1.0, generator=torch.Generator().manual_seed(0))
+        if param == "clamp":
+            with torch.no_grad():
+                core.time_constant.raw.fill_(0.5)  # below 1: the clamp has no gradient
+        else:
+            with torch.no_grad():
+                core.time_constant.raw.fill_(-5.0)  # tau' just above 1: softplus still has one
+        core(x)[0].square().sum().backward()
+        grad = core.time_constant.raw.grad
+        assert (grad == 0).all() if expect_zero else (grad != 0).all()
+        assert torch.all(core.tau >= 1)
+    core = LeakyRNN(1, 5, tau_init=(1.5, 2.0))
+    core(x)[0].square().sum().backward()
+    assert (core.time_constant.raw.grad != 0).all()
+
+
+def test_fixed_tau_has_no_parameter():
+    core = LeakyRNN(1, 5, tau_init=3.0, train_tau=False)
+    assert "time_constant.raw" not in dict(core.named_parameters())
+    assert torch.equal(core.tau, torch.full((5,), 3.0))
+
+
+def test_diagonal_stays_zero_through_sgd():
+    core = LeakyRNN(1, 6, generator=torch.Generator().manual_seed(5))
+    head = nn.Linear(6, 1)
+    opt = torch.optim.SGD([*core.parameters(), *head.parameters()], lr=0.05, momentum=0.9,
+                          nesterov=True, weight_decay=1e-3)
+    for i in range(5):
+        opt.zero_grad()
+        head(core(torch.rand(8, 4, 1))[0][-1]).square().sum().backward()
+        assert torch.count_nonzero(core.weight_hh.grad.diagonal()) == 0
+        opt.step()
+    assert torch.count_nonzero(core.weight_hh.diagonal()) == 0
+    assert torch.count_nonzero(core.weight_hh) == 6 * 5
+
+
+@pytest.mark.parametrize("cls,ref_cls", [(LeakyGRU, nn.GRU), (LeakyLSTM, nn.LSTM)])
+@pytest.mark.parametrize("train_tau", [False, True])
+def test_gru_lstm_equal_torch_at_tau_one(cls, ref_cls, train_tau):
+    g = torch.Generator().manual_seed(6)
+    core = cls(3, 8, tau_init=1.0, train_tau=train_tau, generator=g)
+    assert core.is_plain() is not train_tau
+    ref = ref_cls(3, 8)
+    ref.load_state_dict(core.rnn.state_dict())
+    x = torch.rand(7, 5, 3, generator=g)
+    state = core.initial_state(5, generator=g)
+    out, final = core(x, state)
+    ref_out, ref_final = ref(x, torch_state(state))
+    w = torch.randn(out.shape, generator=g)
+    got = torch.autograd.grad((out * w).sum(), list(core.rnn.parameters()))
+    want = torch.autograd.grad((ref_out * w).sum(), list(ref.parameters()))
+    check = torch.testing.assert_close if train_tau else lambda a, b: torch.equal(a, b) or pytest.fail()
+    check(out, ref_out)
+    for a, b in zip(parts(final), parts(ref_final)):
+        check(a, b[0])
+    for a, b in zip(got, want):
+        check(a, b)
+
+
+@pytest.mark.parametrize("cls", [LeakyGRU, LeakyLSTM])
+def test_gru_lstm_tau_leak(cls):
+    """With tau' = 2 one step is the average of the previous state and torch's cell output."""
+    core = cls(1, 4, tau_init=2.0, train_tau=False, generator=torch.Generator().manual_seed(7))
+    x = torch.rand(1, 3, 1)
+    state = core.initial_state(3)
+    _, new = core.step(x[0], state)
+    _, cell = core.rnn(x, torch_state(state))
+    for leaked, prev, c in zip(parts(new), parts(state), parts(cell)):
+        torch.testing.assert_close(leaked, 0.5 * prev + 0.5 * c[0])
+
+
+@pytest.mark.parametrize("kind", ["leaky", "leaky_mod", "gru", "lstm"])
+def test_step_equals_forward(kind):
+    core = make_core(kind, 2, 6, generator=torch.Generator().manual_seed(8))
+    x = torch.rand(5, 3, 2)
+    state0 = core.initial_state(3, generator=torch.Generator().manual_seed(9))
+    hidden, final = core(x, state0)
+    state = state0
+    for t in range(5):
+        h, state = core.step(x[t], state)
+        torch.testing.assert_close(h, hidden[t])
+    for a, b in zip(parts(state), parts(final)):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("kind", ["leaky", "leaky_mod", "gru", "lstm"])
+def test_seeded_construction_repeats(kind):
+    def build():
+        g = torch.Generator().manual_seed(10)
+        model = MultiHeadModel(make_core(kind, 1, 5, generator=g), [2, 3], generator=g)
+        return model, model.core.initial_state(4, generator=g)
+
+    (a, sa), (b, sb) = build(), build()
+    for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(v, w), k
+    for u, v in zip(parts(sa), parts(sb)):
+        assert torch.equal(u, v)
+    torch.manual_seed(0)
+    x = torch.rand(4, 2, 1)
+    torch.manual_seed(1)
+    first = a(x)
+    torch.manual_seed(1)
+    assert all(torch.equal(first[n], v) for n, v in a(x).items())
+
+
+def test_initial_state_options():
+    core = LeakyRNN(1, 50, h0="zero")
+    assert torch.equal(core.initial_state(3), torch.zeros(3, 50))
+    h = LeakyRNN(1, 50).initial_state(200)
+    assert 0 <= h.min() and h.max() <= 0.1 and h.max() > 0.09
+    h, c = LeakyLSTM(1, 4).initial_state(2)
+    assert h.shape == c.shape == (2, 4)
+
+
+def test_multi_head_model():
+    g = torch.Generator().manual_seed(11)
+    model = MultiHeadModel(LeakyRNN(1, 6, generator=g), [3, 2], generator=g)
+    assert model.ns == [3, 2]
+    assert {"heads.2.weight", "heads.3.bias"} <= set(model.state_dict())
+    x = torch.rand(7, 4, 1, generator=g)
+    state = model.core.initial_state(4, generator=g)
+    final = model(x, state=state)
+    every = model(x, every_step=True, state=state)
+    assert final[2].shape == (4, 2) and every[3].shape == (7, 4, 2)
+    torch.testing.assert_close(every[2][-1], final[2])
+    logits, hidden, last = model(x, ns=[2], state=state, return_hidden=True)
+    assert list(logits) == [2] and hidden.shape == (7, 4, 6) and torch.equal(last, hidden[-1])
+    assert torch.equal(model.hidden(x, state), hidden)
+    step_logits, _ = model.step(x[0], state)
+    torch.testing.assert_close(step_logits[3], model(x[:1], state=state)[3])
+    model.add_head(5)
+    assert model.ns == [3, 2, 5] and model.tau.shape == (6,)
+    with pytest.raises(KeyError, match=r"N=4.*\[3, 2, 5\]"):
+        model(x, ns=[4])
+    with pytest.raises(ValueError, match="already exists"):
+        model.add_head(2)
+
+
+@pytest.mark.parametrize("kind,options", [
+    ("leaky", {}), ("leaky_mod", {"activation": "tanh", "tau_param": "softplus"}),
+    ("leaky", {"self_connections": True, "h0": "zero", "tau_init": 2.5, "train_tau": False}),
+    ("gru", {}), ("lstm", {"tau_init": 1.0, "train_tau": False}),
+])
+def test_checkpoint_round_trip(tmp_path, kind, options):
+    model = MultiHeadModel(make_core(kind, 1, 5, **options), [2, 4])
+    with torch.no_grad():
+        model.core.time_constant.raw.add_(0.25)  # trained values, not the initial ones
+    agents.save(model, tmp_path / "ckpt")
+    loaded = agents.load(tmp_path / "ckpt")
+    assert loaded.to_config() == model.to_config()
+    x = torch.rand(6, 3, 1)
+    state = model.core.initial_state(3)
+    a, b = model(x, state=state, every_step=True), loaded(x, state=state, every_step=True)
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["model.json", "model.safetensors"]
+
+
+def test_checkpoint_bare_core_and_dtype(tmp_path):
+    core = LeakyGRU(2, 3).double()
+    agents.save(core, tmp_path)
+    loaded = agents.load(tmp_path)
+    assert isinstance(loaded, LeakyGRU) and loaded.rnn.weight_hh_l0.dtype == torch.float64
+    assert torch.equal(loaded.rnn.weight_hh_l0, core.rnn.weight_hh_l0)
+
+
+def _edit_config(path, edit):
+    meta = json.loads((path / "model.json").read_text())
+    edit(meta["config"])
+    (path / "model.json").write_text(json.dumps(meta))
+
+
+def test_mismatched_checkpoint_raises(tmp_path):
+    model = MultiHeadModel(LeakyRNN(1, 5), [2])
+    agents.save(model, tmp_path)
+    _edit_config(tmp_path, lambda c: c["core"].update(hidden_size=6))
+    with pytest.raises(ValueError, match="wrong shapes.*weight_hh"):
+        agents.load(tmp_path)
+    agents.save(model, tmp_path)
+    _edit_config(tmp_path, lambda c: c.update(heads=[2, 3]))
+    with pytest.raises(ValueError, match=r"missing tensors \['heads.3.bias'"):
+        agents.load(tmp_path)
+    agents.save(model, tmp_path)
+    _edit_config(tmp_path, lambda c: c.update(heads=[]))
+    with pytest.raises(ValueError, match="unexpected tensors.*heads.2"):
+        agents.load(tmp_path)
+    agents.save(model, tmp_path)
+    _edit_config(tmp_path, lambda c: c["core"].update(kind="transformer"))
+    with pytest.raises(ValueError, match="kind must be one of"):
+        agents.load(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        agents.load(tmp_path)
+    with pytest.raises(TypeError, match="model must be"):
+        agents.save(nn.Linear(2, 2), tmp_path)
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: LeakyRNN(0, 5), ValueError, "input_size"),
+    (lambda: LeakyRNN(1, -3), ValueError, "hidden_size"),
+    (lambda: LeakyRNN(1, 2.5), TypeError, "hidden_size"),
+    (lambda: LeakyGRU(True, 4), TypeError, "input_size"),
+    (lambda: LeakyRNN(1, 4, tau_init=0.5), ValueError, "tau_init"),
+    (lambda: LeakyLSTM(1, 4, tau_init=(0.9, 2.0)), ValueError, "tau_init"),
+    (lambda: LeakyRNN(1, 4, tau_init=(3.0, 2.0)), ValueError, "tau_init"),
+    (lambda: LeakyRNN(1, 4, tau_init="2"), TypeError, "tau_init"),
+    (lambda: LeakyRNN(1, 4, tau_init=float("nan")), ValueError, "tau_init"),
+    (lambda: LeakyRNN(1, 4, activation="sigmoid"), ValueError, "activation.*leaky_relu"),
+    (lambda: LeakyRNN(1, 4, tau_param="exp"), ValueError, "tau_param.*softplus"),
+    (lambda: LeakyRNN(1, 4, variant="fancy"), ValueError, "variant.*mod"),
+    (lambda: LeakyRNN(1, 4, h0="ones"), ValueError, "h0.*zero"),
+    (lambda: make_core("transformer", 1, 4), ValueError, "kind.*leaky_mod"),
+    (lambda: make_core("gru", 1, 4, activation="tanh"), TypeError, "activation"),
+    (lambda: LeakyRNN(1, 4)(torch.rand(5, 1)), ValueError, r"\[T, B, F\]"),
+    (lambda: LeakyRNN(1, 4)(torch.rand(5, 2, 3)), ValueError, "input_size == 1"),
+    (lambda: LeakyRNN(1, 4)(torch.rand(0, 2, 1)), ValueError, "non-empty"),
+    (lambda: LeakyRNN(1, 4)(torch.ones(5, 2, 1, dtype=torch.int64)), TypeError, "dtype"),
+    (lambda: LeakyGRU(1, 4)(torch.rand(5, 2, 1, dtype=torch.float64)), TypeError, "dtype"),
+    (lambda: LeakyRNN(1, 4)([[0.0]]), TypeError, "torch.Tensor"),
+    (lambda: LeakyRNN(1, 4).step(torch.rand(5, 2, 1), None), ValueError, r"\[B, F\]"),
+    (lambda: LeakyRNN(1, 4)(torch.rand(5, 2, 1), torch.rand(3, 4)), ValueError, "state"),
+    (lambda: LeakyLSTM(1, 4)(torch.rand(5, 2, 1), torch.rand(2, 4)), ValueError, r"tuple \(h, c\)"),
+    (lambda: LeakyRNN(1, 4).initial_state(0), ValueError, "batch_size"),
+    (lambda: MultiHeadModel(nn.GRU(1, 4), [2]), TypeError, "core"),
+    (lambda: MultiHeadModel(LeakyRNN(1, 4), [0]), ValueError, "n must be"),
+    (lambda: MultiHeadModel(LeakyRNN(1, 4), [2]).head(3), KeyError, r"N=3.*\[2\]"),
+    (lambda: LeakyRNN(1, 4).time_constant.set_(torch.full((4,), 0.5)), ValueError, ">= 1"),
+])
+def test_bad_input(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
