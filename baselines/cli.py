@@ -1,0 +1,145 @@
+"""The ``memory-envs`` command.
+
+    memory-envs train [options]     train one network with a curriculum (a few CPU minutes by default)
+
+User errors (bad options, an unusable run folder, a missing device) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+import torch
+
+from baselines.trainer import CORES, OPTIMIZERS, TrainConfig, Trainer
+from memory_envs import curriculum as curricula
+from memory_envs import tasks
+
+PAPER = TrainConfig()
+
+
+def _p(value: str) -> float | str:
+    return value if value == "uniform" else float(value)
+
+
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    """The TrainConfig fields as options. Defaults: a quick CPU run; the paper's values are in each help."""
+    g = parser.add_argument_group("task and curriculum")
+    g.add_argument("--task", default="parity", choices=tasks.TASKS, help="memory task (default: parity)")
+    g.add_argument("--curriculum", default="multi", choices=curricula.KINDS,
+                   help="single: one reused head, [N] -> [N+1]; multi: one head per N, [2..N] -> [2..N+1]; "
+                        "sliding: multi keeping the newest --window heads (default: multi)")
+    g.add_argument("--start-n", type=int, default=2, help="first N (default: 2)")
+    g.add_argument("--target-n", type=int, default=None, help="stop once this N is solved (default: no limit)")
+    g.add_argument("--window", type=int, default=5, help="heads kept by the sliding curriculum (default: 5)")
+    g.add_argument("--drop", type=int, default=1, help="heads the sliding curriculum drops at once (default: 1)")
+    g.add_argument("--threshold", type=float, default=0.98,
+                   help="advance when the mean and the newest head's accuracy exceed this (default: 0.98)")
+    g.add_argument("--p", type=_p, default=None,
+                   help="bit probability: a float or 'uniform' (default: the paper's; uniform for parity, 0.5 DMS)")
+    g = parser.add_argument_group("network")
+    g.add_argument("--core", default="leaky", choices=CORES, help="recurrent core (default: leaky, the paper's)")
+    g.add_argument("--hidden-size", type=int, default=128, help=f"units (default: 128; paper: {PAPER.hidden_size})")
+    g.add_argument("--tau-init", type=float, nargs=2, default=list(PAPER.tau_init), metavar=("LOW", "HIGH"),
+                   help="initial tau ~ U(LOW, HIGH); equal values fix it (default: 1 2)")
+    g.add_argument("--fixed-tau", action="store_true", help="do not train tau")
+    g.add_argument("--tau-param", default="clamp", choices=("clamp", "softplus"),
+                   help="clamp: tau' = max(tau, 1) (paper); softplus: tau' = 1 + softplus(raw)")
+    g = parser.add_argument_group("optimization")
+    g.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS, help="sgd (paper: Nesterov) or adam")
+    g.add_argument("--lr", type=float, default=PAPER.lr, help=f"learning rate (default: {PAPER.lr})")
+    g.add_argument("--momentum", type=float, default=PAPER.momentum, help=f"SGD momentum (default: {PAPER.momentum})")
+    g.add_argument("--no-nesterov", action="store_true", help="plain momentum instead of Nesterov")
+    g.add_argument("--clip-grad", type=float, default=PAPER.clip_grad,
+                   help=f"gradient norm clip (default: {PAPER.clip_grad})")
+    g.add_argument("--batch-size", type=int, default=PAPER.batch_size, help=f"default: {PAPER.batch_size}")
+    g.add_argument("--eval-every", type=int, default=100,
+                   help=f"training steps between evaluations (default: 100; paper: {PAPER.eval_every})")
+    g.add_argument("--eval-batches", type=int, default=10,
+                   help=f"test batches per evaluation (default: 10; paper: {PAPER.eval_batches})")
+    g = parser.add_argument_group("budget and run")
+    g.add_argument("--max-steps", type=int, default=PAPER.max_steps, help=f"default: {PAPER.max_steps}")
+    g.add_argument("--max-seconds", type=float, default=180.0, help="wall-time budget (default: 180)")
+    g.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
+    g.add_argument("--device", default="auto", help="auto, cpu or cuda[:i] (default: auto)")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        task=args.task, curriculum=args.curriculum, start_n=args.start_n, target_n=args.target_n,
+        window=args.window, drop=args.drop, threshold=args.threshold, core=args.core,
+        hidden_size=args.hidden_size, tau_init=tuple(args.tau_init), train_tau=not args.fixed_tau,
+        tau_param=args.tau_param, p=args.p, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
+        nesterov=not args.no_nesterov, clip_grad=args.clip_grad, batch_size=args.batch_size,
+        eval_every=args.eval_every, eval_batches=args.eval_batches, max_steps=args.max_steps,
+        max_seconds=args.max_seconds, seed=args.seed, device=args.device,
+    )
+
+
+def default_run_dir(config: TrainConfig) -> str:
+    return f"runs/{config.task}-{config.curriculum}-{config.core}-h{config.hidden_size}-s{config.seed}"
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    steps_to = ", ".join(f"N={n}: {s}" for n, s in summary["steps_to_n"].items()) or "none"
+    return (
+        f"largest N solved: {summary['max_n']}  ({summary['task']}, {summary['curriculum']}-head curriculum, "
+        f"{summary['core']} core, {summary['hidden_size']} units)\n"
+        f"steps: {summary['steps']}  time: {summary['seconds']:.0f} s  stopped because: {summary['stopped_because']}\n"
+        f"steps to solve each N: {steps_to}"
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    config = config_from_args(args)
+    run_dir = args.run_dir or default_run_dir(config)
+    try:
+        trainer = Trainer(config, run_dir, resume=args.resume, overwrite=args.overwrite)
+    except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
+        print(f"memory-envs: error: {error}", file=sys.stderr)
+        return 2
+    bar = tqdm(total=config.max_steps, initial=trainer.step, unit="step", disable=args.quiet, dynamic_ncols=True)
+
+    def on_eval(line: dict[str, Any]) -> None:
+        bar.update(line["step"] - bar.n)
+        ns = line["ns"]
+        newest = line["accuracy"][str(ns[-1])]
+        bar.set_postfix_str(f"N={ns[0]}..{ns[-1]} acc(N={ns[-1]})={newest:.3f} tau={line['tau_mean']:.2f}")
+
+    summary = trainer.run(on_eval)
+    bar.close()
+    print(format_summary(summary))
+    print(f"run folder: {run_dir}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="memory-envs", description="Memory tasks with a curriculum over N.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train one network with a curriculum",
+                           description="Train a recurrent network on N-parity or N-DMS with a curriculum over N. "
+                                       "With no options: a multi-head leaky RNN on parity for 3 CPU minutes.")
+    add_train_options(train)
+    train.add_argument("--run-dir", default=None, help="run folder (default: runs/<task>-<curriculum>-...)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last state")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,379 @@
+"""The supervised trainer of the paper: curriculum over N, checkpoints at every advance, resume.
+
+One run lives in one folder::
+
+    config.json      the TrainConfig
+    metrics.jsonl    one line per evaluation (step, time, ns, per-head accuracy, loss, tau stats)
+    checkpoints/nNNN the model (agents checkpoint) when the curriculum solved N
+    last/            model + trainer state after the latest evaluation (what --resume continues)
+    summary.json     max_n, steps, seconds, stopped_because, steps_to_n, mean tau per solved N
+
+The loop is written straight through (CleanRL style): draw a batch, summed cross-entropy over
+the active heads, clipped SGD step; every ``eval_every`` steps evaluate, update the curriculum,
+write metrics and the resume state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import agents
+from memory_envs import Curriculum, make_batch, tasks
+
+OPTIMIZERS = ("sgd", "adam")
+CORES = ("leaky", "leaky_mod", "gru", "lstm")
+STOP_REASONS = ("target_reached", "max_steps", "max_seconds")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; the defaults are the paper's (SPEC 4)."""
+
+    task: str = "parity"
+    curriculum: str = "multi"
+    start_n: int = 2
+    target_n: int | None = None
+    window: int = 5
+    drop: int = 1
+    threshold: float = 0.98
+    core: str = "leaky"
+    hidden_size: int = 500
+    tau_init: tuple[float, float] = (1.0, 2.0)
+    train_tau: bool = True
+    tau_param: str = "clamp"
+    core_options: dict[str, Any] = field(default_factory=dict)
+    p: float | str | None = None
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.1
+    nesterov: bool = True
+    clip_grad: float = 2.0
+    batch_size: int = 256
+    eval_every: int = 600
+    eval_batches: int = 50
+    max_steps: int = 600_000
+    max_seconds: float | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> "TrainConfig":
+        """Raise ValueError naming the first field that is not allowed."""
+        tasks.check_task(self.task)
+        Curriculum(self.curriculum, self.start_n, self.target_n, self.threshold, self.window, self.drop)
+        tasks.check_ns(self.task, [self.start_n], argument="start_n")
+        if self.core not in CORES:
+            raise ValueError(f"core must be one of {CORES}, got {self.core!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        for name in ("hidden_size", "batch_size", "eval_every", "eval_batches", "max_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("lr", "clip_grad"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError(f"max_seconds must be > 0 or None, got {self.max_seconds!r}")
+        tasks.check_p(self.task, self.p)
+        resolve_device(self.device)
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["tau_init"] = list(self.tau_init)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown config fields {unknown}")
+        data = dict(data)
+        if "tau_init" in data:
+            data["tau_init"] = tuple(data["tau_init"])
+        return cls(**data)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA if available else CPU; a device that is not available raises ValueError."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} is not available on this machine (no CUDA); use 'cpu' or 'auto'")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}")
+    return dev
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def build_model(config: TrainConfig, heads: list[int], generator: torch.Generator) -> agents.MultiHeadModel:
+    options = {"tau_init": config.tau_init, "train_tau": config.train_tau, "tau_param": config.tau_param,
+               **config.core_options}
+    core = agents.make_core(config.core, 1, config.hidden_size, generator=generator, **options)
+    return agents.MultiHeadModel(core, heads, generator=generator)
+
+
+def build_optimizer(config: TrainConfig, model: agents.MultiHeadModel) -> torch.optim.Optimizer:
+    """One parameter group for the core, then one per head in the order the heads were added."""
+    groups = [{"params": list(model.core.parameters())}]
+    groups += [{"params": list(model.head(n).parameters())} for n in model.ns]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
+    return torch.optim.Adam(groups, lr=config.lr)
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be used as asked (exists, missing, or from another config)."""
+
+
+class Trainer:
+    """Train one network on one task with one curriculum, writing a run folder (see module doc)."""
+
+    def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
+                 overwrite: bool = False) -> None:
+        self.config = config.validate()
+        self.run_dir = Path(run_dir)
+        self.device = resolve_device(config.device)
+        self._prepare_folder(resume, overwrite)
+        torch.manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.data_rng = np.random.default_rng([config.seed, 0])
+        self.eval_rng = np.random.default_rng([config.seed, 1])
+        c = config
+        self.curriculum = Curriculum(c.curriculum, c.start_n, c.target_n, c.threshold, c.window, c.drop)
+        self.model = build_model(config, list(self.curriculum.ns), self.generator).to(self.device)
+        self.optimizer = build_optimizer(config, self.model)
+        self.step = 0
+        self.seconds = 0.0
+        self.steps_to_n: dict[int, int] = {}
+        self.tau_at_n: dict[int, float] = {}
+        self.metrics_lines = 0
+        if resume:
+            self._load_state()
+
+    # ----- run folder -------------------------------------------------------------------------
+    def _prepare_folder(self, resume: bool, overwrite: bool) -> None:
+        config_path = self.run_dir / "config.json"
+        if resume:
+            if not config_path.exists():
+                raise RunFolderError(f"cannot resume: {self.run_dir} is not a run folder (no config.json)")
+            saved = json.loads(config_path.read_text())
+            mine = self.config.to_json()
+            differ = sorted(k for k in mine if k not in ("max_steps", "max_seconds", "device")
+                            and saved.get(k) != mine[k])
+            if differ:
+                raise RunFolderError(f"cannot resume {self.run_dir}: its config differs in {differ}")
+            atomic_write_text(config_path, json.dumps(mine, indent=2))
+            return
+        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+            if not overwrite:
+                raise RunFolderError(
+                    f"run folder {self.run_dir} is not empty: pass resume to continue it or overwrite to replace it"
+                )
+            shutil.rmtree(self.run_dir)
+        (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        atomic_write_text(config_path, json.dumps(self.config.to_json(), indent=2))
+        (self.run_dir / "metrics.jsonl").write_text("")
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "seconds": self.seconds,
+            "optimizer": self.optimizer.state_dict(),
+            "curriculum": self.curriculum.state_dict(),
+            "data_rng": self.data_rng.bit_generator.state,
+            "eval_rng": self.eval_rng.bit_generator.state,
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "steps_to_n": self.steps_to_n,
+            "tau_at_n": self.tau_at_n,
+            "metrics_lines": self.metrics_lines,
+        }
+
+    def _save_last(self) -> None:
+        """Replace ``last/`` without a moment where no complete copy exists."""
+        last, new, old = (self.run_dir / name for name in ("last", "last.new", "last.old"))
+        shutil.rmtree(new, ignore_errors=True)
+        agents.save(self.model, new)
+        torch.save(self._state(), new / "trainer.pt")
+        if last.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(last, old)
+        os.replace(new, last)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _load_state(self) -> None:
+        last = self.run_dir / "last"
+        if not (last / "trainer.pt").exists() and (self.run_dir / "last.old" / "trainer.pt").exists():
+            last = self.run_dir / "last.old"  # killed between the two renames of _save_last
+        if not (last / "trainer.pt").exists():
+            return  # killed before the first evaluation: start from scratch in the same folder
+        self.model = agents.load(last).to(self.device)
+        self.optimizer = build_optimizer(self.config, self.model)
+        state = torch.load(last / "trainer.pt", weights_only=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.curriculum = Curriculum.from_state_dict(state["curriculum"])
+        self.data_rng.bit_generator.state = state["data_rng"]
+        self.eval_rng.bit_generator.state = state["eval_rng"]
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self.seconds = state["step"], state["seconds"]
+        self.steps_to_n = {int(k): v for k, v in state["steps_to_n"].items()}
+        self.tau_at_n = {int(k): v for k, v in state["tau_at_n"].items()}
+        self.metrics_lines = state["metrics_lines"]
+        metrics = self.run_dir / "metrics.jsonl"  # drop lines written after the saved state
+        lines = metrics.read_text().splitlines(keepends=True)[: self.metrics_lines] if metrics.exists() else []
+        atomic_write_text(metrics, "".join(lines))
+
+    # ----- training ---------------------------------------------------------------------------
+    def _batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = make_batch(self.config.task, self.curriculum.ns, self.config.batch_size, rng=rng, p=self.config.p)
+        tensors = batch.to_torch(self.device)
+        return tensors["inputs"], tensors["labels"]
+
+    def _logits(self, inputs: torch.Tensor) -> dict[int, torch.Tensor]:
+        state = self.model.core.initial_state(inputs.shape[1], generator=self.generator)
+        if isinstance(state, tuple):
+            state = tuple(s.to(self.device) for s in state)
+        else:
+            state = state.to(self.device)
+        return self.model(inputs, ns=self.curriculum.ns, state=state)
+
+    def train_step(self) -> float:
+        inputs, labels = self._batch(self.data_rng)
+        logits = self._logits(inputs)
+        loss = sum(F.cross_entropy(logits[n], labels[:, k]) for k, n in enumerate(self.curriculum.ns))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad)
+        self.optimizer.step()
+        self.step += 1
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[int, float]:
+        """Accuracy per active N over ``eval_batches`` fresh batches."""
+        correct = torch.zeros(len(self.curriculum.ns), device=self.device)
+        total = 0
+        for _ in range(self.config.eval_batches):
+            inputs, labels = self._batch(self.eval_rng)
+            logits = self._logits(inputs)
+            for k, n in enumerate(self.curriculum.ns):
+                correct[k] += (logits[n].argmax(dim=1) == labels[:, k]).sum()
+            total += labels.shape[0]
+        return {n: float(c) / total for n, c in zip(self.curriculum.ns, correct.tolist())}
+
+    def _advance(self, solved_before: int | None) -> None:
+        """After the curriculum moved on: checkpoint the solved N, then give the new N its readout."""
+        solved = self.curriculum.solved
+        if solved is not None and solved != solved_before:
+            self.steps_to_n[solved] = self.step
+            self.tau_at_n[solved] = float(self.model.tau.detach().mean())
+            agents.save(self.model, self.run_dir / "checkpoints" / f"n{solved:03d}")
+        new_ns = [n for n in self.curriculum.ns if n not in self.model.ns]
+        for n in new_ns:
+            if self.config.curriculum == "single":  # one readout, reused: move it to the new N
+                (old,) = self.model.ns
+                self.model.heads[str(n)] = self.model.heads.pop(str(old))
+            else:
+                head = self.model.add_head(n, generator=self.generator).to(self.device)
+                self.optimizer.add_param_group({"params": list(head.parameters())})
+
+    def _log_metrics(self, accuracy: dict[int, float], loss: float, ns: list[int]) -> dict[str, Any]:
+        tau = self.model.tau.detach()
+        line = {
+            "step": self.step,
+            "time": round(self.seconds, 3),
+            "ns": ns,
+            "accuracy": {str(n): accuracy[n] for n in ns},
+            "loss": loss,
+            "tau_mean": float(tau.mean()),
+            "tau_min": float(tau.min()),
+            "tau_max": float(tau.max()),
+        }
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(line) + "\n")
+        self.metrics_lines += 1
+        return line
+
+    def run(self, on_eval: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Train until the target N is solved or a budget runs out; returns (and writes) the summary."""
+        config = self.config
+        started = time.perf_counter() - self.seconds
+        losses: list[float] = []
+        stopped_because = "max_steps"
+        while not self.curriculum.finished:
+            if self.step >= config.max_steps:
+                stopped_because = "max_steps"
+                break
+            if config.max_seconds is not None and self.seconds >= config.max_seconds:
+                stopped_because = "max_seconds"
+                break
+            losses.append(self.train_step())
+            self.seconds = time.perf_counter() - started
+            if self.step % config.eval_every == 0:
+                ns = list(self.curriculum.ns)
+                accuracy = self.evaluate()
+                solved_before = self.curriculum.solved
+                if self.curriculum.update(accuracy) or self.curriculum.solved != solved_before:
+                    self._advance(solved_before)
+                line = self._log_metrics(accuracy, float(np.mean(losses)), ns)
+                losses = []
+                self.seconds = time.perf_counter() - started
+                self._save_last()
+                if on_eval is not None:
+                    on_eval(line)
+        else:
+            stopped_because = "target_reached"
+        return self._write_summary(stopped_because)
+
+    def _write_summary(self, stopped_because: str) -> dict[str, Any]:
+        summary = {
+            "max_n": self.curriculum.solved,
+            "steps": self.step,
+            "seconds": round(self.seconds, 3),
+            "stopped_because": stopped_because,
+            "active_ns": list(self.curriculum.ns),
+            "steps_to_n": {str(n): s for n, s in sorted(self.steps_to_n.items())},
+            "tau_mean_at_n": {str(n): t for n, t in sorted(self.tau_at_n.items())},
+            "task": self.config.task,
+            "curriculum": self.config.curriculum,
+            "core": self.config.core,
+            "hidden_size": self.config.hidden_size,
+        }
+        atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
+        return summary
+
+
+def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
+          on_eval: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train ``config`` into ``run_dir`` and return the summary (see :class:`Trainer`)."""
+    return Trainer(config, run_dir, resume=resume, overwrite=overwrite).run(on_eval)
+
+
+__all__ = ["TrainConfig", "Trainer", "RunFolderError", "train", "resolve_device", "atomic_write_text"]

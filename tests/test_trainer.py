@@ -1,0 +1,138 @@
+"""The supervised trainer: curricula advance, run folder contents, exact resume, the command's errors."""
+
+import json
+
+import pytest
+import torch
+
+from baselines.cli import main
+from baselines.trainer import RunFolderError, TrainConfig, Trainer, train
+
+
+def tiny(**overrides) -> TrainConfig:
+    base = dict(hidden_size=32, batch_size=64, eval_every=50, eval_batches=4, max_steps=1500, device="cpu",
+                seed=0, threshold=0.9)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(autouse=True)
+def two_threads():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_multi_head_curriculum_advances_past_three(tmp_path):
+    summary = train(tiny(curriculum="multi", target_n=4), tmp_path / "run")
+    assert summary["max_n"] == 4 and summary["stopped_because"] == "target_reached"
+    assert list(summary["steps_to_n"]) == ["2", "3", "4"]
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"config.json", "metrics.jsonl", "summary.json", "checkpoints", "last"} <= files
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["n002", "n003", "n004"]
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["step"] == summary["steps"]
+    assert {"step", "time", "ns", "accuracy", "loss", "tau_mean", "tau_min", "tau_max"} <= set(lines[0])
+    assert lines[-1]["ns"] == [2, 3, 4] and min(lines[-1]["accuracy"].values()) > 0.9
+    saved = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert saved == summary and {"max_n", "steps", "seconds", "stopped_because"} <= set(saved)
+
+
+def test_single_head_curriculum_reuses_one_readout(tmp_path):
+    summary = train(tiny(curriculum="single", task="dms", target_n=4, p=0.5), tmp_path / "run")
+    assert summary["max_n"] == 4
+    import agents
+
+    model = agents.load(tmp_path / "run" / "checkpoints" / "n004")
+    assert model.ns == [4]  # the one head, moved along from N=2
+    assert agents.load(tmp_path / "run" / "checkpoints" / "n002").ns == [2]
+
+
+def test_budget_stops_the_run(tmp_path):
+    summary = train(tiny(max_steps=60, eval_every=30), tmp_path / "run")
+    assert summary["stopped_because"] == "max_steps" and summary["steps"] == 60
+
+
+def test_resume_reproduces_the_uninterrupted_run(tmp_path):
+    config = tiny(max_steps=400, eval_every=50, curriculum="multi")
+    full = train(config, tmp_path / "full")
+    train(tiny(max_steps=200, eval_every=50, curriculum="multi"), tmp_path / "split")
+    # simulate a kill after the last saved state: a stray metrics line that must be dropped
+    with open(tmp_path / "split" / "metrics.jsonl", "a") as f:
+        f.write('{"step": 999}\n')
+    resumed = train(config, tmp_path / "split", resume=True)
+    strip = lambda path: [{k: v for k, v in json.loads(line).items() if k != "time"}
+                          for line in (path / "metrics.jsonl").read_text().splitlines()]
+    assert strip(tmp_path / "split") == strip(tmp_path / "full")
+    assert resumed["max_n"] == full["max_n"] and resumed["steps"] == full["steps"]
+    assert resumed["steps_to_n"] == full["steps_to_n"]
+
+
+def test_existing_folder_is_not_overwritten_unless_asked(tmp_path):
+    run = tmp_path / "run"
+    train(tiny(max_steps=10, eval_every=10), run)
+    before = (run / "metrics.jsonl").read_text()
+    with pytest.raises(RunFolderError, match="not empty"):
+        Trainer(tiny(max_steps=10, eval_every=10), run)
+    assert (run / "metrics.jsonl").read_text() == before
+    Trainer(tiny(max_steps=10, eval_every=10), run, overwrite=True)
+    assert (run / "metrics.jsonl").read_text() == ""
+
+
+def test_resume_checks_folder_and_config(tmp_path):
+    with pytest.raises(RunFolderError, match="not a run folder"):
+        Trainer(tiny(), tmp_path / "nothing", resume=True)
+    train(tiny(max_steps=10, eval_every=10), tmp_path / "run")
+    with pytest.raises(RunFolderError, match=r"differs in \['hidden_size'\]"):
+        Trainer(tiny(max_steps=10, eval_every=10, hidden_size=16), tmp_path / "run", resume=True)
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (dict(task="copy"), "task must be one of"),
+        (dict(curriculum="spiral"), "kind must be one of"),
+        (dict(core="transformer"), "core must be one of"),
+        (dict(optimizer="rmsprop"), "optimizer must be one of"),
+        (dict(hidden_size=0), "hidden_size must be a positive integer"),
+        (dict(max_steps=0), "max_steps must be a positive integer"),
+        (dict(lr=0.0), "lr must be > 0"),
+        (dict(max_seconds=0), "max_seconds must be > 0"),
+        (dict(task="dms", start_n=1), "start_n must be integers >= 2"),
+        (dict(device="tpu"), "device must be"),
+    ],
+)
+def test_config_bad_input(overrides, words):
+    with pytest.raises(ValueError, match=words):
+        tiny(**overrides).validate()
+
+
+def test_command_trains_and_prints_summary(tmp_path, capsys):
+    code = main(["train", "--hidden-size", "32", "--batch-size", "64", "--eval-every", "50", "--eval-batches", "4",
+                 "--target-n", "3", "--threshold", "0.9", "--device", "cpu", "--quiet",
+                 "--run-dir", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "largest N solved: 3" in out and "stopped because: target_reached" in out
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--hidden-size", "0"], "hidden_size must be a positive integer"),
+        (["--max-steps", "0"], "max_steps must be a positive integer"),
+        (["--resume"], "not a run folder"),
+        (["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "tpu"], "device"),
+    ],
+)
+def test_command_user_errors_exit_2_without_traceback(tmp_path, capsys, argv, words):
+    code = main(["train", "--quiet", "--run-dir", str(tmp_path / "run"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and "Traceback" not in err
+
+
+def test_command_rejects_unknown_choices(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--core", "transformer"])
+    assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
