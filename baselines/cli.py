@@ -1,6 +1,8 @@
 """The ``memory-envs`` command.
 
-    memory-envs train [options]     train one network with a curriculum (a few CPU minutes by default)
+    memory-envs train [options]          train one network with a curriculum (3 CPU minutes by default)
+    memory-envs plot RUN_DIR [...]       figures of finished or running runs
+    memory-envs reproduce --scale quick  single- vs multi-head on parity and DMS, with a table
 
 User errors (bad options, an unusable run folder, a missing device) print one line and exit 2.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -117,6 +120,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     bar.close()
     print(format_summary(summary))
     print(f"run folder: {run_dir}")
+    if not args.no_plots:
+        try:
+            from baselines.plots import plot_run
+
+            print("figures: " + ", ".join(p.name for p in plot_run(run_dir)))
+        except ImportError as error:
+            print(f"no figures: {error}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from baselines.plots import plot_run
+
+    for run_dir in args.run_dirs:
+        try:
+            paths = plot_run(run_dir)
+        except FileNotFoundError as error:
+            print(f"memory-envs: error: {error}", file=sys.stderr)
+            return 2
+        print(f"{run_dir}: " + ", ".join(p.name for p in paths))
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from baselines.reproduce import reproduce
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    reproduce(args.scale, args.out, seed=args.seed)
+    print((Path(args.out) / "reproduce.md").read_text())
+    print(f"tables and figures in {args.out}")
     return 0
 
 
@@ -131,7 +165,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last state")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--no-plots", action="store_true", help="do not write figures at the end")
     train.set_defaults(func=cmd_train)
+    plot = sub.add_parser("plot", help="write the figures of run folders (needs matplotlib)")
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    plot.set_defaults(func=cmd_plot)
+    repro = sub.add_parser("reproduce", help="single- vs multi-head curricula on parity and DMS",
+                           description="Train single-head and multi-head leaky RNNs on parity and DMS with the same "
+                                       "budget each and write a table and figures. quick: 4 x 7 CPU minutes, 128 "
+                                       "units; paper: the paper's configuration (for a GPU). Re-run to resume.")
+    repro.add_argument("--scale", default="quick", choices=("quick", "paper", "smoke"))
+    repro.add_argument("--out", default="runs/reproduce", help="output folder (default: runs/reproduce)")
+    repro.add_argument("--seed", type=int, default=0)
+    repro.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    repro.set_defaults(func=cmd_reproduce)
     return parser
 
 

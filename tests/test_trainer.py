@@ -115,6 +115,34 @@ def test_command_trains_and_prints_summary(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "largest N solved: 3" in out and "stopped because: target_reached" in out
+    for name in ("accuracy.png", "n_over_steps.png", "tau_per_checkpoint.png"):
+        assert (tmp_path / "run" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_command_rejects_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+
+
+def test_reproduce_smoke_writes_table_and_resumes(tmp_path, capsys):
+    from baselines.reproduce import reproduce
+
+    out = tmp_path / "repro"
+    assert main(["reproduce", "--scale", "smoke", "--out", str(out)]) == 0
+    table = (out / "reproduce.md").read_text()
+    assert table.count("\n") == 6 and "| parity | single |" in table and "| dms | multi |" in table
+    summaries = {(s["task"], s["curriculum"]): s for s in
+                 (json.loads((out / f"{t}-{c}" / "summary.json").read_text())
+                  for t, c in [("parity", "single"), ("parity", "multi"), ("dms", "single"), ("dms", "multi")])}
+    assert all(s["steps"] == 60 for s in summaries.values())  # the same budget each
+    rows = (out / "reproduce.csv").read_text().splitlines()
+    assert rows[0] == "task,curriculum,n,steps_to_n,tau_mean_at_n"
+    assert len(rows) - 1 == sum(len(s["steps_to_n"]) for s in summaries.values())
+    assert (out / "n_over_steps_parity.png").exists()
+    logs = []
+    again = reproduce("smoke", out, log=logs.append)  # finished runs are kept, not retrained
+    assert all("done earlier" in line for line in logs)
+    assert [s["steps"] for s in again] == [60] * 4
 
 
 @pytest.mark.parametrize(

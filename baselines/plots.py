@@ -1,0 +1,93 @@
+"""Figures of a training run (needs the ``plot`` extra: matplotlib).
+
+``plot_run(run_dir)`` writes into the run folder:
+
+* ``accuracy.png``: accuracy of every head over training steps;
+* ``n_over_steps.png``: the newest active N over training steps;
+* ``tau_per_checkpoint.png``: the distribution of the trained tau at every checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import agents
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:  # pragma: no cover - depends on the install
+        raise ImportError("plots need matplotlib: pip install 'memory-envs[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
+    """The evaluation lines of a run's ``metrics.jsonl``."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no metrics.jsonl)")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_n_over_steps(run_dirs: Sequence[str | os.PathLike], path: str | os.PathLike, labels: Sequence[str] | None = None
+                      ) -> Path:
+    """The newest active N against training steps, one line per run, on one axis."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, run_dir in enumerate(run_dirs):
+        lines = read_metrics(run_dir)
+        label = labels[i] if labels is not None else Path(run_dir).name
+        ax.step([m["step"] for m in lines], [m["ns"][-1] for m in lines], where="post", label=label)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("newest N in training")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_run(run_dir: str | os.PathLike) -> list[Path]:
+    """Write the three figures of one run into its folder; returns their paths."""
+    plt = _pyplot()
+    run_dir = Path(run_dir)
+    lines = read_metrics(run_dir)
+    written = []
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    heads = sorted({int(n) for m in lines for n in m["accuracy"]})
+    for n in heads:
+        points = [(m["step"], m["accuracy"][str(n)]) for m in lines if str(n) in m["accuracy"]]
+        ax.plot(*zip(*points), lw=1, label=f"N={n}")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0.4, 1.02)
+    if len(heads) <= 12:
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(run_dir / "accuracy.png", dpi=120)
+    plt.close(fig)
+    written.append(run_dir / "accuracy.png")
+
+    written.append(plot_n_over_steps([run_dir], run_dir / "n_over_steps.png"))
+
+    checkpoints = sorted((run_dir / "checkpoints").glob("n*"))
+    if checkpoints:
+        taus = [agents.load(c).tau.detach().cpu().numpy() for c in checkpoints]
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.boxplot(taus, showfliers=True)
+        ax.set_xticks(range(1, len(checkpoints) + 1), [c.name[1:].lstrip("0") for c in checkpoints])
+        ax.set_xlabel("checkpoint (N solved)")
+        ax.set_ylabel("trained tau per neuron")
+        fig.tight_layout()
+        fig.savefig(run_dir / "tau_per_checkpoint.png", dpi=120)
+        plt.close(fig)
+        written.append(run_dir / "tau_per_checkpoint.png")
+    return written
