@@ -2,10 +2,24 @@
 
 Cores (LeakyRNN, LeakyGRU, LeakyLSTM; built by name with make_core), the multi-head readout model
 and checkpoints (save, load). See docs/agents.md.
+
+``RecurrentCorePolicy`` (sb3-contrib RecurrentPPO policy with our cores; docs/rl.md) is loaded
+lazily, so importing ``agents`` does not need stable-baselines3.
 """
 
 from .checkpoint import load, save
 from .cores import Core, LeakyGRU, LeakyLSTM, LeakyRNN, make_core
 from .model import MultiHeadModel
 
-__all__ = ["Core", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "MultiHeadModel", "load", "make_core", "save"]
+__all__ = ["Core", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "MultiHeadModel", "RecurrentCorePolicy", "load", "make_core", "save"]
+
+_LAZY = {"RecurrentCorePolicy": "rl_policy"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+

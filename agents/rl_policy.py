@@ -1,0 +1,206 @@
+"""RecurrentPPO (sb3-contrib) policy whose recurrent layers are our tau cores (issue 5).
+
+``RecurrentCorePolicy`` is sb3-contrib's ``RecurrentActorCriticPolicy`` with ``lstm_actor`` /
+``lstm_critic`` replaced by cores from :func:`agents.make_core` (``"leaky"``, ``"leaky_mod"``,
+``"gru"``, ``"lstm"``). Pass it as the policy class and choose the core in ``policy_kwargs``::
+
+    from sb3_contrib import RecurrentPPO
+    from agents.rl_policy import RecurrentCorePolicy
+
+    model = RecurrentPPO(RecurrentCorePolicy, env, policy_kwargs=dict(
+        core="gru", core_options={"tau_init": [1.0, 2.0]}, lstm_hidden_size=32))
+
+States keep sb3-contrib's layout: ``RNNStates(pi=(h, c), vf=(h, c))`` with tensors of shape
+(1, n_envs, H). Cores with a single state tensor ("leaky", "leaky_mod", "gru") use ``h`` and return
+``c`` as zeros. States are reset to zeros where ``episode_starts == 1``, as in sb3-contrib; the
+cores' ``h0`` option is therefore forced to ``"zero"`` (RecurrentPPO builds its initial states as
+zeros too).
+
+Sequence processing: when no episode starts inside a sequence after its first step (always the
+case for sb3-contrib's training minibatches, which begin a new sequence at every episode start, and
+for rollout collection, where T == 1), the state is reset where ``episode_starts[0]`` and the core
+runs ONCE over the whole padded sequence. Otherwise it falls back to a per-step loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+
+from .cores import KINDS, Core, make_core
+
+__all__ = ["RecurrentCorePolicy", "SUPPORTED_ACTION_SPACES", "process_sequence"]
+
+SUPPORTED_ACTION_SPACES = (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Box)
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def _check_plain(name: str, value: Any) -> None:
+    """Only plain values (so the pickled policy_kwargs load anywhere without custom_objects)."""
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            _check_plain(name, v)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_plain(f"{name}[{k!r}]", v)
+    elif not isinstance(value, _PLAIN):
+        raise ValueError(f"core_options {name} must be a plain value (bool, int, float, str, list), "
+                         f"got {type(value).__name__}")
+
+
+def _split_state(core: Core, states: tuple[th.Tensor, th.Tensor]) -> Any:
+    h, c = states
+    return (h[0], c[0]) if core.state_tensors == 2 else h[0]
+
+
+def _join_state(core: Core, state: Any) -> tuple[th.Tensor, th.Tensor]:
+    if core.state_tensors == 2:
+        return state[0].unsqueeze(0), state[1].unsqueeze(0)
+    h = state.unsqueeze(0)
+    return h, th.zeros_like(h)
+
+
+def _mask(core: Core, state: Any, keep: th.Tensor) -> Any:
+    """Zero the state where keep == 0; keep is [B, 1]."""
+    if core.state_tensors == 2:
+        return state[0] * keep, state[1] * keep
+    return state * keep
+
+
+def process_sequence(
+    features: th.Tensor,
+    states: tuple[th.Tensor, th.Tensor],
+    episode_starts: th.Tensor,
+    core: Core,
+    force_loop: bool = False,
+) -> tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]:
+    """Run `core` over sb3-contrib's flat padded batch, like its ``_process_sequence``.
+
+    features [n_seq * T, F] (sequence-major), states (h, c) of [1, n_seq, H], episode_starts
+    [n_seq * T]. Returns the outputs [n_seq * T, H] and the final (h, c).
+    """
+    n_seq = states[0].shape[1]
+    x = features.reshape((n_seq, -1, core.input_size)).swapaxes(0, 1)  # [T, n_seq, F]
+    starts = episode_starts.reshape((n_seq, -1)).swapaxes(0, 1)  # [T, n_seq]
+    keep = (1.0 - starts).unsqueeze(-1)  # [T, n_seq, 1]
+    state = _split_state(core, states)
+    if not force_loop and not bool(starts[1:].any()):
+        # Fast path: resets only at t = 0, so one fused core call over the whole sequence.
+        if bool(starts[0].any()):
+            state = _mask(core, state, keep[0])
+        out, state = core(x, state)
+    else:
+        outs = []
+        for t in range(x.shape[0]):
+            h, state = core(x[t : t + 1], _mask(core, state, keep[t]))
+            outs.append(h)
+        out = th.cat(outs)
+    out = th.flatten(out.transpose(0, 1), start_dim=0, end_dim=1)
+    return out, _join_state(core, state)
+
+
+class RecurrentCorePolicy(RecurrentActorCriticPolicy):
+    """sb3-contrib's recurrent actor-critic policy with our tau cores as the recurrent layers.
+
+    Extra keyword arguments (all via ``policy_kwargs``):
+
+    - ``core``: "leaky", "leaky_mod", "gru" or "lstm" (default "lstm")
+    - ``core_options``: dict of plain values passed to :func:`agents.make_core` (tau_init,
+      train_tau, tau_param, activation, ...); ``h0`` is forced to "zero" (a different value is a
+      ValueError), ``generator`` is not accepted (seed with RecurrentPPO's ``seed``)
+    - ``lstm_hidden_size``: the core's hidden size (sb3-contrib's name; default 256)
+    - ``shared_lstm`` / ``enable_critic_lstm``: as in sb3-contrib. Supported: separate actor and
+      critic cores (enable_critic_lstm=True, the default), a shared core (shared_lstm=True,
+      enable_critic_lstm=False; the critic gets the detached actor output), and no critic core
+      (both False; the critic is a Linear on the features).
+    - ``n_lstm_layers`` must be 1 and ``lstm_kwargs`` must be empty.
+
+    Observation spaces: anything sb3's default features extractor flattens (Box, Discrete,
+    MultiDiscrete, MultiBinary, Dict); action spaces: Discrete, MultiDiscrete, MultiBinary, Box.
+    """
+
+    #: Set True to disable the fused path (tests compare both paths).
+    force_loop: bool = False
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Any,
+        *args: Any,
+        core: str = "lstm",
+        core_options: dict[str, Any] | None = None,
+        lstm_hidden_size: int = 256,
+        n_lstm_layers: int = 1,
+        shared_lstm: bool = False,
+        enable_critic_lstm: bool = True,
+        lstm_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(core, str) or core not in KINDS:
+            raise ValueError(f"core must be one of {KINDS}, got {core!r}")
+        if core_options is None:
+            core_options = {}
+        if not isinstance(core_options, dict):
+            raise ValueError(f"core_options must be a dict, got {type(core_options).__name__}")
+        _check_plain("core_options", core_options)
+        if "generator" in core_options:
+            raise ValueError("core_options may not hold 'generator': seed RecurrentPPO instead")
+        if core_options.get("h0", "zero") != "zero":
+            raise ValueError("core_options h0 must be 'zero' for RL: sb3-contrib resets states to zeros "
+                             f"at episode starts, got {core_options['h0']!r}")
+        if n_lstm_layers != 1:
+            raise ValueError(f"RecurrentCorePolicy supports n_lstm_layers=1 only, got {n_lstm_layers}")
+        if lstm_kwargs:
+            raise ValueError("lstm_kwargs is not used by RecurrentCorePolicy: pass core_options instead")
+        if shared_lstm and enable_critic_lstm:
+            raise ValueError("shared_lstm=True needs enable_critic_lstm=False "
+                             "(choose between a shared, a separate or no critic core)")
+        if not isinstance(action_space, SUPPORTED_ACTION_SPACES):
+            raise ValueError("action_space must be Discrete, MultiDiscrete, MultiBinary or Box, "
+                             f"got {type(action_space).__name__}")
+        if not isinstance(observation_space, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete,
+                                              spaces.MultiBinary, spaces.Dict)):
+            raise ValueError("observation_space must be Box, Discrete, MultiDiscrete, MultiBinary or Dict, "
+                             f"got {type(observation_space).__name__}")
+        hidden = int(lstm_hidden_size)
+        options = {**core_options, "h0": "zero"}
+        # Build the cores before the (costly) parent init so that bad options fail fast.
+        try:
+            make_core(core, 1, hidden, **options)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"core_options {core_options!r} do not fit core {core!r}: {e}") from e
+        super().__init__(observation_space, action_space, lr_schedule, *args, lstm_hidden_size=hidden,
+                         n_lstm_layers=1, shared_lstm=shared_lstm, enable_critic_lstm=enable_critic_lstm,
+                         lstm_kwargs=None, **kwargs)
+        self.core_kind = core
+        self.core_options = dict(core_options)
+        self.lstm_actor = self._make_core(core, hidden, options)
+        if self.lstm_critic is not None:
+            self.lstm_critic = self._make_core(core, hidden, options)
+        # The parent built its optimizer over nn.LSTM parameters: rebuild it over ours.
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    def _make_core(self, kind: str, hidden: int, options: dict[str, Any]) -> Core:
+        core = make_core(kind, self.features_dim, hidden, **options).to(self.device)
+        core.num_layers = 1  # RecurrentPPO reads lstm.num_layers / lstm.hidden_size for its buffer
+        return core
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(core=self.core_kind, core_options=self.core_options,
+                    lstm_hidden_size=self.lstm_output_dim, shared_lstm=self.shared_lstm,
+                    enable_critic_lstm=self.enable_critic_lstm)
+        return data
+
+    def _process_sequence(  # type: ignore[override]  # a method here, a staticmethod upstream
+        self,
+        features: th.Tensor,
+        lstm_states: tuple[th.Tensor, th.Tensor],
+        episode_starts: th.Tensor,
+        lstm: Core,
+    ) -> tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]:
+        return process_sequence(features, lstm_states, episode_starts, lstm, self.force_loop)
