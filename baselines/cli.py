@@ -148,7 +148,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    reproduce(args.scale, args.out, seed=args.seed)
+    try:
+        reproduce(args.scale, args.out, seed=args.seed, max_seconds=args.max_seconds)
+    except ValueError as error:
+        print(f"memory-envs: error: {error}", file=sys.stderr)
+        return 2
     print((Path(args.out) / "reproduce.md").read_text())
     print(f"tables and figures in {args.out}")
     return 0
@@ -177,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--scale", default="quick", choices=("quick", "paper", "smoke"))
     repro.add_argument("--out", default="runs/reproduce", help="output folder (default: runs/reproduce)")
     repro.add_argument("--seed", type=int, default=0)
+    repro.add_argument("--max-seconds", type=float, default=None, help="wall-time budget per run (default: the scale's)")
     repro.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     repro.set_defaults(func=cmd_reproduce)
     return parser

@@ -164,3 +164,8 @@ def test_command_rejects_unknown_choices(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--core", "transformer"])
     assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_reproduce_command_rejects_bad_budget(tmp_path, capsys):
+    assert main(["reproduce", "--scale", "smoke", "--max-seconds", "0", "--out", str(tmp_path / "r")]) == 2
+    assert "max_seconds must be > 0" in capsys.readouterr().err
