@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from .cores import Core
 from .model import MultiHeadModel
+from .protocol import check_core, core_config
 
 WEIGHTS = "model.safetensors"
 CONFIG = "model.json"
@@ -33,16 +34,18 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
 
 def save(model: MultiHeadModel | Core, path: str | os.PathLike) -> None:
     """Write `model` (a MultiHeadModel or a bare core) to the directory `path`."""
-    if not isinstance(model, (MultiHeadModel, Core)):
-        raise TypeError(f"model must be a MultiHeadModel or a core, got {type(model).__name__}")
+    if not isinstance(model, MultiHeadModel):
+        try:
+            check_core(model)
+        except TypeError:
+            raise TypeError(f"model must be a MultiHeadModel or a core, got {type(model).__name__}") from None
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    dtype = str(model.core.time_constant.raw.dtype if isinstance(model, MultiHeadModel)
-                else model.time_constant.raw.dtype).removeprefix("torch.")
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     config = {"format_version": FORMAT_VERSION, "dtype": dtype,
               "type": type(model).__name__ if isinstance(model, MultiHeadModel) else "core",
-              "config": model.to_config()}
+              "config": model.to_config() if isinstance(model, MultiHeadModel) else core_config(model)}
     text = json.dumps(config, indent=2, sort_keys=True)
     _atomic_write(directory / WEIGHTS, lambda tmp: save_file(state, tmp))
     _atomic_write(directory / CONFIG, lambda tmp: Path(tmp).write_text(text))

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from ._leaky_rnn_kernel import ACTIVATIONS, leaky_recurrence
 from ._validate import choice, positive_int, uniform_
+from .protocol import build_external_core, is_import_path
 from .tau import TauInit, TimeConstant, check_tau_init
 
 State = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
@@ -131,7 +132,7 @@ class Core(nn.Module):
                 **self._options}
 
     @staticmethod
-    def from_config(config: dict[str, Any]) -> "Core":
+    def from_config(config: dict[str, Any]) -> nn.Module:
         """Rebuild a core (freshly initialised) from `to_config()` output."""
         return make_core(**config)
 
@@ -297,8 +298,11 @@ CORES: dict[str, type[Core]] = {"leaky": LeakyRNN, "gru": LeakyGRU, "lstm": Leak
 KINDS = ("leaky", "leaky_mod", "gru", "lstm")
 
 
-def make_core(kind: str, input_size: int, hidden_size: int, **options: Any) -> Core:
-    """Build a core by name: "leaky", "leaky_mod" (LeakyRNN with variant="mod"), "gru", "lstm"."""
+def make_core(kind: str, input_size: int, hidden_size: int, **options: Any) -> nn.Module:
+    """Build a core by name: "leaky", "leaky_mod" (LeakyRNN with variant="mod"), "gru", "lstm",
+    or an external core by import path "package.module:ClassName" (see agents.protocol)."""
+    if is_import_path(kind):
+        return build_external_core(kind, input_size, hidden_size, **options)
     choice("kind", kind, KINDS)
     if kind == "leaky_mod":
         kind, options = "leaky", {**options, "variant": "mod"}

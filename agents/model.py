@@ -11,6 +11,7 @@ from torch import nn
 
 from ._validate import positive_int, uniform_
 from .cores import Core, State
+from .protocol import check_core, core_config
 
 Logits = dict[int, torch.Tensor]
 
@@ -25,8 +26,7 @@ class MultiHeadModel(nn.Module):
     def __init__(self, core: Core, heads: Sequence[int] = (), generator: torch.Generator | None = None
                  ) -> None:
         super().__init__()
-        if not isinstance(core, Core):
-            raise TypeError(f"core must be an agents core (see make_core), got {type(core).__name__}")
+        check_core(core)
         self.core = core
         self.heads = nn.ModuleDict()
         for n in heads:
@@ -47,7 +47,7 @@ class MultiHeadModel(nn.Module):
         positive_int("n", n)
         if str(n) in self.heads:
             raise ValueError(f"head N={n} already exists; heads: {self.ns}")
-        ref = self.core.time_constant.raw
+        ref = next(self.core.parameters())
         head = nn.Linear(self.core.hidden_size, 2, device=ref.device, dtype=ref.dtype)
         bound = 1.0 / math.sqrt(self.core.hidden_size)
         uniform_(head.weight, -bound, bound, generator)
@@ -95,7 +95,7 @@ class MultiHeadModel(nn.Module):
 
     def to_config(self) -> dict[str, Any]:
         """Everything `from_config` needs to rebuild this model (weights excluded)."""
-        return {"core": self.core.to_config(), "heads": self.ns}
+        return {"core": core_config(self.core), "heads": self.ns}
 
     @property
     def config(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
     memory-envs train [options]          train one network with a curriculum (3 CPU minutes by default)
     memory-envs plot RUN_DIR [...]       figures of finished or running runs
     memory-envs reproduce --scale quick  single- vs multi-head on parity and DMS, with a table
+    memory-envs benchmark --cores ...    score card of recurrent cores (built-in or your own)
 
 User errors (bad options, an unusable run folder, a missing device) print one line and exit 2.
 """
@@ -10,6 +11,7 @@ User errors (bad options, an unusable run folder, a missing device) print one li
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -43,7 +45,11 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--p", type=_p, default=None,
                    help="bit probability: a float or 'uniform' (default: the paper's; uniform for parity, 0.5 DMS)")
     g = parser.add_argument_group("network")
-    g.add_argument("--core", default="leaky", choices=CORES, help="recurrent core (default: leaky, the paper's)")
+    g.add_argument("--core", default="leaky",
+                   help=f"recurrent core: one of {', '.join(CORES)} (default: leaky, the paper's), or an external "
+                        "core's import path package.module:ClassName (see agents.protocol)")
+    g.add_argument("--core-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the core's constructor (VALUE parsed as JSON if it parses); repeatable")
     g.add_argument("--hidden-size", type=int, default=128, help=f"units (default: 128; paper: {PAPER.hidden_size})")
     g.add_argument("--tau-init", type=float, nargs=2, default=list(PAPER.tau_init), metavar=("LOW", "HIGH"),
                    help="initial tau ~ U(LOW, HIGH); equal values fix it (default: 1 2)")
@@ -70,8 +76,23 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
+def parse_core_options(items: Sequence[str]) -> dict[str, Any]:
+    """``["variant=mod", "self_connections=true"]`` -> ``{"variant": "mod", "self_connections": True}``."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--core-option must look like KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
+        core_options=parse_core_options(args.core_option),
         task=args.task, curriculum=args.curriculum, start_n=args.start_n, target_n=args.target_n,
         window=args.window, drop=args.drop, threshold=args.threshold, core=args.core,
         hidden_size=args.hidden_size, tau_init=tuple(args.tau_init), train_tau=not args.fixed_tau,
@@ -83,7 +104,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def default_run_dir(config: TrainConfig) -> str:
-    return f"runs/{config.task}-{config.curriculum}-{config.core}-h{config.hidden_size}-s{config.seed}"
+    core = config.core.replace(":", ".")
+    return f"runs/{config.task}-{config.curriculum}-{core}-h{config.hidden_size}-s{config.seed}"
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -101,9 +123,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    config = config_from_args(args)
-    run_dir = args.run_dir or default_run_dir(config)
     try:
+        config = config_from_args(args)
+        run_dir = args.run_dir or default_run_dir(config)
         trainer = Trainer(config, run_dir, resume=args.resume, overwrite=args.overwrite)
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
         print(f"memory-envs: error: {error}", file=sys.stderr)
@@ -158,6 +180,34 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(v for v in value.split(",") if v)
+
+
+def _int_list(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in _list(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {value!r}") from None
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from baselines.benchmark import BenchmarkSpec, run_benchmark
+
+    spec = BenchmarkSpec(cores=args.cores, tasks=args.tasks, curricula=args.curricula, seeds=args.seeds,
+                         max_steps=args.max_steps, max_seconds=args.max_seconds, hidden_size=args.hidden_size,
+                         eval_every=args.eval_every, eval_batches=args.eval_batches, workers=args.workers)
+    try:
+        spec.validate()
+        run_benchmark(spec, args.out)
+    except (ValueError, TypeError) as error:
+        print(f"memory-envs: error: {error}", file=sys.stderr)
+        return 2
+    print((Path(args.out) / "scorecard.md").read_text())
+    print(f"score card and figure in {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memory-envs", description="Memory tasks with a curriculum over N.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -184,6 +234,24 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--max-seconds", type=float, default=None, help="wall-time budget per run (default: the scale's)")
     repro.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     repro.set_defaults(func=cmd_reproduce)
+    bench = sub.add_parser(
+        "benchmark", help="score card of recurrent cores across N, tasks and curricula",
+        description="Train every core x task x curriculum x seed with one budget (in parallel processes), test "
+                    "every solved N on held-out streams, and write a score card. External cores by import path "
+                    "package.module:ClassName (see agents.protocol). Re-run the same command to resume.")
+    bench.add_argument("--cores", type=_list, default=("leaky", "gru", "lstm"),
+                       help="comma-separated cores (default: leaky,gru,lstm)")
+    bench.add_argument("--tasks", type=_list, default=("parity", "dms"), help="default: parity,dms")
+    bench.add_argument("--curricula", type=_list, default=("single", "multi"), help="default: single,multi")
+    bench.add_argument("--seeds", type=_int_list, default=(0, 1, 2), help="default: 0,1,2")
+    bench.add_argument("--max-steps", type=int, default=3000, help="training steps per run (default: 3000)")
+    bench.add_argument("--max-seconds", type=float, default=600.0, help="wall-time cap per run (default: 600)")
+    bench.add_argument("--hidden-size", type=int, default=64, help="units per core (default: 64)")
+    bench.add_argument("--eval-every", type=int, default=100, help="default: 100")
+    bench.add_argument("--eval-batches", type=int, default=10, help="default: 10")
+    bench.add_argument("--workers", type=int, default=2, help="parallel processes (default: 2)")
+    bench.add_argument("--out", default="runs/benchmark", help="output folder (default: runs/benchmark)")
+    bench.set_defaults(func=cmd_benchmark)
     return parser
 
 

@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import torch
+
 import agents
 
 
@@ -79,8 +81,9 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     written.append(plot_n_over_steps([run_dir], run_dir / "n_over_steps.png"))
 
     checkpoints = sorted((run_dir / "checkpoints").glob("n*"))
-    if checkpoints:
-        taus = [agents.load(c).tau.detach().cpu().numpy() for c in checkpoints]
+    models = [agents.load(c) for c in checkpoints]
+    if models and all(isinstance(getattr(m.core, "tau", None), torch.Tensor) for m in models):
+        taus = [m.tau.detach().cpu().numpy() for m in models]
         fig, ax = plt.subplots(figsize=(7, 4))
         ax.boxplot(taus, showfliers=True)
         ax.set_xticks(range(1, len(checkpoints) + 1), [c.name[1:].lstrip("0") for c in checkpoints])

@@ -76,7 +76,8 @@ def write_tables(summaries: list[dict], out: Path) -> None:
     writer.writerow(["task", "curriculum", "n", "steps_to_n", "tau_mean_at_n"])
     for s in summaries:
         for n, steps in s["steps_to_n"].items():
-            writer.writerow([s["task"], s["curriculum"], n, steps, f"{s['tau_mean_at_n'][n]:.3f}"])
+            tau = s["tau_mean_at_n"].get(n)
+            writer.writerow([s["task"], s["curriculum"], n, steps, "" if tau is None else f"{tau:.3f}"])
     atomic_write_text(out / "reproduce.csv", buffer.getvalue())
     rows = ["| task | curriculum | largest N | steps | seconds | steps to N=4 / 8 / 12 / 16 | mean tau at largest N |",
             "|---|---|---|---|---|---|---|"]

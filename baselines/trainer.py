@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 import agents
+from agents.protocol import import_core_class, is_import_path
 from memory_envs import Curriculum, make_batch, tasks
 
 OPTIMIZERS = ("sgd", "adam")
@@ -72,8 +73,11 @@ class TrainConfig:
         tasks.check_task(self.task)
         Curriculum(self.curriculum, self.start_n, self.target_n, self.threshold, self.window, self.drop)
         tasks.check_ns(self.task, [self.start_n], argument="start_n")
-        if self.core not in CORES:
-            raise ValueError(f"core must be one of {CORES}, got {self.core!r}")
+        if is_import_path(self.core):
+            import_core_class(self.core)  # an external core: it must import and fit the protocol
+        elif self.core not in CORES:
+            raise ValueError(f"core must be one of {CORES} or an import path 'package.module:ClassName', "
+                             f"got {self.core!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         for name in ("hidden_size", "batch_size", "eval_every", "eval_batches", "max_steps"):
@@ -132,8 +136,12 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def build_model(config: TrainConfig, heads: list[int], generator: torch.Generator) -> agents.MultiHeadModel:
-    options = {"tau_init": config.tau_init, "train_tau": config.train_tau, "tau_param": config.tau_param,
-               **config.core_options}
+    """The core (built-in with the tau options, or external with ``core_options`` only) plus heads."""
+    if is_import_path(config.core):
+        options = dict(config.core_options)
+    else:
+        options = {"tau_init": config.tau_init, "train_tau": config.train_tau, "tau_param": config.tau_param,
+                   **config.core_options}
     core = agents.make_core(config.core, 1, config.hidden_size, generator=generator, **options)
     return agents.MultiHeadModel(core, heads, generator=generator)
 
@@ -145,6 +153,15 @@ def build_optimizer(config: TrainConfig, model: agents.MultiHeadModel) -> torch.
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
     return torch.optim.Adam(groups, lr=config.lr)
+
+
+def tau_stats(core: torch.nn.Module) -> dict[str, float | None]:
+    """Mean, min and max of the core's per-neuron tau; None for a core without one."""
+    tau = getattr(core, "tau", None)
+    if not isinstance(tau, torch.Tensor):
+        return {"tau_mean": None, "tau_min": None, "tau_max": None}
+    tau = tau.detach()
+    return {"tau_mean": float(tau.mean()), "tau_min": float(tau.min()), "tau_max": float(tau.max())}
 
 
 class RunFolderError(ValueError):
@@ -293,7 +310,7 @@ class Trainer:
         solved = self.curriculum.solved
         if solved is not None and solved != solved_before:
             self.steps_to_n[solved] = self.step
-            self.tau_at_n[solved] = float(self.model.tau.detach().mean())
+            self.tau_at_n[solved] = tau_stats(self.model.core)["tau_mean"]
             agents.save(self.model, self.run_dir / "checkpoints" / f"n{solved:03d}")
         new_ns = [n for n in self.curriculum.ns if n not in self.model.ns]
         for n in new_ns:
@@ -305,16 +322,13 @@ class Trainer:
                 self.optimizer.add_param_group({"params": list(head.parameters())})
 
     def _log_metrics(self, accuracy: dict[int, float], loss: float, ns: list[int]) -> dict[str, Any]:
-        tau = self.model.tau.detach()
         line = {
             "step": self.step,
             "time": round(self.seconds, 3),
             "ns": ns,
             "accuracy": {str(n): accuracy[n] for n in ns},
             "loss": loss,
-            "tau_mean": float(tau.mean()),
-            "tau_min": float(tau.min()),
-            "tau_max": float(tau.max()),
+            **tau_stats(self.model.core),
         }
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(line) + "\n")

@@ -162,8 +162,12 @@ def test_command_user_errors_exit_2_without_traceback(tmp_path, capsys, argv, wo
 
 def test_command_rejects_unknown_choices(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--core", "transformer"])
+        main(["train", "--task", "copy"])
     assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    assert main(["train", "--core", "transformer", "--quiet"]) == 2
+    assert "core must be one of" in capsys.readouterr().err
+    assert main(["train", "--core-option", "novalue", "--quiet"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
 
 
 def test_reproduce_command_rejects_bad_budget(tmp_path, capsys):

@@ -1,0 +1,238 @@
+"""Memory-architecture benchmark: how far each recurrent core's memory reaches, as a score card.
+
+For every core x task x curriculum x seed, one supervised run with the same budget (training
+steps, and a wall-time cap), then a held-out streaming test of every solved N. Runs are
+independent processes (``workers`` at a time, one torch thread each). Each run keeps its own
+run folder under ``out/runs``: a finished run (``heldout.json`` written) is never redone, an
+unfinished one resumes from its last state, so re-running the same command after a kill
+continues the benchmark.
+
+Score card (``scorecard.csv`` / ``scorecard.md``), one row per core x task x curriculum: the
+median and range over seeds of the largest N solved, the median steps to reach N = 8 / 16 / 32
+(with how many seeds reached it), and the held-out streaming accuracy of the largest solved N;
+``n_over_steps.png`` plots N reached against training steps for all cores.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import io
+import json
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from baselines.trainer import TrainConfig, Trainer, atomic_write_text
+from memory_envs import curriculum as curricula
+from memory_envs import make_batch, tasks
+
+MILESTONES = (8, 16, 32)
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """What to compare and the budget of every run."""
+
+    cores: tuple[str, ...] = ("leaky", "gru", "lstm")
+    tasks: tuple[str, ...] = ("parity", "dms")
+    curricula: tuple[str, ...] = ("single", "multi")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    max_steps: int = 3000
+    max_seconds: float | None = 600.0
+    hidden_size: int = 64
+    eval_every: int = 100
+    eval_batches: int = 10
+    test_length: int = 400
+    test_batch: int = 64
+    workers: int = 2
+
+    def validate(self) -> "BenchmarkSpec":
+        """Check every choice and the budget before any training starts (imports external cores)."""
+        for name in ("cores", "tasks", "curricula", "seeds"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} must not be empty")
+        for task in self.tasks:
+            tasks.check_task(task)
+        for kind in self.curricula:
+            if kind not in curricula.KINDS:
+                raise ValueError(f"curriculum must be one of {curricula.KINDS}, got {kind!r}")
+        for name in ("max_steps", "hidden_size", "eval_every", "eval_batches", "test_length", "test_batch",
+                     "workers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError(f"max_seconds must be > 0 or None, got {self.max_seconds!r}")
+        for core in self.cores:
+            self.config(core, self.tasks[0], self.curricula[0], self.seeds[0]).validate()
+        return self
+
+    def config(self, core: str, task: str, curriculum: str, seed: int) -> TrainConfig:
+        return TrainConfig(task=task, curriculum=curriculum, core=core, hidden_size=self.hidden_size,
+                           eval_every=self.eval_every, eval_batches=self.eval_batches, max_steps=self.max_steps,
+                           max_seconds=self.max_seconds, seed=seed, device="cpu",
+                           p=0.5 if task == "parity" else None)
+
+    def runs(self) -> list[tuple[str, str, str, int]]:
+        return [(c, t, k, s) for c in self.cores for t in self.tasks for k in self.curricula for s in self.seeds]
+
+
+def run_name(core: str, task: str, curriculum: str, seed: int) -> str:
+    return f"{core.replace(':', '.')}-{task}-{curriculum}-s{seed}"
+
+
+@torch.no_grad()
+def heldout_accuracy(run_dir: Path, spec: BenchmarkSpec, seed: int) -> dict[str, float]:
+    """Streaming accuracy of every solved N on fresh long sequences (p = 0.5), from its checkpoint."""
+    import agents
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    config = json.loads((run_dir / "config.json").read_text())
+    rng = np.random.default_rng([seed, 2])
+    generator = torch.Generator().manual_seed(seed)
+    accuracy: dict[str, float] = {}
+    for n in summary["steps_to_n"]:
+        model = agents.load(run_dir / "checkpoints" / f"n{int(n):03d}")
+        batch = make_batch(config["task"], [int(n)], spec.test_batch, rng=rng, p=0.5, length=spec.test_length,
+                           streaming=True)
+        x = torch.from_numpy(batch.inputs)
+        state = model.core.initial_state(x.shape[1], generator=generator)
+        logits = model(x, ns=[int(n)], every_step=True, state=state)  # checkpoint nNNN has a head for N
+        predicted = logits[int(n)].argmax(dim=-1).numpy()
+        mask = batch.streaming_mask[:, 0]
+        accuracy[n] = float((predicted[mask] == batch.streaming_labels[mask, :, 0]).mean())
+    return accuracy
+
+
+def run_one(out: str, spec: BenchmarkSpec, core: str, task: str, curriculum: str, seed: int) -> dict[str, Any]:
+    """One benchmark run in a worker process: train (or resume), then the held-out test."""
+    torch.set_num_threads(1)
+    run_dir = Path(out) / "runs" / run_name(core, task, curriculum, seed)
+    if not (run_dir / "summary.json").exists() or not (run_dir / "heldout.json").exists():
+        resume = (run_dir / "config.json").exists()
+        Trainer(spec.config(core, task, curriculum, seed), run_dir, resume=resume).run()
+        atomic_write_text(run_dir / "heldout.json", json.dumps(heldout_accuracy(run_dir, spec, seed), indent=2))
+    return collect(run_dir)
+
+
+def collect(run_dir: Path) -> dict[str, Any]:
+    """The numbers of one finished run that the score card uses."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    config = json.loads((run_dir / "config.json").read_text())
+    heldout = json.loads((run_dir / "heldout.json").read_text())
+    return {"core": config["core"], "task": config["task"], "curriculum": config["curriculum"],
+            "seed": config["seed"], "max_n": summary["max_n"], "steps": summary["steps"],
+            "steps_to_n": summary["steps_to_n"], "heldout": heldout, "run_dir": str(run_dir)}
+
+
+def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, log: Callable[[str], None] = print
+                  ) -> list[dict[str, Any]]:
+    """Run every (unfinished) run of ``spec`` in parallel processes and write the score card."""
+    spec.validate()
+    out = Path(out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    spec_path = out / "benchmark.json"
+    if spec_path.exists():
+        saved = json.loads(spec_path.read_text())
+        mine = json.loads(json.dumps(spec.__dict__))
+        budget = ("max_steps", "max_seconds", "hidden_size", "eval_every", "eval_batches", "test_length", "test_batch")
+        differ = [k for k in budget if saved.get(k) != mine[k]]
+        if differ:
+            raise ValueError(f"{out} holds a benchmark with another budget ({differ}); use another --out")
+    atomic_write_text(spec_path, json.dumps(spec.__dict__, indent=2))
+    results = []
+    todo = []
+    for run in spec.runs():
+        run_dir = out / "runs" / run_name(*run)
+        if (run_dir / "heldout.json").exists():
+            results.append(collect(run_dir))
+        else:
+            todo.append(run)
+    log(f"{len(spec.runs())} runs: {len(results)} finished earlier, {len(todo)} to run on {spec.workers} workers")
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: no shared torch thread pools
+    with concurrent.futures.ProcessPoolExecutor(max_workers=spec.workers, mp_context=context) as pool:
+        futures = {pool.submit(run_one, str(out), spec, *run): run for run in todo}
+        for future in concurrent.futures.as_completed(futures):
+            result = future.result()
+            results.append(result)
+            log(f"{run_name(*futures[future])}: largest N {result['max_n']} in {result['steps']} steps")
+    write_scorecard(results, out)
+    return results
+
+
+def _median(values: Sequence[float]) -> str:
+    return "-" if not values else f"{float(np.median(values)):g}"
+
+
+def scorecard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per core x task x curriculum, aggregated over seeds."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["core"], r["task"], r["curriculum"]), []).append(r)
+    rows = []
+    for (core, task, curriculum), runs in sorted(groups.items()):
+        max_ns = [r["max_n"] or 0 for r in runs]
+        row = {"core": core, "task": task, "curriculum": curriculum, "seeds": len(runs),
+               "max_n_median": float(np.median(max_ns)), "max_n_min": min(max_ns), "max_n_max": max(max_ns)}
+        for n in MILESTONES:
+            reached = [r["steps_to_n"][str(n)] for r in runs if str(n) in r["steps_to_n"]]
+            row[f"steps_to_{n}_median"] = _median(reached)
+            row[f"steps_to_{n}_reached"] = len(reached)
+        heldout = [r["heldout"][str(r["max_n"])] for r in runs if r["max_n"] is not None]
+        row["heldout_at_max_n_median"] = _median(heldout)
+        rows.append(row)
+    return rows
+
+
+def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
+    rows = scorecard_rows(results)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "scorecard.csv", buffer.getvalue())
+    lines = ["| core | task | curriculum | largest N: median [min, max] | steps to N=8 | steps to N=16 | "
+             "steps to N=32 | held-out accuracy at largest N |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        steps = [f"{r[f'steps_to_{n}_median']} ({r[f'steps_to_{n}_reached']}/{r['seeds']})" for n in MILESTONES]
+        lines.append(f"| {r['core']} | {r['task']} | {r['curriculum']} | {r['max_n_median']:g} "
+                     f"[{r['max_n_min']}, {r['max_n_max']}] | {' | '.join(steps)} | {r['heldout_at_max_n_median']} |")
+    atomic_write_text(out / "scorecard.md", "\n".join(lines) + "\n")
+    try:
+        plot_scorecard(results, out / "n_over_steps.png")
+    except ImportError:
+        pass
+
+
+def plot_scorecard(results: Sequence[dict[str, Any]], path: Path) -> None:
+    """N reached over training steps, all cores on one axis per task x curriculum (needs matplotlib)."""
+    from baselines.plots import _pyplot
+
+    plt = _pyplot()
+    panels = sorted({(r["task"], r["curriculum"]) for r in results})
+    cores = sorted({r["core"] for r in results})
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), squeeze=False)
+    colors = {core: f"C{i}" for i, core in enumerate(cores)}
+    for ax, (task, curriculum) in zip(axes[0], panels):
+        for r in results:
+            if (r["task"], r["curriculum"]) != (task, curriculum):
+                continue
+            solved = [(0, 0)] + [(s, int(n)) for n, s in r["steps_to_n"].items()] + [(r["steps"], r["max_n"] or 0)]
+            ax.step(*zip(*solved), where="post", color=colors[r["core"]], alpha=0.7,
+                    label=r["core"] if r["seed"] == min(x["seed"] for x in results) else None)
+        ax.set_title(f"{task}, {curriculum}-head")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("largest N solved")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+__all__ = ["BenchmarkSpec", "run_benchmark", "scorecard_rows", "heldout_accuracy"]
