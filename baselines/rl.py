@@ -137,6 +137,15 @@ class RLConfig:
         EnvConfig.build(self.task, **self.env_kwargs())  # p, length_range, ...
         if len(self.tau_init) != 2:
             raise ValueError(f"tau_init must be (low, high), got {self.tau_init!r}")
+        if not isinstance(self.core_options, dict):
+            raise ValueError(f"core_options must be a dict, got {type(self.core_options).__name__}")
+        import agents
+
+        options = self.policy_kwargs()["core_options"]
+        try:
+            agents.make_core(self.core, 1, self.hidden_size, **{**options, "h0": "zero"})
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"core_options / tau_init {options!r} do not fit core {self.core!r}: {e}") from None
         resolve_device(self.device)
         return self
 

@@ -104,8 +104,9 @@ def test_multi_head_curriculum_run(tmp_path):
     config = RLConfig(env_id="NParity-v0", n=2, mode="every_step", p=0.5, curriculum="multi", n_max=4,
                       hidden_size=16, n_envs=4, n_steps=32, total_timesteps=256, eval_every=128,
                       eval_episodes=5, core="gru")
-    summary = train_rl(config, tmp_path / "run")
+    summary = train_rl(config, tmp_path / "run", progress=True)
     assert summary["active_ns"][0] == 2 and summary["stopped_because"] == "max_timesteps"
+    assert summary["final_eval"]["timesteps"] == 256
     assert all(set(line["accuracy"]) == {str(n) for n in line["ns"]} for line in read_metrics(tmp_path / "run"))
 
 
@@ -150,7 +151,8 @@ def test_bad_input_exits_2(tmp_path, capsys, argv, field):
 @pytest.mark.parametrize("changes, field", [
     ({"env_id": "CartPole-v1"}, "env_id"), ({"core": "transformer"}, "core"), ({"curriculum": "sliding"}, "curriculum"),
     ({"total_timesteps": 0}, "total_timesteps"), ({"eval_episodes": 0}, "eval_episodes"),
-    ({"max_seconds": 0}, "max_seconds"), ({"hidden_size": 0}, "hidden_size"), ({"batch_size": -1}, "batch_size"),
+    ({"max_seconds": 0}, "max_seconds"), ({"core_options": {"nonsense": 1}}, "core_options"),
+    ({"tau_init": (0.5, 2.0)}, "tau_init"), ({"hidden_size": 0}, "hidden_size"), ({"batch_size": -1}, "batch_size"),
 ])
 def test_config_validation_names_the_field(changes, field):
     with pytest.raises(ValueError, match=field):
