@@ -4,6 +4,7 @@
     memory-envs plot RUN_DIR [...]       figures of finished or running runs
     memory-envs reproduce --scale quick  single- vs multi-head on parity and DMS, with a table
     memory-envs benchmark --cores ...    score card of recurrent cores (built-in or your own)
+    memory-envs rl --env NDMS-v0 --n 2   RecurrentPPO with our cores, optional curriculum
 
 User errors (bad options, an unusable run folder, a missing device) print one line and exit 2.
 """
@@ -18,6 +19,7 @@ from typing import Any, Sequence
 
 import torch
 
+from baselines.rl import add_rl_parser
 from baselines.trainer import CORES, OPTIMIZERS, TrainConfig, Trainer
 from memory_envs import curriculum as curricula
 from memory_envs import tasks
@@ -252,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--workers", type=int, default=2, help="parallel processes (default: 2)")
     bench.add_argument("--out", default="runs/benchmark", help="output folder (default: runs/benchmark)")
     bench.set_defaults(func=cmd_benchmark)
+    add_rl_parser(sub)
     return parser
 
 

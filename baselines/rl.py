@@ -43,7 +43,7 @@ import gymnasium as gym
 import numpy as np
 
 from baselines.trainer import CORES, RunFolderError, atomic_write_text, resolve_device
-from memory_envs import ENV_IDS, Curriculum, EpisodeAccuracyTracker, tasks
+from memory_envs import ENV_IDS, Curriculum, CurriculumWrapper, EpisodeAccuracyTracker, tasks
 from memory_envs.envs import MODES, EnvConfig
 
 TASK_OF_ENV = {env_id: task for task, env_id in ENV_IDS.items()}
@@ -179,47 +179,6 @@ class RLConfig:
         return data
 
 
-class SharedCurriculum:
-    """One curriculum and one episode tracker for all training envs of a run."""
-
-    def __init__(self, curriculum: Curriculum, window: int) -> None:
-        self.curriculum = curriculum
-        self.tracker = EpisodeAccuracyTracker(curriculum, window)
-        self.envs: list[gym.Env] = []
-        self.advanced_at: dict[int, int] = {}  # solved N -> episodes recorded when it was solved
-        self.episodes = 0
-
-    def add(self, env: gym.Env) -> None:
-        env.unwrapped.set_ns(self.curriculum.ns)
-        self.envs.append(env)
-
-    def record(self, ns: Sequence[int], head_accuracy: Sequence[float]) -> None:
-        self.episodes += 1
-        self.tracker.record(ns, head_accuracy)
-        solved_before = self.curriculum.solved
-        if self.tracker.maybe_advance():
-            for env in self.envs:
-                env.unwrapped.set_ns(self.curriculum.ns)
-        if self.curriculum.solved != solved_before:
-            self.advanced_at[self.curriculum.solved] = self.episodes
-
-
-class SharedCurriculumWrapper(gym.Wrapper):
-    """Report finished episodes to a :class:`SharedCurriculum`; ``info["curriculum_ns"]`` = active Ns."""
-
-    def __init__(self, env: gym.Env, shared: SharedCurriculum) -> None:
-        super().__init__(env)
-        self.shared = shared
-        shared.add(env)
-
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        if terminated:
-            self.shared.record(info["ns"], info["head_accuracy"])
-        info["curriculum_ns"] = tuple(self.shared.curriculum.ns)
-        return obs, reward, terminated, truncated, info
-
-
 def tensorboard_available() -> bool:
     try:
         import tensorboard  # noqa: F401
@@ -268,7 +227,7 @@ class RLRun:
         atomic_write_text(self.run_dir / "config.json", json.dumps(self.config.to_json(), indent=2))
         atomic_write_text(self.run_dir / "metrics.jsonl", "")
         self.curriculum = config.make_curriculum()
-        self.shared = None if self.curriculum is None else SharedCurriculum(self.curriculum, config.window)
+        self.shared = None if self.curriculum is None else EpisodeAccuracyTracker(self.curriculum, config.window)
 
     def _make_env(self) -> gym.Env:
         return gym.make(self.config.env_id, **self.config.env_kwargs())
@@ -280,7 +239,7 @@ class RLRun:
         def factory() -> gym.Env:
             env = self._make_env()
             if self.shared is not None:
-                env = SharedCurriculumWrapper(env, self.shared)
+                env = CurriculumWrapper(env, self.shared)
             return Monitor(env)
 
         venv = DummyVecEnv([factory] * self.config.n_envs)
@@ -561,5 +520,5 @@ def cmd_rl(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["RLConfig", "RLRun", "SharedCurriculum", "SharedCurriculumWrapper", "add_rl_parser", "cmd_rl",
+__all__ = ["RLConfig", "RLRun", "add_rl_parser", "cmd_rl",
            "evaluate_policy", "train_rl"]

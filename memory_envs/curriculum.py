@@ -148,13 +148,22 @@ class EpisodeAccuracyTracker:
     """Per-N accuracy over the last ``window`` finished episodes, feeding a :class:`Curriculum`.
 
     Once every active N has ``window`` episodes, :meth:`maybe_advance` asks the curriculum
-    to update and clears the history when it advances.
+    to update, clears the history when it advances and sets the new Ns on every attached env
+    (so one tracker can drive several envs, e.g. all envs of an SB3 VecEnv).
     """
 
     def __init__(self, curriculum: Curriculum, window: int = 100) -> None:
         self.curriculum = curriculum
         self.window = _positive_int(window, "window")
         self.history: dict[int, collections.deque] = {}
+        self.envs: list[Any] = []
+
+    def attach(self, env: Any) -> None:
+        """Let this tracker set the Ns of ``env`` (a single or native vector memory-task env)."""
+        config = env.unwrapped.config
+        _check_env_fits(config, self.curriculum)
+        env.unwrapped.set_ns(self.curriculum.ns)
+        self.envs.append(env)
 
     def record(self, ns: Sequence[int], head_accuracy: Sequence[float]) -> None:
         """Record one finished episode that scored ``ns`` with per-head ``head_accuracy``."""
@@ -169,6 +178,8 @@ class EpisodeAccuracyTracker:
         advanced = self.curriculum.update({n: float(np.mean(self.history[n])) for n in self.curriculum.ns})
         if advanced:
             self.history.clear()
+            for env in self.envs:
+                env.unwrapped.set_ns(self.curriculum.ns)
         return advanced
 
 
@@ -186,20 +197,28 @@ def _check_env_fits(config: Any, curriculum: Curriculum) -> None:
         )
 
 
+def _tracker(curriculum: Curriculum | EpisodeAccuracyTracker, window: int) -> EpisodeAccuracyTracker:
+    if isinstance(curriculum, EpisodeAccuracyTracker):
+        return curriculum
+    if not isinstance(curriculum, Curriculum):
+        raise TypeError(f"curriculum must be a Curriculum or an EpisodeAccuracyTracker, got {type(curriculum).__name__}")
+    return EpisodeAccuracyTracker(curriculum, window)
+
+
 class CurriculumWrapper(gym.Wrapper):
     """Advance a single env's Ns between episodes by a :class:`Curriculum`.
 
     The env must be made with an action space for the curriculum's largest number of heads
     (``max_heads=curriculum.max_heads``). Finished episodes' ``head_accuracy`` are tracked over
     ``window`` episodes; the new Ns take effect at the next reset. ``info["curriculum_ns"]``
-    reports the active Ns.
+    reports the active Ns. Pass one :class:`EpisodeAccuracyTracker` instead of a curriculum to
+    several wrappers to drive several envs by one curriculum (their episodes pooled).
     """
 
-    def __init__(self, env: gym.Env, curriculum: Curriculum, window: int = 100) -> None:
+    def __init__(self, env: gym.Env, curriculum: Curriculum | EpisodeAccuracyTracker, window: int = 100) -> None:
         super().__init__(env)
-        _check_env_fits(env.unwrapped.config, curriculum)
-        self.tracker = EpisodeAccuracyTracker(curriculum, window)
-        env.unwrapped.set_ns(curriculum.ns)
+        self.tracker = _tracker(curriculum, window)
+        self.tracker.attach(env)
 
     @property
     def curriculum(self) -> Curriculum:
@@ -209,8 +228,7 @@ class CurriculumWrapper(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         if terminated:
             self.tracker.record(info["ns"], info["head_accuracy"])
-            if self.tracker.maybe_advance():
-                self.env.unwrapped.set_ns(self.curriculum.ns)
+            self.tracker.maybe_advance()
         info["curriculum_ns"] = tuple(self.curriculum.ns)
         return obs, reward, terminated, truncated, info
 
@@ -218,11 +236,11 @@ class CurriculumWrapper(gym.Wrapper):
 class VectorCurriculumWrapper(gym.vector.VectorWrapper):
     """Advance a native vector env's Ns by a :class:`Curriculum` (see :class:`CurriculumWrapper`)."""
 
-    def __init__(self, env: gym.vector.VectorEnv, curriculum: Curriculum, window: int = 100) -> None:
+    def __init__(self, env: gym.vector.VectorEnv, curriculum: Curriculum | EpisodeAccuracyTracker,
+                 window: int = 100) -> None:
         super().__init__(env)
-        _check_env_fits(env.unwrapped.config, curriculum)
-        self.tracker = EpisodeAccuracyTracker(curriculum, window)
-        env.unwrapped.set_ns(curriculum.ns)
+        self.tracker = _tracker(curriculum, window)
+        self.tracker.attach(env)
 
     @property
     def curriculum(self) -> Curriculum:
@@ -233,6 +251,5 @@ class VectorCurriculumWrapper(gym.vector.VectorWrapper):
         if "_head_accuracy" in info:
             for i in np.flatnonzero(info["_head_accuracy"]):
                 self.tracker.record(info["ns"][i], info["head_accuracy"][i])
-            if self.tracker.maybe_advance():
-                self.env.unwrapped.set_ns(self.curriculum.ns)
+            self.tracker.maybe_advance()
         return obs, rewards, terminated, truncated, info

@@ -16,9 +16,9 @@ pytest.importorskip("sb3_contrib")
 
 import memory_envs  # noqa: E402,F401  (registers the envs)
 from baselines.rl import (  # noqa: E402
-    STOP_REASONS, RLConfig, SharedCurriculum, SharedCurriculumWrapper, add_rl_parser, train_rl,
+    STOP_REASONS, RLConfig, add_rl_parser, train_rl,
 )
-from memory_envs import Curriculum  # noqa: E402
+from memory_envs import Curriculum, CurriculumWrapper, EpisodeAccuracyTracker  # noqa: E402
 
 torch.set_num_threads(1)
 DOC = Path(__file__).resolve().parents[1] / "docs" / "rl_baselines.md"
@@ -111,12 +111,13 @@ def test_multi_head_curriculum_run(tmp_path):
 
 
 def test_shared_curriculum_sets_every_env():
-    shared = SharedCurriculum(Curriculum("multi", 2, 4, threshold=0.9), window=3)
-    envs = [SharedCurriculumWrapper(gym.make("NDMS-v0", heads=[2], max_heads=3, mode="every_step"), shared)
+    shared = EpisodeAccuracyTracker(Curriculum("multi", 2, 4, threshold=0.9), window=3)
+    envs = [CurriculumWrapper(gym.make("NDMS-v0", heads=[2], max_heads=3, mode="every_step"), shared)
             for _ in range(2)]
     for _ in range(3):
         shared.record((2,), np.array([1.0]))
-    assert shared.curriculum.ns == [2, 3] and shared.advanced_at == {2: 3}
+    assert shared.maybe_advance()
+    assert shared.curriculum.ns == [2, 3]
     for env in envs:
         env.reset(seed=0)
         assert env.unwrapped.ns == (2, 3)
