@@ -311,7 +311,8 @@ def population_autocorrelation(autocov: np.ndarray) -> np.ndarray:
 
 
 def network_timescales(core_or_model, *, trials: int = 10, steps: int = 100_000, burn_in: int = 500,
-                       max_lag: int = 30, chunk: int = 2048, seed: int = 0) -> dict[str, Any]:
+                       max_lag: int = 30, chunk: int = 2048, seed: int = 0, min_weight: float = 0.05
+                       ) -> dict[str, Any]:
     """The network-mediated timescale tau_net of every neuron (SPEC 5).
 
     Returns {"tau": trained tau' [H], "tau_net": [H] (NaN where both fits failed or the neuron is
@@ -329,7 +330,7 @@ def network_timescales(core_or_model, *, trials: int = 10, steps: int = 100_000,
 
     drive(core, consume, trials=trials, steps=steps, burn_in=burn_in, chunk=max(chunk, max_lag), seed=seed)
     autocov = sums.autocovariance().mean(axis=1)
-    fits = fit_timescales(autocov)
+    fits = fit_timescales(autocov, min_weight)
     tau_net = np.array([f["tau"] for f in fits])
     keep = tau_net[np.isfinite(tau_net) & (tau_net > 1)]
     return {
@@ -575,8 +576,7 @@ def forgetting_matrix(run: Run, eval_ns: Sequence[int] | None = None, *, beyond:
     checkpoint + ``beyond``). Returns (row Ns, col Ns, matrix)."""
     rows = list(run.checkpoints)
     if eval_ns is None:
-        low = 2 if run.task == "dms" else 1
-        low = min([low] + [n for n in rows])
+        low = min([int(run.config.get("start_n", 2))] + rows)
         eval_ns = list(range(max(low, 2 if run.task == "dms" else 1), max(rows) + beyond + 1))
     single = run.config.get("curriculum") == "single"
     matrix = np.full((len(rows), len(eval_ns)), np.nan)
@@ -610,3 +610,422 @@ def dimensionality(core_or_model, *, trials: int = 10, steps: int = 10_000, burn
     ratio = eig / total if total > 0 else np.zeros_like(eig)
     components = int(np.searchsorted(np.cumsum(ratio), threshold) + 1) if total > 0 else 0
     return {"components": min(components, hsz), "explained_ratio": ratio, "units": hsz}
+
+
+# ----------------------------------------------------------------------------------------------
+# Run folders -> tables and figures
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class AnalysisOptions:
+    """Sizes and choices of ``analyze_run`` (defaults: the paper's procedure)."""
+
+    analyses: tuple[str, ...] = ANALYSES
+    ns: tuple[int, ...] | None = None  # checkpoints for timescales/dimensionality (None: all)
+    n: int | None = None  # the N for ablation/perturbation (None: the largest checkpoint)
+    trials: int = 10
+    steps: int = 100_000
+    burn_in: int = 500
+    max_lag: int = 30
+    min_weight: float = 0.05
+    pca_steps: int = 10_000
+    k: int = 20
+    zero_bias: bool = True
+    stream_length: int = 10_000
+    stream_batch: int = 8
+    eps: tuple[float, ...] = DEFAULT_EPS
+    tau_eps: tuple[float, ...] = DEFAULT_EPS
+    draws: int = 10
+    eval_batches: int = 4
+    eval_batch_size: int = 256
+    beyond: int = 5
+    seed: int = 0
+    plots: bool = True
+
+    def check(self) -> "AnalysisOptions":
+        unknown = [a for a in self.analyses if a not in ANALYSES]
+        if unknown or not self.analyses:
+            raise AnalysisError(f"analyses must be a non-empty subset of {list(ANALYSES)}, got {list(self.analyses)}")
+        for name in ("trials", "steps", "pca_steps", "k", "stream_length", "stream_batch", "draws",
+                     "eval_batches", "eval_batch_size", "max_lag"):
+            if int(getattr(self, name)) < 1:
+                raise AnalysisError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.steps <= self.max_lag:
+            raise AnalysisError(f"steps ({self.steps}) must exceed max_lag ({self.max_lag})")
+        if self.burn_in < 0 or self.beyond < 0:
+            raise AnalysisError("burn_in and beyond must be >= 0")
+        if any(e < 0 for e in (*self.eps, *self.tau_eps)):
+            raise AnalysisError("eps values must be >= 0")
+        return self
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        if rows:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    os.replace(tmp, path)
+    return path
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    def conv(v: str) -> Any:
+        try:
+            return float(v) if any(c in v for c in ".en") else int(v)
+        except ValueError:
+            return v
+    with open(path, newline="") as f:
+        return [{k: conv(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _pick(run: Run, wanted: Sequence[int] | None) -> list[int]:
+    if wanted is None:
+        return list(run.checkpoints)
+    missing = [n for n in wanted if n not in run.checkpoints]
+    if missing:
+        raise AnalysisError(f"{run.path} has no checkpoint for N={missing}; checkpoints: {list(run.checkpoints)}")
+    return list(wanted)
+
+
+def _analysis_n(run: Run, n: int | None) -> int:
+    n = max(run.checkpoints) if n is None else n
+    if n not in run.checkpoints:
+        raise AnalysisError(f"{run.path}: no checkpoint with a head for N={n}; checkpoints: {list(run.checkpoints)}")
+    return n
+
+
+def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
+                options: AnalysisOptions | None = None, log: Callable[[str], None] = lambda s: None
+                ) -> dict[str, Any]:
+    """Run the chosen analyses on a run folder; write CSV tables and PNGs into ``out``
+    (default RUN_DIR/analysis). Returns {analysis: table rows} (plus "files")."""
+    options = (options or AnalysisOptions()).check()
+    run = load_run(run_dir)
+    out = Path(out) if out is not None else run.path / "analysis"
+    # check everything the options ask for before the slow work starts
+    ts_ns = _pick(run, options.ns)
+    target = _analysis_n(run, options.n) if {"ablation", "perturbation"} & set(options.analyses) else None
+    if target is not None and "perturbation" in options.analyses:
+        recurrent_weight_param(run.load(target).core)
+    results: dict[str, Any] = {"files": []}
+    files = results["files"]
+    curriculum = run.config.get("curriculum", "?")
+    base = {"run": run.path.name, "curriculum": curriculum, "core": run.config.get("core", "?")}
+
+    if "timescales" in options.analyses:
+        neuron_rows, summary_rows, pop_rows = [], [], []
+        for n in ts_ns:
+            started = time.perf_counter()
+            r = network_timescales(run.load(n), trials=options.trials, steps=options.steps, burn_in=options.burn_in,
+                                   max_lag=options.max_lag, seed=options.seed, min_weight=options.min_weight)
+            seconds = time.perf_counter() - started
+            for i, f in enumerate(r["fits"]):
+                neuron_rows.append({**base, "n": n, "neuron": i, "tau": float(r["tau"][i]), "tau_net": f["tau"],
+                                    "fit": f["model"], "tau_single": f["tau_single"], "tau_fast": f["tau_fast"],
+                                    "tau_slow": f["tau_slow"], "a_slow": f["a_slow"]})
+            forget = r["forget_timescale"]
+            summary_rows.append({**base, "n": n, "tau_mean": float(r["tau"].mean()), "tau_max": float(r["tau"].max()),
+                                 "tau_net_mean": r["tau_net_mean"],
+                                 "neurons_tau_net_gt1": int(np.sum(np.isfinite(r["tau_net"]) & (r["tau_net"] > 1))),
+                                 "neurons_failed": int(np.sum(~np.isfinite(r["tau_net"]))),
+                                 "forget_gate_timescale": forget["timescale"] if forget else math.nan,
+                                 "seconds": round(seconds, 2)})
+            pop_rows += [{**base, "n": n, "lag": k, "ac": float(v)} for k, v in enumerate(r["population_ac"])]
+            log(f"timescales N={n}: tau mean {summary_rows[-1]['tau_mean']:.2f}, tau_net mean "
+                f"{r['tau_net_mean']:.2f} ({seconds:.1f} s)")
+        files += [write_csv(out / "timescales_neurons.csv", neuron_rows),
+                  write_csv(out / "timescales.csv", summary_rows),
+                  write_csv(out / "population_ac.csv", pop_rows)]
+        results["timescales"] = summary_rows
+        if options.plots:
+            files.append(plot_timescales([summary_rows], [run.label], out / "timescales.png", neuron_rows, pop_rows))
+
+    if target is not None:
+        model = run.load(target)
+        stream = make_stream(run.task, target, length=options.stream_length, batch_size=options.stream_batch,
+                             seed=options.seed)
+    if "ablation" in options.analyses:
+        rows = [{**base, "n": target, **r} for r in ablation(model, stream, k=options.k, zero_bias=options.zero_bias)]
+        files.append(write_csv(out / "ablation.csv", rows))
+        results["ablation"] = rows
+        for g in ("slow", "fast"):
+            rel = [r["relative"] for r in rows if r["group"] == g]
+            log(f"ablation N={target}: {g}est {len(rel)} neurons, mean relative accuracy {np.mean(rel):.3f}")
+        if options.plots:
+            files.append(plot_ablation([rows], [run.label], out / "ablation.png"))
+    if "perturbation" in options.analyses:
+        rows = []
+        for kind, grid in (("weight", options.eps), ("tau", options.tau_eps)):
+            rows += [{**base, "n": target, **r} for r in perturbation(model, stream, kind=kind, eps=grid,
+                                                                    draws=options.draws, seed=options.seed)]
+        files.append(write_csv(out / "perturbation.csv", rows))
+        results["perturbation"] = rows
+        log(f"perturbation N={target}: {len(rows)} evaluations")
+        if options.plots:
+            files.append(plot_perturbation([rows], [run.label], out / "perturbation.png"))
+    if "forgetting" in options.analyses:
+        row_ns, col_ns, matrix = forgetting_matrix(run, beyond=options.beyond, batches=options.eval_batches,
+                                                   batch_size=options.eval_batch_size, seed=options.seed)
+        rows = [{**base, "checkpoint_n": rn, "eval_n": cn, "accuracy": float(matrix[i, j]),
+                 "has_head": int(not math.isnan(matrix[i, j]))}
+                for i, rn in enumerate(row_ns) for j, cn in enumerate(col_ns)]
+        files.append(write_csv(out / "forgetting.csv", rows))
+        results["forgetting"] = rows
+        log(f"forgetting: {len(row_ns)} checkpoints x {len(col_ns)} Ns")
+        if options.plots:
+            files.append(plot_forgetting(row_ns, col_ns, matrix, run.label, out / "forgetting.png"))
+    if "dimensionality" in options.analyses:
+        rows = []
+        for n in ts_ns:
+            d = dimensionality(run.load(n), trials=options.trials, steps=options.pca_steps, burn_in=options.burn_in,
+                               seed=options.seed)
+            rows.append({**base, "n": n, "components_90": d["components"], "units": d["units"],
+                         "pc1_ratio": float(d["explained_ratio"][0])})
+        files.append(write_csv(out / "dimensionality.csv", rows))
+        results["dimensionality"] = rows
+        log("dimensionality: " + ", ".join(f"N={r['n']}: {r['components_90']}" for r in rows))
+        if options.plots:
+            files.append(plot_dimensionality([rows], [run.label], out / "dimensionality.png"))
+    return results
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures (one run or several on the same axes)
+# ----------------------------------------------------------------------------------------------
+def plot_timescales(summaries: Sequence[list[dict]], labels: Sequence[str], path: Path,
+                    neuron_rows: list[dict] | None = None, pop_rows: list[dict] | None = None) -> Path:
+    plt = _pyplot()
+    extra = neuron_rows is not None
+    fig, axes = plt.subplots(1, 3 if extra else 2, figsize=(13 if extra else 9, 3.6))
+    for rows, label in zip(summaries, labels):
+        ns = [r["n"] for r in rows]
+        axes[0].plot(ns, [r["tau_mean"] for r in rows], "o-", label=label)
+        axes[1].plot(ns, [r["tau_net_mean"] for r in rows], "o-", label=label)
+    axes[0].set(xlabel="N (checkpoint)", ylabel="mean trained tau", title="single-neuron tau")
+    axes[1].set(xlabel="N (checkpoint)", ylabel="mean tau_net (neurons with tau_net > 1)", title="network timescale")
+    axes[0].legend(fontsize=7)
+    if extra:
+        last = max(r["n"] for r in neuron_rows)
+        pts = [(r["tau"], r["tau_net"]) for r in neuron_rows if r["n"] == last]
+        axes[2].scatter([p[0] for p in pts], [p[1] for p in pts], s=6)
+        axes[2].set(xlabel="trained tau", ylabel="tau_net", yscale="log", title=f"neurons at N={last}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    if pop_rows:
+        fig, ax = plt.subplots(figsize=(4.5, 3.4))
+        for n in sorted({r["n"] for r in pop_rows}):
+            pts = [r for r in pop_rows if r["n"] == n]
+            ax.plot([r["lag"] for r in pts], [r["ac"] for r in pts], label=f"N={n}")
+        ax.set(xlabel="lag (steps)", ylabel="population autocorrelation")
+        ax.legend(fontsize=6, ncol=2)
+        fig.tight_layout()
+        fig.savefig(path.with_name("population_ac.png"), dpi=110)
+        plt.close(fig)
+    return path
+
+
+def plot_ablation(tables: Sequence[list[dict]], labels: Sequence[str], path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    width = 0.8 / max(len(tables), 1)
+    for j, (rows, label) in enumerate(zip(tables, labels)):
+        means = [np.mean([r["relative"] for r in rows if r["group"] == g]) for g in ("slow", "fast")]
+        ax.bar(np.arange(2) + j * width, means, width, label=f"{label} N={rows[0]['n']}")
+    ax.set_xticks(np.arange(2) + width * (len(tables) - 1) / 2, ["slowest tau", "fastest tau"])
+    ax.set(ylabel="relative accuracy (ablated / intact)", ylim=(0, 1.05), title="single-neuron ablation")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_perturbation(tables: Sequence[list[dict]], labels: Sequence[str], path: Path) -> Path:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for rows, label in zip(tables, labels):
+        for ax, kind in zip(axes, ("weight", "tau")):
+            pts = [r for r in rows if r["kind"] == kind and r["eps"] > 0]
+            eps = sorted({r["eps"] for r in pts})
+            mean = [np.mean([r["relative"] for r in pts if r["eps"] == e]) for e in eps]
+            std = [np.std([r["relative"] for r in pts if r["eps"] == e]) for e in eps]
+            ax.errorbar(eps, mean, yerr=std, marker="o", capsize=2, label=label)
+    for ax, kind in zip(axes, ("weight", "tau")):
+        ax.set(xscale="log", xlabel="eps", ylabel="relative accuracy", title=f"{kind} perturbation", ylim=(0, 1.1))
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_forgetting(row_ns: list[int], col_ns: list[int], matrix: np.ndarray, label: str, path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.2 + 0.25 * len(col_ns), 1.2 + 0.25 * len(row_ns)))
+    im = ax.imshow(np.ma.masked_invalid(matrix), vmin=0.5, vmax=1.0, cmap="viridis", aspect="auto", origin="lower",
+                   extent=(col_ns[0] - 0.5, col_ns[-1] + 0.5, -0.5, len(row_ns) - 0.5))
+    ax.set_yticks(range(len(row_ns)), [str(n) for n in row_ns])
+    ax.set(xlabel="evaluated N", ylabel="checkpoint N", title=label)
+    fig.colorbar(im, ax=ax, label="accuracy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_dimensionality(tables: Sequence[list[dict]], labels: Sequence[str], path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 3.4))
+    for rows, label in zip(tables, labels):
+        ax.plot([r["n"] for r in rows], [r["components_90"] for r in rows], "o-", label=label)
+    ax.set(xlabel="N (checkpoint)", ylabel="PCs for 90% variance", title="dimensionality")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def compare_runs(results: Sequence[dict[str, Any]], labels: Sequence[str], out: str | os.PathLike) -> list[Path]:
+    """Figures of several runs on the same axes (tau and tau_net vs N, ablation, perturbation, dimensionality)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name, plot in (("timescales", plot_timescales), ("ablation", plot_ablation),
+                       ("perturbation", plot_perturbation), ("dimensionality", plot_dimensionality)):
+        tables = [r[name] for r in results if name in r]
+        if len(tables) == len(results) and tables:
+            files.append(plot(tables, labels, out / f"compare_{name}.png"))
+            write_csv(out / f"compare_{name}.csv", [row for t in tables for row in t])
+            files.append(out / f"compare_{name}.csv")
+    return files
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line: memory-envs analyze RUN_DIR [RUN_DIR ...]
+# ----------------------------------------------------------------------------------------------
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    return ANALYSES if names == ("all",) else names
+
+
+def add_analyze_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``memory-envs analyze`` on the subparsers of the main parser."""
+    d = AnalysisOptions()
+    p = subparsers.add_parser(
+        "analyze", help="the paper's analyses of trained runs (timescales, ablation, perturbation, ...)",
+        description="Analyze run folders written by `memory-envs train`: tables (CSV) and figures (PNG) in "
+                    "RUN_DIR/analysis; with several runs also comparison figures in --compare-dir. Defaults are "
+                    "the paper's sizes (minutes per checkpoint at 500 units); use e.g. --steps 2000 --trials 2 "
+                    "--draws 2 --k 3 --stream-length 500 for a quick look. See docs/analysis.md.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--analyses", type=_names, default=ANALYSES,
+                   help=f"comma-separated subset of {','.join(ANALYSES)} or 'all' (default: all)")
+    p.add_argument("--ns", type=_ints, default=None, help="checkpoints (N) for timescales and dimensionality "
+                                                           "(default: every checkpoint)")
+    p.add_argument("--n", type=int, default=None, help="the N whose checkpoint and head are ablated/perturbed "
+                                                        "(default: the largest checkpoint)")
+    g = p.add_argument_group("timescales and dimensionality")
+    g.add_argument("--trials", type=int, default=d.trials, help=f"random-bit trials (batch) (default: {d.trials})")
+    g.add_argument("--steps", type=int, default=d.steps, help=f"steps per trial for tau_net (default: {d.steps})")
+    g.add_argument("--burn-in", type=int, default=d.burn_in, help=f"discarded steps (default: {d.burn_in})")
+    g.add_argument("--max-lag", type=int, default=d.max_lag, help=f"fitted lags 0..K (default: {d.max_lag})")
+    g.add_argument("--min-weight", type=float, default=d.min_weight,
+                   help=f"smallest component weight of an accepted double-exponential fit (default: {d.min_weight})")
+    g.add_argument("--pca-steps", type=int, default=d.pca_steps, help=f"steps per trial for PCA (default: {d.pca_steps})")
+    g = p.add_argument_group("ablation and perturbation")
+    g.add_argument("--k", type=int, default=d.k, help=f"slowest and fastest neurons ablated (default: {d.k})")
+    g.add_argument("--keep-bias", action="store_true", help="do not zero an ablated neuron's biases")
+    g.add_argument("--stream-length", type=int, default=d.stream_length,
+                   help=f"steps of the streaming test (default: {d.stream_length})")
+    g.add_argument("--stream-batch", type=int, default=d.stream_batch,
+                   help=f"parallel streams (default: {d.stream_batch})")
+    g.add_argument("--eps", type=_floats, default=d.eps, help="weight-perturbation eps grid (default: 0 and "
+                                                              "10^-2..10^0 in thirds of a decade)")
+    g.add_argument("--tau-eps", type=_floats, default=d.tau_eps, help="tau-perturbation eps grid (default: as --eps)")
+    g.add_argument("--draws", type=int, default=d.draws, help=f"random draws per eps (default: {d.draws})")
+    g = p.add_argument_group("forgetting")
+    g.add_argument("--eval-batches", type=int, default=d.eval_batches, help=f"default: {d.eval_batches}")
+    g.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size, help=f"default: {d.eval_batch_size}")
+    g.add_argument("--beyond", type=int, default=d.beyond,
+                   help=f"evaluate up to the largest checkpoint N + this (default: {d.beyond})")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default=None, help="output folder for a single run (default: RUN_DIR/analysis)")
+    g.add_argument("--compare-dir", default="analysis-compare",
+                   help="comparison figures of several runs (default: ./analysis-compare)")
+    g.add_argument("--no-plots", action="store_true", help="tables only")
+    g.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.set_defaults(func=cmd_analyze)
+    return p
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    options = AnalysisOptions(
+        analyses=tuple(args.analyses), ns=args.ns, n=args.n, trials=args.trials, steps=args.steps,
+        burn_in=args.burn_in, max_lag=args.max_lag, min_weight=args.min_weight, pca_steps=args.pca_steps,
+        k=args.k, zero_bias=not args.keep_bias, stream_length=args.stream_length, stream_batch=args.stream_batch,
+        eps=tuple(args.eps), tau_eps=tuple(args.tau_eps), draws=args.draws, eval_batches=args.eval_batches,
+        eval_batch_size=args.eval_batch_size, beyond=args.beyond, seed=args.seed, plots=not args.no_plots)
+    if args.out is not None and len(args.run_dirs) > 1:
+        print("memory-envs: error: --out needs exactly one RUN_DIR (each run writes to RUN_DIR/analysis)",
+              file=sys.stderr)
+        return 2
+    try:
+        options.check()
+        runs = [load_run(r) for r in args.run_dirs]  # all folders are checked before any work
+        results = []
+        for run in runs:
+            print(f"{run.path}:")
+            result = analyze_run(run.path, args.out, options, log=lambda s: print("  " + s, flush=True))
+            print("  wrote " + ", ".join(Path(f).name for f in result["files"]))
+            results.append(result)
+    except (AnalysisError, ValueError, KeyError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"memory-envs: error: {message}", file=sys.stderr)
+        return 2
+    except ImportError as error:
+        print(f"memory-envs: error: {error} (figures need matplotlib; or pass --no-plots)", file=sys.stderr)
+        return 2
+    if len(runs) > 1:
+        labels = [r.label for r in runs]
+        files = compare_runs(results, labels, args.compare_dir) if options.plots else []
+        print(f"comparison in {args.compare_dir}: " + ", ".join(f.name for f in files))
+    return 0
+
+
+__all__ = [
+    "ANALYSES", "AnalysisError", "AnalysisOptions", "LagSums", "Run", "Stream", "ablate", "ablation",
+    "accuracy_on_ns", "add_analyze_parser", "analyze_run", "autocorrelation", "cmd_analyze", "compare_runs",
+    "dimensionality", "drive", "fit_timescale", "fit_timescales", "forgetting_matrix", "load_model", "load_run",
+    "make_stream", "network_timescales", "perturb_tau", "perturb_weights", "perturbation",
+    "population_autocorrelation", "streaming_accuracy",
+]
