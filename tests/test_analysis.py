@@ -228,3 +228,14 @@ def test_head_check_in_library(runs):
     model = A.load_run(runs["single"]).load(3)
     with pytest.raises(A.AnalysisError, match="no head for N=4"):
         A.streaming_accuracy(model, A.make_stream("parity", 4, length=50, batch_size=1))
+
+
+def test_docs_example_runs():
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "analysis.md"
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)
+    assert blocks
+    for code in blocks:
+        exec(compile(code, str(doc), "exec"), {})
