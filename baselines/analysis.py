@@ -120,6 +120,15 @@ def drive(core: agents.Core, consume: Callable[[torch.Tensor, torch.Tensor, Any]
     for name, value in (("trials", trials), ("steps", steps), ("chunk", chunk)):
         if int(value) < 1:
             raise AnalysisError(f"{name} must be >= 1, got {value}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # per-step [B, H] x [H, H] products: one thread is fastest, and on a busy
+    try:                      # 2-core machine 2 threads were measured 80x slower (OpenMP contention)
+        _drive(core, consume, trials, steps, burn_in, chunk, seed, p)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _drive(core, consume, trials, steps, burn_in, chunk, seed, p) -> None:
     g = torch.Generator().manual_seed(seed)
     dtype = core.time_constant.raw.dtype
     state = core.initial_state(trials, generator=g)
