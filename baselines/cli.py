@@ -5,6 +5,7 @@
     memory-envs reproduce --scale quick  single- vs multi-head on parity and DMS, with a table
     memory-envs benchmark --cores ...    score card of recurrent cores (built-in or your own)
     memory-envs rl --env NDMS-v0 --n 2   RecurrentPPO with our cores, optional curriculum
+    memory-envs analyze RUN [RUN ...]    timescales, ablation, perturbation, forgetting, dimensionality
 
 User errors (bad options, an unusable run folder, a missing device) print one line and exit 2.
 """
@@ -19,6 +20,7 @@ from typing import Any, Sequence
 
 import torch
 
+from baselines.analysis import add_analyze_parser
 from baselines.rl import add_rl_parser
 from baselines.trainer import CORES, OPTIMIZERS, TrainConfig, Trainer
 from memory_envs import curriculum as curricula
@@ -255,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="runs/benchmark", help="output folder (default: runs/benchmark)")
     bench.set_defaults(func=cmd_benchmark)
     add_rl_parser(sub)
+    add_analyze_parser(sub)
     return parser
 
 
