@@ -200,7 +200,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     spec = BenchmarkSpec(cores=args.cores, tasks=args.tasks, curricula=args.curricula, seeds=args.seeds,
                          max_steps=args.max_steps, max_seconds=args.max_seconds, hidden_size=args.hidden_size,
-                         eval_every=args.eval_every, eval_batches=args.eval_batches, workers=args.workers)
+                         eval_every=args.eval_every, eval_batches=args.eval_batches, workers=args.workers,
+                         optimizer=args.optimizer)
     try:
         spec.validate()
         run_benchmark(spec, args.out)
@@ -254,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--eval-every", type=int, default=100, help="default: 100")
     bench.add_argument("--eval-batches", type=int, default=10, help="default: 10")
     bench.add_argument("--workers", type=int, default=2, help="parallel processes (default: 2)")
+    bench.add_argument("--optimizer", default="auto",
+                       help="auto (default): SGD lr 0.05 for the leaky RNN, Adam lr 1e-3 for the others; "
+                            "or sgd / adam for every core")
     bench.add_argument("--out", default="runs/benchmark", help="output folder (default: runs/benchmark)")
     bench.set_defaults(func=cmd_benchmark)
     add_rl_parser(sub)

@@ -73,6 +73,7 @@ def test_benchmark_end_to_end_resume_and_scorecard(tmp_path):
         (["--curricula", "spiral"], "curriculum must be one of"),
         (["--max-steps", "0"], "max_steps must be a positive integer"),
         (["--seeds", ""], "seeds must not be empty"),
+        (["--optimizer", "rmsprop"], "optimizer must be one of"),
     ],
 )
 def test_benchmark_bad_input_exits_before_training(tmp_path, capsys, argv, words):
@@ -80,6 +81,15 @@ def test_benchmark_bad_input_exits_before_training(tmp_path, capsys, argv, words
     assert main(["benchmark", "--out", str(out), *argv]) == 2
     assert words in capsys.readouterr().err
     assert not (out / "runs").exists()  # nothing trained
+
+
+def test_optimizer_per_core():
+    spec = BenchmarkSpec()
+    assert (spec.config("leaky", "parity", "multi", 0).optimizer, spec.config("leaky", "parity", "multi", 0).lr) == (
+        "sgd", 0.05)
+    assert (spec.config("gru", "dms", "single", 0).optimizer, spec.config("gru", "dms", "single", 0).lr) == (
+        "adam", 1e-3)
+    assert BenchmarkSpec(optimizer="sgd").config("lstm", "dms", "multi", 0).optimizer == "sgd"
 
 
 def test_benchmark_refuses_a_folder_with_another_budget(tmp_path):
