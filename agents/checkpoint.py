@@ -20,12 +20,15 @@ CONFIG = "model.json"
 FORMAT_VERSION = 1
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Write via `write(tmp_path)` to a temp file in path's directory, then os.replace it in."""
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Write via `write(tmp_path)` to a temp file in path's directory, flush it to disk, then
+    os.replace it in: readers see the old file or the new one, never half of one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -47,8 +50,8 @@ def save(model: MultiHeadModel | Core, path: str | os.PathLike) -> None:
               "type": type(model).__name__ if isinstance(model, MultiHeadModel) else "core",
               "config": model.to_config() if isinstance(model, MultiHeadModel) else core_config(model)}
     text = json.dumps(config, indent=2, sort_keys=True)
-    _atomic_write(directory / WEIGHTS, lambda tmp: save_file(state, tmp))
-    _atomic_write(directory / CONFIG, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(directory / WEIGHTS, lambda tmp: save_file(state, tmp))
+    atomic_write(directory / CONFIG, lambda tmp: Path(tmp).write_text(text))
 
 
 def _check_state(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], where: Path) -> None:

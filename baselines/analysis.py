@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 import agents
+from agents.checkpoint import atomic_write
 from agents.cores import LeakyRNN, _LeakyTorchRNN
 from memory_envs import make_batch, tasks
 
@@ -669,13 +670,15 @@ class AnalysisOptions:
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        if rows:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    os.replace(tmp, path)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            if rows:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+
+    atomic_write(path, write)
     return path
 
 

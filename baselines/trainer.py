@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 import agents
+from agents.checkpoint import atomic_write
 from agents.protocol import import_core_class, is_import_path
 from memory_envs import Curriculum, make_batch, tasks
 
@@ -127,12 +128,7 @@ def resolve_device(device: str) -> torch.device:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and a rename, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
 
 
 def build_model(config: TrainConfig, heads: list[int], generator: torch.Generator) -> agents.MultiHeadModel:
