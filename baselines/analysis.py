@@ -30,6 +30,7 @@ import torch
 import agents
 from agents.checkpoint import atomic_write
 from agents.cores import LeakyRNN, _LeakyTorchRNN
+from baselines.plots import pyplot
 from memory_envs import make_batch, tasks
 
 ANALYSES = ("timescales", "ablation", "perturbation", "forgetting", "dimensionality")
@@ -692,15 +693,6 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
         return [{k: conv(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _pick(run: Run, wanted: Sequence[int] | None) -> list[int]:
     if wanted is None:
         return list(run.checkpoints)
@@ -817,7 +809,7 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
 # ----------------------------------------------------------------------------------------------
 def plot_timescales(summaries: Sequence[list[dict]], labels: Sequence[str], path: Path,
                     neuron_rows: list[dict] | None = None, pop_rows: list[dict] | None = None) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     extra = neuron_rows is not None
     fig, axes = plt.subplots(1, 3 if extra else 2, figsize=(13 if extra else 9, 3.6))
     for rows, label in zip(summaries, labels):
@@ -849,7 +841,7 @@ def plot_timescales(summaries: Sequence[list[dict]], labels: Sequence[str], path
 
 
 def plot_ablation(tables: Sequence[list[dict]], labels: Sequence[str], path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.6))
     width = 0.8 / max(len(tables), 1)
     for j, (rows, label) in enumerate(zip(tables, labels)):
@@ -865,7 +857,7 @@ def plot_ablation(tables: Sequence[list[dict]], labels: Sequence[str], path: Pat
 
 
 def plot_perturbation(tables: Sequence[list[dict]], labels: Sequence[str], path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for rows, label in zip(tables, labels):
         for ax, kind in zip(axes, ("weight", "tau")):
@@ -884,7 +876,7 @@ def plot_perturbation(tables: Sequence[list[dict]], labels: Sequence[str], path:
 
 
 def plot_forgetting(row_ns: list[int], col_ns: list[int], matrix: np.ndarray, label: str, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.2 + 0.25 * len(col_ns), 1.2 + 0.25 * len(row_ns)))
     im = ax.imshow(np.ma.masked_invalid(matrix), vmin=0.5, vmax=1.0, cmap="viridis", aspect="auto", origin="lower",
                    extent=(col_ns[0] - 0.5, col_ns[-1] + 0.5, -0.5, len(row_ns) - 0.5))
@@ -898,7 +890,7 @@ def plot_forgetting(row_ns: list[int], col_ns: list[int], matrix: np.ndarray, la
 
 
 def plot_dimensionality(tables: Sequence[list[dict]], labels: Sequence[str], path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3.4))
     for rows, label in zip(tables, labels):
         ax.plot([r["n"] for r in rows], [r["components_90"] for r in rows], "o-", label=label)
@@ -928,20 +920,6 @@ def compare_runs(results: Sequence[dict[str, Any]], labels: Sequence[str], out: 
 # ----------------------------------------------------------------------------------------------
 # Command line: memory-envs analyze RUN_DIR [RUN_DIR ...]
 # ----------------------------------------------------------------------------------------------
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
 def _names(text: str) -> tuple[str, ...]:
     names = tuple(v.strip() for v in text.split(",") if v.strip())
     return ANALYSES if names == ("all",) else names
@@ -949,6 +927,8 @@ def _names(text: str) -> tuple[str, ...]:
 
 def add_analyze_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``memory-envs analyze`` on the subparsers of the main parser."""
+    from baselines.cli import comma_floats, comma_ints  # the command's shared argument types
+
     d = AnalysisOptions()
     p = subparsers.add_parser(
         "analyze", help="the paper's analyses of trained runs (timescales, ablation, perturbation, ...)",
@@ -959,7 +939,7 @@ def add_analyze_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--analyses", type=_names, default=ANALYSES,
                    help=f"comma-separated subset of {','.join(ANALYSES)} or 'all' (default: all)")
-    p.add_argument("--ns", type=_ints, default=None, help="checkpoints (N) for timescales and dimensionality "
+    p.add_argument("--ns", type=comma_ints, default=None, help="checkpoints (N) for timescales and dimensionality "
                                                            "(default: every checkpoint)")
     p.add_argument("--n", type=int, default=None, help="the N whose checkpoint and head are ablated/perturbed "
                                                         "(default: the largest checkpoint)")
@@ -978,9 +958,9 @@ def add_analyze_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
                    help=f"steps of the streaming test (default: {d.stream_length})")
     g.add_argument("--stream-batch", type=int, default=d.stream_batch,
                    help=f"parallel streams (default: {d.stream_batch})")
-    g.add_argument("--eps", type=_floats, default=d.eps, help="weight-perturbation eps grid (default: 0 and "
+    g.add_argument("--eps", type=comma_floats, default=d.eps, help="weight-perturbation eps grid (default: 0 and "
                                                               "10^-2..10^0 in thirds of a decade)")
-    g.add_argument("--tau-eps", type=_floats, default=d.tau_eps, help="tau-perturbation eps grid (default: as --eps)")
+    g.add_argument("--tau-eps", type=comma_floats, default=d.tau_eps, help="tau-perturbation eps grid (default: as --eps)")
     g.add_argument("--draws", type=int, default=d.draws, help=f"random draws per eps (default: {d.draws})")
     g = p.add_argument_group("forgetting")
     g.add_argument("--eval-batches", type=int, default=d.eval_batches, help=f"default: {d.eval_batches}")

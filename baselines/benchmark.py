@@ -224,9 +224,9 @@ def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
 
 def plot_scorecard(results: Sequence[dict[str, Any]], path: Path) -> None:
     """N reached over training steps, all cores on one axis per task x curriculum (needs matplotlib)."""
-    from baselines.plots import _pyplot
+    from baselines.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     panels = sorted({(r["task"], r["curriculum"]) for r in results})
     cores = sorted({r["core"] for r in results})
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), squeeze=False)

@@ -184,15 +184,23 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list(value: str) -> tuple[str, ...]:
-    return tuple(v for v in value.split(",") if v)
+def comma_list(value: str) -> tuple[str, ...]:
+    """``"a,b"`` -> ``("a", "b")`` (an argparse type)."""
+    return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
-def _int_list(value: str) -> tuple[int, ...]:
+def comma_ints(value: str) -> tuple[int, ...]:
     try:
-        return tuple(int(v) for v in _list(value))
+        return tuple(int(v) for v in comma_list(value))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {value!r}") from None
+
+
+def comma_floats(value: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in comma_list(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
@@ -244,11 +252,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train every core x task x curriculum x seed with one budget (in parallel processes), test "
                     "every solved N on held-out streams, and write a score card. External cores by import path "
                     "package.module:ClassName (see agents.protocol). Re-run the same command to resume.")
-    bench.add_argument("--cores", type=_list, default=("leaky", "gru", "lstm"),
+    bench.add_argument("--cores", type=comma_list, default=("leaky", "gru", "lstm"),
                        help="comma-separated cores (default: leaky,gru,lstm)")
-    bench.add_argument("--tasks", type=_list, default=("parity", "dms"), help="default: parity,dms")
-    bench.add_argument("--curricula", type=_list, default=("single", "multi"), help="default: single,multi")
-    bench.add_argument("--seeds", type=_int_list, default=(0, 1, 2), help="default: 0,1,2")
+    bench.add_argument("--tasks", type=comma_list, default=("parity", "dms"), help="default: parity,dms")
+    bench.add_argument("--curricula", type=comma_list, default=("single", "multi"), help="default: single,multi")
+    bench.add_argument("--seeds", type=comma_ints, default=(0, 1, 2), help="default: 0,1,2")
     bench.add_argument("--max-steps", type=int, default=3000, help="training steps per run (default: 3000)")
     bench.add_argument("--max-seconds", type=float, default=600.0, help="wall-time cap per run (default: 600)")
     bench.add_argument("--hidden-size", type=int, default=64, help="units per core (default: 64)")

@@ -19,7 +19,7 @@ import torch
 import agents
 
 
-def _pyplot():
+def pyplot():
     try:
         import matplotlib
     except ImportError:  # pragma: no cover - depends on the install
@@ -41,7 +41,7 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
 def plot_n_over_steps(run_dirs: Sequence[str | os.PathLike], path: str | os.PathLike, labels: Sequence[str] | None = None
                       ) -> Path:
     """The newest active N against training steps, one line per run, on one axis."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, run_dir in enumerate(run_dirs):
         lines = read_metrics(run_dir)
@@ -58,7 +58,7 @@ def plot_n_over_steps(run_dirs: Sequence[str | os.PathLike], path: str | os.Path
 
 def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     """Write the three figures of one run into its folder; returns their paths."""
-    plt = _pyplot()
+    plt = pyplot()
     run_dir = Path(run_dir)
     lines = read_metrics(run_dir)
     written = []
