@@ -178,8 +178,11 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, log: Callable[[st
     return results
 
 
-def _median(values: Sequence[float]) -> str:
-    return "-" if not values else f"{float(np.median(values)):g}"
+def _median(values: Sequence[float], digits: int | None = None) -> str:
+    if not values:
+        return "-"
+    median = float(np.median(values))
+    return f"{median:g}" if digits is None else f"{median:.{digits}f}"
 
 
 def scorecard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -197,7 +200,7 @@ def scorecard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             row[f"steps_to_{n}_median"] = _median(reached)
             row[f"steps_to_{n}_reached"] = len(reached)
         heldout = [r["heldout"][str(r["max_n"])] for r in runs if r["max_n"] is not None]
-        row["heldout_at_max_n_median"] = _median(heldout)
+        row["heldout_at_max_n_median"] = _median(heldout, digits=3)
         rows.append(row)
     return rows
 
