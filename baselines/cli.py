@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     repro = sub.add_parser("reproduce", help="single- vs multi-head curricula on parity and DMS",
                            description="Train single-head and multi-head leaky RNNs on parity and DMS with the same "
                                        "budget each and write a table and figures. quick: 4 x 15,000 steps, 128 "
-                                       "units (about 25 CPU minutes); paper: the paper's configuration (for a GPU). Re-run to resume.")
+                                       "units (about 30 CPU minutes); paper: the paper's configuration (for a GPU). Re-run to resume.")
     repro.add_argument("--scale", default="quick", choices=("quick", "paper", "smoke"))
     repro.add_argument("--out", default="runs/reproduce", help="output folder (default: runs/reproduce)")
     repro.add_argument("--seed", type=int, default=0)
