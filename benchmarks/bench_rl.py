@@ -9,6 +9,7 @@ measured in one run with torch.set_num_threads pinned. Usage:
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import gymnasium as gym
@@ -24,14 +25,18 @@ def make_env():
     return gym.make("NDMS-v0", n=2, mode="every_step", p=0.5)
 
 
-def timesteps_per_s(policy, policy_kwargs, args) -> float:
+def build(policy, policy_kwargs, args) -> RecurrentPPO:
     venv = make_vec_env(make_env, n_envs=args.n_envs, seed=0)
     model = RecurrentPPO(policy, venv, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
                          learning_rate=3e-3, seed=0, policy_kwargs={"lstm_hidden_size": args.hidden, **policy_kwargs})
     model.learn(args.n_envs * args.n_steps)  # warm-up
+    return model
+
+
+def timesteps_per_s(model: RecurrentPPO, timesteps: int) -> float:
     start = time.perf_counter()
-    model.learn(args.timesteps, reset_num_timesteps=False)
-    return args.timesteps / (time.perf_counter() - start)
+    model.learn(timesteps, reset_num_timesteps=False)
+    return timesteps / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -43,6 +48,7 @@ def main() -> None:
     parser.add_argument("--n-steps", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--n-epochs", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is reported")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cases = [
@@ -55,11 +61,15 @@ def main() -> None:
     ]
     print(f"RecurrentPPO on NDMS-v0 n=2 every_step: threads={args.threads} hidden={args.hidden} "
           f"n_envs={args.n_envs} n_steps={args.n_steps} batch={args.batch_size} epochs={args.n_epochs} "
-          f"timesteps={args.timesteps}")
-    base = None
-    for name, policy, kwargs in cases:
-        rate = timesteps_per_s(policy, kwargs, args)
-        base = base or rate
+          f"timesteps={args.timesteps}, median of {args.rounds} interleaved rounds")
+    models = [build(policy, kwargs, args) for _, policy, kwargs in cases]
+    rates = [[] for _ in cases]
+    for _ in range(args.rounds):  # interleaved, so load changes on a shared machine hit every case alike
+        for model, case_rates in zip(models, rates):
+            case_rates.append(timesteps_per_s(model, args.timesteps))
+    base = statistics.median(rates[0])
+    for (name, _, _), case_rates in zip(cases, rates):
+        rate = statistics.median(case_rates)
         print(f"{name:28s} {rate:8.0f} timesteps/s   {rate / base:5.2f}x stock")
 
 
