@@ -72,6 +72,8 @@ class EnvConfig:
     def with_ns(self, ns: Sequence[int], length_range: tuple[int, int] | None = None) -> "EnvConfig":
         """The same settings scoring ``ns``; checks they fit the action space and the length range."""
         ns = tasks.check_ns(self.task, ns, argument="ns")
+        if not self.multi_head and len(ns) != 1:
+            raise ValueError(f"ns must hold exactly one N for an env made with n=, got {list(ns)}")
         if len(ns) > self.max_heads:
             raise ValueError(f"ns {list(ns)} has more heads than the action space holds (max_heads={self.max_heads})")
         length_range = length_range if length_range is not None else self.length_range
@@ -169,8 +171,6 @@ class MemoryTaskEnv(gym.Env):
 
     def set_ns(self, ns: Sequence[int]) -> None:
         """Score ``ns`` from the next episode on (used by curricula); the action space does not change."""
-        if not self.config.multi_head and len(tasks.check_ns(self.config.task, ns)) != 1:
-            raise ValueError(f"ns must hold exactly one N for an env made with n=, got {list(ns)}")
         self._pending_config = self.config.with_ns(ns)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
