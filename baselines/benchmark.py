@@ -69,9 +69,7 @@ class BenchmarkSpec:
                 raise ValueError(f"curriculum must be one of {curricula.KINDS}, got {kind!r}")
         for name in ("max_steps", "hidden_size", "eval_every", "eval_batches", "test_length", "test_batch",
                      "workers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            tasks.check_positive_int(getattr(self, name), name)
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ValueError(f"max_seconds must be > 0 or None, got {self.max_seconds!r}")
         if self.optimizer not in OPTIMIZER_CHOICES:

@@ -53,12 +53,6 @@ DEFAULT_LR = {"leaky": 3e-3, "leaky_mod": 3e-3, "gru": 1e-2, "lstm": 1e-2}
 """Learning rates that learned n=2 well (docs/rl.md); used when ``lr`` is None."""
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 @dataclass
 class RLConfig:
     """Everything an RL run needs. ``n`` is the fixed N, or the first N of the curriculum."""
@@ -111,7 +105,7 @@ class RLConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         for name in ("hidden_size", "n_envs", "n_steps", "batch_size", "n_epochs", "total_timesteps",
                      "eval_every", "eval_episodes", "window"):
-            _positive_int(getattr(self, name), name)
+            tasks.check_positive_int(getattr(self, name), name)
         if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)):
             raise ValueError(f"n must be an integer, got {self.n!r}")
         tasks.check_ns(self.task, [self.n], argument="n")

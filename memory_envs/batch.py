@@ -91,8 +91,7 @@ def make_batch(
     """
     tasks.check_task(task)
     ns = tasks.check_ns(task, ns)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = tasks.check_positive_int(batch_size, "batch_size")
     p = tasks.check_p(task, p)
     generator = resolve_rng(seed, rng)
     n_max = max(ns)

@@ -58,11 +58,8 @@ class EnvConfig:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         multi_head = heads is not None
-        if max_heads is None:
-            max_heads = len(ns)
-        elif isinstance(max_heads, bool) or not isinstance(max_heads, numbers.Integral) or max_heads < 1:
-            raise ValueError(f"max_heads must be a positive integer, got {max_heads!r}")
-        elif not multi_head and max_heads != 1:
+        max_heads = tasks.check_positive_int(len(ns) if max_heads is None else max_heads, "max_heads")
+        if not multi_head and max_heads != 1:
             raise ValueError(f"max_heads must be 1 with n= (one head, Discrete action), got {max_heads}")
         config = cls(task, ns, mode, tasks.check_p(task, p), None, multi_head, int(max_heads))
         if length_range is not None:

@@ -34,6 +34,13 @@ def check_task(task: str) -> str:
     return task
 
 
+def check_positive_int(value: object, name: str) -> int:
+    """Return ``value`` as an int if it is an integer >= 1 (bools excluded), else raise ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def check_ns(task: str, ns: Sequence[int] | int, argument: str = "ns") -> tuple[int, ...]:
     """Validate a list of Ns for ``task``: non-empty, integers >= the task's minimum, no duplicates.
 

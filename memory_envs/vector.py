@@ -15,6 +15,7 @@ from gymnasium.vector import VectorEnv
 from gymnasium.vector.utils import batch_space
 from gymnasium.vector.vector_env import AutoresetMode
 
+from memory_envs import tasks
 from memory_envs.envs import EPISODES_PER_DRAW, EnvConfig
 
 
@@ -43,8 +44,7 @@ class MemoryTaskVectorEnv(VectorEnv):
         max_heads: int | None = None,
         render_mode: str | None = None,
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        tasks.check_positive_int(num_envs, "num_envs")
         if render_mode is not None:
             raise ValueError(f"render_mode must be None for the vector env, got {render_mode!r}")
         self.config = EnvConfig.build(task, n, heads, mode, p, length_range, max_heads)
