@@ -34,8 +34,7 @@ from agents.protocol import import_core_class, is_import_path
 from memory_envs import Curriculum, make_batch, tasks
 
 OPTIMIZERS = ("sgd", "adam")
-CORES = ("leaky", "leaky_mod", "gru", "lstm")
-STOP_REASONS = ("target_reached", "max_steps", "max_seconds")
+CORES = agents.cores.KINDS
 
 
 @dataclass
