@@ -15,12 +15,14 @@ A state of None means ``initial_state(B)`` drawn from the global torch RNG.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, Union
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._leaky_gated_kernel import leaky_gru_recurrence, leaky_lstm_recurrence
 from ._leaky_rnn_kernel import ACTIVATIONS, leaky_recurrence
 from ._validate import choice, positive_int, uniform_
 from .protocol import build_external_core, is_import_path
@@ -233,9 +235,22 @@ class _LeakyTorchRNN(Core):
         """True when tau is fixed at 1, i.e. the core is exactly torch's module."""
         return not self.time_constant.trainable and bool((self.time_constant.raw == 1).all())
 
-    def _weights(self) -> tuple[torch.Tensor, ...]:
-        r = self.rnn
-        return r.weight_ih_l0, r.weight_hh_l0, r.bias_ih_l0, r.bias_hh_l0
+    def _run(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        if self.is_plain():
+            return self._run_module(x, state)
+        return self._run_group([self], [x], [state])[0]
+
+    def _run_module(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _run_group(cores: Sequence[Any], xs: Sequence[torch.Tensor], states: Sequence[Any]
+                   ) -> list[tuple[torch.Tensor, Any]]:
+        raise NotImplementedError
+
+
+def _stack(tensors: Sequence[torch.Tensor], dim: int = 0) -> torch.Tensor:
+    return tensors[0].unsqueeze(dim) if len(tensors) == 1 else torch.stack(tensors, dim)
 
 
 class LeakyGRU(_LeakyTorchRNN):
@@ -244,23 +259,19 @@ class LeakyGRU(_LeakyTorchRNN):
     kind = "gru"
     module_type = nn.GRU
 
-    def _run(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.is_plain():
-            out, h_n = self.rnn(x, state.unsqueeze(0))
-            return out, h_n[0]
-        alpha = 1.0 / self.tau
-        w_ih, w_hh, b_ih, b_hh = self._weights()
-        hsz = self.hidden_size
-        gi = F.linear(x, w_ih, b_ih)  # input projections for all steps at once
-        h, outs = state, []
-        for t in range(x.shape[0]):
-            gh = F.linear(h, w_hh, b_hh)
-            rz = torch.sigmoid(gi[t, :, : 2 * hsz] + gh[:, : 2 * hsz])
-            r, z = rz[:, :hsz], rz[:, hsz:]
-            n = torch.tanh(torch.addcmul(gi[t, :, 2 * hsz:], r, gh[:, 2 * hsz:]))
-            h = h + alpha * (1.0 - z) * (n - h)  # (1 - a) h + a ((1 - z) n + z h)
-            outs.append(h)
-        return torch.stack(outs), h
+    def _run_module(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out, h_n = self.rnn(x, state.unsqueeze(0))
+        return out, h_n[0]
+
+    @staticmethod
+    def _run_group(cores: Sequence["LeakyGRU"], xs: Sequence[torch.Tensor], states: Sequence[torch.Tensor]
+                   ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        rnns = [c.rnn for c in cores]
+        gi = _stack([F.linear(x, r.weight_ih_l0, r.bias_ih_l0) for r, x in zip(rnns, xs)], 1)
+        hs = leaky_gru_recurrence(gi, _stack(states), _stack([r.weight_hh_l0 for r in rnns]).transpose(1, 2),
+                                  _stack([r.bias_hh_l0 for r in rnns]).unsqueeze(1),
+                                  _stack([1.0 / c.tau for c in cores]).unsqueeze(1))
+        return [(hs[1:, g], hs[-1, g]) for g in range(len(cores))]
 
 
 class LeakyLSTM(_LeakyTorchRNN):
@@ -270,28 +281,39 @@ class LeakyLSTM(_LeakyTorchRNN):
     module_type = nn.LSTM
     state_tensors = 2
 
-    def _run(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
-             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        h, c = state
-        if self.is_plain():
-            out, (h_n, c_n) = self.rnn(x, (h.unsqueeze(0), c.unsqueeze(0)))
-            return out, (h_n[0], c_n[0])
-        alpha = 1.0 / self.tau
-        w_ih, w_hh, b_ih, b_hh = self._weights()
-        hsz = self.hidden_size
-        gi = F.linear(x, w_ih, b_ih + b_hh)  # input projections and both biases for all steps
-        w_hh_t = w_hh.t()
-        outs = []
-        for t in range(x.shape[0]):
-            gates = torch.addmm(gi[t], h, w_hh_t)
-            ifo = torch.sigmoid(torch.cat((gates[:, : 2 * hsz], gates[:, 3 * hsz:]), 1))
-            i, f, o = ifo[:, :hsz], ifo[:, hsz: 2 * hsz], ifo[:, 2 * hsz:]
-            c_cell = torch.addcmul(f * c, i, torch.tanh(gates[:, 2 * hsz: 3 * hsz]))
-            h_cell = o * torch.tanh(c_cell)
-            c = c + alpha * (c_cell - c)
-            h = h + alpha * (h_cell - h)
-            outs.append(h)
-        return torch.stack(outs), (h, c)
+    def _run_module(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+                    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        out, (h_n, c_n) = self.rnn(x, (state[0].unsqueeze(0), state[1].unsqueeze(0)))
+        return out, (h_n[0], c_n[0])
+
+    @staticmethod
+    def _run_group(cores: Sequence["LeakyLSTM"], xs: Sequence[torch.Tensor],
+                   states: Sequence[tuple[torch.Tensor, torch.Tensor]]
+                   ) -> list[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]]:
+        rnns = [c.rnn for c in cores]
+        gi = _stack([F.linear(x, r.weight_ih_l0, r.bias_ih_l0 + r.bias_hh_l0) for r, x in zip(rnns, xs)], 1)
+        hs, cs = leaky_lstm_recurrence(gi, _stack([s[0] for s in states]), _stack([s[1] for s in states]),
+                                       _stack([r.weight_hh_l0 for r in rnns]).transpose(1, 2),
+                                       _stack([1.0 / c.tau for c in cores]).unsqueeze(1))
+        return [(hs[1:, g], (hs[-1, g], cs[-1, g])) for g in range(len(cores))]
+
+
+def run_side_by_side(cores: Sequence[nn.Module], xs: Sequence[torch.Tensor], states: Sequence[State]
+                     ) -> list[tuple[torch.Tensor, State]]:
+    """Run cores[g] over xs[g] [T, B, F] from states[g]; returns [(hidden, final_state)] per core.
+
+    Tau-leaky GRUs or LSTMs of one kind and hidden size (tau not fixed at 1) run in ONE kernel loop
+    with batched matmuls (e.g. the actor and critic cores of an RL policy); other cores run one after
+    the other. Inputs are not checked: they must be what each core's ``forward`` accepts.
+    """
+    first = cores[0]
+    if (
+        isinstance(first, _LeakyTorchRNN)
+        and all(type(c) is type(first) and c.hidden_size == first.hidden_size and not c.is_plain()
+                for c in cores)
+    ):
+        return type(first)._run_group(cores, xs, states)
+    return [core._run(x, state) for core, x, state in zip(cores, xs, states)]
 
 
 CORES: dict[str, type[Core]] = {"leaky": LeakyRNN, "gru": LeakyGRU, "lstm": LeakyLSTM}

@@ -156,6 +156,91 @@ def test_gru_lstm_equal_torch_at_tau_one(cls, ref_cls, train_tau):
         check(a, b)
 
 
+def naive_gated(core, x, state):
+    """The tau-leak written out per step around torch's own nn.GRUCell / nn.LSTMCell."""
+    cell = (nn.LSTMCell if isinstance(core, LeakyLSTM) else nn.GRUCell)(core.input_size, core.hidden_size)
+    cell = cell.to(x.dtype)
+    names = {"weight_ih": "weight_ih_l0", "weight_hh": "weight_hh_l0", "bias_ih": "bias_ih_l0", "bias_hh": "bias_hh_l0"}
+    params = {k: getattr(core.rnn, v) for k, v in names.items()}
+    alpha = 1 / core.tau
+    out = []
+    for t in range(x.shape[0]):
+        new = torch.func.functional_call(cell, params, (x[t], state))
+        state = tuple(p + alpha * (n - p) for p, n in zip(parts(state), parts(new)))
+        state = state if len(state) == 2 else state[0]
+        out.append(parts(state)[0])
+    return torch.stack(out), state
+
+
+@pytest.mark.parametrize("cls", [LeakyGRU, LeakyLSTM])
+def test_gru_lstm_match_naive_with_gradients(cls):
+    """Outputs, final state and the gradients of every weight, tau and h0 (the hand-written BPTT)."""
+    g = torch.Generator().manual_seed(11)
+    core = cls(3, 6, tau_init=(1.0, 5.0), generator=g).double()
+    x = torch.rand(9, 4, 3, generator=g, dtype=torch.float64)
+    state = tuple(p.double().requires_grad_() for p in parts(core.initial_state(4, generator=g)))
+    state = state if len(state) == 2 else state[0]
+    inputs = [*core.parameters(), *parts(state)]
+    results = []
+    for run in (core, lambda x, s: naive_gated(core, x, s)):
+        out, final = run(x, state)
+        w = torch.randn(out.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        loss = (out * w).sum() + sum(p.square().sum() for p in parts(final))
+        results.append((out, parts(final), torch.autograd.grad(loss, inputs)))
+    (out, final, grads), (ref_out, ref_final, ref_grads) = results
+    torch.testing.assert_close(out, ref_out)
+    for a, b in zip(final + grads, ref_final + ref_grads):
+        torch.testing.assert_close(a, b)
+    names = [n for n, _ in core.named_parameters()]
+    assert grads[names.index("time_constant.raw")].abs().sum() > 0  # tau is trained through the kernel
+
+
+def test_gated_kernels_gradcheck():
+    """Both Functions with G = 2 cores side by side, every input differentiated."""
+    from agents._leaky_gated_kernel import leaky_gru_recurrence, leaky_lstm_recurrence
+
+    g = torch.Generator().manual_seed(12)
+
+    def rand(*shape, lo=-1.0):
+        return (lo + (1 - lo) * torch.rand(*shape, generator=g, dtype=torch.float64)).requires_grad_()
+
+    h0, c0, alpha = rand(2, 3, 4), rand(2, 3, 4), rand(2, 1, 4, lo=0.2)
+    assert torch.autograd.gradcheck(leaky_lstm_recurrence, (rand(5, 2, 3, 16), h0, c0, rand(2, 4, 16), alpha))
+    assert torch.autograd.gradcheck(leaky_gru_recurrence, (rand(5, 2, 3, 12), h0, rand(2, 4, 12), rand(2, 1, 12),
+                                                           alpha))
+
+
+@pytest.mark.parametrize("kinds", [("lstm", "lstm"), ("gru", "gru"), ("lstm", "gru"), ("leaky", "gru")])
+def test_run_side_by_side_equals_one_by_one(kinds):
+    """Grouped cores (one kernel loop) give each core's own outputs and gradients; others fall back."""
+    g = torch.Generator().manual_seed(13)
+    cores = [make_core(k, 2, 5, generator=g) for k in kinds]
+    xs = [torch.rand(6, 3, 2, generator=g) for _ in kinds]
+    states = [c.initial_state(3, generator=g) for c in cores]
+    together = agents.cores.run_side_by_side(cores, xs, states)
+    alone = [c(x, s) for c, x, s in zip(cores, xs, states)]
+    params = [p for c in cores for p in c.parameters()]
+    losses = [sum(o.square().sum() + sum(p.sum() for p in parts(f)) for o, f in r) for r in (together, alone)]
+    for (o1, f1), (o2, f2) in zip(together, alone):
+        torch.testing.assert_close(o1, o2)
+        for a, b in zip(parts(f1), parts(f2)):
+            torch.testing.assert_close(a, b)
+    for a, b in zip(torch.autograd.grad(losses[0], params), torch.autograd.grad(losses[1], params)):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_gated_no_grad_path_equals_graph_path(kind):
+    g = torch.Generator().manual_seed(14)
+    core = make_core(kind, 2, 5, tau_init=(1.0, 3.0), generator=g)
+    x, state = torch.rand(4, 3, 2, generator=g), core.initial_state(3, generator=g)
+    out, final = core(x, state)
+    assert out.requires_grad
+    with torch.no_grad():
+        out2, final2 = core(x, state)
+    assert torch.equal(out, out2) and all(torch.equal(a, b) for a, b in zip(parts(final), parts(final2)))
+
+
 @pytest.mark.parametrize("cls", [LeakyGRU, LeakyLSTM])
 def test_gru_lstm_tau_leak(cls):
     """With tau' = 2 one step is the average of the previous state and torch's cell output."""

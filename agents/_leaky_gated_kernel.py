@@ -1,0 +1,202 @@
+"""The time loops of the tau-leaky LSTM and GRU as custom autograd Functions with a hand-written BPTT.
+
+Per neuron, with alpha = 1 / tau' and torch's gate layouts (LSTM: i, f, g, o; GRU: r, z, n):
+
+    LSTM:  [i, f, g, o] = [sig, sig, tanh, sig](gi_t + h_{t-1} W_hh^T)
+           cc_t = f c_{t-1} + i g,    c_t = (1 - alpha) c_{t-1} + alpha cc_t
+           h_t = (1 - alpha) h_{t-1} + alpha o tanh(cc_t)
+    GRU:   gh_t = h_{t-1} W_hh^T + b_hh
+           [r, z] = sig(gi_t[r, z] + gh_t[r, z]),   n = tanh(gi_t[n] + r gh_t[n])
+           h_t = h_{t-1} + alpha (1 - z) (n - h_{t-1})
+
+Every tensor carries a leading group dimension G: G independent cores (each with its own weights and
+tau, e.g. the actor and the critic of an RL policy) run side by side in ONE loop, with batched
+matmuls, so G cores cost about the kernel launches of one.
+
+The caller computes the input projections gi = x W_ih^T + b for all steps at once (autograd handles
+that matmul), so these Functions only handle the sequential part. Recording the same loop with autograd
+costs about 15 graph nodes per step; here the forward is 10 (LSTM) or 8 (GRU) kernels per step into
+preallocated buffers, and the backward 7 (LSTM) or 2 (GRU) per step: every factor that does not depend
+on the incoming gradient is computed for all steps at once before the loop, and the weight, bias and tau
+gradients are one reduction over all steps after it. Without autograd (rollouts, evaluation) the
+forward keeps nothing for a backward.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+
+def _lstm_forward(gi, h0, c0, w_hh_t, alpha, keep):
+    """The LSTM loop; with keep=True it also returns the gates, cc_t and tanh(cc_t) for the backward."""
+    steps, hidden = gi.shape[0], h0.shape[-1]
+    hs = h0.new_empty((steps + 1,) + tuple(h0.shape))
+    cs = torch.empty_like(hs)
+    hs[0], cs[0] = h0, c0
+    if keep:
+        gates, cell, tanh_cell = torch.empty_like(gi), torch.empty_like(hs[1:]), torch.empty_like(hs[1:])
+        buffers = zip(gates.unbind(0), cell.unbind(0), tanh_cell.unbind(0))
+    else:
+        buffers = ((None, None, None) for _ in range(steps))
+    h_list, c_list = hs.unbind(0), cs.unbind(0)
+    h2, h3 = 2 * hidden, 3 * hidden
+    for t, (gi_t, (g, cc, tc)) in enumerate(zip(gi.unbind(0), buffers)):
+        g = torch.baddbmm(gi_t, h_list[t], w_hh_t, out=g)
+        g[..., :h2].sigmoid_()
+        g[..., h2:h3].tanh_()
+        g[..., h3:].sigmoid_()
+        i, f, gg, o = g.split(hidden, -1)
+        cc = torch.mul(f, c_list[t], out=cc).addcmul_(i, gg)
+        tc = torch.tanh(cc, out=tc)
+        torch.lerp(c_list[t], cc, alpha, out=c_list[t + 1])
+        torch.lerp(h_list[t], o * tc, alpha, out=h_list[t + 1])
+    return (hs, cs, gates, cell, tanh_cell) if keep else (hs, cs)
+
+
+def _per_group_outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """sum over steps and batch of a^T b per group: a [T, G, B, I], b [T, G, B, J] -> [G, I, J]."""
+    groups = a.shape[1]
+    a = a.transpose(0, 1).reshape(groups, -1, a.shape[-1])
+    b = b.transpose(0, 1).reshape(groups, -1, b.shape[-1])
+    return torch.bmm(a.transpose(1, 2), b)
+
+
+class _LeakyLSTM(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, gi, h0, c0, w_hh_t, alpha):  # type: ignore[override]
+        hs, cs, gates, cell, tanh_cell = _lstm_forward(gi, h0, c0, w_hh_t, alpha, keep=True)
+        ctx.save_for_backward(hs, cs, gates, cell, tanh_cell, w_hh_t, alpha)
+        return hs, cs
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_hs, grad_cs):  # type: ignore[override]
+        hs, cs, gates, cell, tanh_cell, w_hh_t, alpha = ctx.saved_tensors
+        steps, hidden = gates.shape[0], hs.shape[-1]
+        i, f, g, o = gates.unflatten(-1, (4, hidden)).unbind(-2)
+        leak = 1.0 - alpha
+        # Step-independent factors, for all steps at once. dcc_t = gc_t alpha + gh_t alpha o (1 - tanh^2)
+        # and dz_[i,f,g] = dcc_t * [g i (1 - i), c_{t-1} f (1 - f), i (1 - g^2)], dz_o = gh_t alpha tanh o (1 - o).
+        dh_to_cell = alpha * o * (1.0 - tanh_cell * tanh_cell)
+        cell_to_ifg = torch.stack((g * i * (1.0 - i), cs[:-1] * f * (1.0 - f), i * (1.0 - g * g)), -2)
+        factors = [
+            (alpha.unsqueeze(-2) * cell_to_ifg).unbind(0),  # gc_t -> dz_[i,f,g]
+            (dh_to_cell.unsqueeze(-2) * cell_to_ifg).unbind(0),  # gh_t -> dz_[i,f,g]
+            (alpha * tanh_cell * o * (1.0 - o)).unbind(0),  # gh_t -> dz_o
+            (leak + alpha * f).unbind(0),  # gc_t -> gc_{t-1}
+            (dh_to_cell * f).unbind(0),  # gh_t -> gc_{t-1}
+        ]
+        # gh[t], gc[t] become the total gradients with respect to hs[t], cs[t].
+        gh = grad_hs.clone(memory_format=torch.contiguous_format)
+        gc = grad_cs.clone(memory_format=torch.contiguous_format)
+        dz = torch.empty_like(gates)
+        w_hh = w_hh_t.transpose(-1, -2)
+        gh_list, gc_list, dz_list = gh.unbind(0), gc.unbind(0), dz.unbind(0)
+        dz_ifg = dz[..., : 3 * hidden].unflatten(-1, (3, hidden)).unbind(0)
+        dz_o = dz[..., 3 * hidden:].unbind(0)
+        for k in range(steps - 1, -1, -1):  # step t = k + 1
+            g_h, g_c = gh_list[k + 1], gc_list[k + 1]
+            torch.mul(g_c.unsqueeze(-2), factors[0][k], out=dz_ifg[k]).addcmul_(g_h.unsqueeze(-2), factors[1][k])
+            torch.mul(g_h, factors[2][k], out=dz_o[k])
+            gc_list[k].addcmul_(g_c, factors[3][k]).addcmul_(g_h, factors[4][k])
+            gh_list[k].addcmul_(g_h, leak).baddbmm_(dz_list[k], w_hh)
+        need = ctx.needs_input_grad
+        grad_w = _per_group_outer(hs[:-1], dz) if need[3] else None
+        grad_alpha = None
+        if need[4]:
+            per_unit = gh[1:] * (o * tanh_cell - hs[:-1]) + gc[1:] * (cell - cs[:-1])
+            grad_alpha = per_unit.sum((0, 2)).unsqueeze(1)
+        return dz, gh[0], gc[0], grad_w, grad_alpha
+
+
+def _gru_forward(gi, h0, w_hh_t, b_hh, alpha, keep):
+    """The GRU loop; with keep=True it also returns gh_t, [r, z] and n for the backward."""
+    steps, hidden = gi.shape[0], h0.shape[-1]
+    hs = h0.new_empty((steps + 1,) + tuple(h0.shape))
+    hs[0] = h0
+    if keep:
+        gh, rz, n = torch.empty_like(gi), torch.empty_like(gi[..., : 2 * hidden]), torch.empty_like(hs[1:])
+        buffers = zip(gh.unbind(0), rz.unbind(0), n.unbind(0))
+    else:
+        buffers = ((None, None, None) for _ in range(steps))
+    h_list = hs.unbind(0)
+    h2 = 2 * hidden
+    for t, (gi_t, (gh_t, rz_t, n_t)) in enumerate(zip(gi.unbind(0), buffers)):
+        gh_t = torch.baddbmm(b_hh, h_list[t], w_hh_t, out=gh_t)
+        rz_t = torch.add(gi_t[..., :h2], gh_t[..., :h2], out=rz_t).sigmoid_()
+        r, z = rz_t.split(hidden, -1)
+        n_t = torch.addcmul(gi_t[..., h2:], r, gh_t[..., h2:], out=n_t).tanh_()
+        torch.lerp(h_list[t], n_t, torch.rsub(z, 1.0).mul_(alpha), out=h_list[t + 1])
+    return (hs, gh, rz, n) if keep else hs
+
+
+class _LeakyGRU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, gi, h0, w_hh_t, b_hh, alpha):  # type: ignore[override]
+        hs, gh, rz, n = _gru_forward(gi, h0, w_hh_t, b_hh, alpha, keep=True)
+        ctx.save_for_backward(hs, gh, rz, n, w_hh_t, alpha)
+        return hs
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_hs):  # type: ignore[override]
+        hs, gh_all, rz, n, w_hh_t, alpha = ctx.saved_tensors
+        steps, hidden = n.shape[0], hs.shape[-1]
+        r, z = rz[..., :hidden], rz[..., hidden:]
+        # Step-independent factors: with G = dL/dh_t, the pre-activation gradients are G * k_[r, z, n]
+        # for the input projections and G * [k_r, k_z, k_n r] for the hidden projections.
+        step = alpha * (1.0 - z)
+        diff = n - hs[:-1]
+        k_n = step * (1.0 - n * n)
+        k_z = -alpha * diff * z * (1.0 - z)
+        k_r = k_n * gh_all[..., 2 * hidden:] * r * (1.0 - r)
+        to_hidden = torch.stack((k_r, k_z, k_n * r), -2).unbind(0)  # [G, B, 3, H] per step
+        to_prev = (1.0 - step).unbind(0)
+        g = grad_hs.clone(memory_format=torch.contiguous_format)  # becomes dL/dhs[t] in total
+        dgh = torch.empty_like(gh_all)
+        w_hh = w_hh_t.transpose(-1, -2)
+        g_list, dgh_list = g.unbind(0), dgh.unbind(0)
+        dgh_gates = dgh.unflatten(-1, (3, hidden)).unbind(0)
+        for k in range(steps - 1, -1, -1):  # step t = k + 1
+            torch.mul(g_list[k + 1].unsqueeze(-2), to_hidden[k], out=dgh_gates[k])
+            g_list[k].addcmul_(g_list[k + 1], to_prev[k]).baddbmm_(dgh_list[k], w_hh)
+        need = ctx.needs_input_grad
+        dgi = None
+        if need[0]:
+            dgi = dgh.clone()
+            dgi[..., 2 * hidden:] = g[1:] * k_n
+        grad_w = _per_group_outer(hs[:-1], dgh) if need[2] else None
+        grad_b = dgh.sum((0, 2)).unsqueeze(1) if need[3] else None
+        grad_alpha = (g[1:] * (1.0 - z) * diff).sum((0, 2)).unsqueeze(1) if need[4] else None
+        return dgi, g[0], grad_w, grad_b, grad_alpha
+
+
+def _needs_graph(*tensors: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def leaky_lstm_recurrence(
+    gi: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, w_hh_t: torch.Tensor, alpha: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """G tau-leaky LSTMs side by side.
+
+    gi [T, G, B, 4H] (x W_ih^T + b_ih + b_hh), h0, c0 [G, B, H], w_hh_t [G, H, 4H], alpha [G, 1, H];
+    returns hs, cs [T + 1, G, B, H] with hs[0] = h0 and cs[0] = c0.
+    """
+    if _needs_graph(gi, h0, c0, w_hh_t, alpha):
+        return _LeakyLSTM.apply(gi, h0, c0, w_hh_t, alpha)
+    return _lstm_forward(gi, h0, c0, w_hh_t, alpha, keep=False)
+
+
+def leaky_gru_recurrence(
+    gi: torch.Tensor, h0: torch.Tensor, w_hh_t: torch.Tensor, b_hh: torch.Tensor, alpha: torch.Tensor
+) -> torch.Tensor:
+    """G tau-leaky GRUs side by side.
+
+    gi [T, G, B, 3H] (x W_ih^T + b_ih), h0 [G, B, H], w_hh_t [G, H, 3H], b_hh [G, 1, 3H],
+    alpha [G, 1, H]; returns hs [T + 1, G, B, H] with hs[0] = h0.
+    """
+    if _needs_graph(gi, h0, w_hh_t, b_hh, alpha):
+        return _LeakyGRU.apply(gi, h0, w_hh_t, b_hh, alpha)
+    return _gru_forward(gi, h0, w_hh_t, b_hh, alpha, keep=False)
