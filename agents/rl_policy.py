@@ -24,15 +24,17 @@ runs ONCE over the whole padded sequence. Otherwise it falls back to a per-step 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch as th
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+from sb3_contrib.common.recurrent.type_aliases import RNNStates
 
-from .cores import KINDS, Core, make_core
+from .cores import KINDS, Core, make_core, run_side_by_side
 
-__all__ = ["RecurrentCorePolicy", "SUPPORTED_ACTION_SPACES", "process_sequence"]
+__all__ = ["RecurrentCorePolicy", "SUPPORTED_ACTION_SPACES", "process_sequences"]
 
 SUPPORTED_ACTION_SPACES = (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Box)
 _PLAIN = (bool, int, float, str, type(None))
@@ -70,36 +72,39 @@ def _mask(core: Core, state: Any, keep: th.Tensor) -> Any:
     return state * keep
 
 
-def process_sequence(
-    features: th.Tensor,
-    states: tuple[th.Tensor, th.Tensor],
+def process_sequences(
+    features: Sequence[th.Tensor],
+    states: Sequence[tuple[th.Tensor, th.Tensor]],
     episode_starts: th.Tensor,
-    core: Core,
+    cores: Sequence[Core],
     force_loop: bool = False,
-) -> tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]:
-    """Run `core` over sb3-contrib's flat padded batch, like its ``_process_sequence``.
+) -> list[tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]]:
+    """Run each of `cores` over its part of sb3-contrib's flat padded batch, like its ``_process_sequence``.
 
-    features [n_seq * T, F] (sequence-major), states (h, c) of [1, n_seq, H], episode_starts
-    [n_seq * T]. Returns the outputs [n_seq * T, H] and the final (h, c).
+    features[k] [n_seq * T, F] (sequence-major), states[k] (h, c) of [1, n_seq, H], episode_starts
+    [n_seq * T], shared by all cores. Returns per core the outputs [n_seq * T, H] and the final (h, c).
+    Cores that agents.cores.run_side_by_side can group (the actor and critic LeakyGRU / LeakyLSTM)
+    run in one kernel loop.
     """
-    n_seq = states[0].shape[1]
-    x = features.reshape((n_seq, -1, core.input_size)).swapaxes(0, 1)  # [T, n_seq, F]
-    starts = episode_starts.reshape((n_seq, -1)).swapaxes(0, 1)  # [T, n_seq]
-    keep = (1.0 - starts).unsqueeze(-1)  # [T, n_seq, 1]
-    state = _split_state(core, states)
-    if not force_loop and not bool(starts[1:].any()):
-        # Fast path: resets only at t = 0, so one fused core call over the whole sequence.
-        if bool(starts[0].any()):
-            state = _mask(core, state, keep[0])
-        out, state = core(x, state)
-    else:
-        outs = []
-        for t in range(x.shape[0]):
-            h, state = core(x[t : t + 1], _mask(core, state, keep[t]))
-            outs.append(h)
-        out = th.cat(outs)
-    out = th.flatten(out.transpose(0, 1), start_dim=0, end_dim=1)
-    return out, _join_state(core, state)
+    n_seq = states[0][0].shape[1]
+    xs = [f.reshape((n_seq, -1, core.input_size)).swapaxes(0, 1) for f, core in zip(features, cores)]  # [T, n_seq, F]
+    keep = (1.0 - episode_starts).reshape((n_seq, -1, 1)).swapaxes(0, 1)  # [T, n_seq, 1]
+    state = [_split_state(core, s) for core, s in zip(cores, states)]
+    steps = xs[0].shape[0]
+    if force_loop or (steps > 1 and not bool(keep[1:].all())):
+        outs: list[list[th.Tensor]] = [[] for _ in cores]
+        for t in range(steps):
+            masked = [_mask(core, s, keep[t]) for core, s in zip(cores, state)]
+            results = run_side_by_side(cores, [x[t : t + 1] for x in xs], masked)
+            state = [s for _, s in results]
+            for out, (h, _) in zip(outs, results):
+                out.append(h)
+        hidden = [th.cat(out) for out in outs]
+    else:  # resets only at t = 0: one fused call over the whole sequence
+        results = run_side_by_side(cores, xs, [_mask(core, s, keep[0]) for core, s in zip(cores, state)])
+        hidden, state = [h for h, _ in results], [s for _, s in results]
+    return [(th.flatten(h.transpose(0, 1), start_dim=0, end_dim=1), _join_state(core, s))
+            for h, s, core in zip(hidden, state, cores)]
 
 
 class RecurrentCorePolicy(RecurrentActorCriticPolicy):
@@ -203,4 +208,42 @@ class RecurrentCorePolicy(RecurrentActorCriticPolicy):
         episode_starts: th.Tensor,
         lstm: Core,
     ) -> tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]:
-        return process_sequence(features, lstm_states, episode_starts, lstm, self.force_loop)
+        return process_sequences([features], [lstm_states], episode_starts, [lstm], self.force_loop)[0]
+
+    def _latents(self, obs: th.Tensor, lstm_states: RNNStates, episode_starts: th.Tensor
+                 ) -> tuple[th.Tensor, th.Tensor, RNNStates]:
+        """Actor and critic latents and the new states: sb3-contrib's forward up to the heads, with
+        separate actor and critic cores run side by side."""
+        features = self.extract_features(obs)
+        pi_features, vf_features = (features, features) if self.share_features_extractor else features
+        if self.lstm_critic is not None:
+            (latent_pi, states_pi), (latent_vf, states_vf) = process_sequences(
+                [pi_features, vf_features], [lstm_states.pi, lstm_states.vf], episode_starts,
+                [self.lstm_actor, self.lstm_critic], self.force_loop)
+        else:
+            latent_pi, states_pi = self._process_sequence(pi_features, lstm_states.pi, episode_starts,
+                                                          self.lstm_actor)
+            if self.shared_lstm:  # the critic re-uses the actor's core output without backpropagating
+                latent_vf, states_vf = latent_pi.detach(), (states_pi[0].detach(), states_pi[1].detach())
+            else:  # the critic is feed-forward
+                latent_vf, states_vf = self.critic(vf_features), states_pi
+        latent_pi = self.mlp_extractor.forward_actor(latent_pi)
+        latent_vf = self.mlp_extractor.forward_critic(latent_vf)
+        return latent_pi, latent_vf, RNNStates(states_pi, states_vf)
+
+    def forward(self, obs: th.Tensor, lstm_states: RNNStates, episode_starts: th.Tensor,
+                deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor, RNNStates]:
+        """As sb3-contrib's forward (actions, values, log-probabilities, new states)."""
+        latent_pi, latent_vf, states = self._latents(obs, lstm_states, episode_starts)
+        values = self.value_net(latent_vf)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        actions = distribution.get_actions(deterministic=deterministic)
+        log_prob = distribution.log_prob(actions)
+        return actions.reshape((-1, *self.action_space.shape)), values, log_prob, states
+
+    def evaluate_actions(self, obs: th.Tensor, actions: th.Tensor, lstm_states: RNNStates,
+                         episode_starts: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """As sb3-contrib's evaluate_actions (values, log-probabilities, entropy)."""
+        latent_pi, latent_vf, _ = self._latents(obs, lstm_states, episode_starts)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        return self.value_net(latent_vf), distribution.log_prob(actions), distribution.entropy()

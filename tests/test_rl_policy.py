@@ -104,6 +104,38 @@ def test_fused_path_equals_loop_path(core, sharing):
     torch.testing.assert_close(out.reshape(n_seq, T, H)[[0, 2]], out0.reshape(n_seq, T, H)[[0, 2]])
 
 
+@pytest.mark.parametrize("sharing", SHARING, ids=["separate", "shared", "no_critic_core"])
+@pytest.mark.parametrize("core", CORES)
+def test_forward_and_evaluate_actions_equal_sb3_contrib(core, sharing):
+    """Our forward / evaluate_actions (actor and critic cores side by side) give what sb3-contrib's own
+    methods give when they call the cores one by one, outputs, new states and gradients."""
+    from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy as Upstream
+
+    policy = make_model(core, policy_kwargs={**sharing, "core_options": {"tau_init": [1.0, 3.0]}}).policy
+    gen = torch.Generator().manual_seed(1)
+    n_seq, T, H = 4, 5, 16
+    obs = torch.randint(0, 2, (n_seq * T, 1), generator=gen).float()
+    actions = torch.randint(0, 2, (n_seq * T,), generator=gen)
+    starts = (torch.rand(n_seq * T, generator=gen) < 0.2).float()  # resets anywhere: the loop path
+    states = RNNStates(*((torch.randn(1, n_seq, H, generator=gen), torch.randn(1, n_seq, H, generator=gen))
+                         for _ in range(2)))
+    for step_starts in (starts, starts.reshape(n_seq, T)[:, 0].contiguous()):  # training batch, rollout step
+        batch = step_starts.numel()
+        step_obs, step_actions = obs[:batch], actions[:batch]
+        results = []
+        for method in (type(policy), Upstream):
+            torch.manual_seed(0)
+            acts, values, log_prob, new = method.forward(policy, step_obs, states, step_starts)
+            evaluated = method.evaluate_actions(policy, step_obs, step_actions, states, step_starts)
+            loss = values.sum() + log_prob.sum() + sum(e.sum() for e in evaluated)
+            grads = torch.autograd.grad(loss, list(policy.parameters()), allow_unused=True)
+            results.append([acts, values, log_prob, *new.pi, *new.vf, *evaluated,
+                            *(g for g in grads if g is not None)])
+        assert len(results[0]) == len(results[1])
+        for a, b in zip(*results):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_mid_sequence_reset_uses_loop_and_resets():
     model = make_model("gru")
     policy = model.policy
