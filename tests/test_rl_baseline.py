@@ -268,6 +268,29 @@ def test_resume_from_the_command_line(tmp_path, capsys):
         assert err.startswith("memory-envs: error: ") and words in err and len(err.strip().splitlines()) == 1
 
 
+def test_tensorboard_logs_the_evaluations(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    summary = train_rl(dataclasses.replace(HARD, total_timesteps=1024), tmp_path / "run")
+    assert summary["tensorboard"] is True
+    events = list((tmp_path / "run" / "tb").rglob("events.out.tfevents.*"))
+    assert len(events) == 1
+    logs = EventAccumulator(str(events[0].parent))
+    logs.Reload()
+    lines = read_metrics(tmp_path / "run")
+    expected = {"eval/mean_return": [line["mean_return"] for line in lines],
+                "eval/success_rate": [line["success_rate"] for line in lines],
+                "eval/accuracy_n5": [line["accuracy"]["5"] for line in lines],
+                "eval/newest_n": [5] * len(lines)}
+    assert set(expected) <= set(logs.Tags()["scalars"])
+    for tag, values in expected.items():
+        scalars = logs.Scalars(tag)
+        assert [event.step for event in scalars] == [line["timesteps"] for line in lines] == [512, 1024]
+        assert [event.value for event in scalars] == pytest.approx(values, rel=1e-6)
+    assert "train/loss" in logs.Tags()["scalars"]
+
+
 @pytest.mark.parametrize("argv, field", [
     (["--env", "Foo-v0"], "env_id"),
     (["--core", "rnn"], "core"),
