@@ -7,6 +7,8 @@ One run lives in one folder, like the supervised trainer's (:mod:`baselines.trai
     config.json      the RLConfig
     metrics.jsonl    one line per evaluation: timesteps, time (s), ns (the Ns evaluated: the
                      curriculum's active Ns), mean_return, success_rate, accuracy (per N, keys str(N))
+    last/            the resume state (what ``resume=True`` / ``--resume`` continues): model.zip
+                     (``RecurrentPPO.save``), state.json (timesteps, seconds, curriculum, ...), rng.pt
     model.zip        the final RecurrentPPO (``RecurrentPPO.load`` it; no custom_objects needed)
     summary.json     max_n, timesteps, seconds, stopped_because, ... (see :meth:`RLRun._summary`)
     tb/              TensorBoard logs, only if ``tensorboard`` is installed (the ``rl`` extra)
@@ -24,23 +26,42 @@ env scoring the curriculum's active Ns (or the fixed N), deterministic actions, 
 way at every evaluation. The run stops when the target is reached (the curriculum finished n_max,
 or for a fixed N the evaluation passes the curriculum rule: mean and newest head accuracy >
 ``threshold``), or when ``total_timesteps`` / ``max_seconds`` run out.
+
+Resume. After every evaluation, at the next rollout boundary (once PPO has trained on every timestep
+it has counted), and at the end of the run, the resume state replaces ``last/`` in one rename
+(written to ``last.new/`` first; ``last.old/`` is the fallback if a kill falls between the renames).
+``resume=True`` continues the folder from it (an unchanged config except ``total_timesteps``,
+``max_seconds`` and ``device``). Restored: the policy weights, the Adam state, ``num_timesteps`` and
+the rest of ``RecurrentPPO.save``; the elapsed seconds (the time budget and the metrics' ``time``
+count the earlier part); the curriculum and the shared tracker's episode windows; the evaluation
+schedule, ``timesteps_to_n`` and the last evaluation; the global torch (and CUDA), numpy and Python
+RNG states; ``metrics.jsonl`` is cut back to the lines written before the state. Not restored: the
+training envs' episodes in progress and the recurrent state (every env starts a new episode from a
+zero state; the envs draw episodes in blocks, so their generators are reseeded from
+``(seed, timesteps)`` rather than continued), SB3's Monitor episode statistics, and the work after
+the saved state (redone). A resumed run is therefore not identical to an uninterrupted one, but
+resuming the same state twice gives the same run. A folder whose ``summary.json`` says it is finished
+(target reached, or the timestep / time budget spent under the current config) is returned as is.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
 import os
+import random
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from baselines.trainer import CORES, RunFolderError, atomic_write_text, resolve_device
 from memory_envs import ENV_IDS, Curriculum, CurriculumWrapper, EpisodeAccuracyTracker, tasks
@@ -51,6 +72,8 @@ RL_CURRICULA = ("single", "multi")
 STOP_REASONS = ("target_reached", "max_timesteps", "max_seconds")
 DEFAULT_LR = {"leaky": 3e-3, "leaky_mod": 3e-3, "gru": 1e-2, "lstm": 1e-2}
 """Learning rates that learned n=2 well (docs/rl.md); used when ``lr`` is None."""
+RESUME_MAY_CHANGE = ("total_timesteps", "max_seconds", "device")
+"""The config fields a resumed run may change; every other field must equal the folder's config.json."""
 
 
 @dataclass
@@ -205,24 +228,115 @@ def evaluate_policy(model: Any, env: gym.Env, episodes: int, seed: int, ns: Sequ
             "accuracy": {str(n): float(a) for n, a in zip(info["ns"], acc)}}
 
 
-class RLRun:
-    """Train one RecurrentPPO agent on one env (optionally with a curriculum) into a run folder."""
+def _rng_state(cuda: bool) -> dict[str, Any]:
+    """The global RNG states a run draws from: torch (sampled actions), numpy (minibatch order), Python."""
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if cuda:
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
-    def __init__(self, config: RLConfig, run_dir: str | os.PathLike, *, overwrite: bool = False) -> None:
+
+def _set_rng_state(state: dict[str, Any], cuda: bool) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if cuda and "cuda" in state:  # a state saved on the CPU leaves CUDA as RecurrentPPO.load seeded it
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    """Put the complete folder ``new`` in place of ``target``; ``TARGET.old`` holds the previous copy
+    between the two renames (a reader falls back to it when ``target`` is missing)."""
+    old = target.with_name(target.name + ".old")
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+class RLRun:
+    """Train one RecurrentPPO agent on one env (optionally with a curriculum) into a run folder.
+
+    ``resume=True`` continues the run in ``run_dir`` from ``last/`` (see the module doc);
+    ``overwrite=True`` replaces a non-empty folder. Without either, a non-empty folder is refused.
+    """
+
+    def __init__(self, config: RLConfig, run_dir: str | os.PathLike, *, resume: bool = False,
+                 overwrite: bool = False) -> None:
         self.config = config.validate()
         self.run_dir = Path(run_dir)
+        if resume and overwrite:
+            raise ValueError("resume and overwrite exclude each other: resume continues the run folder, "
+                             "overwrite replaces it")
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise RunFolderError(f"run folder {self.run_dir} is a file")
+        self.curriculum = config.make_curriculum()
+        self.shared = None if self.curriculum is None else EpisodeAccuracyTracker(self.curriculum, config.window)
+        self.last: Path | None = None
+        """The ``last/`` folder this run continues from (None: training starts from scratch)."""
+        self.state: dict[str, Any] | None = None
+        """The contents of ``last/state.json`` (None: training starts from scratch)."""
+        self.finished_summary: dict[str, Any] | None = None
+        """The summary of a resumed folder that is already finished; :meth:`run` returns it."""
+        if resume:
+            self._open_for_resume()
+        else:
+            self._create_folder(overwrite)
+
+    # ----- run folder -------------------------------------------------------------------------
+    def _create_folder(self, overwrite: bool) -> None:
         if self.run_dir.exists() and any(self.run_dir.iterdir()):
             if not overwrite:
-                raise RunFolderError(f"run folder {self.run_dir} is not empty: pass overwrite to replace it")
+                raise RunFolderError(f"run folder {self.run_dir} is not empty: pass resume to continue it or "
+                                     "overwrite to replace it")
             shutil.rmtree(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / "config.json", json.dumps(self.config.to_json(), indent=2))
         atomic_write_text(self.run_dir / "metrics.jsonl", "")
-        self.curriculum = config.make_curriculum()
-        self.shared = None if self.curriculum is None else EpisodeAccuracyTracker(self.curriculum, config.window)
 
+    def _open_for_resume(self) -> None:
+        """Check the folder's config, then load the resume state (or note that the run is finished)."""
+        config_path = self.run_dir / "config.json"
+        if not config_path.is_file():
+            raise RunFolderError(f"cannot resume: {self.run_dir} is not a run folder (no config.json)")
+        saved = json.loads(config_path.read_text())
+        mine = self.config.to_json()
+        differ = sorted(k for k in set(saved) | set(mine) if k not in RESUME_MAY_CHANGE and saved.get(k) != mine.get(k))
+        if differ:
+            raise RunFolderError(f"cannot resume {self.run_dir}: its config differs in {differ}")
+        summary_path = self.run_dir / "summary.json"
+        if summary_path.is_file():
+            summary = json.loads(summary_path.read_text())
+            if self._finished(summary):
+                self.finished_summary = summary
+                return
+            summary_path.unlink()  # training goes on: the folder no longer holds a finished run
+        atomic_write_text(config_path, json.dumps(mine, indent=2))
+        for name in ("last", "last.old"):  # last.old: killed between the two renames of _replace_folder
+            if (self.run_dir / name / "state.json").is_file():
+                self.last = self.run_dir / name
+                break
+        lines = 0  # killed before the first saved state: start again in this folder
+        if self.last is not None:
+            self.state = json.loads((self.last / "state.json").read_text())
+            lines = self.state["metrics_lines"]
+            if self.curriculum is not None:
+                self.curriculum = Curriculum.from_state_dict(self.state["curriculum"])
+                self.shared = EpisodeAccuracyTracker(self.curriculum, self.config.window)
+                self.shared.history = {int(n): collections.deque(acc, maxlen=self.config.window)
+                                       for n, acc in self.state["episode_accuracy"].items()}
+        metrics = self.run_dir / "metrics.jsonl"  # drop the lines written after the saved state
+        kept = metrics.read_text().splitlines(keepends=True)[:lines] if metrics.exists() else []
+        atomic_write_text(metrics, "".join(kept))
+
+    def _finished(self, summary: dict[str, Any]) -> bool:
+        """Whether a run that ended with ``summary`` is finished under this config's budgets."""
+        c = self.config
+        return (summary["stopped_because"] == "target_reached" or summary["timesteps"] >= c.total_timesteps
+                or (c.max_seconds is not None and summary["seconds"] >= c.max_seconds))
+
+    # ----- training ---------------------------------------------------------------------------
     def _make_env(self) -> gym.Env:
         return gym.make(self.config.env_id, **self.config.env_kwargs())
 
@@ -244,9 +358,15 @@ class RLRun:
     def ns(self) -> list[int]:
         return [self.config.n] if self.curriculum is None else list(self.curriculum.ns)
 
-    def run(self, progress: bool = False) -> dict[str, Any]:
-        """Train until the target is reached or a budget runs out; returns (and writes) the summary."""
-        import torch
+    def run(self, progress: bool = False,
+            on_eval: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Train until the target is reached or a budget runs out; returns (and writes) the summary.
+
+        ``on_eval`` is called with each metrics line right after it is written. A resumed folder
+        that is already finished returns its summary without training.
+        """
+        if self.finished_summary is not None:
+            return self.finished_summary
         from sb3_contrib import RecurrentPPO
 
         from agents.rl_policy import RecurrentCorePolicy
@@ -254,16 +374,28 @@ class RLRun:
         c = self.config
         import memory_envs  # noqa: F401  (registers the env ids)
 
-        torch.manual_seed(c.seed)
-        venv = self._make_train_env()
+        venv = self._make_train_env()  # with a restored curriculum, the envs start at its Ns
         tb = str(self.run_dir / "tb") if tensorboard_available() else None
-        self.model = RecurrentPPO(
-            RecurrentCorePolicy, venv, n_steps=c.n_steps, batch_size=c.batch_size, n_epochs=c.n_epochs,
-            learning_rate=c.learning_rate, gamma=c.gamma, ent_coef=c.ent_coef, seed=c.seed, device=c.device,
-            policy_kwargs=c.policy_kwargs(), tensorboard_log=tb, verbose=0,
-        )
-        callback = _make_callback(self, progress)
-        self.model.learn(c.total_timesteps, callback=callback, tb_log_name="rl")
+        if self.last is None:
+            torch.manual_seed(c.seed)
+            self.model = RecurrentPPO(
+                RecurrentCorePolicy, venv, n_steps=c.n_steps, batch_size=c.batch_size, n_epochs=c.n_epochs,
+                learning_rate=c.learning_rate, gamma=c.gamma, ent_coef=c.ent_coef, seed=c.seed, device=c.device,
+                policy_kwargs=c.policy_kwargs(), tensorboard_log=tb, verbose=0,
+            )
+        else:
+            self.model = RecurrentPPO.load(self.last / "model.zip", env=venv, device=c.device, tensorboard_log=tb)
+            # load reseeded the global RNGs and the envs with the config's seed: continue the saved RNG
+            # streams, and give the envs episodes of their own instead of the run's first ones again.
+            cuda = self.model.device.type == "cuda"
+            _set_rng_state(torch.load(self.last / "rng.pt", weights_only=False), cuda)
+            venv.seed(int(np.random.SeedSequence([c.seed, self.model.num_timesteps]).generate_state(1)[0]))
+        callback = _make_callback(self, progress, on_eval)
+        reason = callback.stop_reason()  # a restored run can be done already (e.g. a smaller max_seconds)
+        if reason is not None:
+            callback.stopped_because = reason
+        remaining = 0 if reason is not None else max(c.total_timesteps - self.model.num_timesteps, 0)
+        self.model.learn(remaining, callback=callback, tb_log_name="rl", reset_num_timesteps=self.last is None)
         callback.finish()
         tmp = self.run_dir / ".model.tmp.zip"
         self.model.save(tmp)
@@ -299,36 +431,52 @@ class RLRun:
 
 
 class _RunCallbackMixin:
-    """Evaluation every ``eval_every`` timesteps, metrics, early stop, budgets and a tqdm bar.
+    """Evaluation every ``eval_every`` timesteps, metrics, early stop, budgets, resume state and a tqdm bar.
 
     Mixed into SB3's BaseCallback by :func:`_make_callback` (SB3 is imported only when a run starts,
-    so that ``baselines.rl`` imports without the ``rl`` extra).
+    so that ``baselines.rl`` imports without the ``rl`` extra). A resumed run starts from
+    ``run.state``.
     """
 
-    def __init__(self, run: RLRun, progress: bool) -> None:
+    def __init__(self, run: RLRun, progress: bool, on_eval: Callable[[dict[str, Any]], None] | None) -> None:
         super().__init__()  # type: ignore[call-arg]
         self.run = run
-        self.next_eval = run.config.eval_every
-        self.evals = 0
-        self.last_eval: dict[str, Any] | None = None
-        self.last_eval_timesteps = -1
-        self.fixed_solved = False
+        self.on_eval = on_eval
+        state = run.state or {}
+        self.next_eval: int = state.get("next_eval", run.config.eval_every)
+        self.metrics_lines: int = state.get("metrics_lines", 0)
+        self.last_eval: dict[str, Any] | None = state.get("last_eval")
+        self.last_eval_timesteps: int = state.get("last_eval_timesteps", -1)
+        self.fixed_solved: bool = state.get("fixed_solved", False)
+        self.timesteps_to_n: dict[int, int] = {int(n): t for n, t in state.get("timesteps_to_n", {}).items()}
+        self.seconds: float = state.get("seconds", 0.0)
         self.stopped_because = "max_timesteps"
-        self.timesteps_to_n: dict[int, int] = {}
-        self.seconds = 0.0
+        self.state_due = False
+        """An evaluation ran since the last saved state: save one at the next rollout boundary."""
         self.bar = None
         if progress:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=run.config.total_timesteps, unit="step", dynamic_ncols=True, file=sys.stderr)
+            self.bar = tqdm(total=run.config.total_timesteps, initial=state.get("timesteps", 0), unit="step",
+                            dynamic_ncols=True, file=sys.stderr)
 
     def _on_training_start(self) -> None:
-        self.started = time.perf_counter()
+        self.started = time.perf_counter() - self.seconds
         self.eval_env = self.run._make_env()
 
     def _target_reached(self) -> bool:
         cur = self.run.curriculum
         return cur.finished if cur is not None else self.fixed_solved
+
+    def stop_reason(self) -> str | None:
+        """``"target_reached"`` or ``"max_seconds"`` if the run must stop now, else None (the
+        timestep budget is ``learn``'s: it ends after training on the last rollout)."""
+        if self._target_reached():
+            return "target_reached"
+        max_seconds = self.run.config.max_seconds
+        if max_seconds is not None and self.seconds >= max_seconds:
+            return "max_seconds"
+        return None
 
     def _note_solved(self) -> None:
         cur = self.run.curriculum
@@ -339,7 +487,6 @@ class _RunCallbackMixin:
         c = self.run.config
         ns = self.run.ns
         result = evaluate_policy(self.model, self.eval_env, c.eval_episodes, c.seed + 1_000_003, ns)
-        self.evals += 1
         self.seconds = time.perf_counter() - self.started
         if self.run.curriculum is None:
             acc = result["accuracy"][str(c.n)]
@@ -347,6 +494,8 @@ class _RunCallbackMixin:
         line = {"timesteps": int(self.num_timesteps), "time": round(self.seconds, 3), "ns": ns, **result}
         with open(self.run.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(line) + "\n")
+        self.metrics_lines += 1
+        self.state_due = True
         for key in ("mean_return", "success_rate"):
             self.logger.record(f"eval/{key}", result[key])
         for n, a in result["accuracy"].items():
@@ -358,7 +507,40 @@ class _RunCallbackMixin:
             newest = result["accuracy"][str(ns[-1])]
             self.bar.set_postfix_str(f"N={ns[0]}..{ns[-1]} acc(N={ns[-1]})={newest:.3f} "
                                      f"success={result['success_rate']:.2f}")
+        if self.on_eval is not None:
+            self.on_eval(line)
         return line
+
+    def _save_state(self) -> None:
+        """Write the resume state to ``last.new/`` and swap it in as ``last/``."""
+        run = self.run
+        self.seconds = time.perf_counter() - self.started
+        new = run.run_dir / "last.new"
+        shutil.rmtree(new, ignore_errors=True)
+        new.mkdir()
+        self.model.save(new / "model.zip")
+        torch.save(_rng_state(self.model.device.type == "cuda"), new / "rng.pt")
+        state = {
+            "timesteps": int(self.model.num_timesteps),
+            "seconds": self.seconds,
+            "metrics_lines": self.metrics_lines,
+            "next_eval": self.next_eval,
+            "last_eval": self.last_eval,
+            "last_eval_timesteps": self.last_eval_timesteps,
+            "fixed_solved": self.fixed_solved,
+            "timesteps_to_n": {str(n): t for n, t in self.timesteps_to_n.items()},
+            "curriculum": None if run.curriculum is None else run.curriculum.state_dict(),
+            "episode_accuracy": None if run.shared is None else {
+                str(n): list(acc) for n, acc in run.shared.history.items()},
+        }
+        (new / "state.json").write_text(json.dumps(state, indent=2))
+        _replace_folder(new, run.run_dir / "last")
+        self.state_due = False
+
+    def _on_rollout_start(self) -> None:
+        # PPO has trained on the previous rollout: a state saved now counts only trained-on timesteps.
+        if self.state_due:
+            self._save_state()
 
     def _on_step(self) -> bool:
         c = self.run.config
@@ -370,38 +552,42 @@ class _RunCallbackMixin:
                 self.next_eval += c.eval_every
             self._evaluate()
         self.seconds = time.perf_counter() - self.started
-        if self._target_reached():
-            self.stopped_because = "target_reached"
-            return False
-        if c.max_seconds is not None and self.seconds >= c.max_seconds:
-            self.stopped_because = "max_seconds"
+        reason = self.stop_reason()
+        if reason is not None:
+            self.stopped_because = reason
             return False
         return True
 
     def finish(self) -> None:
-        """The final evaluation (unless one just ran at this timestep); closes the bar."""
+        """The final evaluation (unless one just ran at this timestep), the final resume state; closes
+        the bar and the evaluation env."""
         self._note_solved()
         if self.last_eval_timesteps != self.num_timesteps:
             self._evaluate()
             if self._target_reached() and self.stopped_because != "max_seconds":
                 self.stopped_because = "target_reached"
+        self._save_state()
         if self.bar is not None:
             self.bar.update(self.num_timesteps - self.bar.n)
             self.bar.close()
         self.eval_env.close()
 
 
-def _make_callback(run: RLRun, progress: bool) -> Any:
+def _make_callback(run: RLRun, progress: bool, on_eval: Callable[[dict[str, Any]], None] | None) -> Any:
     from stable_baselines3.common.callbacks import BaseCallback
 
     cls = type("_RunCallback", (_RunCallbackMixin, BaseCallback), {})
-    return cls(run, progress)
+    return cls(run, progress, on_eval)
 
 
-def train_rl(config: RLConfig, run_dir: str | os.PathLike, *, overwrite: bool = False,
-             progress: bool = False) -> dict[str, Any]:
-    """Train ``config`` into ``run_dir`` and return the summary (see the module doc)."""
-    return RLRun(config, run_dir, overwrite=overwrite).run(progress=progress)
+def train_rl(config: RLConfig, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
+             progress: bool = False, on_eval: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train ``config`` into ``run_dir`` (or continue it: ``resume``) and return the summary.
+
+    See the module doc for the run folder and what a resume restores; ``on_eval`` is called with
+    each metrics line.
+    """
+    return RLRun(config, run_dir, resume=resume, overwrite=overwrite).run(progress=progress, on_eval=on_eval)
 
 
 # ----- command line ---------------------------------------------------------------------------------
@@ -416,7 +602,7 @@ def add_rl_parser(subparsers: Any) -> argparse.ArgumentParser:
         "rl", help="train RecurrentPPO with a tau core (needs the rl extra)",
         description="Train sb3-contrib's RecurrentPPO with our recurrent cores on NParity-v0 / NDMS-v0, "
                     "optionally with a curriculum over N, and write a run folder "
-                    "(config.json, metrics.jsonl, model.zip, summary.json).")
+                    "(config.json, metrics.jsonl, last/, model.zip, summary.json) that --resume continues.")
     g = parser.add_argument_group("environment and curriculum")
     g.add_argument("--env", default=d.env_id, help=f"env id: {' or '.join(sorted(TASK_OF_ENV))} (default: {d.env_id})")
     g.add_argument("--n", type=int, default=d.n, help="N, or the first N of the curriculum (default: 2)")
@@ -453,6 +639,9 @@ def add_rl_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--device", default=d.device, help="cpu, cuda[:i] or auto (default: cpu)")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     g.add_argument("--run-dir", default=None, help="run folder (default: runs/rl-<env>-n<N>-<core>-s<seed>)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in the run folder from its last saved state (the same options; "
+                        "--total-timesteps, --max-seconds and --device may change); a finished run prints its summary")
     g.add_argument("--overwrite", action="store_true", help="replace a non-empty run folder")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=cmd_rl)
@@ -504,7 +693,7 @@ def cmd_rl(args: argparse.Namespace) -> int:
     try:
         config = rl_config_from_args(args)
         run_dir = args.run_dir or default_rl_run_dir(config)
-        run = RLRun(config, run_dir, overwrite=args.overwrite)
+        run = RLRun(config, run_dir, resume=args.resume, overwrite=args.overwrite)
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
         print(f"memory-envs: error: {error}", file=sys.stderr)
         return 2

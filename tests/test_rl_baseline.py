@@ -1,10 +1,13 @@
-"""The RL baseline (baselines.rl): run folder, curriculum during RL, bad input, docs example."""
+"""The RL baseline (baselines.rl): run folder, curriculum during RL, resume, TensorBoard, bad input, docs example."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import random
 import re
+import shutil
 from pathlib import Path
 
 import gymnasium as gym
@@ -15,9 +18,11 @@ import torch
 pytest.importorskip("sb3_contrib")
 
 import memory_envs  # noqa: E402,F401  (registers the envs)
+from baselines.cli import main  # noqa: E402
 from baselines.rl import (  # noqa: E402
-    STOP_REASONS, RLConfig, add_rl_parser, train_rl,
+    STOP_REASONS, RLConfig, RLRun, _rng_state, add_rl_parser, train_rl,
 )
+from baselines.trainer import RunFolderError  # noqa: E402
 from memory_envs import Curriculum, CurriculumWrapper, EpisodeAccuracyTracker  # noqa: E402
 
 torch.set_num_threads(1)
@@ -36,6 +41,32 @@ def rl_main(argv: list[str]) -> int:
 
 def read_metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def without_time(lines: list[dict]) -> list[dict]:
+    return [{k: v for k, v in line.items() if k != "time"} for line in lines]
+
+
+# Parity of 5 bits: not learned in 2048 timesteps, so these runs use their whole budget (rollouts of 512).
+HARD = RLConfig(env_id="NParity-v0", n=5, mode="every_step", p=0.5, hidden_size=16, total_timesteps=2048,
+                eval_every=512, eval_episodes=10, seed=1)
+
+
+class Killed(Exception):
+    """Raised from on_eval: stops a run the way a kill would, after a metrics line and before its state."""
+
+
+def kill_at(evaluation: int, when=lambda line: True):
+    """An on_eval hook that raises Killed at the ``evaluation``-th line that satisfies ``when``."""
+    seen = []
+
+    def on_eval(line: dict) -> None:
+        if when(line):
+            seen.append(line)
+        if len(seen) == evaluation:
+            raise Killed
+
+    return on_eval
 
 
 def test_tiny_run_writes_the_run_folder(tmp_path, capsys):
@@ -83,8 +114,7 @@ def test_seeded_runs_repeat(tmp_path):
                       total_timesteps=1024, eval_every=512, eval_episodes=10, seed=3)
     a = train_rl(config, tmp_path / "a")
     b = train_rl(config, tmp_path / "b")
-    strip = lambda lines: [{k: v for k, v in line.items() if k != "time"} for line in lines]  # noqa: E731
-    assert strip(read_metrics(tmp_path / "a")) == strip(read_metrics(tmp_path / "b"))
+    assert without_time(read_metrics(tmp_path / "a")) == without_time(read_metrics(tmp_path / "b"))
     assert a["timesteps"] == b["timesteps"] == 1024
 
 
@@ -125,6 +155,142 @@ def test_shared_curriculum_sets_every_env():
         assert info["curriculum_ns"] == (2, 3)
 
 
+def test_resume_continues_a_killed_run(tmp_path):
+    from sb3_contrib import RecurrentPPO
+
+    run_dir = tmp_path / "run"
+    with pytest.raises(Killed):
+        train_rl(HARD, run_dir, on_eval=kill_at(2))  # killed at the evaluation at 1024 timesteps
+    killed = read_metrics(run_dir)
+    state = json.loads((run_dir / "last" / "state.json").read_text())
+    assert [line["timesteps"] for line in killed] == [512, 1024] and not (run_dir / "summary.json").exists()
+    assert state["timesteps"] == 512 and state["metrics_lines"] == 1  # saved after the first evaluation
+    for name in ("same", "other_rng"):
+        shutil.copytree(run_dir, tmp_path / name)
+
+    # The time budget counts the earlier part: one that is spent already stops the run without training.
+    summary = train_rl(dataclasses.replace(HARD, max_seconds=state["seconds"]), tmp_path / "same", resume=True)
+    assert summary["stopped_because"] == "max_seconds" and summary["timesteps"] == 512
+    assert read_metrics(tmp_path / "same") == killed[:1]
+
+    seen = []
+    summary = train_rl(HARD, run_dir, resume=True, on_eval=seen.append)
+    assert [line["timesteps"] for line in seen] == [1024, 1536, 2048]  # went on from 512, not from 0
+    lines = read_metrics(run_dir)
+    assert lines == killed[:1] + seen  # the line written after the saved state is gone, none is repeated
+    assert summary["timesteps"] == 2048 and summary["stopped_because"] == "max_timesteps"
+    assert summary["final_eval"] == lines[-1]
+    assert json.loads((run_dir / "last" / "state.json").read_text())["timesteps"] == 2048
+
+    # A finished folder returns its summary and trains no more.
+    written = (run_dir / "model.zip").stat().st_mtime_ns
+    assert train_rl(HARD, run_dir, resume=True) == summary
+    assert read_metrics(run_dir) == lines and (run_dir / "model.zip").stat().st_mtime_ns == written
+
+    # The saved RNG states are restored: the same state goes on the same way, other RNG states do not.
+    train_rl(HARD, tmp_path / "same", resume=True)
+    assert without_time(read_metrics(tmp_path / "same")) == without_time(lines)
+    torch.manual_seed(123), np.random.seed(123), random.seed(123)
+    torch.save(_rng_state(cuda=False), tmp_path / "other_rng" / "last" / "rng.pt")
+    train_rl(HARD, tmp_path / "other_rng", resume=True)
+    params = {name: RecurrentPPO.load(tmp_path / name / "model.zip").policy.state_dict()
+              for name in ("run", "same", "other_rng")}
+    assert all(torch.equal(value, params["same"][key]) for key, value in params["run"].items())
+    assert not all(torch.equal(value, params["other_rng"][key]) for key, value in params["run"].items())
+
+
+def test_resume_restores_the_curriculum(tmp_path):
+    config = RLConfig(env_id="NDMS-v0", n=2, mode="every_step", p=0.5, length_range=(6, 14), curriculum="single",
+                      n_max=3, threshold=0.9, window=50, hidden_size=32, total_timesteps=5120, eval_every=512,
+                      eval_episodes=20, seed=0)
+    run_dir = tmp_path / "run"
+    with pytest.raises(Killed):  # killed at the second evaluation after the advance to N=3
+        train_rl(config, run_dir, on_eval=kill_at(2, when=lambda line: line["ns"] == [3]))
+    killed = read_metrics(run_dir)
+    state = json.loads((run_dir / "last" / "state.json").read_text())
+    assert state["curriculum"]["ns"] == [3] and state["curriculum"]["solved"] == 2
+    assert set(state["episode_accuracy"]) == {"3"} and state["episode_accuracy"]["3"]
+    assert state["metrics_lines"] == len(killed) - 1
+
+    run = RLRun(config, run_dir, resume=True)
+    assert run.curriculum.ns == [3] and run.curriculum.solved == 2 and run.shared.curriculum is run.curriculum
+    assert list(run.shared.history[3]) == state["episode_accuracy"]["3"]
+    seen = []
+    summary = run.run(on_eval=seen.append)
+    assert seen[0]["ns"] == [3] and seen[0]["timesteps"] == killed[-1]["timesteps"]
+    assert set(run.model.get_env().get_attr("ns")) == {(3,)}  # the training envs score N=3
+    assert summary["active_ns"] == [3] and summary["timesteps"] == 5120
+    assert summary["timesteps_to_n"] == state["timesteps_to_n"] == {"2": state["timesteps_to_n"]["2"]}
+    timesteps = [line["timesteps"] for line in read_metrics(run_dir)]
+    assert timesteps == sorted(set(timesteps)) and read_metrics(run_dir)[:-len(seen)] == killed[:-1]
+
+
+def test_resume_checks_folder_and_config(tmp_path):
+    with pytest.raises(RunFolderError, match="not a run folder"):
+        RLRun(HARD, tmp_path / "nothing", resume=True)
+    assert not (tmp_path / "nothing").exists()
+    run_dir = tmp_path / "run"
+    RLRun(HARD, run_dir)  # what a run killed before its first saved state leaves: config.json, no last/
+    with pytest.raises(RunFolderError, match=r"differs in \['hidden_size', 'seed'\]"):
+        RLRun(dataclasses.replace(HARD, hidden_size=8, seed=2), run_dir, resume=True)
+    with pytest.raises(ValueError, match="resume and overwrite exclude each other"):
+        RLRun(HARD, run_dir, resume=True, overwrite=True)
+    (run_dir / "metrics.jsonl").write_text('{"timesteps": 512}\n')
+    run = RLRun(dataclasses.replace(HARD, total_timesteps=4096, max_seconds=60.0, device="auto"), run_dir,
+                resume=True)  # the budgets and the device may change
+    assert run.state is None and run.curriculum is None  # no saved state: the run starts again
+    assert (run_dir / "metrics.jsonl").read_text() == ""
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["total_timesteps"] == 4096 and saved["max_seconds"] == 60.0
+
+
+def test_resume_from_the_command_line(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    argv = ["rl", *TINY, "--eval-every", "512", "--run-dir", str(run_dir)]
+    assert main([*argv, "--total-timesteps", "1024"]) == 0  # stops on the budget, before the target
+    first = read_metrics(run_dir)
+    assert json.loads((run_dir / "summary.json").read_text())["stopped_because"] == "max_timesteps"
+    assert main([*argv, "--resume"]) == 0  # the full 4096 timesteps: goes on to the target
+    lines = read_metrics(run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert lines[: len(first)] == first
+    assert [line["timesteps"] for line in lines] == [512 * (i + 1) for i in range(len(lines))]  # none repeated
+    assert summary["stopped_because"] == "target_reached" and 1024 < summary["timesteps"] < 4096
+    capsys.readouterr()
+    written = (run_dir / "model.zip").stat().st_mtime_ns
+    assert main([*argv, "--resume", "--total-timesteps", "8192"]) == 0  # finished: prints the summary only
+    assert "largest N solved: 2" in capsys.readouterr().out
+    assert read_metrics(run_dir) == lines and (run_dir / "model.zip").stat().st_mtime_ns == written
+    for extra, words in ((["--hidden-size", "8"], "differs in ['hidden_size']"),
+                         (["--overwrite"], "resume and overwrite exclude each other")):
+        assert main([*argv, "--resume", *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("memory-envs: error: ") and words in err and len(err.strip().splitlines()) == 1
+
+
+def test_tensorboard_logs_the_evaluations(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    summary = train_rl(dataclasses.replace(HARD, total_timesteps=1024), tmp_path / "run")
+    assert summary["tensorboard"] is True
+    events = list((tmp_path / "run" / "tb").rglob("events.out.tfevents.*"))
+    assert len(events) == 1
+    logs = EventAccumulator(str(events[0].parent))
+    logs.Reload()
+    lines = read_metrics(tmp_path / "run")
+    expected = {"eval/mean_return": [line["mean_return"] for line in lines],
+                "eval/success_rate": [line["success_rate"] for line in lines],
+                "eval/accuracy_n5": [line["accuracy"]["5"] for line in lines],
+                "eval/newest_n": [5] * len(lines)}
+    assert set(expected) <= set(logs.Tags()["scalars"])
+    for tag, values in expected.items():
+        scalars = logs.Scalars(tag)
+        assert [event.step for event in scalars] == [line["timesteps"] for line in lines] == [512, 1024]
+        assert [event.value for event in scalars] == pytest.approx(values, rel=1e-6)
+    assert "train/loss" in logs.Tags()["scalars"]
+
+
 @pytest.mark.parametrize("argv, field", [
     (["--env", "Foo-v0"], "env_id"),
     (["--core", "rnn"], "core"),
@@ -140,6 +306,7 @@ def test_shared_curriculum_sets_every_env():
     (["--mode", "sometimes"], "mode"),
     (["--p", "1.5"], "p"),
     (["--curriculum", "single", "--n-max", "6", "--length-range", "4", "8"], "length_range"),
+    (["--resume"], "cannot resume"),
 ])
 def test_bad_input_exits_2(tmp_path, capsys, argv, field):
     assert rl_main([*argv, "--run-dir", str(tmp_path / "run"), "--quiet"]) == 2
