@@ -22,7 +22,7 @@ from baselines.cli import main  # noqa: E402
 from baselines.rl import (  # noqa: E402
     STOP_REASONS, RLConfig, RLRun, _rng_state, add_rl_parser, train_rl,
 )
-from baselines.trainer import RunFolderError  # noqa: E402
+from baselines.run_folder import RunFolderError  # noqa: E402
 from memory_envs import Curriculum, CurriculumWrapper, EpisodeAccuracyTracker  # noqa: E402
 
 torch.set_num_threads(1)
