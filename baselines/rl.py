@@ -48,7 +48,6 @@ resuming the same state twice gives the same run. A folder whose ``summary.json`
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
 import json
 import os
@@ -298,8 +297,7 @@ class RLRun:
             if self.curriculum is not None:
                 self.curriculum = Curriculum.from_state_dict(self.state["curriculum"])
                 self.shared = EpisodeAccuracyTracker(self.curriculum, self.config.window)
-                self.shared.history = {int(n): collections.deque(acc, maxlen=self.config.window)
-                                       for n, acc in self.state["episode_accuracy"].items()}
+                self.shared.load_state_dict(self.state["episode_accuracy"])
         truncate_metrics(self.run_dir, lines)
 
     def _finished(self, summary: dict[str, Any]) -> bool:
@@ -496,8 +494,7 @@ class _RunCallbackMixin:
             "fixed_solved": self.fixed_solved,
             "timesteps_to_n": {str(n): t for n, t in self.timesteps_to_n.items()},
             "curriculum": None if run.curriculum is None else run.curriculum.state_dict(),
-            "episode_accuracy": None if run.shared is None else {
-                str(n): list(acc) for n, acc in run.shared.history.items()},
+            "episode_accuracy": None if run.shared is None else run.shared.state_dict(),
         }
 
         def write(folder: Path) -> None:
