@@ -220,8 +220,9 @@ class Trainer:
 
     def _load_state(self) -> None:
         last = find_last(self.run_dir, "trainer.pt")
-        if last is None:
-            return  # killed before the first evaluation: start from scratch in the same folder
+        if last is None:  # killed before the first saved state: start from scratch in the same folder
+            truncate_metrics(self.run_dir, 0)
+            return
         self.model = agents.load(last).to(self.device)
         self.optimizer = build_optimizer(self.config, self.model)
         state = torch.load(last / "trainer.pt", weights_only=False)

@@ -70,6 +70,13 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert resumed["steps_to_n"] == full["steps_to_n"]
 
 
+def test_resume_before_the_first_saved_state_starts_again(tmp_path):
+    Trainer(tiny(), tmp_path / "run")  # a run killed after its first metrics line, before last/
+    (tmp_path / "run" / "metrics.jsonl").write_text('{"step": 50}\n')
+    trainer = Trainer(tiny(), tmp_path / "run", resume=True)
+    assert trainer.step == 0 and (tmp_path / "run" / "metrics.jsonl").read_text() == ""
+
+
 def test_existing_folder_is_not_overwritten_unless_asked(tmp_path):
     run = tmp_path / "run"
     train(tiny(max_steps=10, eval_every=10), run)
