@@ -29,7 +29,8 @@ or for a fixed N the evaluation passes the curriculum rule: mean and newest head
 
 Resume. After every evaluation, at the next rollout boundary (once PPO has trained on every timestep
 it has counted), and at the end of the run, the resume state replaces ``last/`` in one rename
-(written to ``last.new/`` first; ``last.old/`` is the fallback if a kill falls between the renames).
+(:func:`baselines.run_folder.save_last`: written to ``last.new/`` first; ``last.old/`` is the fallback
+if a kill falls between the renames).
 ``resume=True`` continues the folder from it (an unchanged config except ``total_timesteps``,
 ``max_seconds`` and ``device``). Restored: the policy weights, the Adam state, ``num_timesteps`` and
 the rest of ``RecurrentPPO.save``; the elapsed seconds (the time budget and the metrics' ``time``
@@ -47,12 +48,10 @@ resuming the same state twice gives the same run. A folder whose ``summary.json`
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
 import json
 import os
 import random
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -63,7 +62,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from baselines.trainer import CORES, RunFolderError, atomic_write_text, resolve_device
+from baselines.run_folder import (
+    RunFolderError, append_metrics, atomic_write_text, check_resume_config, create_run_folder, find_last, save_last,
+    truncate_metrics, write_config,
+)
+from baselines.trainer import CORES, resolve_device
 from memory_envs import ENV_IDS, Curriculum, CurriculumWrapper, EpisodeAccuracyTracker, tasks
 from memory_envs.envs import MODES, EnvConfig
 
@@ -244,17 +247,6 @@ def _set_rng_state(state: dict[str, Any], cuda: bool) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _replace_folder(new: Path, target: Path) -> None:
-    """Put the complete folder ``new`` in place of ``target``; ``TARGET.old`` holds the previous copy
-    between the two renames (a reader falls back to it when ``target`` is missing)."""
-    old = target.with_name(target.name + ".old")
-    if target.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 class RLRun:
     """Train one RecurrentPPO agent on one env (optionally with a curriculum) into a run folder.
 
@@ -282,29 +274,13 @@ class RLRun:
         if resume:
             self._open_for_resume()
         else:
-            self._create_folder(overwrite)
+            create_run_folder(self.run_dir, config.to_json(), overwrite)
 
     # ----- run folder -------------------------------------------------------------------------
-    def _create_folder(self, overwrite: bool) -> None:
-        if self.run_dir.exists() and any(self.run_dir.iterdir()):
-            if not overwrite:
-                raise RunFolderError(f"run folder {self.run_dir} is not empty: pass resume to continue it or "
-                                     "overwrite to replace it")
-            shutil.rmtree(self.run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir / "config.json", json.dumps(self.config.to_json(), indent=2))
-        atomic_write_text(self.run_dir / "metrics.jsonl", "")
-
     def _open_for_resume(self) -> None:
         """Check the folder's config, then load the resume state (or note that the run is finished)."""
-        config_path = self.run_dir / "config.json"
-        if not config_path.is_file():
-            raise RunFolderError(f"cannot resume: {self.run_dir} is not a run folder (no config.json)")
-        saved = json.loads(config_path.read_text())
-        mine = self.config.to_json()
-        differ = sorted(k for k in set(saved) | set(mine) if k not in RESUME_MAY_CHANGE and saved.get(k) != mine.get(k))
-        if differ:
-            raise RunFolderError(f"cannot resume {self.run_dir}: its config differs in {differ}")
+        config = self.config.to_json()
+        check_resume_config(self.run_dir, config, RESUME_MAY_CHANGE)
         summary_path = self.run_dir / "summary.json"
         if summary_path.is_file():
             summary = json.loads(summary_path.read_text())
@@ -312,11 +288,8 @@ class RLRun:
                 self.finished_summary = summary
                 return
             summary_path.unlink()  # training goes on: the folder no longer holds a finished run
-        atomic_write_text(config_path, json.dumps(mine, indent=2))
-        for name in ("last", "last.old"):  # last.old: killed between the two renames of _replace_folder
-            if (self.run_dir / name / "state.json").is_file():
-                self.last = self.run_dir / name
-                break
+        write_config(self.run_dir, config)
+        self.last = find_last(self.run_dir, "state.json")
         lines = 0  # killed before the first saved state: start again in this folder
         if self.last is not None:
             self.state = json.loads((self.last / "state.json").read_text())
@@ -324,11 +297,8 @@ class RLRun:
             if self.curriculum is not None:
                 self.curriculum = Curriculum.from_state_dict(self.state["curriculum"])
                 self.shared = EpisodeAccuracyTracker(self.curriculum, self.config.window)
-                self.shared.history = {int(n): collections.deque(acc, maxlen=self.config.window)
-                                       for n, acc in self.state["episode_accuracy"].items()}
-        metrics = self.run_dir / "metrics.jsonl"  # drop the lines written after the saved state
-        kept = metrics.read_text().splitlines(keepends=True)[:lines] if metrics.exists() else []
-        atomic_write_text(metrics, "".join(kept))
+                self.shared.load_state_dict(self.state["episode_accuracy"])
+        truncate_metrics(self.run_dir, lines)
 
     def _finished(self, summary: dict[str, Any]) -> bool:
         """Whether a run that ended with ``summary`` is finished under this config's budgets."""
@@ -492,8 +462,7 @@ class _RunCallbackMixin:
             acc = result["accuracy"][str(c.n)]
             self.fixed_solved = self.fixed_solved or acc > c.threshold
         line = {"timesteps": int(self.num_timesteps), "time": round(self.seconds, 3), "ns": ns, **result}
-        with open(self.run.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(line) + "\n")
+        append_metrics(self.run.run_dir, line)
         self.metrics_lines += 1
         self.state_due = True
         for key in ("mean_return", "success_rate"):
@@ -515,11 +484,6 @@ class _RunCallbackMixin:
         """Write the resume state to ``last.new/`` and swap it in as ``last/``."""
         run = self.run
         self.seconds = time.perf_counter() - self.started
-        new = run.run_dir / "last.new"
-        shutil.rmtree(new, ignore_errors=True)
-        new.mkdir()
-        self.model.save(new / "model.zip")
-        torch.save(_rng_state(self.model.device.type == "cuda"), new / "rng.pt")
         state = {
             "timesteps": int(self.model.num_timesteps),
             "seconds": self.seconds,
@@ -530,11 +494,15 @@ class _RunCallbackMixin:
             "fixed_solved": self.fixed_solved,
             "timesteps_to_n": {str(n): t for n, t in self.timesteps_to_n.items()},
             "curriculum": None if run.curriculum is None else run.curriculum.state_dict(),
-            "episode_accuracy": None if run.shared is None else {
-                str(n): list(acc) for n, acc in run.shared.history.items()},
+            "episode_accuracy": None if run.shared is None else run.shared.state_dict(),
         }
-        (new / "state.json").write_text(json.dumps(state, indent=2))
-        _replace_folder(new, run.run_dir / "last")
+
+        def write(folder: Path) -> None:
+            self.model.save(folder / "model.zip")
+            torch.save(_rng_state(self.model.device.type == "cuda"), folder / "rng.pt")
+            (folder / "state.json").write_text(json.dumps(state, indent=2))
+
+        save_last(run.run_dir, write)
         self.state_due = False
 
     def _on_rollout_start(self) -> None:

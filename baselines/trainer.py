@@ -8,6 +8,9 @@ One run lives in one folder::
     last/            model + trainer state after the latest evaluation (what --resume continues)
     summary.json     max_n, steps, seconds, stopped_because, steps_to_n, mean tau per solved N
 
+The folder's shared parts (config check on resume, the ``last/`` swap, metrics truncation) are
+:mod:`baselines.run_folder`'s, used by the RL baseline too.
+
 The loop is written straight through (CleanRL style): draw a batch, summed cross-entropy over
 the active heads, clipped SGD step; every ``eval_every`` steps evaluate, update the curriculum,
 write metrics and the resume state.
@@ -18,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,12 +31,17 @@ import torch
 import torch.nn.functional as F
 
 import agents
-from agents.checkpoint import atomic_write
 from agents.protocol import import_core_class, is_import_path
+from baselines.run_folder import (
+    RunFolderError, append_metrics, atomic_write_text, check_resume_config, create_run_folder, find_last, save_last,
+    truncate_metrics, write_config,
+)
 from memory_envs import Curriculum, make_batch, tasks
 
 OPTIMIZERS = ("sgd", "adam")
 CORES = agents.cores.KINDS
+RESUME_MAY_CHANGE = ("max_steps", "max_seconds", "device")
+"""The config fields a resumed run may change; every other field must equal the folder's config.json."""
 
 
 @dataclass
@@ -123,11 +130,6 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename, so readers never see half a file."""
-    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
-
-
 def build_model(config: TrainConfig, heads: list[int], generator: torch.Generator) -> agents.MultiHeadModel:
     """The core (built-in with the tau options, or external with ``core_options`` only) plus heads."""
     if is_import_path(config.core):
@@ -157,10 +159,6 @@ def tau_stats(core: torch.nn.Module) -> dict[str, float | None]:
     return {"tau_mean": float(tau.mean()), "tau_min": float(tau.min()), "tau_max": float(tau.max())}
 
 
-class RunFolderError(ValueError):
-    """A run folder that cannot be used as asked (exists, missing, or from another config)."""
-
-
 class Trainer:
     """Train one network on one task with one curriculum, writing a run folder (see module doc)."""
 
@@ -188,27 +186,13 @@ class Trainer:
 
     # ----- run folder -------------------------------------------------------------------------
     def _prepare_folder(self, resume: bool, overwrite: bool) -> None:
-        config_path = self.run_dir / "config.json"
+        config = self.config.to_json()
         if resume:
-            if not config_path.exists():
-                raise RunFolderError(f"cannot resume: {self.run_dir} is not a run folder (no config.json)")
-            saved = json.loads(config_path.read_text())
-            mine = self.config.to_json()
-            differ = sorted(k for k in mine if k not in ("max_steps", "max_seconds", "device")
-                            and saved.get(k) != mine[k])
-            if differ:
-                raise RunFolderError(f"cannot resume {self.run_dir}: its config differs in {differ}")
-            atomic_write_text(config_path, json.dumps(mine, indent=2))
+            check_resume_config(self.run_dir, config, RESUME_MAY_CHANGE)
+            write_config(self.run_dir, config)
             return
-        if self.run_dir.exists() and any(self.run_dir.iterdir()):
-            if not overwrite:
-                raise RunFolderError(
-                    f"run folder {self.run_dir} is not empty: pass resume to continue it or overwrite to replace it"
-                )
-            shutil.rmtree(self.run_dir)
-        (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        atomic_write_text(config_path, json.dumps(self.config.to_json(), indent=2))
-        (self.run_dir / "metrics.jsonl").write_text("")
+        create_run_folder(self.run_dir, config, overwrite)
+        (self.run_dir / "checkpoints").mkdir()
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -226,23 +210,19 @@ class Trainer:
         }
 
     def _save_last(self) -> None:
-        """Replace ``last/`` without a moment where no complete copy exists."""
-        last, new, old = (self.run_dir / name for name in ("last", "last.new", "last.old"))
-        shutil.rmtree(new, ignore_errors=True)
-        agents.save(self.model, new)
-        torch.save(self._state(), new / "trainer.pt")
-        if last.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(last, old)
-        os.replace(new, last)
-        shutil.rmtree(old, ignore_errors=True)
+        """Model and trainer state as ``last/``, what resume continues."""
+
+        def write(folder: Path) -> None:
+            agents.save(self.model, folder)
+            torch.save(self._state(), folder / "trainer.pt")
+
+        save_last(self.run_dir, write)
 
     def _load_state(self) -> None:
-        last = self.run_dir / "last"
-        if not (last / "trainer.pt").exists() and (self.run_dir / "last.old" / "trainer.pt").exists():
-            last = self.run_dir / "last.old"  # killed between the two renames of _save_last
-        if not (last / "trainer.pt").exists():
-            return  # killed before the first evaluation: start from scratch in the same folder
+        last = find_last(self.run_dir, "trainer.pt")
+        if last is None:  # killed before the first saved state: start from scratch in the same folder
+            truncate_metrics(self.run_dir, 0)
+            return
         self.model = agents.load(last).to(self.device)
         self.optimizer = build_optimizer(self.config, self.model)
         state = torch.load(last / "trainer.pt", weights_only=False)
@@ -256,9 +236,7 @@ class Trainer:
         self.steps_to_n = {int(k): v for k, v in state["steps_to_n"].items()}
         self.tau_at_n = {int(k): v for k, v in state["tau_at_n"].items()}
         self.metrics_lines = state["metrics_lines"]
-        metrics = self.run_dir / "metrics.jsonl"  # drop lines written after the saved state
-        lines = metrics.read_text().splitlines(keepends=True)[: self.metrics_lines] if metrics.exists() else []
-        atomic_write_text(metrics, "".join(lines))
+        truncate_metrics(self.run_dir, self.metrics_lines)
 
     # ----- training ---------------------------------------------------------------------------
     def _batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -323,8 +301,7 @@ class Trainer:
             "loss": loss,
             **tau_stats(self.model.core),
         }
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(line) + "\n")
+        append_metrics(self.run_dir, line)
         self.metrics_lines += 1
         return line
 

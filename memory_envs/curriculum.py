@@ -182,6 +182,35 @@ class EpisodeAccuracyTracker:
                 env.unwrapped.set_ns(self.curriculum.ns)
         return advanced
 
+    def state_dict(self) -> dict[str, list[float]]:
+        """The episode windows, keys str(N) (JSON-able), so a resumed run keeps its progress toward an advance."""
+        return {str(n): list(acc) for n, acc in self.history.items()}
+
+    def load_state_dict(self, state: Mapping[str, Sequence[float]]) -> None:
+        """Restore windows saved by :meth:`state_dict`; restore the curriculum first (every N must be active).
+
+        Raises ValueError naming what does not fit, and then leaves the tracker as it was.
+        """
+        if not isinstance(state, Mapping):
+            raise ValueError(f"tracker state must be a mapping of str(N) to accuracies, got {type(state).__name__}")
+        history: dict[int, collections.deque] = {}
+        for key, accuracies in state.items():
+            if not (isinstance(key, str) and key.isascii() and key.isdigit()):
+                raise ValueError(f"tracker state keys must be str(N), got {key!r}")
+            n = int(key)
+            if n not in self.curriculum.ns:
+                raise ValueError(f"tracker state has N={n}, not an active N of the curriculum {self.curriculum.ns}")
+            if isinstance(accuracies, (str, bytes)) or not isinstance(accuracies, Sequence):
+                raise ValueError(f"tracker state for N={n} must be a list of accuracies, got {accuracies!r}")
+            if len(accuracies) > self.window:
+                raise ValueError(f"tracker state for N={n} has {len(accuracies)} episodes, more than the window "
+                                 f"({self.window})")
+            for acc in accuracies:
+                if isinstance(acc, bool) or not isinstance(acc, numbers.Real) or not 0.0 <= acc <= 1.0:
+                    raise ValueError(f"tracker state for N={n} has {acc!r}, not an accuracy in [0, 1]")
+            history[n] = collections.deque((float(acc) for acc in accuracies), maxlen=self.window)
+        self.history = history
+
 
 def _check_env_fits(config: Any, curriculum: Curriculum) -> None:
     curriculum.check_task(config.task)

@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from memory_envs import Curriculum, CurriculumWrapper, OraclePolicy, VectorCurriculumWrapper
+from memory_envs import Curriculum, CurriculumWrapper, EpisodeAccuracyTracker, OraclePolicy, VectorCurriculumWrapper
 
 
 def test_single_head_advances_by_the_rule():
@@ -81,6 +81,56 @@ def test_update_requires_every_active_head():
     c.update({2: 1.0})
     with pytest.raises(ValueError, match=r"missing the active Ns \[3\]"):
         c.update({2: 1.0})
+
+
+def tracker_one_episode_short(accuracy: float) -> EpisodeAccuracyTracker:
+    """A tracker on N=2, 3 whose N=3 window lacks one episode."""
+    tracker = EpisodeAccuracyTracker(Curriculum("multi", start=2, n_max=5), window=4)
+    tracker.curriculum.update({2: 1.0})
+    for _ in range(3):
+        tracker.record([2, 3], [1.0, accuracy])
+    tracker.record([2], [1.0])
+    return tracker
+
+
+@pytest.mark.parametrize("accuracy, advances", [(0.99, True), (0.9, False)])
+def test_tracker_state_round_trip_makes_the_same_decision(accuracy, advances):
+    original = tracker_one_episode_short(accuracy)
+    state = json.loads(json.dumps(original.state_dict()))
+    assert state == {"2": [1.0] * 4, "3": [accuracy] * 3}
+    restored = EpisodeAccuracyTracker(Curriculum.from_state_dict(original.curriculum.state_dict()), window=4)
+    restored.load_state_dict(state)
+    assert restored.state_dict() == original.state_dict()
+    fresh = EpisodeAccuracyTracker(Curriculum.from_state_dict(original.curriculum.state_dict()), window=4)
+    for tracker in (original, restored, fresh):
+        tracker.record([2, 3], [1.0, accuracy])
+    assert original.maybe_advance() is restored.maybe_advance() is advances
+    assert restored.curriculum.ns == original.curriculum.ns == ([2, 3, 4] if advances else [2, 3])
+    assert restored.state_dict() == original.state_dict()
+    assert not fresh.maybe_advance()  # without the state, one episode is not a full window
+
+
+@pytest.mark.parametrize(
+    "state, words",
+    [
+        ([[1.0]], r"must be a mapping of str\(N\) to accuracies, got list"),
+        ({2: [1.0]}, r"keys must be str\(N\), got 2"),
+        ({"x": [1.0]}, r"keys must be str\(N\), got 'x'"),
+        ({"4": [1.0]}, r"N=4, not an active N of the curriculum \[2, 3\]"),
+        ({"3": 0.5}, "N=3 must be a list of accuracies, got 0.5"),
+        ({"3": "0.5"}, "N=3 must be a list of accuracies"),
+        ({"3": [1.0] * 5}, r"N=3 has 5 episodes, more than the window \(4\)"),
+        ({"3": [1.5]}, r"N=3 has 1.5, not an accuracy in \[0, 1\]"),
+        ({"3": [None]}, "N=3 has None"),
+        ({"3": [float("nan")]}, "N=3 has nan"),
+    ],
+)
+def test_tracker_load_state_dict_rejects_bad_state(state, words):
+    tracker = tracker_one_episode_short(0.99)
+    before = tracker.state_dict()
+    with pytest.raises(ValueError, match=words):
+        tracker.load_state_dict(state)
+    assert tracker.state_dict() == before  # left as it was
 
 
 def test_wrapper_advances_single_env_with_oracle():

@@ -22,7 +22,7 @@ from baselines.cli import main  # noqa: E402
 from baselines.rl import (  # noqa: E402
     STOP_REASONS, RLConfig, RLRun, _rng_state, add_rl_parser, train_rl,
 )
-from baselines.trainer import RunFolderError  # noqa: E402
+from baselines.run_folder import RunFolderError  # noqa: E402
 from memory_envs import Curriculum, CurriculumWrapper, EpisodeAccuracyTracker  # noqa: E402
 
 torch.set_num_threads(1)
@@ -214,7 +214,7 @@ def test_resume_restores_the_curriculum(tmp_path):
 
     run = RLRun(config, run_dir, resume=True)
     assert run.curriculum.ns == [3] and run.curriculum.solved == 2 and run.shared.curriculum is run.curriculum
-    assert list(run.shared.history[3]) == state["episode_accuracy"]["3"]
+    assert run.shared.state_dict() == state["episode_accuracy"]
     seen = []
     summary = run.run(on_eval=seen.append)
     assert seen[0]["ns"] == [3] and seen[0]["timesteps"] == killed[-1]["timesteps"]

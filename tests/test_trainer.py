@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from baselines.cli import main
+from baselines.run_folder import check_resume_config, find_last, save_last
 from baselines.trainer import RunFolderError, TrainConfig, Trainer, train
 
 
@@ -69,6 +70,13 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert resumed["steps_to_n"] == full["steps_to_n"]
 
 
+def test_resume_before_the_first_saved_state_starts_again(tmp_path):
+    Trainer(tiny(), tmp_path / "run")  # a run killed after its first metrics line, before last/
+    (tmp_path / "run" / "metrics.jsonl").write_text('{"step": 50}\n')
+    trainer = Trainer(tiny(), tmp_path / "run", resume=True)
+    assert trainer.step == 0 and (tmp_path / "run" / "metrics.jsonl").read_text() == ""
+
+
 def test_existing_folder_is_not_overwritten_unless_asked(tmp_path):
     run = tmp_path / "run"
     train(tiny(max_steps=10, eval_every=10), run)
@@ -86,6 +94,31 @@ def test_resume_checks_folder_and_config(tmp_path):
     train(tiny(max_steps=10, eval_every=10), tmp_path / "run")
     with pytest.raises(RunFolderError, match=r"differs in \['hidden_size'\]"):
         Trainer(tiny(max_steps=10, eval_every=10, hidden_size=16), tmp_path / "run", resume=True)
+
+
+def test_last_is_swapped_in_whole_with_the_old_copy_as_fallback(tmp_path):
+    assert find_last(tmp_path, "state") is None  # nothing saved yet
+    for text in ("1", "2"):
+        save_last(tmp_path, lambda folder: (folder / "state").write_text(text))
+    assert (tmp_path / "last" / "state").read_text() == "2" and [p.name for p in tmp_path.iterdir()] == ["last"]
+
+    def killed(folder):
+        (folder / "state").write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        save_last(tmp_path, killed)
+    assert find_last(tmp_path, "state") == tmp_path / "last"  # a half-written last.new/ is ignored
+    (tmp_path / "last").rename(tmp_path / "last.old")  # killed between the two renames
+    assert find_last(tmp_path, "state") == tmp_path / "last.old"
+    assert find_last(tmp_path, "other") is None
+
+
+def test_resume_config_check_counts_fields_on_either_side(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"a": 1, "budget": 5, "gone": 0}))
+    check_resume_config(tmp_path, {"a": 1, "budget": 9, "gone": 0}, may_change=("budget",))
+    with pytest.raises(RunFolderError, match=r"differs in \['a', 'gone', 'new'\]"):
+        check_resume_config(tmp_path, {"a": 2, "budget": 5, "new": 1}, may_change=("budget",))
 
 
 @pytest.mark.parametrize(
