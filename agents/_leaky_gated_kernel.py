@@ -14,12 +14,13 @@ tau, e.g. the actor and the critic of an RL policy) run side by side in ONE loop
 matmuls, so G cores cost about the kernel launches of one.
 
 The caller computes the input projections gi = x W_ih^T + b for all steps at once (autograd handles
-that matmul), so these Functions only handle the sequential part. Recording the same loop with autograd
-costs about 15 graph nodes per step; here the forward is 10 (LSTM) or 8 (GRU) kernels per step into
-preallocated buffers, and the backward 7 (LSTM) or 2 (GRU) per step: every factor that does not depend
-on the incoming gradient is computed for all steps at once before the loop, and the weight, bias and tau
-gradients are one reduction over all steps after it. Without autograd (rollouts, evaluation) the
-forward keeps nothing for a backward.
+that matmul), so these Functions only handle the sequential part, with no autograd graph inside:
+the forward runs 10 (LSTM) or 8 (GRU) kernels per step into preallocated buffers; the LSTM backward
+runs 16 kernels per step (torch's fused sigmoid/tanh backward kernels on cache-sized [G, B, H] pieces),
+the GRU backward 2 per step after computing its step-independent factors for all steps at once. The
+weight, bias and tau gradients are one reduction over all steps after the loop. Without autograd
+(rollouts, evaluation) the forward keeps nothing for a backward. benchmarks/bench_agents.py compares
+them with the same loops under autograd.
 """
 
 from __future__ import annotations
@@ -75,42 +76,33 @@ class _LeakyLSTM(torch.autograd.Function):
     def backward(ctx, grad_hs, grad_cs):  # type: ignore[override]
         hs, cs, gates, cell, tanh_cell, w_hh_t, alpha = ctx.saved_tensors
         steps, hidden = gates.shape[0], hs.shape[-1]
-        i, f, g, o = gates.unflatten(-1, (4, hidden)).unbind(-2)
         leak = 1.0 - alpha
-        # Step-independent factors, for all steps at once, with torch's fused activation backward kernels:
-        # dcc_t = gc_t alpha + gh_t alpha o (1 - tanh^2), dz_[i,f,g] = dcc_t [g i (1 - i), c_{t-1} f (1 - f),
-        # i (1 - g^2)] and dz_o = gh_t alpha tanh o (1 - o).
-        dh_to_cell = _tanh_backward(alpha * o, tanh_cell)
-        cell_to_ifg = gates.new_empty(i.shape[:-1] + (3, hidden))
-        _sigmoid_backward(g, i, out=cell_to_ifg[..., 0, :])
-        _sigmoid_backward(cs[:-1], f, out=cell_to_ifg[..., 1, :])
-        _tanh_backward(i, g, out=cell_to_ifg[..., 2, :])
-        factors = [
-            (alpha.unsqueeze(-2) * cell_to_ifg).unbind(0),  # gc_t -> dz_[i,f,g]
-            (dh_to_cell.unsqueeze(-2) * cell_to_ifg).unbind(0),  # gh_t -> dz_[i,f,g]
-            _sigmoid_backward(alpha * tanh_cell, o).unbind(0),  # gh_t -> dz_o
-            torch.addcmul(leak, alpha, f).unbind(0),  # gc_t -> gc_{t-1}
-            (dh_to_cell * f).unbind(0),  # gh_t -> gc_{t-1}
-        ]
         # gh[t], gc[t] become the total gradients with respect to hs[t], cs[t].
         gh = torch.zeros_like(hs) if grad_hs is None else grad_hs.clone(memory_format=torch.contiguous_format)
         gc = torch.zeros_like(cs) if grad_cs is None else grad_cs.clone(memory_format=torch.contiguous_format)
         dz = torch.empty_like(gates)
         w_hh = w_hh_t.transpose(-1, -2)
-        gh_list, gc_list, dz_list = gh.unbind(0), gc.unbind(0), dz.unbind(0)
-        dz_ifg = dz[..., : 3 * hidden].unflatten(-1, (3, hidden)).unbind(0)
-        dz_o = dz[..., 3 * hidden:].unbind(0)
-        for k in range(steps - 1, -1, -1):  # step t = k + 1
+        gh_list, gc_list, dz_list, c_list = gh.unbind(0), gc.unbind(0), dz.unbind(0), cs.unbind(0)
+        dz_i, dz_f, dz_g, dz_o = (part.unbind(0) for part in dz.split(hidden, -1))
+        i, f, g, o = (part.unbind(0) for part in gates.split(hidden, -1))
+        tanh_list = tanh_cell.unbind(0)
+        scaled, dcc, tmp = (torch.empty_like(hs[0]) for _ in range(3))
+        for k in range(steps - 1, -1, -1):  # step t = k + 1; torch's fused sigmoid/tanh backward kernels
             g_h, g_c = gh_list[k + 1], gc_list[k + 1]
-            torch.mul(g_c.unsqueeze(-2), factors[0][k], out=dz_ifg[k]).addcmul_(g_h.unsqueeze(-2), factors[1][k])
-            torch.mul(g_h, factors[2][k], out=dz_o[k])
-            gc_list[k].addcmul_(g_c, factors[3][k]).addcmul_(g_h, factors[4][k])
+            torch.mul(g_h, alpha, out=scaled)  # dL/d(o tanh(cc_t))
+            _sigmoid_backward(torch.mul(scaled, tanh_list[k], out=tmp), o[k], out=dz_o[k])
+            _tanh_backward(torch.mul(scaled, o[k], out=tmp), tanh_list[k], out=dcc).addcmul_(g_c, alpha)  # dL/dcc_t
+            _sigmoid_backward(torch.mul(dcc, g[k], out=tmp), i[k], out=dz_i[k])
+            _sigmoid_backward(torch.mul(dcc, c_list[k], out=tmp), f[k], out=dz_f[k])
+            _tanh_backward(torch.mul(dcc, i[k], out=tmp), g[k], out=dz_g[k])
+            gc_list[k].addcmul_(g_c, leak).addcmul_(dcc, f[k])
             gh_list[k].addcmul_(g_h, leak).baddbmm_(dz_list[k], w_hh)
         need = ctx.needs_input_grad
         grad_w = _per_group_outer(hs[:-1], dz) if need[3] else None
         grad_alpha = None
-        if need[4]:
-            per_unit = (o * tanh_cell).sub_(hs[:-1]).mul_(gh[1:]).add_((cell - cs[:-1]).mul_(gc[1:]))
+        if need[4]:  # dh_t/dalpha = o tanh(cc_t) - h_{t-1}, dc_t/dalpha = cc_t - c_{t-1}
+            per_unit = (gates[..., 3 * hidden:] * tanh_cell).sub_(hs[:-1]).mul_(gh[1:])
+            per_unit.add_((cell - cs[:-1]).mul_(gc[1:]))
             grad_alpha = per_unit.sum((0, 2)).unsqueeze(1)
         return dz, gh[0], gc[0], grad_w, grad_alpha
 

@@ -3,7 +3,8 @@
 LeakyRNN is compared with the matmul bound measured in the same run (6 H^2 flops per token at the
 GFLOP/s of a [B, H] x [H, H] torch.matmul), with a per-step nn.Module the way the paper's code
 writes it, and with the same folded recurrence under plain autograd. LeakyGRU/LeakyLSTM with
-trainable tau are compared with torch's fused nn.GRU/nn.LSTM. Run:
+trainable tau (their hand-written BPTT kernels) are compared with the same loop under plain autograd
+and with torch's fused nn.GRU/nn.LSTM (which cannot leak). Run:
 
     python3 benchmarks/bench_agents.py --threads 2
 """
@@ -59,6 +60,29 @@ def autograd_loop(core: LeakyRNN, x: torch.Tensor, h: torch.Tensor) -> torch.Ten
         h = F.leaky_relu(torch.addmm(v[t], h, m), 0.01)
         out.append(h)
     return torch.stack(out)
+
+
+def gated_autograd_loop(core: LeakyGRU | LeakyLSTM, x: torch.Tensor, state) -> torch.Tensor:
+    """The same tau-leaky GRU/LSTM step by step under plain autograd (what the kernels replace)."""
+    alpha, r, hidden = 1 / core.tau, core.rnn, core.hidden_size
+    out = []
+    for t in range(x.shape[0]):
+        gi, gh = F.linear(x[t], r.weight_ih_l0, r.bias_ih_l0), F.linear(parts(state)[0], r.weight_hh_l0, r.bias_hh_l0)
+        if isinstance(core, LeakyLSTM):
+            h, c = state
+            i, f, g, o = (gi + gh).chunk(4, 1)
+            cc = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            state = (torch.lerp(h, torch.sigmoid(o) * torch.tanh(cc), alpha), torch.lerp(c, cc, alpha))
+        else:
+            rz = torch.sigmoid(gi[:, : 2 * hidden] + gh[:, : 2 * hidden])
+            n = torch.tanh(gi[:, 2 * hidden:] + rz[:, :hidden] * gh[:, 2 * hidden:])
+            state = torch.lerp(state, n, alpha * (1 - rz[:, hidden:]))
+        out.append(parts(state)[0])
+    return torch.stack(out)
+
+
+def parts(state) -> tuple[torch.Tensor, ...]:
+    return state if isinstance(state, tuple) else (state,)
 
 
 def seconds(fn: Callable[[], None], reps: int) -> float:
@@ -119,16 +143,21 @@ def main() -> None:
         print(f"          paper-style per-step module {base:10.0f} -> LeakyRNN is {ours / base:.2f}x; "
               f"same recurrence under autograd {auto:10.0f} -> {ours / auto:.2f}x")
 
-    print("\nLeakyGRU / LeakyLSTM with trainable tau vs torch's nn.GRU / nn.LSTM (fused)")
-    for hidden in (128, 500):
+    print("\nLeakyGRU / LeakyLSTM with trainable tau: hand-written BPTT kernel vs the same loop under autograd "
+          "and vs torch's nn.GRU / nn.LSTM (tau = 1, fused)")
+    for batch, steps, hidden in ((B, T, 128), (B, T, 500), (16, 9, 64), (16, 9, 256)):  # the last two: RL minibatches
+        xb = torch.rand(steps, batch, 1)
         for cls, ref_cls in ((LeakyGRU, nn.GRU), (LeakyLSTM, nn.LSTM)):
             core, ref = cls(1, hidden), ref_cls(1, hidden)
-            state = core.initial_state(B)
+            state = core.initial_state(batch)
             ref_state = tuple(s.unsqueeze(0) for s in state) if isinstance(state, tuple) else state[None]
-            ours = tokens / seconds(fwd_bwd(lambda: core(x, state)[0], list(core.parameters())), args.reps)
-            base = tokens / seconds(fwd_bwd(lambda: ref(x, ref_state)[0], list(ref.parameters())), args.reps)
-            print(f"  H={hidden:4d} {cls.__name__:9s} {ours:10.0f} | {ref_cls.__name__:4s} {base:10.0f} "
-                  f"-> ratio {ours / base:.2f}")
+            params = list(core.parameters())
+            ours = seconds(fwd_bwd(lambda: core(xb, state)[0], params), args.reps)
+            auto = seconds(fwd_bwd(lambda: gated_autograd_loop(core, xb, state), params), args.reps)
+            base = seconds(fwd_bwd(lambda: ref(xb, ref_state)[0], list(ref.parameters())), args.reps)
+            print(f"  B={batch:3d} T={steps:2d} H={hidden:3d} {cls.__name__:9s} kernel {ours * 1e3:7.2f} ms | "
+                  f"autograd loop {auto * 1e3:7.2f} ms -> {auto / ours:.2f}x | {ref_cls.__name__} "
+                  f"{base * 1e3:7.2f} ms -> ratio {base / ours:.2f}")
 
 
 if __name__ == "__main__":
