@@ -1,14 +1,22 @@
 """Training throughput (timesteps/s) of RecurrentPPO: our cores vs sb3-contrib's MlpLstmPolicy.
 
-Same env (NDMS-v0, n=2, mode="every_step"), hyperparameters and hidden size for every policy,
-measured in one run with torch.set_num_threads pinned. Usage:
+Same env (NDMS-v0, n=2, mode="every_step", 8 envs), hyperparameters and hidden size for every
+policy, measured in one run with torch.set_num_threads pinned; the cases run in interleaved rounds
+and the median is reported. Two presets (any value can be overridden):
 
-    PYTHONPATH=. python3 benchmarks/bench_rl.py [--timesteps 4096] [--threads 1] [--hidden 64]
+- ``--preset default``: sb3-contrib's own RecurrentPPO / policy defaults (n_steps 128, batch 128,
+  10 epochs, hidden 256): training dominates the time.
+- ``--preset small``: hidden 64, batch 256, 4 epochs: the rollout and sb3-contrib's own bookkeeping
+  dominate, which every policy pays alike.
+
+    python3 benchmarks/bench_rl.py [--preset default|small] [--timesteps 2048] [--rounds 3] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
 import time
 
@@ -19,6 +27,12 @@ from stable_baselines3.common.env_util import make_vec_env
 
 import memory_envs  # noqa: F401
 from agents.rl_policy import RecurrentCorePolicy
+
+
+PRESETS = {
+    "default": {"hidden": 256, "n_steps": 128, "batch_size": 128, "n_epochs": 10},
+    "small": {"hidden": 64, "n_steps": 128, "batch_size": 256, "n_epochs": 4},
+}
 
 
 def make_env():
@@ -41,15 +55,19 @@ def timesteps_per_s(model: RecurrentPPO, timesteps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--timesteps", type=int, default=4096)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    parser.add_argument("--timesteps", type=int, default=2048, help="timesteps per case and round")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--hidden", type=int)
     parser.add_argument("--n-envs", type=int, default=8)
-    parser.add_argument("--n-steps", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--n-epochs", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is reported")
+    parser.add_argument("--n-steps", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--n-epochs", type=int)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     args = parser.parse_args()
+    for name, value in PRESETS[args.preset].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     torch.set_num_threads(args.threads)
     cases = [
         ("stock MlpLstmPolicy", "MlpLstmPolicy", {}),
@@ -59,7 +77,8 @@ def main() -> None:
         ("ours gru (trainable tau)", RecurrentCorePolicy, {"core": "gru"}),
         ("ours leaky (trainable tau)", RecurrentCorePolicy, {"core": "leaky"}),
     ]
-    print(f"RecurrentPPO on NDMS-v0 n=2 every_step: threads={args.threads} hidden={args.hidden} "
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+    print(f"RecurrentPPO on NDMS-v0 n=2 every_step, preset {args.preset}: threads={args.threads} hidden={args.hidden} "
           f"n_envs={args.n_envs} n_steps={args.n_steps} batch={args.batch_size} epochs={args.n_epochs} "
           f"timesteps={args.timesteps}, median of {args.rounds} interleaved rounds")
     models = [build(policy, kwargs, args) for _, policy, kwargs in cases]
