@@ -216,7 +216,9 @@ class _LeakyTorchRNN(Core):
     """A tau-leak around one layer of torch's nn.GRU / nn.LSTM, whose weights both paths use.
 
     h_t = (1 - 1/tau') h_{t-1} + (1/tau') cell(x_t, h_{t-1}) (for the LSTM on h and c). When tau is
-    fixed at 1 the forward is the nn module itself over the whole sequence (torch's fused kernels).
+    fixed at 1 the forward is the nn module itself over the whole sequence (torch's fused kernels);
+    otherwise the time loop is a custom autograd Function (agents._leaky_gated_kernel), which can run
+    several cores of one kind side by side (run_side_by_side).
     """
 
     module_type: type[nn.RNNBase]

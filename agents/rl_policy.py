@@ -19,7 +19,9 @@ zeros too).
 Sequence processing: when no episode starts inside a sequence after its first step (always the
 case for sb3-contrib's training minibatches, which begin a new sequence at every episode start, and
 for rollout collection, where T == 1), the state is reset where ``episode_starts[0]`` and the core
-runs ONCE over the whole padded sequence. Otherwise it falls back to a per-step loop.
+runs ONCE over the whole padded sequence. Otherwise it falls back to a per-step loop. ``forward`` and
+``evaluate_actions`` run separate actor and critic cores side by side in one kernel loop
+(:func:`agents.cores.run_side_by_side`); otherwise they are sb3-contrib's.
 """
 
 from __future__ import annotations
