@@ -136,6 +136,17 @@ def test_forward_and_evaluate_actions_equal_sb3_contrib(core, sharing):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_optimizer_is_fused_adam_unless_chosen():
+    policy = make_model("gru").policy
+    fused = policy.optimizer
+    assert isinstance(fused, torch.optim.Adam) and fused.defaults["fused"] is True
+    assert {id(p) for g in fused.param_groups for p in g["params"]} == {id(p) for p in policy.parameters()}
+    chosen = make_model("gru", policy_kwargs={"optimizer_kwargs": {"foreach": True}}).policy.optimizer
+    assert not chosen.defaults["fused"] and chosen.defaults["foreach"] is True
+    other = make_model("gru", policy_kwargs={"optimizer_class": torch.optim.SGD}).policy.optimizer
+    assert isinstance(other, torch.optim.SGD)
+
+
 def test_mid_sequence_reset_uses_loop_and_resets():
     model = make_model("gru")
     policy = model.policy
