@@ -30,7 +30,7 @@ import torch
 import agents
 from agents.checkpoint import atomic_write
 from agents.cores import LeakyRNN, _LeakyTorchRNN
-from baselines.plots import pyplot
+from baselines.plots import pyplot, save_figure
 from memory_envs import make_batch, tasks
 
 ANALYSES = ("timescales", "ablation", "perturbation", "forgetting", "dimensionality")
@@ -824,9 +824,7 @@ def plot_timescales(summaries: Sequence[list[dict]], labels: Sequence[str], path
         pts = [(r["tau"], r["tau_net"]) for r in neuron_rows if r["n"] == last]
         axes[2].scatter([p[0] for p in pts], [p[1] for p in pts], s=6)
         axes[2].set(xlabel="trained tau", ylabel="tau_net", yscale="log", title=f"neurons at N={last}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     if pop_rows:
         fig, ax = plt.subplots(figsize=(4.5, 3.4))
         for n in sorted({r["n"] for r in pop_rows}):
@@ -834,9 +832,7 @@ def plot_timescales(summaries: Sequence[list[dict]], labels: Sequence[str], path
             ax.plot([r["lag"] for r in pts], [r["ac"] for r in pts], label=f"N={n}")
         ax.set(xlabel="lag (steps)", ylabel="population autocorrelation")
         ax.legend(fontsize=6, ncol=2)
-        fig.tight_layout()
-        fig.savefig(path.with_name("population_ac.png"), dpi=110)
-        plt.close(fig)
+        save_figure(fig, path.with_name("population_ac.png"))
     return path
 
 
@@ -850,10 +846,7 @@ def plot_ablation(tables: Sequence[list[dict]], labels: Sequence[str], path: Pat
     ax.set_xticks(np.arange(2) + width * (len(tables) - 1) / 2, ["slowest tau", "fastest tau"])
     ax.set(ylabel="relative accuracy (ablated / intact)", ylim=(0, 1.05), title="single-neuron ablation")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_perturbation(tables: Sequence[list[dict]], labels: Sequence[str], path: Path) -> Path:
@@ -869,10 +862,7 @@ def plot_perturbation(tables: Sequence[list[dict]], labels: Sequence[str], path:
     for ax, kind in zip(axes, ("weight", "tau")):
         ax.set(xscale="log", xlabel="eps", ylabel="relative accuracy", title=f"{kind} perturbation", ylim=(0, 1.1))
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_forgetting(row_ns: list[int], col_ns: list[int], matrix: np.ndarray, label: str, path: Path) -> Path:
@@ -883,10 +873,7 @@ def plot_forgetting(row_ns: list[int], col_ns: list[int], matrix: np.ndarray, la
     ax.set_yticks(range(len(row_ns)), [str(n) for n in row_ns])
     ax.set(xlabel="evaluated N", ylabel="checkpoint N", title=label)
     fig.colorbar(im, ax=ax, label="accuracy")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_dimensionality(tables: Sequence[list[dict]], labels: Sequence[str], path: Path) -> Path:
@@ -896,10 +883,7 @@ def plot_dimensionality(tables: Sequence[list[dict]], labels: Sequence[str], pat
         ax.plot([r["n"] for r in rows], [r["components_90"] for r in rows], "o-", label=label)
     ax.set(xlabel="N (checkpoint)", ylabel="PCs for 90% variance", title="dimensionality")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def compare_runs(results: Sequence[dict[str, Any]], labels: Sequence[str], out: str | os.PathLike) -> list[Path]:

@@ -225,7 +225,7 @@ def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
 
 def plot_scorecard(results: Sequence[dict[str, Any]], path: Path) -> None:
     """N reached over training steps, all cores on one axis per task x curriculum (needs matplotlib)."""
-    from baselines.plots import pyplot
+    from baselines.plots import pyplot, save_figure
 
     plt = pyplot()
     panels = sorted({(r["task"], r["curriculum"]) for r in results})
@@ -243,9 +243,7 @@ def plot_scorecard(results: Sequence[dict[str, Any]], path: Path) -> None:
         ax.set_xlabel("training step")
         ax.set_ylabel("largest N solved")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 __all__ = ["BenchmarkSpec", "run_benchmark", "scorecard_rows", "heldout_accuracy"]

@@ -30,6 +30,14 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Lay out, write and close a figure; returns its path."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return Path(path)
+
+
 def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
     """The evaluation lines of a run's ``metrics.jsonl``."""
     path = Path(run_dir) / "metrics.jsonl"
@@ -50,10 +58,7 @@ def plot_n_over_steps(run_dirs: Sequence[str | os.PathLike], path: str | os.Path
     ax.set_xlabel("training step")
     ax.set_ylabel("newest N in training")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_run(run_dir: str | os.PathLike) -> list[Path]:
@@ -73,9 +78,7 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     ax.set_ylim(0.4, 1.02)
     if len(heads) <= 12:
         ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(run_dir / "accuracy.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, run_dir / "accuracy.png", dpi=120)
     written.append(run_dir / "accuracy.png")
 
     written.append(plot_n_over_steps([run_dir], run_dir / "n_over_steps.png"))
@@ -89,8 +92,6 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
         ax.set_xticks(range(1, len(checkpoints) + 1), [c.name[1:].lstrip("0") for c in checkpoints])
         ax.set_xlabel("checkpoint (N solved)")
         ax.set_ylabel("trained tau per neuron")
-        fig.tight_layout()
-        fig.savefig(run_dir / "tau_per_checkpoint.png", dpi=120)
-        plt.close(fig)
+        save_figure(fig, run_dir / "tau_per_checkpoint.png", dpi=120)
         written.append(run_dir / "tau_per_checkpoint.png")
     return written
