@@ -77,7 +77,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-seconds", type=float, default=180.0, help="wall-time budget (default: 180)")
     g.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
     g.add_argument("--device", default="auto", help="auto, cpu or cuda[:i] (default: auto)")
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
 def parse_core_options(items: Sequence[str]) -> dict[str, Any]:
@@ -184,6 +184,17 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_int(value: str) -> int:
+    """An integer >= 1 (an argparse type)."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
 def comma_list(value: str) -> tuple[str, ...]:
     """``"a,b"`` -> ``("a", "b")`` (an argparse type)."""
     return tuple(v.strip() for v in value.split(",") if v.strip())
@@ -245,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--out", default="runs/reproduce", help="output folder (default: runs/reproduce)")
     repro.add_argument("--seed", type=int, default=0)
     repro.add_argument("--max-seconds", type=float, default=None, help="wall-time budget per run (default: the scale's)")
-    repro.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    repro.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     repro.set_defaults(func=cmd_reproduce)
     bench = sub.add_parser(
         "benchmark", help="score card of recurrent cores across N, tasks and curricula",

@@ -565,6 +565,8 @@ def _p(value: str) -> float | str:
 
 def add_rl_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``rl`` subcommand (handler :func:`cmd_rl` via ``set_defaults(func=...)``)."""
+    from baselines.cli import positive_int  # the command's shared argument types
+
     d = RLConfig()
     parser = subparsers.add_parser(
         "rl", help="train RecurrentPPO with a tau core (needs the rl extra)",
@@ -605,7 +607,7 @@ def add_rl_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--eval-episodes", type=int, default=d.eval_episodes, help=f"episodes per evaluation (default: {d.eval_episodes})")
     g.add_argument("--seed", type=int, default=d.seed, help="seed of the envs, the policy and PPO (default: 0)")
     g.add_argument("--device", default=d.device, help="cpu, cuda[:i] or auto (default: cpu)")
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     g.add_argument("--run-dir", default=None, help="run folder (default: runs/rl-<env>-n<N>-<core>-s<seed>)")
     g.add_argument("--resume", action="store_true",
                    help="continue the run in the run folder from its last saved state (the same options; "
@@ -647,11 +649,6 @@ def format_rl_summary(summary: dict[str, Any]) -> str:
 
 def cmd_rl(args: argparse.Namespace) -> int:
     if args.threads is not None:
-        if args.threads < 1:
-            print(f"memory-envs: error: threads must be a positive integer, got {args.threads}", file=sys.stderr)
-            return 2
-        import torch
-
         torch.set_num_threads(args.threads)
     try:
         import sb3_contrib  # noqa: F401

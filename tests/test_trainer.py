@@ -201,6 +201,10 @@ def test_command_rejects_unknown_choices(capsys):
     assert "core must be one of" in capsys.readouterr().err
     assert main(["train", "--core-option", "novalue", "--quiet"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+    for command in ("train", "rl"):  # one argument type checks --threads for every command
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--threads", "0"])
+        assert exit_info.value.code == 2 and "expected a positive integer, got '0'" in capsys.readouterr().err
 
 
 def test_reproduce_command_rejects_bad_budget(tmp_path, capsys):
