@@ -28,6 +28,8 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from ._leaky_rnn_kernel import activation_backward
+
 
 def _lstm_forward(gi, h0, c0, w_hh_t, alpha, keep):
     """The LSTM loop; with keep=True it also returns the gates, cc_t and tanh(cc_t) for the backward."""
@@ -90,11 +92,12 @@ class _LeakyLSTM(torch.autograd.Function):
         for k in range(steps - 1, -1, -1):  # step t = k + 1; torch's fused sigmoid/tanh backward kernels
             g_h, g_c = gh_list[k + 1], gc_list[k + 1]
             torch.mul(g_h, alpha, out=scaled)  # dL/d(o tanh(cc_t))
-            _sigmoid_backward(torch.mul(scaled, tanh_list[k], out=tmp), o[k], out=dz_o[k])
-            _tanh_backward(torch.mul(scaled, o[k], out=tmp), tanh_list[k], out=dcc).addcmul_(g_c, alpha)  # dL/dcc_t
-            _sigmoid_backward(torch.mul(dcc, g[k], out=tmp), i[k], out=dz_i[k])
-            _sigmoid_backward(torch.mul(dcc, c_list[k], out=tmp), f[k], out=dz_f[k])
-            _tanh_backward(torch.mul(dcc, i[k], out=tmp), g[k], out=dz_g[k])
+            activation_backward(torch.mul(scaled, tanh_list[k], out=tmp), o[k], "sigmoid", out=dz_o[k])
+            activation_backward(torch.mul(scaled, o[k], out=tmp), tanh_list[k], "tanh", out=dcc)
+            dcc.addcmul_(g_c, alpha)  # dcc = dL/dcc_t
+            activation_backward(torch.mul(dcc, g[k], out=tmp), i[k], "sigmoid", out=dz_i[k])
+            activation_backward(torch.mul(dcc, c_list[k], out=tmp), f[k], "sigmoid", out=dz_f[k])
+            activation_backward(torch.mul(dcc, i[k], out=tmp), g[k], "tanh", out=dz_g[k])
             gc_list[k].addcmul_(g_c, leak).addcmul_(dcc, f[k])
             gh_list[k].addcmul_(g_h, leak).baddbmm_(dz_list[k], w_hh)
         need = ctx.needs_input_grad
@@ -145,10 +148,10 @@ class _LeakyGRU(torch.autograd.Function):
         # for the input projections and G * [k_r, k_z, k_n r] for the hidden projections.
         step = alpha * (1.0 - z)
         diff = n - hs[:-1]
-        k_n = _tanh_backward(step, n)  # step (1 - n^2)
+        k_n = activation_backward(step, n, "tanh")  # step (1 - n^2)
         to_hidden_all = n.new_empty(n.shape[:-1] + (3, hidden))
-        _sigmoid_backward(k_n * gh_all[..., 2 * hidden:], r, out=to_hidden_all[..., 0, :])  # k_r
-        _sigmoid_backward(diff * -alpha, z, out=to_hidden_all[..., 1, :])  # k_z
+        activation_backward(k_n * gh_all[..., 2 * hidden:], r, "sigmoid", out=to_hidden_all[..., 0, :])  # k_r
+        activation_backward(diff * -alpha, z, "sigmoid", out=to_hidden_all[..., 1, :])  # k_z
         torch.mul(k_n, r, out=to_hidden_all[..., 2, :])
         to_hidden = to_hidden_all.unbind(0)  # [G, B, 3, H] per step
         to_prev = (1.0 - step).unbind(0)
@@ -169,20 +172,6 @@ class _LeakyGRU(torch.autograd.Function):
         grad_b = dgh.sum((0, 2)).unsqueeze(1) if need[3] else None
         grad_alpha = (g[1:] * (1.0 - z) * diff).sum((0, 2)).unsqueeze(1) if need[4] else None
         return dgi, g[0], grad_w, grad_b, grad_alpha
-
-
-def _sigmoid_backward(grad: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """grad * y (1 - y) for y = sigmoid(x), in one kernel."""
-    if out is None:
-        return torch.ops.aten.sigmoid_backward(grad, y)
-    return torch.ops.aten.sigmoid_backward.grad_input(grad, y, grad_input=out)
-
-
-def _tanh_backward(grad: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """grad * (1 - y^2) for y = tanh(x), in one kernel."""
-    if out is None:
-        return torch.ops.aten.tanh_backward(grad, y)
-    return torch.ops.aten.tanh_backward.grad_input(grad, y, grad_input=out)
 
 
 def _needs_graph(*tensors: torch.Tensor) -> bool:

@@ -31,15 +31,20 @@ def activate_(z: torch.Tensor, activation: str) -> torch.Tensor:
     return z.relu_()
 
 
-def _backward_into(out: torch.Tensor, grad: torch.Tensor, a: torch.Tensor, activation: str) -> None:
-    """out = grad * phi'(z), with phi' taken from a = phi(z) by torch's fused backward kernels."""
+def activation_backward(grad: torch.Tensor, y: torch.Tensor, activation: str,
+                        out: torch.Tensor | None = None) -> torch.Tensor:
+    """grad * phi'(x), with phi' taken from y = phi(x) by torch's fused backward kernels; written into
+    `out` when given. `activation` is one of ACTIVATIONS or "sigmoid"."""
     aten = torch.ops.aten
     if activation == "leaky_relu":
-        aten.leaky_relu_backward.grad_input(grad, a, LEAKY_SLOPE, True, grad_input=out)
+        op, args = aten.leaky_relu_backward, (grad, y, LEAKY_SLOPE, True)
     elif activation == "tanh":
-        aten.tanh_backward.grad_input(grad, a, grad_input=out)
+        op, args = aten.tanh_backward, (grad, y)
+    elif activation == "sigmoid":
+        op, args = aten.sigmoid_backward, (grad, y)
     else:
-        aten.threshold_backward.grad_input(grad, a, 0, grad_input=out)
+        op, args = aten.threshold_backward, (grad, y, 0)
+    return op(*args) if out is None else op.grad_input(*args, grad_input=out)
 
 
 class _LeakyRecurrence(torch.autograd.Function):
@@ -72,9 +77,9 @@ class _LeakyRecurrence(torch.autograd.Function):
         mt = m.t().contiguous()
         for t in range(steps, 0, -1):
             if phi_out is None:
-                _backward_into(dz[t - 1], g[t], hs[t], ctx.activation)
+                activation_backward(g[t], hs[t], ctx.activation, out=dz[t - 1])
             else:
-                _backward_into(dz[t - 1], g[t] * scale, phi_out[t - 1], ctx.activation)
+                activation_backward(g[t] * scale, phi_out[t - 1], ctx.activation, out=dz[t - 1])
                 g[t - 1].addcmul_(g[t], leak)
             g[t - 1].addmm_(dz[t - 1], mt)
         need = ctx.needs_input_grad
