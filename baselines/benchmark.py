@@ -140,7 +140,7 @@ def collect(run_dir: Path) -> dict[str, Any]:
             "steps_to_n": summary["steps_to_n"], "heldout": heldout, "run_dir": str(run_dir)}
 
 
-def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, log: Callable[[str], None] = print
+def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, log: Callable[[str], None] = lambda message: None
                   ) -> list[dict[str, Any]]:
     """Run every (unfinished) run of ``spec`` in parallel processes and write the score card."""
     spec.validate()

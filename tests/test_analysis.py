@@ -3,7 +3,6 @@ ablation and perturbation semantics, and clear errors for bad input."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 
@@ -14,6 +13,7 @@ from scipy.signal import lfilter
 
 import agents
 from baselines import analysis as A
+from baselines.cli import main
 from baselines.trainer import TrainConfig, build_model
 
 torch.set_num_threads(2)
@@ -176,10 +176,7 @@ def test_network_timescales_and_dimensionality_shapes(runs):
 
 # ----- command line -------------------------------------------------------------------------
 def run_cli(*argv) -> int:
-    parser = argparse.ArgumentParser(prog="memory-envs")
-    A.add_analyze_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["analyze", *map(str, argv)])
-    return args.func(args)
+    return main(["analyze", *map(str, argv)])
 
 
 SMALL = ["--steps", "200", "--trials", "2", "--burn-in", "10", "--pca-steps", "100", "--k", "2", "--draws", "2",

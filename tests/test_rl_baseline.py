@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import random
@@ -19,9 +18,8 @@ pytest.importorskip("sb3_contrib")
 
 import memory_envs  # noqa: E402,F401  (registers the envs)
 from baselines.cli import main  # noqa: E402
-from baselines.rl import (  # noqa: E402
-    STOP_REASONS, RLConfig, RLRun, _rng_state, add_rl_parser, train_rl,
-)
+from baselines.rl import STOP_REASONS, RLConfig, RLRun, train_rl  # noqa: E402
+from baselines.rl.callback import rng_state  # noqa: E402
 from baselines.run_folder import RunFolderError  # noqa: E402
 from memory_envs import Curriculum, CurriculumWrapper, EpisodeAccuracyTracker  # noqa: E402
 
@@ -33,10 +31,7 @@ TINY = ["--env", "NDMS-v0", "--n", "2", "--mode", "every_step", "--p", "0.5", "-
 
 
 def rl_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="memory-envs")
-    add_rl_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["rl", *argv])
-    return args.func(args)
+    return main(["rl", *argv])
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
@@ -134,7 +129,9 @@ def test_multi_head_curriculum_run(tmp_path):
     config = RLConfig(env_id="NParity-v0", n=2, mode="every_step", p=0.5, curriculum="multi", n_max=4,
                       hidden_size=16, n_envs=4, n_steps=32, total_timesteps=256, eval_every=128,
                       eval_episodes=5, core="gru")
-    summary = train_rl(config, tmp_path / "run", progress=True)
+    progress: list[int] = []
+    summary = train_rl(config, tmp_path / "run", on_progress=progress.append)
+    assert progress == sorted(progress) and progress[-1] == 256  # reported every step, ending at the last
     assert summary["active_ns"][0] == 2 and summary["stopped_because"] == "max_timesteps"
     assert summary["final_eval"]["timesteps"] == 256
     assert all(set(line["accuracy"]) == {str(n) for n in line["ns"]} for line in read_metrics(tmp_path / "run"))
@@ -191,7 +188,7 @@ def test_resume_continues_a_killed_run(tmp_path):
     train_rl(HARD, tmp_path / "same", resume=True)
     assert without_time(read_metrics(tmp_path / "same")) == without_time(lines)
     torch.manual_seed(123), np.random.seed(123), random.seed(123)
-    torch.save(_rng_state(cuda=False), tmp_path / "other_rng" / "last" / "rng.pt")
+    torch.save(rng_state(cuda=False), tmp_path / "other_rng" / "last" / "rng.pt")
     train_rl(HARD, tmp_path / "other_rng", resume=True)
     params = {name: RecurrentPPO.load(tmp_path / name / "model.zip").policy.state_dict()
               for name in ("run", "same", "other_rng")}

@@ -1,0 +1,297 @@
+"""Run folders -> tables and figures: :class:`AnalysisOptions`, :func:`analyze_run` (every analysis on
+every checkpoint, tidy CSV + PNG), the figures, and :func:`compare_runs` (several runs on the same axes)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from agents.checkpoint import atomic_write
+from baselines.analysis.generalization import forgetting_matrix
+from baselines.analysis.geometry import dimensionality
+from baselines.analysis.lesions import DEFAULT_EPS, ablation, make_stream, perturbation, recurrent_weight_param
+from baselines.analysis.runs import AnalysisError, Run, load_run
+from baselines.analysis.timescales import network_timescales
+from baselines.plots import pyplot, save_figure
+
+ANALYSES = ("timescales", "ablation", "perturbation", "forgetting", "dimensionality")
+
+
+
+@dataclass
+class AnalysisOptions:
+    """Sizes and choices of ``analyze_run`` (defaults: the paper's procedure)."""
+
+    analyses: tuple[str, ...] = ANALYSES
+    ns: tuple[int, ...] | None = None  # checkpoints for timescales/dimensionality (None: all)
+    n: int | None = None  # the N for ablation/perturbation (None: the largest checkpoint)
+    trials: int = 10
+    steps: int = 100_000
+    burn_in: int = 500
+    max_lag: int = 30
+    min_weight: float = 0.05
+    pca_steps: int = 10_000
+    k: int = 20
+    zero_bias: bool = True
+    stream_length: int = 10_000
+    stream_batch: int = 8
+    eps: tuple[float, ...] = DEFAULT_EPS
+    tau_eps: tuple[float, ...] = DEFAULT_EPS
+    draws: int = 10
+    eval_batches: int = 4
+    eval_batch_size: int = 256
+    beyond: int = 5
+    seed: int = 0
+    plots: bool = True
+
+    def check(self) -> "AnalysisOptions":
+        unknown = [a for a in self.analyses if a not in ANALYSES]
+        if unknown or not self.analyses:
+            raise AnalysisError(f"analyses must be a non-empty subset of {list(ANALYSES)}, got {list(self.analyses)}")
+        for name in ("trials", "steps", "pca_steps", "k", "stream_length", "stream_batch", "draws",
+                     "eval_batches", "eval_batch_size", "max_lag"):
+            if int(getattr(self, name)) < 1:
+                raise AnalysisError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.steps <= self.max_lag:
+            raise AnalysisError(f"steps ({self.steps}) must exceed max_lag ({self.max_lag})")
+        if self.burn_in < 0 or self.beyond < 0:
+            raise AnalysisError("burn_in and beyond must be >= 0")
+        if any(e < 0 for e in (*self.eps, *self.tau_eps)):
+            raise AnalysisError("eps values must be >= 0")
+        return self
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            if rows:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+
+    atomic_write(path, write)
+    return path
+
+
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    def conv(v: str) -> Any:
+        try:
+            return float(v) if any(c in v for c in ".en") else int(v)
+        except ValueError:
+            return v
+    with open(path, newline="") as f:
+        return [{k: conv(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _pick(run: Run, wanted: Sequence[int] | None) -> list[int]:
+    if wanted is None:
+        return list(run.checkpoints)
+    missing = [n for n in wanted if n not in run.checkpoints]
+    if missing:
+        raise AnalysisError(f"{run.path} has no checkpoint for N={missing}; checkpoints: {list(run.checkpoints)}")
+    return list(wanted)
+
+
+def _analysis_n(run: Run, n: int | None) -> int:
+    n = max(run.checkpoints) if n is None else n
+    if n not in run.checkpoints:
+        raise AnalysisError(f"{run.path}: no checkpoint with a head for N={n}; checkpoints: {list(run.checkpoints)}")
+    return n
+
+
+def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
+                options: AnalysisOptions | None = None, log: Callable[[str], None] = lambda s: None
+                ) -> dict[str, Any]:
+    """Run the chosen analyses on a run folder; write CSV tables and PNGs into ``out``
+    (default RUN_DIR/analysis). Returns {analysis: table rows} (plus "files")."""
+    options = (options or AnalysisOptions()).check()
+    run = load_run(run_dir)
+    out = Path(out) if out is not None else run.path / "analysis"
+    # check everything the options ask for before the slow work starts
+    ts_ns = _pick(run, options.ns)
+    target = _analysis_n(run, options.n) if {"ablation", "perturbation"} & set(options.analyses) else None
+    if target is not None and "perturbation" in options.analyses:
+        recurrent_weight_param(run.load(target).core)
+    results: dict[str, Any] = {"files": []}
+    files = results["files"]
+    curriculum = run.config.get("curriculum", "?")
+    base = {"run": run.path.name, "curriculum": curriculum, "core": run.config.get("core", "?")}
+
+    if "timescales" in options.analyses:
+        neuron_rows, summary_rows, pop_rows = [], [], []
+        for n in ts_ns:
+            started = time.perf_counter()
+            r = network_timescales(run.load(n), trials=options.trials, steps=options.steps, burn_in=options.burn_in,
+                                   max_lag=options.max_lag, seed=options.seed, min_weight=options.min_weight)
+            seconds = time.perf_counter() - started
+            for i, f in enumerate(r["fits"]):
+                neuron_rows.append({**base, "n": n, "neuron": i, "tau": float(r["tau"][i]), "tau_net": f["tau"],
+                                    "fit": f["model"], "tau_single": f["tau_single"], "tau_fast": f["tau_fast"],
+                                    "tau_slow": f["tau_slow"], "a_slow": f["a_slow"]})
+            forget = r["forget_timescale"]
+            summary_rows.append({**base, "n": n, "tau_mean": float(r["tau"].mean()), "tau_max": float(r["tau"].max()),
+                                 "tau_net_mean": r["tau_net_mean"],
+                                 "neurons_tau_net_gt1": int(np.sum(np.isfinite(r["tau_net"]) & (r["tau_net"] > 1))),
+                                 "neurons_failed": int(np.sum(~np.isfinite(r["tau_net"]))),
+                                 "forget_gate_timescale": forget["timescale"] if forget else math.nan,
+                                 "seconds": round(seconds, 2)})
+            pop_rows += [{**base, "n": n, "lag": k, "ac": float(v)} for k, v in enumerate(r["population_ac"])]
+            log(f"timescales N={n}: tau mean {summary_rows[-1]['tau_mean']:.2f}, tau_net mean "
+                f"{r['tau_net_mean']:.2f} ({seconds:.1f} s)")
+        files += [write_csv(out / "timescales_neurons.csv", neuron_rows),
+                  write_csv(out / "timescales.csv", summary_rows),
+                  write_csv(out / "population_ac.csv", pop_rows)]
+        results["timescales"] = summary_rows
+        if options.plots:
+            files.append(plot_timescales([summary_rows], [run.label], out / "timescales.png", neuron_rows, pop_rows))
+
+    if target is not None:
+        model = run.load(target)
+        stream = make_stream(run.task, target, length=options.stream_length, batch_size=options.stream_batch,
+                             seed=options.seed)
+    if "ablation" in options.analyses:
+        rows = [{**base, "n": target, **r} for r in ablation(model, stream, k=options.k, zero_bias=options.zero_bias)]
+        files.append(write_csv(out / "ablation.csv", rows))
+        results["ablation"] = rows
+        for g in ("slow", "fast"):
+            rel = [r["relative"] for r in rows if r["group"] == g]
+            log(f"ablation N={target}: {g}est {len(rel)} neurons, mean relative accuracy {np.mean(rel):.3f}")
+        if options.plots:
+            files.append(plot_ablation([rows], [run.label], out / "ablation.png"))
+    if "perturbation" in options.analyses:
+        rows = []
+        for kind, grid in (("weight", options.eps), ("tau", options.tau_eps)):
+            rows += [{**base, "n": target, **r} for r in perturbation(model, stream, kind=kind, eps=grid,
+                                                                    draws=options.draws, seed=options.seed)]
+        files.append(write_csv(out / "perturbation.csv", rows))
+        results["perturbation"] = rows
+        log(f"perturbation N={target}: {len(rows)} evaluations")
+        if options.plots:
+            files.append(plot_perturbation([rows], [run.label], out / "perturbation.png"))
+    if "forgetting" in options.analyses:
+        row_ns, col_ns, matrix = forgetting_matrix(run, beyond=options.beyond, batches=options.eval_batches,
+                                                   batch_size=options.eval_batch_size, seed=options.seed)
+        rows = [{**base, "checkpoint_n": rn, "eval_n": cn, "accuracy": float(matrix[i, j]),
+                 "has_head": int(not math.isnan(matrix[i, j]))}
+                for i, rn in enumerate(row_ns) for j, cn in enumerate(col_ns)]
+        files.append(write_csv(out / "forgetting.csv", rows))
+        results["forgetting"] = rows
+        log(f"forgetting: {len(row_ns)} checkpoints x {len(col_ns)} Ns")
+        if options.plots:
+            files.append(plot_forgetting(row_ns, col_ns, matrix, run.label, out / "forgetting.png"))
+    if "dimensionality" in options.analyses:
+        rows = []
+        for n in ts_ns:
+            d = dimensionality(run.load(n), trials=options.trials, steps=options.pca_steps, burn_in=options.burn_in,
+                               seed=options.seed)
+            rows.append({**base, "n": n, "components_90": d["components"], "units": d["units"],
+                         "pc1_ratio": float(d["explained_ratio"][0])})
+        files.append(write_csv(out / "dimensionality.csv", rows))
+        results["dimensionality"] = rows
+        log("dimensionality: " + ", ".join(f"N={r['n']}: {r['components_90']}" for r in rows))
+        if options.plots:
+            files.append(plot_dimensionality([rows], [run.label], out / "dimensionality.png"))
+    return results
+
+
+def plot_timescales(summaries: Sequence[list[dict]], labels: Sequence[str], path: Path,
+                    neuron_rows: list[dict] | None = None, pop_rows: list[dict] | None = None) -> Path:
+    plt = pyplot()
+    extra = neuron_rows is not None
+    fig, axes = plt.subplots(1, 3 if extra else 2, figsize=(13 if extra else 9, 3.6))
+    for rows, label in zip(summaries, labels):
+        ns = [r["n"] for r in rows]
+        axes[0].plot(ns, [r["tau_mean"] for r in rows], "o-", label=label)
+        axes[1].plot(ns, [r["tau_net_mean"] for r in rows], "o-", label=label)
+    axes[0].set(xlabel="N (checkpoint)", ylabel="mean trained tau", title="single-neuron tau")
+    axes[1].set(xlabel="N (checkpoint)", ylabel="mean tau_net (neurons with tau_net > 1)", title="network timescale")
+    axes[0].legend(fontsize=7)
+    if extra:
+        last = max(r["n"] for r in neuron_rows)
+        pts = [(r["tau"], r["tau_net"]) for r in neuron_rows if r["n"] == last]
+        axes[2].scatter([p[0] for p in pts], [p[1] for p in pts], s=6)
+        axes[2].set(xlabel="trained tau", ylabel="tau_net", yscale="log", title=f"neurons at N={last}")
+    save_figure(fig, path)
+    if pop_rows:
+        fig, ax = plt.subplots(figsize=(4.5, 3.4))
+        for n in sorted({r["n"] for r in pop_rows}):
+            pts = [r for r in pop_rows if r["n"] == n]
+            ax.plot([r["lag"] for r in pts], [r["ac"] for r in pts], label=f"N={n}")
+        ax.set(xlabel="lag (steps)", ylabel="population autocorrelation")
+        ax.legend(fontsize=6, ncol=2)
+        save_figure(fig, path.with_name("population_ac.png"))
+    return path
+
+
+def plot_ablation(tables: Sequence[list[dict]], labels: Sequence[str], path: Path) -> Path:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    width = 0.8 / max(len(tables), 1)
+    for j, (rows, label) in enumerate(zip(tables, labels)):
+        means = [np.mean([r["relative"] for r in rows if r["group"] == g]) for g in ("slow", "fast")]
+        ax.bar(np.arange(2) + j * width, means, width, label=f"{label} N={rows[0]['n']}")
+    ax.set_xticks(np.arange(2) + width * (len(tables) - 1) / 2, ["slowest tau", "fastest tau"])
+    ax.set(ylabel="relative accuracy (ablated / intact)", ylim=(0, 1.05), title="single-neuron ablation")
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def plot_perturbation(tables: Sequence[list[dict]], labels: Sequence[str], path: Path) -> Path:
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for rows, label in zip(tables, labels):
+        for ax, kind in zip(axes, ("weight", "tau")):
+            pts = [r for r in rows if r["kind"] == kind and r["eps"] > 0]
+            eps = sorted({r["eps"] for r in pts})
+            mean = [np.mean([r["relative"] for r in pts if r["eps"] == e]) for e in eps]
+            std = [np.std([r["relative"] for r in pts if r["eps"] == e]) for e in eps]
+            ax.errorbar(eps, mean, yerr=std, marker="o", capsize=2, label=label)
+    for ax, kind in zip(axes, ("weight", "tau")):
+        ax.set(xscale="log", xlabel="eps", ylabel="relative accuracy", title=f"{kind} perturbation", ylim=(0, 1.1))
+    axes[0].legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def plot_forgetting(row_ns: list[int], col_ns: list[int], matrix: np.ndarray, label: str, path: Path) -> Path:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(1.2 + 0.25 * len(col_ns), 1.2 + 0.25 * len(row_ns)))
+    im = ax.imshow(np.ma.masked_invalid(matrix), vmin=0.5, vmax=1.0, cmap="viridis", aspect="auto", origin="lower",
+                   extent=(col_ns[0] - 0.5, col_ns[-1] + 0.5, -0.5, len(row_ns) - 0.5))
+    ax.set_yticks(range(len(row_ns)), [str(n) for n in row_ns])
+    ax.set(xlabel="evaluated N", ylabel="checkpoint N", title=label)
+    fig.colorbar(im, ax=ax, label="accuracy")
+    return save_figure(fig, path)
+
+
+def plot_dimensionality(tables: Sequence[list[dict]], labels: Sequence[str], path: Path) -> Path:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 3.4))
+    for rows, label in zip(tables, labels):
+        ax.plot([r["n"] for r in rows], [r["components_90"] for r in rows], "o-", label=label)
+    ax.set(xlabel="N (checkpoint)", ylabel="PCs for 90% variance", title="dimensionality")
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def compare_runs(results: Sequence[dict[str, Any]], labels: Sequence[str], out: str | os.PathLike) -> list[Path]:
+    """Figures of several runs on the same axes (tau and tau_net vs N, ablation, perturbation, dimensionality)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name, plot in (("timescales", plot_timescales), ("ablation", plot_ablation),
+                       ("perturbation", plot_perturbation), ("dimensionality", plot_dimensionality)):
+        tables = [r[name] for r in results if name in r]
+        if len(tables) == len(results) and tables:
+            files.append(plot(tables, labels, out / f"compare_{name}.png"))
+            write_csv(out / f"compare_{name}.csv", [row for t in tables for row in t])
+            files.append(out / f"compare_{name}.csv")
+    return files

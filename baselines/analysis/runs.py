@@ -1,0 +1,77 @@
+"""Run folders and checkpoints as the analyses read them: :class:`Run`, :func:`load_run`, :func:`load_model`."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import agents
+
+
+class AnalysisError(ValueError):
+    """Input an analysis cannot use (not a run folder, no such head, wrong model kind)."""
+
+
+@dataclass
+class Run:
+    """A training run folder: its config and its checkpoints {N: path}, sorted by N."""
+
+    path: Path
+    config: dict[str, Any]
+    checkpoints: dict[int, Path] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return self.config.get("task", "parity")
+
+    @property
+    def label(self) -> str:
+        c = self.config
+        return f"{self.path.name} ({c.get('curriculum', '?')}, {c.get('core', '?')})"
+
+    def load(self, n: int) -> agents.MultiHeadModel:
+        if n not in self.checkpoints:
+            raise AnalysisError(f"{self.path} has no checkpoint for N={n}; checkpoints: {sorted(self.checkpoints)}")
+        return load_model(self.checkpoints[n])
+
+
+def load_model(path: str | os.PathLike) -> agents.MultiHeadModel:
+    """An agents checkpoint that is a MultiHeadModel (analyses need readouts), in eval mode on CPU."""
+    try:
+        model = agents.load(path)
+    except (FileNotFoundError, ValueError) as error:
+        raise AnalysisError(str(error)) from None
+    if not isinstance(model, agents.MultiHeadModel):
+        raise AnalysisError(f"{path}: is a bare {type(model).__name__} core, not a MultiHeadModel; the analyses "
+                            "need readout heads")
+    return model.eval()
+
+
+def load_run(run_dir: str | os.PathLike) -> Run:
+    """Read a run folder written by ``baselines.trainer``; AnalysisError if it is not one."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise AnalysisError(f"{path} is not a run folder (no such directory)")
+    if not (path / "config.json").is_file():
+        raise AnalysisError(f"{path} is not a run folder (no config.json)")
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except json.JSONDecodeError as error:
+        raise AnalysisError(f"{path / 'config.json'} is not valid JSON: {error}") from None
+    checkpoints = {}
+    root = path / "checkpoints"
+    if root.is_dir():
+        for sub in root.iterdir():
+            if sub.is_dir() and sub.name.startswith("n") and sub.name[1:].isdigit():
+                checkpoints[int(sub.name[1:])] = sub
+    if not checkpoints:
+        raise AnalysisError(f"{path} has no checkpoints (checkpoints/nNNN): no N was solved yet")
+    return Run(path, config, dict(sorted(checkpoints.items())))
+
+
+def check_head(model: agents.MultiHeadModel, n: int) -> None:
+    if n not in model.ns:
+        raise AnalysisError(f"the model has no head for N={n}; heads: {model.ns}")

@@ -1,0 +1,37 @@
+"""The ``memory-envs`` command: the only layer that parses arguments, prints, and exits.
+
+    memory-envs train [options]          train one network with a curriculum (3 CPU minutes by default)
+    memory-envs plot RUN_DIR [...]       figures of finished or running runs
+    memory-envs reproduce --scale quick  single- vs multi-head on parity and DMS, with a table
+    memory-envs benchmark --cores ...    score card of recurrent cores (built-in or your own)
+    memory-envs rl --env NDMS-v0 --n 2   RecurrentPPO with our cores, optional curriculum
+    memory-envs analyze RUN [RUN ...]    timescales, ablation, perturbation, forgetting, dimensionality
+
+One module per command family (:mod:`~baselines.cli.train`, :mod:`~baselines.cli.experiments`,
+:mod:`~baselines.cli.rl`, :mod:`~baselines.cli.analyze`), each with an ``add_parsers(subparsers)``;
+shared argument types are in :mod:`~baselines.cli.args`. Each command maps its arguments to a library
+config, calls the library, and prints. User errors (bad options, an unusable run folder, a missing
+device) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from baselines.cli import analyze, experiments, rl, train
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="memory-envs", description="Memory tasks with a curriculum over N.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train.add_parsers(sub)
+    experiments.add_parsers(sub)
+    rl.add_parsers(sub)
+    analyze.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,105 @@
+"""``memory-envs analyze RUN_DIR [RUN_DIR ...]``: the command-line face of :mod:`baselines.analysis`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from baselines.analysis import ANALYSES, AnalysisError, AnalysisOptions, analyze_run, compare_runs, load_run
+from baselines.cli.args import comma_floats, comma_ints, comma_list
+
+
+def analysis_names(text: str) -> tuple[str, ...]:
+    """``--analyses``: a comma list of analysis names, or ``all``."""
+    names = comma_list(text)
+    return ANALYSES if names == ("all",) else names
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``memory-envs analyze`` on the subparsers of the main parser."""
+    d = AnalysisOptions()
+    p = subparsers.add_parser(
+        "analyze", help="the paper's analyses of trained runs (timescales, ablation, perturbation, ...)",
+        description="Analyze run folders written by `memory-envs train`: tables (CSV) and figures (PNG) in "
+                    "RUN_DIR/analysis; with several runs also comparison figures in --compare-dir. Defaults are "
+                    "the paper's sizes (minutes per checkpoint at 500 units); use e.g. --steps 2000 --trials 2 "
+                    "--draws 2 --k 3 --stream-length 500 for a quick look. See docs/analysis.md.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--analyses", type=analysis_names, default=ANALYSES,
+                   help=f"comma-separated subset of {','.join(ANALYSES)} or 'all' (default: all)")
+    p.add_argument("--ns", type=comma_ints, default=None, help="checkpoints (N) for timescales and dimensionality "
+                                                           "(default: every checkpoint)")
+    p.add_argument("--n", type=int, default=None, help="the N whose checkpoint and head are ablated/perturbed "
+                                                        "(default: the largest checkpoint)")
+    g = p.add_argument_group("timescales and dimensionality")
+    g.add_argument("--trials", type=int, default=d.trials, help=f"random-bit trials (batch) (default: {d.trials})")
+    g.add_argument("--steps", type=int, default=d.steps, help=f"steps per trial for tau_net (default: {d.steps})")
+    g.add_argument("--burn-in", type=int, default=d.burn_in, help=f"discarded steps (default: {d.burn_in})")
+    g.add_argument("--max-lag", type=int, default=d.max_lag, help=f"fitted lags 0..K (default: {d.max_lag})")
+    g.add_argument("--min-weight", type=float, default=d.min_weight,
+                   help=f"smallest component weight of an accepted double-exponential fit (default: {d.min_weight})")
+    g.add_argument("--pca-steps", type=int, default=d.pca_steps, help=f"steps per trial for PCA (default: {d.pca_steps})")
+    g = p.add_argument_group("ablation and perturbation")
+    g.add_argument("--k", type=int, default=d.k, help=f"slowest and fastest neurons ablated (default: {d.k})")
+    g.add_argument("--keep-bias", action="store_true", help="do not zero an ablated neuron's biases")
+    g.add_argument("--stream-length", type=int, default=d.stream_length,
+                   help=f"steps of the streaming test (default: {d.stream_length})")
+    g.add_argument("--stream-batch", type=int, default=d.stream_batch,
+                   help=f"parallel streams (default: {d.stream_batch})")
+    g.add_argument("--eps", type=comma_floats, default=d.eps, help="weight-perturbation eps grid (default: 0 and "
+                                                              "10^-2..10^0 in thirds of a decade)")
+    g.add_argument("--tau-eps", type=comma_floats, default=d.tau_eps, help="tau-perturbation eps grid (default: as --eps)")
+    g.add_argument("--draws", type=int, default=d.draws, help=f"random draws per eps (default: {d.draws})")
+    g = p.add_argument_group("forgetting")
+    g.add_argument("--eval-batches", type=int, default=d.eval_batches, help=f"default: {d.eval_batches}")
+    g.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size, help=f"default: {d.eval_batch_size}")
+    g.add_argument("--beyond", type=int, default=d.beyond,
+                   help=f"evaluate up to the largest checkpoint N + this (default: {d.beyond})")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default=None, help="output folder for a single run (default: RUN_DIR/analysis)")
+    g.add_argument("--compare-dir", default="analysis-compare",
+                   help="comparison figures of several runs (default: ./analysis-compare)")
+    g.add_argument("--no-plots", action="store_true", help="tables only")
+    g.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.set_defaults(func=cmd_analyze)
+    return p
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    options = AnalysisOptions(
+        analyses=tuple(args.analyses), ns=args.ns, n=args.n, trials=args.trials, steps=args.steps,
+        burn_in=args.burn_in, max_lag=args.max_lag, min_weight=args.min_weight, pca_steps=args.pca_steps,
+        k=args.k, zero_bias=not args.keep_bias, stream_length=args.stream_length, stream_batch=args.stream_batch,
+        eps=tuple(args.eps), tau_eps=tuple(args.tau_eps), draws=args.draws, eval_batches=args.eval_batches,
+        eval_batch_size=args.eval_batch_size, beyond=args.beyond, seed=args.seed, plots=not args.no_plots)
+    if args.out is not None and len(args.run_dirs) > 1:
+        print("memory-envs: error: --out needs exactly one RUN_DIR (each run writes to RUN_DIR/analysis)",
+              file=sys.stderr)
+        return 2
+    try:
+        options.check()
+        runs = [load_run(r) for r in args.run_dirs]  # all folders are checked before any work
+        results = []
+        for run in runs:
+            print(f"{run.path}:")
+            result = analyze_run(run.path, args.out, options, log=lambda s: print("  " + s, flush=True))
+            print("  wrote " + ", ".join(Path(f).name for f in result["files"]))
+            results.append(result)
+    except (AnalysisError, ValueError, KeyError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"memory-envs: error: {message}", file=sys.stderr)
+        return 2
+    except ImportError as error:
+        print(f"memory-envs: error: {error} (figures need matplotlib; or pass --no-plots)", file=sys.stderr)
+        return 2
+    if len(runs) > 1:
+        labels = [r.label for r in runs]
+        files = compare_runs(results, labels, args.compare_dir) if options.plots else []
+        print(f"comparison in {args.compare_dir}: " + ", ".join(f.name for f in files))
+    return 0

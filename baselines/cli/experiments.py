@@ -1,0 +1,79 @@
+"""``memory-envs reproduce`` and ``memory-envs benchmark``: grids of training runs with a table at the end."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from baselines.cli.args import comma_ints, comma_list, positive_int
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from baselines.reproduce import reproduce
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        reproduce(args.scale, args.out, seed=args.seed, max_seconds=args.max_seconds, log=print)
+    except ValueError as error:
+        print(f"memory-envs: error: {error}", file=sys.stderr)
+        return 2
+    print((Path(args.out) / "reproduce.md").read_text())
+    print(f"tables and figures in {args.out}")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from baselines.benchmark import BenchmarkSpec, run_benchmark
+
+    spec = BenchmarkSpec(cores=args.cores, tasks=args.tasks, curricula=args.curricula, seeds=args.seeds,
+                         max_steps=args.max_steps, max_seconds=args.max_seconds, hidden_size=args.hidden_size,
+                         eval_every=args.eval_every, eval_batches=args.eval_batches, workers=args.workers,
+                         optimizer=args.optimizer)
+    try:
+        spec.validate()
+        run_benchmark(spec, args.out, log=print)
+    except (ValueError, TypeError) as error:
+        print(f"memory-envs: error: {error}", file=sys.stderr)
+        return 2
+    print((Path(args.out) / "scorecard.md").read_text())
+    print(f"score card and figure in {args.out}")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register ``reproduce`` and ``benchmark``."""
+    repro = sub.add_parser("reproduce", help="single- vs multi-head curricula on parity and DMS",
+                           description="Train single-head and multi-head leaky RNNs on parity and DMS with the same "
+                                       "budget each and write a table and figures. quick: 4 x 15,000 steps, 128 "
+                                       "units (about 30 CPU minutes); paper: the paper's configuration (for a GPU). Re-run to resume.")
+    repro.add_argument("--scale", default="quick", choices=("quick", "paper", "smoke"))
+    repro.add_argument("--out", default="runs/reproduce", help="output folder (default: runs/reproduce)")
+    repro.add_argument("--seed", type=int, default=0)
+    repro.add_argument("--max-seconds", type=float, default=None, help="wall-time budget per run (default: the scale's)")
+    repro.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    repro.set_defaults(func=cmd_reproduce)
+    bench = sub.add_parser(
+        "benchmark", help="score card of recurrent cores across N, tasks and curricula",
+        description="Train every core x task x curriculum x seed with one budget (in parallel processes), test "
+                    "every solved N on held-out streams, and write a score card. External cores by import path "
+                    "package.module:ClassName (see agents.protocol). Re-run the same command to resume.")
+    bench.add_argument("--cores", type=comma_list, default=("leaky", "gru", "lstm"),
+                       help="comma-separated cores (default: leaky,gru,lstm)")
+    bench.add_argument("--tasks", type=comma_list, default=("parity", "dms"), help="default: parity,dms")
+    bench.add_argument("--curricula", type=comma_list, default=("single", "multi"), help="default: single,multi")
+    bench.add_argument("--seeds", type=comma_ints, default=(0, 1, 2), help="default: 0,1,2")
+    bench.add_argument("--max-steps", type=int, default=3000, help="training steps per run (default: 3000)")
+    bench.add_argument("--max-seconds", type=float, default=600.0, help="wall-time cap per run (default: 600)")
+    bench.add_argument("--hidden-size", type=int, default=64, help="units per core (default: 64)")
+    bench.add_argument("--eval-every", type=int, default=100, help="default: 100")
+    bench.add_argument("--eval-batches", type=int, default=10, help="default: 10")
+    bench.add_argument("--workers", type=int, default=2, help="parallel processes (default: 2)")
+    bench.add_argument("--optimizer", default="auto",
+                       help="auto (default): SGD lr 0.05 for the leaky RNN, Adam lr 1e-3 for the others; "
+                            "or sgd / adam for every core")
+    bench.add_argument("--out", default="runs/benchmark", help="output folder (default: runs/benchmark)")
+    bench.set_defaults(func=cmd_benchmark)

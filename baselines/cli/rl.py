@@ -1,0 +1,126 @@
+"""``memory-envs rl``: the command-line face of :mod:`baselines.rl`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from baselines.cli.args import bit_probability, positive_int
+from baselines.rl import TASK_OF_ENV, RLConfig, RLRun
+from baselines.trainer import CORES
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the ``rl`` subcommand (handler :func:`cmd_rl` via ``set_defaults(func=...)``)."""
+    d = RLConfig()
+    parser = subparsers.add_parser(
+        "rl", help="train RecurrentPPO with a tau core (needs the rl extra)",
+        description="Train sb3-contrib's RecurrentPPO with our recurrent cores on NParity-v0 / NDMS-v0, "
+                    "optionally with a curriculum over N, and write a run folder "
+                    "(config.json, metrics.jsonl, last/, model.zip, summary.json) that --resume continues.")
+    g = parser.add_argument_group("environment and curriculum")
+    g.add_argument("--env", default=d.env_id, help=f"env id: {' or '.join(sorted(TASK_OF_ENV))} (default: {d.env_id})")
+    g.add_argument("--n", type=int, default=d.n, help="N, or the first N of the curriculum (default: 2)")
+    g.add_argument("--mode", default=d.mode, help="final (the paper) or every_step (default: final)")
+    g.add_argument("--p", type=bit_probability, default=None, help="bit probability: a float or 'uniform' (default: the env's)")
+    g.add_argument("--length-range", type=int, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="episode lengths in [LOW, HIGH) (default: the paper's for the largest N)")
+    g.add_argument("--curriculum", default=None, help="single or multi (default: none, a fixed N)")
+    g.add_argument("--n-max", type=int, default=None, help="last N of the curriculum (required with one)")
+    g.add_argument("--threshold", type=float, default=d.threshold,
+                   help="advance / solved when the mean and newest head accuracy exceed this (default: 0.98)")
+    g.add_argument("--window", type=int, default=d.window,
+                   help="training episodes per N that the curriculum averages (default: 100)")
+    g = parser.add_argument_group("policy")
+    g.add_argument("--core", default=d.core, help=f"recurrent core: {', '.join(CORES)} (default: {d.core})")
+    g.add_argument("--hidden-size", type=int, default=d.hidden_size, help=f"units (default: {d.hidden_size})")
+    g.add_argument("--tau-init", type=float, nargs=2, default=list(d.tau_init), metavar=("LOW", "HIGH"),
+                   help="initial tau ~ U(LOW, HIGH) (default: 1 2)")
+    g.add_argument("--fixed-tau", action="store_true", help="do not train tau")
+    g = parser.add_argument_group("PPO")
+    g.add_argument("--n-envs", type=int, default=d.n_envs, help=f"parallel envs (default: {d.n_envs})")
+    g.add_argument("--n-steps", type=int, default=d.n_steps, help=f"rollout steps per env (default: {d.n_steps})")
+    g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default: {d.batch_size}")
+    g.add_argument("--n-epochs", type=int, default=d.n_epochs, help=f"default: {d.n_epochs}")
+    g.add_argument("--lr", type=float, default=None, help="learning rate (default: 3e-3 leaky, 1e-2 gru/lstm)")
+    g.add_argument("--gamma", type=float, default=d.gamma, help=f"discount (default: {d.gamma})")
+    g.add_argument("--ent-coef", type=float, default=d.ent_coef, help=f"entropy bonus (default: {d.ent_coef})")
+    g = parser.add_argument_group("budget, evaluation and run")
+    g.add_argument("--total-timesteps", type=int, default=d.total_timesteps, help=f"default: {d.total_timesteps}")
+    g.add_argument("--max-seconds", type=float, default=None, help="wall-time budget (default: none)")
+    g.add_argument("--eval-every", type=int, default=d.eval_every, help=f"timesteps between evaluations (default: {d.eval_every})")
+    g.add_argument("--eval-episodes", type=int, default=d.eval_episodes, help=f"episodes per evaluation (default: {d.eval_episodes})")
+    g.add_argument("--seed", type=int, default=d.seed, help="seed of the envs, the policy and PPO (default: 0)")
+    g.add_argument("--device", default=d.device, help="cpu, cuda[:i] or auto (default: cpu)")
+    g.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--run-dir", default=None, help="run folder (default: runs/rl-<env>-n<N>-<core>-s<seed>)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in the run folder from its last saved state (the same options; "
+                        "--total-timesteps, --max-seconds and --device may change); a finished run prints its summary")
+    g.add_argument("--overwrite", action="store_true", help="replace a non-empty run folder")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=cmd_rl)
+    return parser
+
+
+def rl_config_from_args(args: argparse.Namespace) -> RLConfig:
+    return RLConfig(
+        env_id=args.env, n=args.n, mode=args.mode, p=args.p,
+        length_range=None if args.length_range is None else tuple(args.length_range),
+        curriculum=args.curriculum, n_max=args.n_max, threshold=args.threshold, window=args.window,
+        core=args.core, hidden_size=args.hidden_size, tau_init=tuple(args.tau_init), train_tau=not args.fixed_tau,
+        n_envs=args.n_envs, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
+        lr=args.lr, gamma=args.gamma, ent_coef=args.ent_coef, total_timesteps=args.total_timesteps,
+        max_seconds=args.max_seconds, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+        seed=args.seed, device=args.device,
+    )
+
+
+def default_rl_run_dir(config: RLConfig) -> str:
+    cur = f"-{config.curriculum}" if config.curriculum else ""
+    return f"runs/rl-{config.env_id}-n{config.n}{cur}-{config.core}-h{config.hidden_size}-s{config.seed}"
+
+
+def format_rl_summary(summary: dict[str, Any]) -> str:
+    ev = summary["final_eval"] or {}
+    acc = ", ".join(f"N={n}: {a:.3f}" for n, a in ev.get("accuracy", {}).items())
+    return (f"largest N solved: {summary['max_n']}  ({summary['env_id']}, curriculum: {summary['curriculum']}, "
+            f"{summary['core']} core, {summary['hidden_size']} units)\n"
+            f"timesteps: {summary['timesteps']}  time: {summary['seconds']:.0f} s  "
+            f"stopped because: {summary['stopped_because']}\n"
+            f"final evaluation: mean return {ev.get('mean_return', float('nan')):.3f}, "
+            f"success rate {ev.get('success_rate', float('nan')):.3f}, accuracy {acc}")
+
+
+def cmd_rl(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        import sb3_contrib  # noqa: F401
+    except ImportError:
+        print("memory-envs: error: the rl command needs sb3-contrib: pip install 'memory-envs[rl]'", file=sys.stderr)
+        return 2
+    try:
+        config = rl_config_from_args(args)
+        run_dir = args.run_dir or default_rl_run_dir(config)
+        run = RLRun(config, run_dir, resume=args.resume, overwrite=args.overwrite)
+    except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
+        print(f"memory-envs: error: {error}", file=sys.stderr)
+        return 2
+    bar = tqdm(total=config.total_timesteps, initial=run.state["timesteps"] if run.state else 0, unit="step",
+               disable=args.quiet, dynamic_ncols=True, file=sys.stderr)
+
+    def on_eval(line: dict[str, Any]) -> None:
+        ns = line["ns"]
+        newest = line["accuracy"][str(ns[-1])]
+        bar.set_postfix_str(f"N={ns[0]}..{ns[-1]} acc(N={ns[-1]})={newest:.3f} success={line['success_rate']:.2f}")
+
+    summary = run.run(on_progress=lambda timesteps: bar.update(timesteps - bar.n), on_eval=on_eval)
+    bar.close()
+    print(format_rl_summary(summary))
+    print(f"run folder: {run_dir}")
+    return 0

@@ -1,0 +1,141 @@
+"""The configuration of an RL baseline run (:class:`RLConfig`) and its checks."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from baselines.trainer import CORES, resolve_device
+from memory_envs import ENV_IDS, Curriculum, tasks
+from memory_envs.envs import MODES, EnvConfig
+
+TASK_OF_ENV = {env_id: task for task, env_id in ENV_IDS.items()}
+RL_CURRICULA = ("single", "multi")
+STOP_REASONS = ("target_reached", "max_timesteps", "max_seconds")
+DEFAULT_LR = {"leaky": 3e-3, "leaky_mod": 3e-3, "gru": 1e-2, "lstm": 1e-2}
+"""Learning rates that learned n=2 well (docs/rl.md); used when ``lr`` is None."""
+RESUME_MAY_CHANGE = ("total_timesteps", "max_seconds", "device")
+"""The config fields a resumed run may change; every other field must equal the folder's config.json."""
+
+
+@dataclass
+class RLConfig:
+    """Everything an RL run needs. ``n`` is the fixed N, or the first N of the curriculum."""
+
+    env_id: str = "NDMS-v0"
+    n: int = 2
+    mode: str = "final"
+    p: float | str | None = None
+    length_range: tuple[int, int] | None = None
+    curriculum: str | None = None
+    n_max: int | None = None
+    threshold: float = 0.98
+    window: int = 100
+    core: str = "leaky"
+    hidden_size: int = 32
+    tau_init: tuple[float, float] = (1.0, 2.0)
+    train_tau: bool = True
+    core_options: dict[str, Any] = field(default_factory=dict)
+    n_envs: int = 8
+    n_steps: int = 64
+    batch_size: int = 128
+    n_epochs: int = 4
+    lr: float | None = None
+    gamma: float = 0.99
+    ent_coef: float = 0.0
+    total_timesteps: int = 100_000
+    max_seconds: float | None = None
+    eval_every: int = 10_000
+    eval_episodes: int = 50
+    seed: int = 0
+    device: str = "cpu"
+
+    @property
+    def task(self) -> str:
+        return TASK_OF_ENV[self.env_id]
+
+    @property
+    def learning_rate(self) -> float:
+        return DEFAULT_LR[self.core] if self.lr is None else float(self.lr)
+
+    def validate(self) -> "RLConfig":
+        """Raise ValueError naming the first field that is not allowed."""
+        if self.env_id not in TASK_OF_ENV:
+            raise ValueError(f"env_id must be one of {sorted(TASK_OF_ENV)}, got {self.env_id!r}")
+        if self.core not in CORES:
+            raise ValueError(f"core must be one of {CORES}, got {self.core!r}")
+        if self.curriculum is not None and self.curriculum not in RL_CURRICULA:
+            raise ValueError(f"curriculum must be None or one of {RL_CURRICULA}, got {self.curriculum!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        for name in ("hidden_size", "n_envs", "n_steps", "batch_size", "n_epochs", "total_timesteps",
+                     "eval_every", "eval_episodes", "window"):
+            tasks.check_positive_int(getattr(self, name), name)
+        if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)):
+            raise ValueError(f"n must be an integer, got {self.n!r}")
+        tasks.check_ns(self.task, [self.n], argument="n")
+        if self.curriculum is None:
+            if self.n_max is not None:
+                raise ValueError(f"n_max needs a curriculum (single or multi), got n_max={self.n_max!r} "
+                                 "without one")
+        elif self.n_max is None:
+            raise ValueError("n_max is required with a curriculum (the action space is fixed at its size)")
+        self.make_curriculum()  # checks n_max >= n and threshold
+        if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ValueError(f"lr must be > 0 or None, got {self.lr!r}")
+        if not (isinstance(self.gamma, (int, float)) and 0.0 <= self.gamma <= 1.0):
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma!r}")
+        if not (isinstance(self.ent_coef, (int, float)) and self.ent_coef >= 0):
+            raise ValueError(f"ent_coef must be >= 0, got {self.ent_coef!r}")
+        if self.max_seconds is not None and not (isinstance(self.max_seconds, (int, float)) and self.max_seconds > 0):
+            raise ValueError(f"max_seconds must be > 0 or None, got {self.max_seconds!r}")
+        if self.n_envs * self.n_steps < 2:
+            raise ValueError("n_envs * n_steps must be at least 2 (PPO normalizes advantages over a rollout)")
+        if self.length_range is not None:  # must hold the largest N this run will score
+            tasks.check_length_range(self.length_range, self.n_max or self.n)
+        EnvConfig.build(self.task, **self.env_kwargs())  # p, length_range, ...
+        if len(self.tau_init) != 2:
+            raise ValueError(f"tau_init must be (low, high), got {self.tau_init!r}")
+        if not isinstance(self.core_options, dict):
+            raise ValueError(f"core_options must be a dict, got {type(self.core_options).__name__}")
+        import agents
+
+        options = self.policy_kwargs()["core_options"]
+        try:
+            agents.make_core(self.core, 1, self.hidden_size, **{**options, "h0": "zero"})
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"core_options / tau_init {options!r} do not fit core {self.core!r}: {e}") from None
+        resolve_device(self.device)
+        return self
+
+    def make_curriculum(self) -> Curriculum | None:
+        if self.curriculum is None:
+            return None
+        try:
+            return Curriculum(self.curriculum, self.n, self.n_max, self.threshold)
+        except ValueError as e:  # Curriculum names its own arguments: say which config field
+            raise ValueError(str(e).replace("start ", "n ", 1)) from None
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``gym.make(env_id, ...)`` for the training and evaluation envs."""
+        kwargs: dict[str, Any] = {"mode": self.mode, "p": self.p}
+        if self.length_range is not None:
+            kwargs["length_range"] = tuple(self.length_range)
+        if self.curriculum == "multi":
+            kwargs.update(heads=[self.n], max_heads=self.n_max - self.n + 1)
+        else:
+            kwargs["n"] = self.n
+        return kwargs
+
+    def policy_kwargs(self) -> dict[str, Any]:
+        options = {"tau_init": list(self.tau_init), "train_tau": self.train_tau, **self.core_options}
+        return {"core": self.core, "core_options": options, "lstm_hidden_size": self.hidden_size}
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["tau_init"] = list(self.tau_init)
+        data["length_range"] = None if self.length_range is None else list(self.length_range)
+        return data
