@@ -9,7 +9,9 @@ All cores share one interface:
 - ``tau``: the effective time constant tau' per neuron, a tensor [H]
 - ``to_config()`` / ``from_config()`` to rebuild a core (weights excluded)
 
-A state of None means ``initial_state(B)`` drawn from the global torch RNG.
+A state of None means ``initial_state(B)`` drawn from the global torch (CPU) RNG. Inputs and
+states must be on the core's device: anything else is a ValueError naming the tensor and both
+devices, raised before any kernel runs.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from torch.nn import functional as F
 
 from ._leaky_gated_kernel import leaky_gru_recurrence, leaky_lstm_recurrence
 from ._leaky_rnn_kernel import ACTIVATIONS, leaky_recurrence
-from ._validate import choice, positive_int, uniform_
+from ._validate import check_same_device, choice, draw_device, positive_int, uniform_
 from .protocol import build_external_core, is_import_path
 from .tau import TauInit, TimeConstant, check_tau_init
 
@@ -74,16 +76,16 @@ class Core(nn.Module):
         return self.time_constant.raw
 
     def initial_state(self, batch_size: int, generator: torch.Generator | None = None) -> State:
-        """h0 = 0.1 * U(0, 1) per unit (option h0="random", drawn from `generator`) or zeros."""
+        """h0 = 0.1 * U(0, 1) per unit (option h0="random", drawn from `generator`, default the global
+        CPU RNG) or zeros, on the core's device."""
         positive_int("batch_size", batch_size)
         ref = self._reference()
         parts = []
         for _ in range(self.state_tensors):
             if self.h0 == "zero":
                 parts.append(ref.new_zeros(batch_size, self.hidden_size))
-            else:
-                device = generator.device if generator is not None else ref.device
-                draw = torch.rand(batch_size, self.hidden_size, generator=generator, device=device)
+            else:  # drawn on the generator's device (the CPU for the run's generators), then moved
+                draw = torch.rand(batch_size, self.hidden_size, generator=generator, device=draw_device(generator))
                 parts.append(draw.to(device=ref.device, dtype=ref.dtype).mul_(H0_SCALE))
         return parts[0] if self.state_tensors == 1 else tuple(parts)
 
@@ -110,6 +112,15 @@ class Core(nn.Module):
             what = "a tensor" if self.state_tensors == 1 else "a tuple (h, c) of tensors"
             raise ValueError(f"state must be {what} of shape [{batch_size}, {self.hidden_size}]")
 
+    def check_devices(self, x: torch.Tensor, state: State) -> None:
+        """ValueError naming the tensor and both devices unless x and every state tensor are on the
+        core's device (checked before any kernel runs, where a mix would fail deep inside one)."""
+        device = self._reference().device
+        check_same_device("x", x, device)
+        names = ("state",) if self.state_tensors == 1 else ("state h", "state c")
+        for name, part in zip(names, (state,) if self.state_tensors == 1 else state):
+            check_same_device(name, part, device)
+
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """Run over x [T, B, F]; returns hidden [T, B, H] and the final state."""
         self._check_input(x, 3)
@@ -117,6 +128,7 @@ class Core(nn.Module):
             state = self.initial_state(x.shape[1])
         else:
             self._check_state(state, x.shape[1])
+        self.check_devices(x, state)
         return self._run(x, state)
 
     def step(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
@@ -306,8 +318,12 @@ def run_side_by_side(cores: Sequence[nn.Module], xs: Sequence[torch.Tensor], sta
 
     Tau-leaky GRUs or LSTMs of one kind and hidden size (tau not fixed at 1) run in ONE kernel loop
     with batched matmuls (e.g. the actor and critic cores of an RL policy); other cores run one after
-    the other. Inputs are not checked: they must be what each core's ``forward`` accepts.
+    the other. Only devices are checked (Core.check_devices): otherwise inputs must be what each core's
+    ``forward`` accepts.
     """
+    for core, x, state in zip(cores, xs, states):
+        if isinstance(core, Core):
+            core.check_devices(x, state)
     first = cores[0]
     if (
         isinstance(first, _LeakyTorchRNN)

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import skip_init
 
 from ._validate import positive_int, uniform_
 from .cores import Core, State
@@ -43,12 +44,14 @@ class MultiHeadModel(nn.Module):
         return self.core.tau
 
     def add_head(self, n: int, generator: torch.Generator | None = None) -> nn.Linear:
-        """Add the readout for N = n (nn.Linear's default distribution, drawn from `generator`)."""
+        """Add the readout for N = n on the core's device and dtype (nn.Linear's default distribution,
+        drawn from `generator` on its device, the CPU for the run's generators, then moved)."""
         positive_int("n", n)
         if str(n) in self.heads:
             raise ValueError(f"head N={n} already exists; heads: {self.ns}")
         ref = next(self.core.parameters())
-        head = nn.Linear(self.core.hidden_size, 2, device=ref.device, dtype=ref.dtype)
+        # skip_init: no draw from the global RNG of any device, so CPU and GPU runs stay in step
+        head = skip_init(nn.Linear, self.core.hidden_size, 2, device=ref.device, dtype=ref.dtype)
         bound = 1.0 / math.sqrt(self.core.hidden_size)
         uniform_(head.weight, -bound, bound, generator)
         uniform_(head.bias, -bound, bound, generator)

@@ -10,6 +10,7 @@ from torch.nn import functional as F
 import agents
 from agents import LeakyGRU, LeakyLSTM, LeakyRNN, MultiHeadModel, make_core
 from agents._leaky_rnn_kernel import leaky_recurrence
+from conftest import requires_cuda
 
 PHI = {"leaky_relu": lambda z: F.leaky_relu(z, 0.01), "tanh": torch.tanh, "relu": torch.relu}
 
@@ -21,7 +22,8 @@ def naive_leaky(core: LeakyRNN, x, h0):
         tau = 1 + F.softplus(raw)
     else:
         tau = torch.maximum(raw, torch.ones_like(raw))
-    w = core.weight_hh if core.self_connections else core.weight_hh * (1 - torch.eye(core.hidden_size, dtype=x.dtype))
+    eye = torch.eye(core.hidden_size, dtype=x.dtype, device=x.device)
+    w = core.weight_hh if core.self_connections else core.weight_hh * (1 - eye)
     phi = PHI[core.activation]
     h, out = h0, []
     for t in range(x.shape[0]):
@@ -49,17 +51,17 @@ def torch_state(state):
 @pytest.mark.parametrize("activation", ["leaky_relu", "tanh", "relu"])
 @pytest.mark.parametrize("self_connections", [False, True])
 @pytest.mark.parametrize("tau_param", ["clamp", "softplus"])
-def test_leaky_rnn_matches_naive(variant, activation, self_connections, tau_param):
+def test_leaky_rnn_matches_naive(variant, activation, self_connections, tau_param, device):
     g = torch.Generator().manual_seed(1)
     core = LeakyRNN(2, 7, variant=variant, activation=activation, self_connections=self_connections,
-                    tau_param=tau_param, tau_init=(1.0, 3.0), generator=g).double()
-    x = torch.rand(9, 4, 2, dtype=torch.float64, generator=g)
+                    tau_param=tau_param, tau_init=(1.0, 3.0), generator=g).double().to(device)
+    x = torch.rand(9, 4, 2, dtype=torch.float64, generator=g).to(device)
     h0 = core.initial_state(4, generator=g).requires_grad_()
     hidden, final = core(x, h0)
     expected = naive_leaky(core, x, h0)
     torch.testing.assert_close(hidden, expected)
     assert torch.equal(final, hidden[-1])
-    w = torch.randn(hidden.shape, dtype=torch.float64, generator=g)
+    w = torch.randn(hidden.shape, dtype=torch.float64, generator=g).to(device)
     got = torch.autograd.grad((hidden * w).sum(), [h0, *core.parameters()])
     want = torch.autograd.grad((expected * w).sum(), [h0, *core.parameters()])
     for a, b in zip(got, want):
@@ -67,23 +69,25 @@ def test_leaky_rnn_matches_naive(variant, activation, self_connections, tau_para
 
 
 @pytest.mark.parametrize("activation", ["leaky_relu", "tanh", "relu"])
-def test_kernel_gradcheck(activation):
+def test_kernel_gradcheck(activation, device):
     g = torch.Generator().manual_seed(2)
     kw = dict(dtype=torch.float64, generator=g)
-    v = torch.randn(4, 3, 5, **kw).requires_grad_()
-    h0 = torch.rand(3, 5, **kw).requires_grad_()
-    m = (0.5 * torch.randn(5, 5, **kw)).requires_grad_()
-    leak, scale = torch.rand(5, **kw).requires_grad_(), torch.rand(5, **kw).requires_grad_()
+
+    def leaf(t):
+        return t.to(device).requires_grad_()
+
+    v, h0, m = leaf(torch.randn(4, 3, 5, **kw)), leaf(torch.rand(3, 5, **kw)), leaf(0.5 * torch.randn(5, 5, **kw))
+    leak, scale = leaf(torch.rand(5, **kw)), leaf(torch.rand(5, **kw))
     assert torch.autograd.gradcheck(lambda *a: leaky_recurrence(*a[:3], activation), (v, h0, m))
     assert torch.autograd.gradcheck(lambda v, h, m, l, s: leaky_recurrence(v, h, m, activation, l, s),
                                     (v, h0, m, leak, scale))
 
 
 @pytest.mark.parametrize("kind", ["leaky", "leaky_mod"])
-def test_core_gradcheck(kind):
+def test_core_gradcheck(kind, device):
     g = torch.Generator().manual_seed(3)
-    core = make_core(kind, 2, 4, tau_param="softplus", generator=g).double()
-    x = torch.rand(5, 2, 2, dtype=torch.float64, generator=g).requires_grad_()
+    core = make_core(kind, 2, 4, tau_param="softplus", generator=g).double().to(device)
+    x = torch.rand(5, 2, 2, dtype=torch.float64, generator=g).to(device).requires_grad_()
     h0 = core.initial_state(2, generator=g)
     names = [n for n, _ in core.named_parameters()]
     params = tuple(p.detach().clone().requires_grad_() for p in core.parameters())
@@ -135,17 +139,18 @@ def test_diagonal_stays_zero_through_sgd():
 
 @pytest.mark.parametrize("cls,ref_cls", [(LeakyGRU, nn.GRU), (LeakyLSTM, nn.LSTM)])
 @pytest.mark.parametrize("train_tau", [False, True])
-def test_gru_lstm_equal_torch_at_tau_one(cls, ref_cls, train_tau):
+def test_gru_lstm_equal_torch_at_tau_one(cls, ref_cls, train_tau, device):
+    """On CUDA the reference is cuDNN's nn.GRU / nn.LSTM."""
     g = torch.Generator().manual_seed(6)
-    core = cls(3, 8, tau_init=1.0, train_tau=train_tau, generator=g)
+    core = cls(3, 8, tau_init=1.0, train_tau=train_tau, generator=g).to(device)
     assert core.is_plain() is not train_tau
-    ref = ref_cls(3, 8)
+    ref = ref_cls(3, 8).to(device)
     ref.load_state_dict(core.rnn.state_dict())
-    x = torch.rand(7, 5, 3, generator=g)
+    x = torch.rand(7, 5, 3, generator=g).to(device)
     state = core.initial_state(5, generator=g)
     out, final = core(x, state)
     ref_out, ref_final = ref(x, torch_state(state))
-    w = torch.randn(out.shape, generator=g)
+    w = torch.randn(out.shape, generator=g).to(device)
     got = torch.autograd.grad((out * w).sum(), list(core.rnn.parameters()))
     want = torch.autograd.grad((ref_out * w).sum(), list(ref.parameters()))
     check = torch.testing.assert_close if train_tau else lambda a, b: torch.equal(a, b) or pytest.fail()
@@ -159,7 +164,7 @@ def test_gru_lstm_equal_torch_at_tau_one(cls, ref_cls, train_tau):
 def naive_gated(core, x, state):
     """The tau-leak written out per step around torch's own nn.GRUCell / nn.LSTMCell."""
     cell = (nn.LSTMCell if isinstance(core, LeakyLSTM) else nn.GRUCell)(core.input_size, core.hidden_size)
-    cell = cell.to(x.dtype)
+    cell = cell.to(dtype=x.dtype, device=x.device)
     names = {"weight_ih": "weight_ih_l0", "weight_hh": "weight_hh_l0", "bias_ih": "bias_ih_l0", "bias_hh": "bias_hh_l0"}
     params = {k: getattr(core.rnn, v) for k, v in names.items()}
     alpha = 1 / core.tau
@@ -173,18 +178,18 @@ def naive_gated(core, x, state):
 
 
 @pytest.mark.parametrize("cls", [LeakyGRU, LeakyLSTM])
-def test_gru_lstm_match_naive_with_gradients(cls):
+def test_gru_lstm_match_naive_with_gradients(cls, device):
     """Outputs, final state and the gradients of every weight, tau and h0 (the hand-written BPTT)."""
     g = torch.Generator().manual_seed(11)
-    core = cls(3, 6, tau_init=(1.0, 5.0), generator=g).double()
-    x = torch.rand(9, 4, 3, generator=g, dtype=torch.float64)
-    state = tuple(p.double().requires_grad_() for p in parts(core.initial_state(4, generator=g)))
+    core = cls(3, 6, tau_init=(1.0, 5.0), generator=g).double().to(device)
+    x = torch.rand(9, 4, 3, generator=g, dtype=torch.float64).to(device)
+    state = tuple(p.requires_grad_() for p in parts(core.initial_state(4, generator=g)))
     state = state if len(state) == 2 else state[0]
     inputs = [*core.parameters(), *parts(state)]
     results = []
     for run in (core, lambda x, s: naive_gated(core, x, s)):
         out, final = run(x, state)
-        w = torch.randn(out.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        w = torch.randn(out.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64).to(device)
         loss = (out * w).sum() + sum(p.square().sum() for p in parts(final))
         results.append((out, parts(final), torch.autograd.grad(loss, inputs)))
     (out, final, grads), (ref_out, ref_final, ref_grads) = results
@@ -195,14 +200,14 @@ def test_gru_lstm_match_naive_with_gradients(cls):
     assert grads[names.index("time_constant.raw")].abs().sum() > 0  # tau is trained through the kernel
 
 
-def test_gated_kernels_gradcheck():
+def test_gated_kernels_gradcheck(device):
     """Both Functions with G = 2 cores side by side, every input differentiated."""
     from agents._leaky_gated_kernel import leaky_gru_recurrence, leaky_lstm_recurrence
 
     g = torch.Generator().manual_seed(12)
 
     def rand(*shape, lo=-1.0):
-        return (lo + (1 - lo) * torch.rand(*shape, generator=g, dtype=torch.float64)).requires_grad_()
+        return (lo + (1 - lo) * torch.rand(*shape, generator=g, dtype=torch.float64)).to(device).requires_grad_()
 
     h0, c0, alpha = rand(2, 3, 4), rand(2, 3, 4), rand(2, 1, 4, lo=0.2)
     assert torch.autograd.gradcheck(leaky_lstm_recurrence, (rand(5, 2, 3, 16), h0, c0, rand(2, 4, 16), alpha))
@@ -211,11 +216,11 @@ def test_gated_kernels_gradcheck():
 
 
 @pytest.mark.parametrize("kinds", [("lstm", "lstm"), ("gru", "gru"), ("lstm", "gru"), ("leaky", "gru")])
-def test_run_side_by_side_equals_one_by_one(kinds):
+def test_run_side_by_side_equals_one_by_one(kinds, device):
     """Grouped cores (one kernel loop) give each core's own outputs and gradients; others fall back."""
     g = torch.Generator().manual_seed(13)
-    cores = [make_core(k, 2, 5, generator=g) for k in kinds]
-    xs = [torch.rand(6, 3, 2, generator=g) for _ in kinds]
+    cores = [make_core(k, 2, 5, generator=g).to(device) for k in kinds]
+    xs = [torch.rand(6, 3, 2, generator=g).to(device) for _ in kinds]
     states = [c.initial_state(3, generator=g) for c in cores]
     together = agents.cores.run_side_by_side(cores, xs, states)
     alone = [c(x, s) for c, x, s in zip(cores, xs, states)]
@@ -230,10 +235,10 @@ def test_run_side_by_side_equals_one_by_one(kinds):
 
 
 @pytest.mark.parametrize("kind", ["gru", "lstm"])
-def test_gated_no_grad_path_equals_graph_path(kind):
+def test_gated_no_grad_path_equals_graph_path(kind, device):
     g = torch.Generator().manual_seed(14)
-    core = make_core(kind, 2, 5, tau_init=(1.0, 3.0), generator=g)
-    x, state = torch.rand(4, 3, 2, generator=g), core.initial_state(3, generator=g)
+    core = make_core(kind, 2, 5, tau_init=(1.0, 3.0), generator=g).to(device)
+    x, state = torch.rand(4, 3, 2, generator=g).to(device), core.initial_state(3, generator=g)
     out, final = core(x, state)
     assert out.requires_grad
     with torch.no_grad():
@@ -254,9 +259,9 @@ def test_gru_lstm_tau_leak(cls):
 
 
 @pytest.mark.parametrize("kind", ["leaky", "leaky_mod", "gru", "lstm"])
-def test_step_equals_forward(kind):
-    core = make_core(kind, 2, 6, generator=torch.Generator().manual_seed(8))
-    x = torch.rand(5, 3, 2)
+def test_step_equals_forward(kind, device):
+    core = make_core(kind, 2, 6, generator=torch.Generator().manual_seed(8)).to(device)
+    x = torch.rand(5, 3, 2).to(device)
     state0 = core.initial_state(3, generator=torch.Generator().manual_seed(9))
     hidden, final = core(x, state0)
     state = state0
@@ -296,12 +301,12 @@ def test_initial_state_options():
     assert h.shape == c.shape == (2, 4)
 
 
-def test_multi_head_model():
+def test_multi_head_model(device):
     g = torch.Generator().manual_seed(11)
-    model = MultiHeadModel(LeakyRNN(1, 6, generator=g), [3, 2], generator=g)
+    model = MultiHeadModel(LeakyRNN(1, 6, generator=g).to(device), [3, 2], generator=g)
     assert model.ns == [3, 2]
     assert {"heads.2.weight", "heads.3.bias"} <= set(model.state_dict())
-    x = torch.rand(7, 4, 1, generator=g)
+    x = torch.rand(7, 4, 1, generator=g).to(device)
     state = model.core.initial_state(4, generator=g)
     final = model(x, state=state)
     every = model(x, every_step=True, state=state)
@@ -312,8 +317,9 @@ def test_multi_head_model():
     assert torch.equal(model.hidden(x, state), hidden)
     step_logits, _ = model.step(x[0], state)
     torch.testing.assert_close(step_logits[3], model(x[:1], state=state)[3])
-    model.add_head(5)
+    model.add_head(5, generator=g)  # the run's CPU generator, whatever the model's device (issue 12)
     assert model.ns == [3, 2, 5] and model.tau.shape == (6,)
+    assert {p.device for p in model.parameters()} == {x.device}
     with pytest.raises(KeyError, match=r"N=4.*\[3, 2, 5\]"):
         model(x, ns=[4])
     with pytest.raises(ValueError, match="already exists"):
@@ -325,14 +331,14 @@ def test_multi_head_model():
     ("leaky", {"self_connections": True, "h0": "zero", "tau_init": 2.5, "train_tau": False}),
     ("gru", {}), ("lstm", {"tau_init": 1.0, "train_tau": False}),
 ])
-def test_checkpoint_round_trip(tmp_path, kind, options):
-    model = MultiHeadModel(make_core(kind, 1, 5, **options), [2, 4])
+def test_checkpoint_round_trip(tmp_path, kind, options, device):
+    model = MultiHeadModel(make_core(kind, 1, 5, **options).to(device), [2, 4])
     with torch.no_grad():
         model.core.time_constant.raw.add_(0.25)  # trained values, not the initial ones
     agents.save(model, tmp_path / "ckpt")
-    loaded = agents.load(tmp_path / "ckpt")
+    loaded = agents.load(tmp_path / "ckpt", map_location=device)
     assert loaded.to_config() == model.to_config()
-    x = torch.rand(6, 3, 1)
+    x = torch.rand(6, 3, 1).to(device)
     state = model.core.initial_state(3)
     a, b = model(x, state=state, every_step=True), loaded(x, state=state, every_step=True)
     assert all(torch.equal(a[n], b[n]) for n in a)
@@ -376,6 +382,57 @@ def test_mismatched_checkpoint_raises(tmp_path):
         agents.load(tmp_path)
     with pytest.raises(TypeError, match="model must be"):
         agents.save(nn.Linear(2, 2), tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["leaky", "gru", "lstm"])
+def test_mixed_devices_are_a_clear_error(kind):
+    """A core on another device ("meta" stands in for cuda here) given CPU inputs or state names the
+    tensor and both devices, before any kernel runs; so does run_side_by_side (the RL policy's path)."""
+    core = make_core(kind, 1, 4).to("meta")
+    x, state = torch.rand(5, 2, 1), core.initial_state(2)
+    with pytest.raises(ValueError, match=r"^x is on cpu but the core's parameters are on meta"):
+        core(x, state)
+    cpu_state = make_core(kind, 1, 4).initial_state(2)
+    name = "state c" if kind == "lstm" else "state"
+    bad = (state[0], cpu_state[1]) if kind == "lstm" else cpu_state
+    with pytest.raises(ValueError, match=rf"^{name} is on cpu but the core's parameters are on meta"):
+        core(x.to("meta"), bad)
+    with pytest.raises(ValueError, match=r"^x is on cpu .* on meta"):
+        agents.cores.run_side_by_side([core, core], [x.to("meta"), x], [state, state])
+    assert core(x.to("meta"), state)[0].device.type == "meta"
+
+
+@pytest.mark.parametrize("kind", ["leaky", "lstm"])
+def test_draws_on_another_device_come_from_the_cpu_generator(kind):
+    """add_head and initial_state on a model on another device ("meta" here) draw exactly what they draw
+    on the CPU from the run's CPU generator (issue 12: add_head crashed on cuda with a CPU generator)."""
+    generators = [torch.Generator().manual_seed(3) for _ in range(2)]
+    models = [MultiHeadModel(make_core(kind, 1, 6, generator=g), [2], generator=g) for g in generators]
+    models[1].to("meta")
+    for model, g in zip(models, generators):
+        head = model.add_head(3, generator=g)
+        state = model.core.initial_state(4, generator=g)
+        assert head.weight.device == parts(state)[0].device == next(model.core.parameters()).device
+    assert torch.equal(generators[0].get_state(), generators[1].get_state())
+    assert models[1].head(3).weight.device.type == "meta"
+
+
+@requires_cuda
+@pytest.mark.parametrize("kind", ["leaky", "leaky_mod", "gru", "lstm"])
+def test_same_seed_same_initial_network_on_cpu_and_cuda(kind):
+    """One seed: the same weights, new heads and initial states on CPU and on CUDA (the device rule)."""
+    built = []
+    for device in ("cpu", "cuda"):
+        g = torch.Generator().manual_seed(5)
+        model = MultiHeadModel(make_core(kind, 1, 8, generator=g).to(device), [2, 3], generator=g)
+        model.add_head(4, generator=g)
+        built.append((model, parts(model.core.initial_state(6, generator=g))))
+    (cpu, cpu_state), (cuda, cuda_state) = built
+    assert cuda.core.tau.device.type == "cuda"
+    for (name, a), (_, b) in zip(cpu.state_dict().items(), cuda.state_dict().items()):
+        assert torch.equal(a, b.cpu()), name
+    for a, b in zip(cpu_state, cuda_state):
+        assert b.device.type == "cuda" and torch.equal(a, b.cpu())
 
 
 @pytest.mark.parametrize("call,error,match", [

@@ -1,0 +1,20 @@
+"""Shared fixtures: the devices the suite runs on.
+
+``device`` runs a test on the CPU always and on CUDA when torch sees a GPU; without one the CUDA
+case is reported as skipped with the reason. Tests that mean the CPU say ``device="cpu"`` themselves.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+NO_CUDA = "CUDA is not available on this machine (torch.cuda.is_available() is False)"
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)
+DEVICES = ["cpu", pytest.param("cuda", marks=requires_cuda)]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> torch.device:
+    """torch.device("cpu"), then torch.device("cuda") where a GPU is available."""
+    return torch.device(request.param)
