@@ -160,7 +160,12 @@ def tau_stats(core: torch.nn.Module) -> dict[str, float | None]:
 
 
 class Trainer:
-    """Train one network on one task with one curriculum, writing a run folder (see module doc)."""
+    """Train one network on one task with one curriculum, writing a run folder (see module doc).
+
+    Every random draw comes from the run's CPU generators (numpy ones for the data, a torch.Generator
+    for weights, new heads and initial states) and is then moved to the device, so one seed gives the
+    same initial network on CPU and GPU.
+    """
 
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
                  overwrite: bool = False) -> None:
@@ -225,7 +230,7 @@ class Trainer:
             return
         self.model = agents.load(last).to(self.device)
         self.optimizer = build_optimizer(self.config, self.model)
-        state = torch.load(last / "trainer.pt", weights_only=False)
+        state = torch.load(last / "trainer.pt", map_location="cpu", weights_only=True)  # any device may resume
         self.optimizer.load_state_dict(state["optimizer"])
         self.curriculum = Curriculum.from_state_dict(state["curriculum"])
         self.data_rng.bit_generator.state = state["data_rng"]
@@ -245,11 +250,7 @@ class Trainer:
         return tensors["inputs"], tensors["labels"]
 
     def _logits(self, inputs: torch.Tensor) -> dict[int, torch.Tensor]:
-        state = self.model.core.initial_state(inputs.shape[1], generator=self.generator)
-        if isinstance(state, tuple):
-            state = tuple(s.to(self.device) for s in state)
-        else:
-            state = state.to(self.device)
+        state = self.model.core.initial_state(inputs.shape[1], generator=self.generator)  # CPU draw, moved
         return self.model(inputs, ns=self.curriculum.ns, state=state)
 
     def train_step(self) -> float:
@@ -289,7 +290,7 @@ class Trainer:
                 (old,) = self.model.ns
                 self.model.heads[str(n)] = self.model.heads.pop(str(old))
             else:
-                head = self.model.add_head(n, generator=self.generator).to(self.device)
+                head = self.model.add_head(n, generator=self.generator)  # CPU draw, on the model's device
                 self.optimizer.add_param_group({"params": list(head.parameters())})
 
     def _log_metrics(self, accuracy: dict[int, float], loss: float, ns: list[int]) -> dict[str, Any]:

@@ -25,19 +25,46 @@ def two_threads():
     torch.set_num_threads(previous)
 
 
-def test_multi_head_curriculum_advances_past_three(tmp_path):
-    summary = train(tiny(curriculum="multi", target_n=4), tmp_path / "run")
+class Killed(Exception):
+    """Stands in for a kill of the process."""
+
+
+def test_multi_head_curriculum_advances_twice_then_resumes(tmp_path, device):
+    """On the device: two new heads (N=3, N=4: add_head with the run's CPU generator), a kill, then
+    --resume continues the same run there to the target."""
+    config = tiny(curriculum="multi", target_n=4, device=str(device))
+    trainer = Trainer(config, tmp_path / "run")
+
+    def kill_after_second_advance(line):
+        if trainer.model.ns == [2, 3, 4]:
+            raise Killed
+
+    with pytest.raises(Killed):
+        trainer.run(kill_after_second_advance)
+    killed_at = trainer.step
+    resumed = Trainer(config, tmp_path / "run", resume=True)
+    assert resumed.step == killed_at and resumed.model.ns == resumed.curriculum.ns == [2, 3, 4]
+    assert {p.device.type for p in resumed.model.parameters()} == {device.type}
+    summary = resumed.run()
     assert summary["max_n"] == 4 and summary["stopped_because"] == "target_reached"
-    assert list(summary["steps_to_n"]) == ["2", "3", "4"]
+    assert list(summary["steps_to_n"]) == ["2", "3", "4"] and summary["steps_to_n"]["3"] <= killed_at
     files = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"config.json", "metrics.jsonl", "summary.json", "checkpoints", "last"} <= files
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["n002", "n003", "n004"]
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert lines[-1]["step"] == summary["steps"]
+    assert [line["step"] for line in lines] == list(range(50, summary["steps"] + 1, 50))  # none lost or doubled
     assert {"step", "time", "ns", "accuracy", "loss", "tau_mean", "tau_min", "tau_max"} <= set(lines[0])
     assert lines[-1]["ns"] == [2, 3, 4] and min(lines[-1]["accuracy"].values()) > 0.9
     saved = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert saved == summary and {"max_n", "steps", "seconds", "stopped_because"} <= set(saved)
+
+
+def test_paper_config_multi_head_run_advances(tmp_path, device):
+    """The paper's configuration (SGD, clipping, 98% rule) advances its multi-head curriculum on the
+    device: at the paper's sizes on CUDA (issue 12's crash), at small sizes on the CPU."""
+    sizes = {} if device.type == "cuda" else dict(hidden_size=32, batch_size=64, eval_every=50, eval_batches=4)
+    summary = train(TrainConfig(target_n=3, max_steps=6000, device=str(device), **sizes), tmp_path / "run")
+    assert summary["max_n"] == 3 and list(summary["steps_to_n"]) == ["2", "3"]
 
 
 def test_single_head_curriculum_reuses_one_readout(tmp_path):
