@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from baselines.trainer import TrainConfig, Trainer, atomic_write_text
+from baselines.trainer import TrainConfig, Trainer, atomic_write_text, resolve_device
 from memory_envs import curriculum as curricula
 from memory_envs import make_batch, tasks
 
@@ -52,6 +52,8 @@ class BenchmarkSpec:
     test_length: int = 400
     test_batch: int = 64
     workers: int = 2
+    device: str = "cpu"
+    """Where every run trains and is tested: ``"cpu"``, ``"cuda[:i]"`` or ``"auto"`` (the workers share it)."""
     optimizer: str = "auto"
     """``"auto"``: the paper's settings per core, SGD lr 0.05 (Nesterov) for the leaky RNN and Adam
     lr 1e-3 for the others (the paper's LSTM setting; gated cores barely move under that SGD);
@@ -72,6 +74,7 @@ class BenchmarkSpec:
             tasks.check_positive_int(getattr(self, name), name)
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ValueError(f"max_seconds must be > 0 or None, got {self.max_seconds!r}")
+        resolve_device(self.device)
         if self.optimizer not in OPTIMIZER_CHOICES:
             raise ValueError(f"optimizer must be one of {OPTIMIZER_CHOICES}, got {self.optimizer!r}")
         for core in self.cores:
@@ -85,7 +88,7 @@ class BenchmarkSpec:
         return TrainConfig(task=task, curriculum=curriculum, core=core, hidden_size=self.hidden_size,
                            optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 1e-3,
                            eval_every=self.eval_every, eval_batches=self.eval_batches, max_steps=self.max_steps,
-                           max_seconds=self.max_seconds, seed=seed, device="cpu",
+                           max_seconds=self.max_seconds, seed=seed, device=self.device,
                            p=0.5 if task == "parity" else None)
 
     def runs(self) -> list[tuple[str, str, str, int]]:
@@ -98,22 +101,24 @@ def run_name(core: str, task: str, curriculum: str, seed: int) -> str:
 
 @torch.no_grad()
 def heldout_accuracy(run_dir: Path, spec: BenchmarkSpec, seed: int) -> dict[str, float]:
-    """Streaming accuracy of every solved N on fresh long sequences (p = 0.5), from its checkpoint."""
+    """Streaming accuracy of every solved N on fresh long sequences (p = 0.5), from its checkpoint, on
+    ``spec.device`` (data and initial states drawn on the CPU from ``seed``, then moved)."""
     import agents
 
     summary = json.loads((run_dir / "summary.json").read_text())
     config = json.loads((run_dir / "config.json").read_text())
+    device = resolve_device(spec.device)
     rng = np.random.default_rng([seed, 2])
     generator = torch.Generator().manual_seed(seed)
     accuracy: dict[str, float] = {}
     for n in summary["steps_to_n"]:
-        model = agents.load(run_dir / "checkpoints" / f"n{int(n):03d}")
+        model = agents.load(run_dir / "checkpoints" / f"n{int(n):03d}", map_location=device)
         batch = make_batch(config["task"], [int(n)], spec.test_batch, rng=rng, p=0.5, length=spec.test_length,
                            streaming=True)
-        x = torch.from_numpy(batch.inputs)
+        x = torch.from_numpy(batch.inputs).to(device)
         state = model.core.initial_state(x.shape[1], generator=generator)
         logits = model(x, ns=[int(n)], every_step=True, state=state)  # checkpoint nNNN has a head for N
-        predicted = logits[int(n)].argmax(dim=-1).numpy()
+        predicted = logits[int(n)].argmax(dim=-1).cpu().numpy()
         mask = batch.streaming_mask[:, 0]
         accuracy[n] = float((predicted[mask] == batch.streaming_labels[mask, :, 0]).mean())
     return accuracy

@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -61,6 +62,33 @@ def test_benchmark_end_to_end_resume_and_scorecard(tmp_path):
     assert "3 finished earlier, 1 to run" in logs[0]
     assert finished.stat().st_mtime_ns == stamp
     assert (victim / "heldout.json").exists()
+
+
+def test_heldout_accuracy_on_the_device(tmp_path, device):
+    """The held-out test runs on spec.device and scores what the CPU model scores on the same streams
+    (data and initial states drawn on the CPU, then moved)."""
+    from baselines.benchmark import heldout_accuracy
+    from baselines.trainer import build_model
+    from memory_envs import make_batch
+
+    config = TrainConfig(task="dms", hidden_size=16, device="cpu")
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(config.to_json()))
+    (run / "summary.json").write_text(json.dumps({"steps_to_n": {"2": 20, "3": 40}}))
+    models = {n: build_model(config, list(range(2, n + 1)), torch.Generator().manual_seed(n)) for n in (2, 3)}
+    for n, model in models.items():
+        agents.save(model, run / "checkpoints" / f"n{n:03d}")
+    spec = BenchmarkSpec(test_length=40, test_batch=8, device=str(device))
+    got = heldout_accuracy(run, spec, seed=4)
+    rng, generator = np.random.default_rng([4, 2]), torch.Generator().manual_seed(4)
+    for n, model in models.items():  # the reference, on the CPU
+        batch = make_batch("dms", [n], 8, rng=rng, p=0.5, length=40, streaming=True)
+        x = torch.from_numpy(batch.inputs)
+        logits = model(x, ns=[n], every_step=True, state=model.core.initial_state(8, generator=generator))
+        mask = batch.streaming_mask[:, 0]
+        want = float((logits[n].argmax(-1).numpy()[mask] == batch.streaming_labels[mask, :, 0]).mean())
+        assert got[str(n)] == (want if device.type == "cpu" else pytest.approx(want, abs=0.02))
 
 
 @pytest.mark.parametrize(
