@@ -20,6 +20,7 @@ from sb3_contrib.common.recurrent.type_aliases import RNNStates  # noqa: E402
 from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 
 from agents import RecurrentCorePolicy  # noqa: E402
+from conftest import requires_cuda  # noqa: E402
 
 torch.set_num_threads(1)
 CORES = ("leaky", "leaky_mod", "gru", "lstm")
@@ -31,11 +32,12 @@ def make_env():
     return gym.make("NDMS-v0", n=2, mode="every_step", p=0.5, length_range=(4, 10))
 
 
-def make_model(core, n_envs=4, hidden=16, **kwargs):
+def make_model(core, n_envs=4, hidden=16, device="cpu", **kwargs):
+    """RecurrentPPO with our policy on ``device`` (RecurrentPPO's own default, "auto", would pick a GPU)."""
     venv = make_vec_env(make_env, n_envs=n_envs, seed=0)
     policy_kwargs = {"core": core, "lstm_hidden_size": hidden, **kwargs.pop("policy_kwargs", {})}
     return RecurrentPPO(RecurrentCorePolicy, venv, n_steps=kwargs.pop("n_steps", 16), batch_size=32, seed=0,
-                        policy_kwargs=policy_kwargs, **kwargs)
+                        policy_kwargs=policy_kwargs, device=device, **kwargs)
 
 
 def accuracy(model, episodes=50):
@@ -60,10 +62,11 @@ LEARN = {  # core: (timesteps, learning rate, n_epochs)
 
 
 @pytest.mark.parametrize("core", sorted(LEARN))
-def test_learns_ndms2_every_step(core):
+def test_learns_ndms2_every_step(core, device):
     steps, lr, epochs = LEARN[core]
     model = make_model(core, n_envs=8, hidden=32, n_steps=64, learning_rate=lr, n_epochs=epochs,
-                       policy_kwargs={})
+                       policy_kwargs={}, device=device)
+    assert model.policy.lstm_actor.tau.device.type == device.type
     model.batch_size = 128
     model.learn(steps)
     assert accuracy(model) > 0.7  # chance is 0.5
@@ -71,18 +74,18 @@ def test_learns_ndms2_every_step(core):
 
 @pytest.mark.parametrize("sharing", SHARING, ids=["separate", "shared", "no_critic_core"])
 @pytest.mark.parametrize("core", CORES)
-def test_fused_path_equals_loop_path(core, sharing):
-    model = make_model(core, policy_kwargs={**sharing, "core_options": {"tau_init": [1.0, 3.0]}})
+def test_fused_path_equals_loop_path(core, sharing, device):
+    model = make_model(core, policy_kwargs={**sharing, "core_options": {"tau_init": [1.0, 3.0]}}, device=device)
     policy = model.policy
     n_seq, T, H = 3, 7, 16
-    gen = torch.Generator().manual_seed(0)
-    obs = torch.randint(0, 2, (n_seq * T, 1), generator=gen).float()
-    actions = torch.randint(0, 2, (n_seq * T,), generator=gen)
+    gen = torch.Generator().manual_seed(0)  # inputs drawn on the CPU, then put on the policy's device
+    obs = torch.randint(0, 2, (n_seq * T, 1), generator=gen).float().to(policy.device)
+    actions = torch.randint(0, 2, (n_seq * T,), generator=gen).to(policy.device)
     starts = torch.zeros(n_seq, T)
     starts[0, 0] = starts[2, 0] = 1.0  # resets only at t = 0: the fused path applies
-    starts = starts.reshape(-1)
-    h = torch.randn(1, n_seq, H, generator=gen)
-    c = torch.randn(1, n_seq, H, generator=gen)
+    starts = starts.reshape(-1).to(policy.device)
+    h = torch.randn(1, n_seq, H, generator=gen).to(policy.device)
+    c = torch.randn(1, n_seq, H, generator=gen).to(policy.device)
     states = RNNStates((h, c), (h.clone(), c.clone()))
 
     def run(force_loop):
@@ -99,26 +102,27 @@ def test_fused_path_equals_loop_path(core, sharing):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     # rows that were reset at t = 0 equal a fresh zero-state run
     out, _ = policy._process_sequence(obs, states.pi, starts, policy.lstm_actor)
-    zero = (torch.zeros(1, n_seq, H), torch.zeros(1, n_seq, H))
-    out0, _ = policy._process_sequence(obs, zero, torch.zeros(n_seq * T), policy.lstm_actor)
+    zero = (torch.zeros(1, n_seq, H, device=policy.device), torch.zeros(1, n_seq, H, device=policy.device))
+    out0, _ = policy._process_sequence(obs, zero, torch.zeros(n_seq * T, device=policy.device), policy.lstm_actor)
     torch.testing.assert_close(out.reshape(n_seq, T, H)[[0, 2]], out0.reshape(n_seq, T, H)[[0, 2]])
 
 
 @pytest.mark.parametrize("sharing", SHARING, ids=["separate", "shared", "no_critic_core"])
 @pytest.mark.parametrize("core", CORES)
-def test_forward_and_evaluate_actions_equal_sb3_contrib(core, sharing):
+def test_forward_and_evaluate_actions_equal_sb3_contrib(core, sharing, device):
     """Our forward / evaluate_actions (actor and critic cores side by side) give what sb3-contrib's own
     methods give when they call the cores one by one, outputs, new states and gradients."""
     from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy as Upstream
 
-    policy = make_model(core, policy_kwargs={**sharing, "core_options": {"tau_init": [1.0, 3.0]}}).policy
-    gen = torch.Generator().manual_seed(1)
+    policy = make_model(core, policy_kwargs={**sharing, "core_options": {"tau_init": [1.0, 3.0]}},
+                        device=device).policy
+    gen = torch.Generator().manual_seed(1)  # inputs drawn on the CPU, then put on the policy's device
     n_seq, T, H = 4, 5, 16
-    obs = torch.randint(0, 2, (n_seq * T, 1), generator=gen).float()
-    actions = torch.randint(0, 2, (n_seq * T,), generator=gen)
-    starts = (torch.rand(n_seq * T, generator=gen) < 0.2).float()  # resets anywhere: the loop path
-    states = RNNStates(*((torch.randn(1, n_seq, H, generator=gen), torch.randn(1, n_seq, H, generator=gen))
-                         for _ in range(2)))
+    obs = torch.randint(0, 2, (n_seq * T, 1), generator=gen).float().to(device)
+    actions = torch.randint(0, 2, (n_seq * T,), generator=gen).to(device)
+    starts = (torch.rand(n_seq * T, generator=gen) < 0.2).float().to(device)  # resets anywhere: the loop path
+    states = RNNStates(*((torch.randn(1, n_seq, H, generator=gen).to(device),
+                          torch.randn(1, n_seq, H, generator=gen).to(device)) for _ in range(2)))
     for step_starts in (starts, starts.reshape(n_seq, T)[:, 0].contiguous()):  # training batch, rollout step
         batch = step_starts.numel()
         step_obs, step_actions = obs[:batch], actions[:batch]
@@ -166,6 +170,16 @@ def test_training_step_and_state_layout():
     assert model.policy.lstm_actor.kind == "lstm" and model.policy.lstm_critic.kind == "lstm"
     tau_params = [n for n, _ in model.policy.named_parameters() if "time_constant" in n]
     assert tau_params, "tau must be a trained parameter of the policy"
+
+
+@requires_cuda
+@pytest.mark.parametrize("core", CORES)
+def test_same_seed_same_initial_policy_on_cpu_and_cuda(core):
+    """RecurrentPPO(seed=...) builds the policy on the CPU from the seeded CPU RNG, then moves it."""
+    cpu, cuda = (make_model(core, device=device).policy for device in ("cpu", "cuda"))
+    assert cuda.device.type == "cuda"
+    for (name, a), (_, b) in zip(cpu.state_dict().items(), cuda.state_dict().items()):
+        assert torch.equal(a, b.cpu()), name
 
 
 SAVE_LOAD = textwrap.dedent("""
