@@ -6,8 +6,14 @@ A core is a ``torch.nn.Module`` with
   JSON values (it may also accept ``generator=``, a ``torch.Generator`` for its random draws);
 * attributes ``input_size`` and ``hidden_size``;
 * ``forward(x [T, B, F], state=None) -> (hidden [T, B, H], final_state)``;
-* ``initial_state(batch_size, generator=None) -> state`` (a tensor or a tuple of tensors);
+* ``initial_state(batch_size, generator=None) -> state`` (a tensor or a tuple of tensors) on the
+  core's device;
 * optionally ``tau``, the per-neuron time constants [H] (logged by the trainer when present).
+
+Devices: the trainer builds a core on the CPU and then moves it to the run's device, and passes CPU
+generators. A core that draws at random (weights, a random initial state) should draw on the
+generator's device and move the result to its own, as the built-in cores do (docs/agents.md), so
+that one seed gives the same network on CPU and GPU.
 
 The built-in cores (``"leaky"``, ``"leaky_mod"``, ``"gru"``, ``"lstm"``) follow it; an external
 core is named by its import path, ``"package.module:ClassName"``, wherever a core kind is taken

@@ -73,10 +73,35 @@ class PaperRNN(nn.Module):
         return F.leaky_relu((1.0 - 1.0 / tau) * h + drive / tau, 0.01)
 
     def forward(self, inputs: torch.Tensor, ns: list[int]) -> dict[int, torch.Tensor]:
-        h = 0.1 * torch.rand(inputs.shape[1], self.hidden)
+        h = (0.1 * torch.rand(inputs.shape[1], self.hidden)).to(inputs.device)  # CPU draw, then moved
         for t in range(inputs.shape[0]):
             h = self.step(inputs[t], h)
         return {n: self.heads[str(n)](h) for n in ns}
+
+    def add_head(self, n: int) -> nn.Linear:
+        """A readout for N = n on the model's device."""
+        self.heads[str(n)] = head = nn.Linear(self.hidden, 2).to(self.mask.device)
+        return head
+
+
+def paper_train_step(model: PaperRNN, optimizer: torch.optim.Optimizer, rng: np.random.Generator, ns: list[int],
+                     batch_size: int = 256) -> float:
+    """One training step of the paper's loop: a per-sequence batch moved to the model's device, summed
+    cross-entropy over the heads, gradient norm clipped at 2.0, one SGD step; returns the loss."""
+    inputs, labels, _ = paper_batch(rng, ns, batch_size)
+    inputs, labels = inputs.to(model.mask.device), labels.to(model.mask.device)
+    logits = model(inputs, ns)
+    loss = sum(F.cross_entropy(logits[n], labels[:, k]) for k, n in enumerate(ns))
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
+    optimizer.step()
+    return float(loss.detach())
+
+
+def paper_sgd(model: PaperRNN) -> torch.optim.Optimizer:
+    """The paper's optimizer: SGD lr 0.05, momentum 0.1, Nesterov."""
+    return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.1, nesterov=True)
 
 
 def run_paper(target_n: int, hidden: int, seed: int, max_seconds: float, eval_every: int = 600,
@@ -85,19 +110,13 @@ def run_paper(target_n: int, hidden: int, seed: int, max_seconds: float, eval_ev
     rng = np.random.default_rng(seed)
     curriculum = Curriculum("multi", start=2, n_max=target_n)
     model = PaperRNN(hidden)
-    model.heads[str(2)] = nn.Linear(hidden, 2)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.1, nesterov=True)
+    model.add_head(2)
+    optimizer = paper_sgd(model)
     step, seconds_to_n, steps_to_n = 0, {}, {}
     start = time.perf_counter()
     while not curriculum.finished and time.perf_counter() - start < max_seconds:
         ns = list(curriculum.ns)
-        inputs, labels, _ = paper_batch(rng, ns, batch_size)
-        logits = model(inputs, ns)
-        loss = sum(F.cross_entropy(logits[n], labels[:, k]) for k, n in enumerate(ns))
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 2.0)
-        optimizer.step()
+        paper_train_step(model, optimizer, rng, ns, batch_size)
         step += 1
         if step % eval_every == 0:
             correct = np.zeros(len(ns))
@@ -115,8 +134,7 @@ def run_paper(target_n: int, hidden: int, seed: int, max_seconds: float, eval_ev
                 seconds_to_n[curriculum.solved], steps_to_n[curriculum.solved] = elapsed, step
             for n in curriculum.ns:
                 if str(n) not in model.heads:
-                    model.heads[str(n)] = head = nn.Linear(hidden, 2)
-                    optimizer.add_param_group({"params": list(head.parameters())})
+                    optimizer.add_param_group({"params": list(model.add_head(n).parameters())})
             log(f"  paper  step {step:6d}  {elapsed:7.1f} s  ns {ns[0]}..{ns[-1]}  "
                 f"acc newest {accuracy[ns[-1]]:.3f} mean {np.mean(list(accuracy.values())):.3f}")
     return {"max_n": curriculum.solved, "steps": step, "seconds": time.perf_counter() - start,

@@ -23,7 +23,7 @@ class ElmanCore(nn.Module):
                 p.copy_(torch.empty(p.shape).uniform_(-bound, bound, generator=generator))
 
     def initial_state(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.zeros(batch_size, self.hidden_size)
+        return self.rnn.weight_hh_l0.new_zeros(batch_size, self.hidden_size)  # on the core's device
 
     def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if state is None:
