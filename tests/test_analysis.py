@@ -119,8 +119,9 @@ def test_ablation_of_lstm_zeroes_every_gate(runs):
     assert not rnn.weight_hh_l0[:, 1].any()
 
 
-def test_ablation_rows(runs):
-    model = A.load_run(runs["single"]).load(3)
+def test_ablation_rows(runs, device):
+    model = A.load_run(runs["single"]).load(3, device)
+    assert model.tau.device.type == device.type
     stream = A.make_stream("parity", 3, length=300, batch_size=2)
     rows = A.ablation(model, stream, k=2)
     assert [r["group"] for r in rows] == ["slow", "slow", "fast", "fast"]
@@ -130,8 +131,8 @@ def test_ablation_rows(runs):
 
 
 @pytest.mark.parametrize("kind", ["weight", "tau"])
-def test_perturbation_eps_zero_is_exact_baseline(runs, kind):
-    model = A.load_run(runs["multi"]).load(4)
+def test_perturbation_eps_zero_is_exact_baseline(runs, kind, device):
+    model = A.load_run(runs["multi"]).load(4, device)
     stream = A.make_stream("parity", 4, length=300, batch_size=2)
     baseline = A.streaming_accuracy(model, stream)
     rows = A.perturbation(model, stream, kind=kind, eps=[0.0, 0.5], draws=2, seed=1)
@@ -141,12 +142,12 @@ def test_perturbation_eps_zero_is_exact_baseline(runs, kind):
     assert again == rows  # seeded
 
 
-def test_perturbations_change_only_their_target(runs):
-    model = A.load_run(runs["multi"]).load(4)
-    g = torch.Generator().manual_seed(0)
+def test_perturbations_change_only_their_target(runs, device):
+    model = A.load_run(runs["multi"]).load(4, device)
+    g = torch.Generator().manual_seed(0)  # the run's CPU generator, whatever the model's device
     w = A.perturb_weights(model, 0.2, g)
     diff = (w.core.weight_hh - model.core.weight_hh).detach()
-    assert torch.equal(torch.diagonal(w.core.weight_hh), torch.zeros(12))  # no self-connections
+    assert torch.equal(torch.diagonal(w.core.weight_hh), torch.zeros(12, device=device))  # no self-connections
     assert diff.norm().item() == pytest.approx(0.2 * model.core.recurrent_weight().norm().item(), rel=1e-4)
     t = A.perturb_tau(model, 0.1, g)
     assert bool((t.tau >= model.tau).all()) and (t.tau - model.tau).norm().item() == pytest.approx(
@@ -154,18 +155,18 @@ def test_perturbations_change_only_their_target(runs):
     assert torch.equal(A.perturb_weights(model, 0.0, g).core.weight_hh, model.core.weight_hh)
 
 
-def test_forgetting_matrix_heads(runs):
+def test_forgetting_matrix_heads(runs, device):
     run = A.load_run(runs["multi"])
-    rows, cols, m = A.forgetting_matrix(run, beyond=2, batches=1, batch_size=32)
+    rows, cols, m = A.forgetting_matrix(run, beyond=2, batches=1, batch_size=32, device=device)
     assert rows == [2, 3, 4] and cols == list(range(2, 7))
     assert math.isnan(m[0, cols.index(3)]) and not math.isnan(m[2, cols.index(4)])  # head 3 only from n003
     single = A.load_run(runs["single"])
-    _, _, ms = A.forgetting_matrix(single, beyond=2, batches=1, batch_size=32)
+    _, _, ms = A.forgetting_matrix(single, beyond=2, batches=1, batch_size=32, device=device)
     assert not np.isnan(ms).any()  # the one head answers every N
 
 
-def test_network_timescales_and_dimensionality_shapes(runs):
-    model = A.load_run(runs["lstm"]).load(2)
+def test_network_timescales_and_dimensionality_shapes(runs, device):
+    model = A.load_run(runs["lstm"]).load(2, device)
     r = A.network_timescales(model, trials=2, steps=400, burn_in=20, chunk=128)
     assert r["tau_net"].shape == (12,) and r["population_ac"].shape == (31,)
     assert r["population_ac"][0] == pytest.approx(1.0)
@@ -195,7 +196,7 @@ def test_cli_writes_tables_figures_and_comparison(runs, trained, tmp_path, capsy
     assert [r["n"] for r in table] == [2, 3, 4]
 
 
-@pytest.mark.parametrize("case", ["not_a_run", "bare_core", "no_head", "bad_analysis", "no_checkpoints"])
+@pytest.mark.parametrize("case", ["not_a_run", "bare_core", "no_head", "bad_analysis", "no_checkpoints", "bad_device"])
 def test_cli_bad_input_exits_2(runs, tmp_path, capsys, case):
     argv: list = [runs["multi"], *SMALL, "--no-plots", "--out", tmp_path / "o"]
     if case == "not_a_run":
@@ -210,6 +211,8 @@ def test_cli_bad_input_exits_2(runs, tmp_path, capsys, case):
         argv += ["--analyses", "ablation", "--n", "9"]
     elif case == "bad_analysis":
         argv += ["--analyses", "timescales,spectra"]
+    elif case == "bad_device":
+        argv += ["--device", "tpu"]
     else:
         (tmp_path / "empty").mkdir()
         (tmp_path / "empty" / "config.json").write_text("{}")
@@ -218,7 +221,7 @@ def test_cli_bad_input_exits_2(runs, tmp_path, capsys, case):
     err = capsys.readouterr().err
     assert err.startswith("memory-envs: error:") and "Traceback" not in err
     assert {"not_a_run": "not a run folder", "bare_core": "not a MultiHeadModel", "no_head": "N=9",
-            "bad_analysis": "spectra", "no_checkpoints": "no checkpoints"}[case] in err
+            "bad_analysis": "spectra", "no_checkpoints": "no checkpoints", "bad_device": "device must be"}[case] in err
 
 
 def test_head_check_in_library(runs):

@@ -29,10 +29,10 @@ def accuracy_on_ns(model: agents.MultiHeadModel, task: str, ns: Sequence[int], *
     gen = torch.Generator().manual_seed(seed)
     correct = np.zeros(len(ns))
     total = 0
-    dtype = model.core.time_constant.raw.dtype
+    ref = model.core.time_constant.raw  # the model's device and dtype; data drawn on the CPU, then moved
     for _ in range(batches):
-        t = make_batch(task, ns, batch_size, rng=rng, p=p).to_torch("cpu")
-        x = t["inputs"].to(dtype)
+        t = make_batch(task, ns, batch_size, rng=rng, p=p).to_torch(ref.device)
+        x = t["inputs"].to(ref.dtype)
         hidden, _ = model.core(x, model.core.initial_state(x.shape[1], generator=gen))
         last = hidden[-1]
         for j, n in enumerate(ns):
@@ -44,10 +44,10 @@ def accuracy_on_ns(model: agents.MultiHeadModel, task: str, ns: Sequence[int], *
     return {n: (correct[j] / total if (single_head or n in model.ns) else math.nan) for j, n in enumerate(ns)}
 
 
-def forgetting_matrix(run: Run, eval_ns: Sequence[int] | None = None, *, beyond: int = 5, **kwargs
-                      ) -> tuple[list[int], list[int], np.ndarray]:
-    """Accuracy of every checkpoint (rows, by N) on every N (cols: the run's Ns up to the largest
-    checkpoint + ``beyond``). Returns (row Ns, col Ns, matrix)."""
+def forgetting_matrix(run: Run, eval_ns: Sequence[int] | None = None, *, beyond: int = 5,
+                      device: str | torch.device = "cpu", **kwargs) -> tuple[list[int], list[int], np.ndarray]:
+    """Accuracy of every checkpoint (rows, by N, loaded on ``device``) on every N (cols: the run's Ns up
+    to the largest checkpoint + ``beyond``). Returns (row Ns, col Ns, matrix)."""
     rows = list(run.checkpoints)
     if eval_ns is None:
         low = min([int(run.config.get("start_n", 2))] + rows)
@@ -55,6 +55,6 @@ def forgetting_matrix(run: Run, eval_ns: Sequence[int] | None = None, *, beyond:
     single = run.config.get("curriculum") == "single"
     matrix = np.full((len(rows), len(eval_ns)), np.nan)
     for i, n in enumerate(rows):
-        acc = accuracy_on_ns(run.load(n), run.task, eval_ns, single_head=single, **kwargs)
+        acc = accuracy_on_ns(run.load(n, device), run.task, eval_ns, single_head=single, **kwargs)
         matrix[i] = [acc[m] for m in eval_ns]
     return rows, list(eval_ns), matrix

@@ -17,8 +17,9 @@ def dimensionality(core_or_model, *, trials: int = 10, steps: int = 10_000, burn
     ``threshold`` (90%) of the variance, and the explained-variance ratios."""
     core = core_or_model.core if isinstance(core_or_model, agents.MultiHeadModel) else core_or_model
     hsz = core.hidden_size
-    s1 = torch.zeros(hsz, dtype=torch.float64)
-    s2 = torch.zeros(hsz, hsz, dtype=torch.float64)
+    device = core.time_constant.raw.device  # the sums stay where the activity is
+    s1 = torch.zeros(hsz, dtype=torch.float64, device=device)
+    s2 = torch.zeros(hsz, hsz, dtype=torch.float64, device=device)
     count = [0]
 
     def consume(hidden, x, state):
@@ -30,7 +31,7 @@ def dimensionality(core_or_model, *, trials: int = 10, steps: int = 10_000, burn
     drive(core, consume, trials=trials, steps=steps, burn_in=burn_in, chunk=chunk, seed=seed)
     mean = s1 / count[0]
     cov = s2 / count[0] - torch.outer(mean, mean)
-    eig = torch.linalg.eigvalsh(cov).flip(0).clamp_min(0).numpy()
+    eig = torch.linalg.eigvalsh(cov.cpu()).flip(0).clamp_min(0).numpy()
     total = eig.sum()
     ratio = eig / total if total > 0 else np.zeros_like(eig)
     components = int(np.searchsorted(np.cumsum(ratio), threshold) + 1) if total > 0 else 0

@@ -45,12 +45,14 @@ def make_stream(task: str, n: int, *, length: int = 10_000, batch_size: int = 8,
 
 @torch.no_grad()
 def streaming_accuracy(model: agents.MultiHeadModel, stream: Stream, head: int | None = None) -> float:
-    """Accuracy of head ``head`` (default stream.n) at every labelled step of ``stream``."""
+    """Accuracy of head ``head`` (default stream.n) at every labelled step of ``stream``, on the
+    model's device (the stream is moved there)."""
     head = stream.n if head is None else head
     check_head(model, head)
-    x = stream.inputs.to(model.core.time_constant.raw.dtype)
+    ref = model.core.time_constant.raw
+    x = stream.inputs.to(device=ref.device, dtype=ref.dtype)
     logits = model(x, ns=[head], every_step=True, state=stream.state(model.core))[head]
-    correct = (logits.argmax(-1) == stream.labels)[stream.mask]
+    correct = (logits.argmax(-1).cpu() == stream.labels)[stream.mask]
     return float(correct.float().mean())
 
 
@@ -133,7 +135,7 @@ def perturb_weights(model: agents.MultiHeadModel, eps: float, generator: torch.G
     RNN without self-connections). D is drawn from ``generator`` whatever eps is."""
     copy_ = copy.deepcopy(model)
     w, mask = recurrent_weight_param(copy_.core)
-    d = torch.randn(w.shape, generator=generator, dtype=torch.float64)
+    d = torch.randn(w.shape, generator=generator, dtype=torch.float64).to(w.device)  # CPU draw, then moved
     if mask is not None:
         d = d * mask.to(torch.float64)
     with torch.no_grad():
@@ -148,7 +150,7 @@ def perturb_tau(model: agents.MultiHeadModel, eps: float, generator: torch.Gener
     L2 norm over neurons and elementwise abs)."""
     copy_ = copy.deepcopy(model)
     tau = copy_.core.tau.detach().to(torch.float64)
-    d = torch.randn(tau.shape, generator=generator, dtype=torch.float64)
+    d = torch.randn(tau.shape, generator=generator, dtype=torch.float64).to(tau.device)  # CPU draw, then moved
     if eps != 0:
         copy_.core.time_constant.set_((tau + eps * tau.norm() / d.norm() * d.abs()).to(tau.dtype))
     return copy_

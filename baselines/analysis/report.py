@@ -20,6 +20,7 @@ from baselines.analysis.lesions import DEFAULT_EPS, ablation, make_stream, pertu
 from baselines.analysis.runs import AnalysisError, Run, load_run
 from baselines.analysis.timescales import network_timescales
 from baselines.plots import pyplot, save_figure
+from baselines.trainer import resolve_device
 
 ANALYSES = ("timescales", "ablation", "perturbation", "forgetting", "dimensionality")
 
@@ -50,6 +51,7 @@ class AnalysisOptions:
     beyond: int = 5
     seed: int = 0
     plots: bool = True
+    device: str = "cpu"  # where the models run: "cpu", "cuda[:i]" or "auto"; every draw is on the CPU
 
     def check(self) -> "AnalysisOptions":
         unknown = [a for a in self.analyses if a not in ANALYSES]
@@ -65,6 +67,10 @@ class AnalysisOptions:
             raise AnalysisError("burn_in and beyond must be >= 0")
         if any(e < 0 for e in (*self.eps, *self.tau_eps)):
             raise AnalysisError("eps values must be >= 0")
+        try:
+            resolve_device(self.device)
+        except ValueError as error:
+            raise AnalysisError(str(error)) from None
         return self
 
 
@@ -114,13 +120,14 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     """Run the chosen analyses on a run folder; write CSV tables and PNGs into ``out``
     (default RUN_DIR/analysis). Returns {analysis: table rows} (plus "files")."""
     options = (options or AnalysisOptions()).check()
+    device = resolve_device(options.device)
     run = load_run(run_dir)
     out = Path(out) if out is not None else run.path / "analysis"
     # check everything the options ask for before the slow work starts
     ts_ns = _pick(run, options.ns)
     target = _analysis_n(run, options.n) if {"ablation", "perturbation"} & set(options.analyses) else None
     if target is not None and "perturbation" in options.analyses:
-        recurrent_weight_param(run.load(target).core)
+        recurrent_weight_param(run.load(target, device).core)
     results: dict[str, Any] = {"files": []}
     files = results["files"]
     curriculum = run.config.get("curriculum", "?")
@@ -130,7 +137,7 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
         neuron_rows, summary_rows, pop_rows = [], [], []
         for n in ts_ns:
             started = time.perf_counter()
-            r = network_timescales(run.load(n), trials=options.trials, steps=options.steps, burn_in=options.burn_in,
+            r = network_timescales(run.load(n, device), trials=options.trials, steps=options.steps, burn_in=options.burn_in,
                                    max_lag=options.max_lag, seed=options.seed, min_weight=options.min_weight)
             seconds = time.perf_counter() - started
             for i, f in enumerate(r["fits"]):
@@ -155,7 +162,7 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
             files.append(plot_timescales([summary_rows], [run.label], out / "timescales.png", neuron_rows, pop_rows))
 
     if target is not None:
-        model = run.load(target)
+        model = run.load(target, device)
         stream = make_stream(run.task, target, length=options.stream_length, batch_size=options.stream_batch,
                              seed=options.seed)
     if "ablation" in options.analyses:
@@ -179,7 +186,8 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
             files.append(plot_perturbation([rows], [run.label], out / "perturbation.png"))
     if "forgetting" in options.analyses:
         row_ns, col_ns, matrix = forgetting_matrix(run, beyond=options.beyond, batches=options.eval_batches,
-                                                   batch_size=options.eval_batch_size, seed=options.seed)
+                                                   batch_size=options.eval_batch_size, seed=options.seed,
+                                                   device=device)
         rows = [{**base, "checkpoint_n": rn, "eval_n": cn, "accuracy": float(matrix[i, j]),
                  "has_head": int(not math.isnan(matrix[i, j]))}
                 for i, rn in enumerate(row_ns) for j, cn in enumerate(col_ns)]
@@ -191,7 +199,7 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     if "dimensionality" in options.analyses:
         rows = []
         for n in ts_ns:
-            d = dimensionality(run.load(n), trials=options.trials, steps=options.pca_steps, burn_in=options.burn_in,
+            d = dimensionality(run.load(n, device), trials=options.trials, steps=options.pca_steps, burn_in=options.burn_in,
                                seed=options.seed)
             rows.append({**base, "n": n, "components_90": d["components"], "units": d["units"],
                          "pc1_ratio": float(d["explained_ratio"][0])})

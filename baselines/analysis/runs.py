@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 import agents
 
 
@@ -32,16 +34,18 @@ class Run:
         c = self.config
         return f"{self.path.name} ({c.get('curriculum', '?')}, {c.get('core', '?')})"
 
-    def load(self, n: int) -> agents.MultiHeadModel:
+    def load(self, n: int, device: str | torch.device = "cpu") -> agents.MultiHeadModel:
+        """The checkpoint of N = n on ``device`` (see :func:`load_model`)."""
         if n not in self.checkpoints:
             raise AnalysisError(f"{self.path} has no checkpoint for N={n}; checkpoints: {sorted(self.checkpoints)}")
-        return load_model(self.checkpoints[n])
+        return load_model(self.checkpoints[n], device)
 
 
-def load_model(path: str | os.PathLike) -> agents.MultiHeadModel:
-    """An agents checkpoint that is a MultiHeadModel (analyses need readouts), in eval mode on CPU."""
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> agents.MultiHeadModel:
+    """An agents checkpoint that is a MultiHeadModel (analyses need readouts), in eval mode on ``device``
+    (the analyses run where the model is; their random draws are made on the CPU, then moved)."""
     try:
-        model = agents.load(path)
+        model = agents.load(path, map_location=device)
     except (FileNotFoundError, ValueError) as error:
         raise AnalysisError(str(error)) from None
     if not isinstance(model, agents.MultiHeadModel):

@@ -17,7 +17,8 @@ from baselines.analysis.runs import AnalysisError
 @torch.no_grad()
 def drive(core: agents.Core, consume: Callable[[torch.Tensor, torch.Tensor, Any], None], *, trials: int = 10,
           steps: int = 100_000, burn_in: int = 500, chunk: int = 2048, seed: int = 0, p: float = 0.5) -> None:
-    """Run ``core`` on ``trials`` parallel streams of Bernoulli(p) bits (batch B = trials).
+    """Run ``core`` on ``trials`` parallel streams of Bernoulli(p) bits (batch B = trials), on the
+    core's device (bits and initial state drawn on the CPU from ``seed``, then moved).
 
     After ``burn_in`` discarded steps, ``consume(hidden [C, B, H], inputs [C, B, 1], state_before)`` is
     called for consecutive chunks of at most ``chunk`` steps (``steps`` in all); only one chunk is
@@ -36,11 +37,11 @@ def drive(core: agents.Core, consume: Callable[[torch.Tensor, torch.Tensor, Any]
 
 def _drive(core, consume, trials, steps, burn_in, chunk, seed, p) -> None:
     g = torch.Generator().manual_seed(seed)
-    dtype = core.time_constant.raw.dtype
+    ref = core.time_constant.raw
     state = core.initial_state(trials, generator=g)
 
     def bits(length: int) -> torch.Tensor:
-        return torch.bernoulli(torch.full((length, trials, 1), p, dtype=dtype), generator=g)
+        return torch.bernoulli(torch.full((length, trials, 1), p, dtype=ref.dtype), generator=g).to(ref.device)
 
     done = 0
     while done < burn_in:
@@ -124,7 +125,7 @@ class LagSums:
             a = self.total - self.tail[:, k - lag:].sum(dim=1) if lag else self.total  # sum_{t < T-lag} x_t
             b = self.total - self.head[:, :lag].sum(dim=1)  # sum_{t >= lag} x_t
             out[lag] = (self.sums[lag] - m * (a + b) + (t - lag) * m * m) / t
-        return out.numpy()
+        return out.cpu().numpy()
 
 
 def autocorrelation(traces: np.ndarray | torch.Tensor, max_lag: int = 30, chunk: int = 4096) -> np.ndarray:
@@ -266,7 +267,7 @@ class ForgetGate:
         self.w_ih = rnn.weight_ih_l0[hsz: 2 * hsz].detach()
         self.w_hh = rnn.weight_hh_l0[hsz: 2 * hsz].detach()
         self.bias = (rnn.bias_ih_l0[hsz: 2 * hsz] + rnn.bias_hh_l0[hsz: 2 * hsz]).detach()
-        self.total = torch.zeros(hsz, dtype=torch.float64)
+        self.total = torch.zeros(hsz, dtype=torch.float64, device=self.w_hh.device)
         self.count = 0
 
     def add(self, hidden: torch.Tensor, x: torch.Tensor, state) -> None:
@@ -277,7 +278,7 @@ class ForgetGate:
         self.count += f.shape[0] * f.shape[1]
 
     def timescale(self) -> dict[str, Any]:
-        per_neuron = (self.total / self.count).numpy()
+        per_neuron = (self.total / self.count).cpu().numpy()
         mean = float(per_neuron.mean())
         return {"mean_forget_gate": mean, "timescale": 1.0 / (1.0 - mean) if mean < 1 else math.inf,
                 "per_neuron": 1.0 / np.maximum(1.0 - per_neuron, 1e-12)}

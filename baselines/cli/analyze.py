@@ -65,6 +65,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     g.add_argument("--no-plots", action="store_true", help="tables only")
     g.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--device", default=d.device,
+                   help=f"where the networks run: cpu, cuda[:i] or auto (default: {d.device}); draws stay on the CPU")
     p.set_defaults(func=cmd_analyze)
     return p
 
@@ -77,7 +79,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         burn_in=args.burn_in, max_lag=args.max_lag, min_weight=args.min_weight, pca_steps=args.pca_steps,
         k=args.k, zero_bias=not args.keep_bias, stream_length=args.stream_length, stream_batch=args.stream_batch,
         eps=tuple(args.eps), tau_eps=tuple(args.tau_eps), draws=args.draws, eval_batches=args.eval_batches,
-        eval_batch_size=args.eval_batch_size, beyond=args.beyond, seed=args.seed, plots=not args.no_plots)
+        eval_batch_size=args.eval_batch_size, beyond=args.beyond, seed=args.seed, plots=not args.no_plots,
+        device=args.device)
     if args.out is not None and len(args.run_dirs) > 1:
         print("memory-envs: error: --out needs exactly one RUN_DIR (each run writes to RUN_DIR/analysis)",
               file=sys.stderr)
