@@ -31,21 +31,23 @@ RUNS = [("parity", "single"), ("parity", "multi"), ("dms", "single"), ("dms", "m
 
 
 def reproduce(scale: str, out_dir: str | os.PathLike, seed: int = 0, max_seconds: float | None = None,
-              log: Callable[[str], None] = lambda message: None) -> list[dict]:
+              device: str | None = None, log: Callable[[str], None] = lambda message: None) -> list[dict]:
     """Run the four (task, curriculum) runs of ``scale``; returns their summaries and writes the table.
 
-    ``max_seconds`` replaces the scale's wall-time budget per run; ``log`` gets one line per run (the
-    command passes ``print``).
+    ``max_seconds`` replaces the scale's wall-time budget per run and ``device`` its device ("cpu" for
+    quick and smoke, "auto" for paper); every config is checked before anything is written. ``log``
+    gets one line per run (the command passes ``print``).
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {tuple(SCALES)}, got {scale!r}")
+    overrides = {k: v for k, v in (("max_seconds", max_seconds), ("device", device)) if v is not None}
+    configs = [replace(SCALES[scale], task=task, curriculum=curriculum, seed=seed, **overrides).validate()
+               for task, curriculum in RUNS]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summaries = []
-    for task, curriculum in RUNS:
-        config = replace(SCALES[scale], task=task, curriculum=curriculum, seed=seed)
-        if max_seconds is not None:
-            config = replace(config, max_seconds=max_seconds)
+    for config in configs:
+        task, curriculum = config.task, config.curriculum
         run_dir = out / f"{task}-{curriculum}"
         if (run_dir / "summary.json").exists():
             summary = json.loads((run_dir / "summary.json").read_text())

@@ -102,6 +102,7 @@ def test_heldout_accuracy_on_the_device(tmp_path, device):
         (["--max-steps", "0"], "max_steps must be a positive integer"),
         (["--seeds", ""], "seeds must not be empty"),
         (["--optimizer", "rmsprop"], "optimizer must be one of"),
+        (["--device", "tpu"], "device must be"),
     ],
 )
 def test_benchmark_bad_input_exits_before_training(tmp_path, capsys, argv, words):

@@ -8,6 +8,7 @@ import torch
 from baselines.cli import main
 from baselines.run_folder import check_resume_config, find_last, save_last
 from baselines.trainer import RunFolderError, TrainConfig, Trainer, train
+from conftest import requires_cuda
 
 
 def tiny(**overrides) -> TrainConfig:
@@ -65,6 +66,18 @@ def test_paper_config_multi_head_run_advances(tmp_path, device):
     sizes = {} if device.type == "cuda" else dict(hidden_size=32, batch_size=64, eval_every=50, eval_batches=4)
     summary = train(TrainConfig(target_n=3, max_steps=6000, device=str(device), **sizes), tmp_path / "run")
     assert summary["max_n"] == 3 and list(summary["steps_to_n"]) == ["2", "3"]
+
+
+@requires_cuda
+def test_same_seed_same_initial_network_on_cpu_and_cuda(tmp_path):
+    """The device rule: one seed, the same weights and new heads on CPU and on CUDA."""
+    cpu, cuda = (Trainer(tiny(device=d), tmp_path / d) for d in ("cpu", "cuda"))
+    for trainer in (cpu, cuda):
+        trainer.model.add_head(3, generator=trainer.generator)
+    assert next(cuda.model.parameters()).device.type == "cuda"
+    for (name, a), (_, b) in zip(cpu.model.state_dict().items(), cuda.model.state_dict().items()):
+        assert torch.equal(a, b.cpu()), name
+    assert torch.equal(cpu.generator.get_state(), cuda.generator.get_state())
 
 
 def test_single_head_curriculum_reuses_one_readout(tmp_path):
@@ -237,3 +250,6 @@ def test_command_rejects_unknown_choices(capsys):
 def test_reproduce_command_rejects_bad_budget(tmp_path, capsys):
     assert main(["reproduce", "--scale", "smoke", "--max-seconds", "0", "--out", str(tmp_path / "r")]) == 2
     assert "max_seconds must be > 0" in capsys.readouterr().err
+    assert main(["reproduce", "--scale", "smoke", "--device", "tpu", "--out", str(tmp_path / "r")]) == 2
+    assert "device must be" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # checked before anything is written

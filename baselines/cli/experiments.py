@@ -17,7 +17,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
-        reproduce(args.scale, args.out, seed=args.seed, max_seconds=args.max_seconds, log=print)
+        reproduce(args.scale, args.out, seed=args.seed, max_seconds=args.max_seconds, device=args.device, log=print)
     except ValueError as error:
         print(f"memory-envs: error: {error}", file=sys.stderr)
         return 2
@@ -32,7 +32,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     spec = BenchmarkSpec(cores=args.cores, tasks=args.tasks, curricula=args.curricula, seeds=args.seeds,
                          max_steps=args.max_steps, max_seconds=args.max_seconds, hidden_size=args.hidden_size,
                          eval_every=args.eval_every, eval_batches=args.eval_batches, workers=args.workers,
-                         optimizer=args.optimizer)
+                         optimizer=args.optimizer, device=args.device)
     try:
         spec.validate()
         run_benchmark(spec, args.out, log=print)
@@ -55,6 +55,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     repro.add_argument("--seed", type=int, default=0)
     repro.add_argument("--max-seconds", type=float, default=None, help="wall-time budget per run (default: the scale's)")
     repro.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    repro.add_argument("--device", default=None,
+                       help="cpu, cuda[:i] or auto (default: the scale's: cpu for quick and smoke, auto for paper)")
     repro.set_defaults(func=cmd_reproduce)
     bench = sub.add_parser(
         "benchmark", help="score card of recurrent cores across N, tasks and curricula",
@@ -75,5 +77,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--optimizer", default="auto",
                        help="auto (default): SGD lr 0.05 for the leaky RNN, Adam lr 1e-3 for the others; "
                             "or sgd / adam for every core")
+    bench.add_argument("--device", default="cpu",
+                       help="where every run trains and is tested: cpu, cuda[:i] or auto (default: cpu); the "
+                            "workers share it")
     bench.add_argument("--out", default="runs/benchmark", help="output folder (default: runs/benchmark)")
     bench.set_defaults(func=cmd_benchmark)
