@@ -45,8 +45,10 @@ class EnvConfig:
         max_heads: int | None = None,
     ) -> "EnvConfig":
         tasks.check_task(task)
-        if (n is None) == (heads is None):
-            raise ValueError("give exactly one of n (one N, Discrete action) or heads (a list of Ns)")
+        if n is not None and heads is not None:
+            raise ValueError("give at most one of n (one N, Discrete action) or heads (a list of Ns)")
+        if n is None and heads is None:
+            n = tasks.DEFAULT_N[task]
         if n is not None:
             if isinstance(n, (list, tuple, np.ndarray)):
                 raise TypeError(f"n must be one integer (use heads= for several Ns), got {n!r}")
@@ -115,6 +117,28 @@ class EnvConfig:
             return np.ones((len(lengths), len(self.ns)), dtype=np.int64)
         return lengths[:, None] - np.asarray(self.ns)[None, :] + 1
 
+    def padded_ns(self) -> np.ndarray:
+        """``info["ns"]``: the active Ns as int64 [max_heads], 0 in unused entries."""
+        ns = np.zeros(self.max_heads, dtype=np.int64)
+        ns[: len(self.ns)] = self.ns
+        return ns
+
+
+INFO_KEYS: tuple[str, ...] = ("label", "ns", "head_accuracy", "is_success")
+"""The keys of every ``info`` (reset and step, single and vector env)."""
+NO_ACCURACY = -1.0
+"""``info["head_accuracy"]`` where there is none (before the episode's end, unused heads). Not NaN:
+Gymnasium's ``check_env`` compares infos with ``np.allclose``, for which NaN never equals NaN."""
+
+def check_render_mode(render_mode: str | None, supported: Sequence[str]) -> None:
+    """Raise TypeError for a render mode the env cannot draw.
+
+    TypeError (not ValueError) because callers probe render modes that way: SB3's ``make_vec_env``
+    passes ``render_mode="rgb_array"`` and builds the env again without it on TypeError.
+    """
+    if render_mode is not None and render_mode not in supported:
+        raise TypeError(f"render_mode must be None or one of {list(supported)}, got {render_mode!r}")
+
 
 def check_action_single(config: EnvConfig, action: Any) -> np.ndarray | int:
     """Validate one env's action; returns an int (Discrete) or an int array [max_heads]."""
@@ -150,8 +174,7 @@ class MemoryTaskEnv(gym.Env):
         render_mode: str | None = None,
     ) -> None:
         self.config = EnvConfig.build(task, n, heads, mode, p, length_range, max_heads)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        check_render_mode(render_mode, self.metadata["render_modes"])
         self.render_mode = render_mode
         self.observation_space = self.config.observation_space()
         self.action_space = self.config.action_space()
@@ -188,14 +211,30 @@ class MemoryTaskEnv(gym.Env):
         self._bits = bits[0]
         self._obs = np.zeros((length + 1, 1), dtype=np.float32)
         self._obs[:length, 0] = bits[0]
-        self._labels = self.config.trial_labels(bits, lengths)[0]
+        k, rows = len(self.config.ns), length + 1
+        # The infos of the episode, row 0 for reset() and row t + 1 for the step on x_{t+1}: one
+        # allocation per episode, and no two infos share memory (users keep them, e.g. in buffers).
+        self._info_label = np.full((rows, self.config.max_heads), -1, dtype=np.int8)
+        self._info_label[1:, :k] = self.config.trial_labels(bits, lengths)[0]
+        self._info_ns = np.tile(self.config.padded_ns(), (rows, 1))
+        self._info_accuracy = np.full((rows, self.config.max_heads), NO_ACCURACY)
+        self._info_success = np.zeros(rows, dtype=bool)
+        self._labels = self._info_label[1:, :k]
         self._num_scored = self.config.num_scored(lengths)[0]
-        self._correct = np.zeros(len(self.config.ns), dtype=np.int64)
+        self._correct = np.zeros(k, dtype=np.int64)
         self._final = self.config.mode == "final"
         if not self.config.multi_head:  # fast path: plain Python values
             self._labels_list = self._labels[:, 0].tolist()
         self._t, self._length, self._last_action = 0, length, None
-        return self._obs[0], {"ns": self.config.ns}
+        return self._obs[0], self._info(0)
+
+    def _info(self, row: int) -> dict[str, np.ndarray]:
+        return {
+            "label": self._info_label[row],
+            "ns": self._info_ns[row],
+            "head_accuracy": self._info_accuracy[row],
+            "is_success": self._info_success[row, ...],  # a 0-d array: vector envs batch it as bool
+        }
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         if self._t >= self._length:
@@ -205,24 +244,20 @@ class MemoryTaskEnv(gym.Env):
         terminated = t + 1 == self._length
         scoring = terminated or not self._final
         if not self.config.multi_head:
-            label = self._labels_list[t]
-            hit = scoring and action == label
+            hit = scoring and action == self._labels_list[t]
             self._correct[0] += hit
             reward = float(hit)
         else:
             k = len(self.config.ns)
-            label = self._labels[t].astype(np.int64)
-            hits = (action[:k] == label) & scoring
+            hits = (action[:k] == self._labels[t, :k]) & scoring
             self._correct += hits
             reward = float(hits.sum()) / k
         self._t = t + 1
         self._last_action = action
-        info: dict[str, Any] = {"label": label, "ns": self.config.ns}
         if terminated:
-            accuracy = self._correct / self._num_scored
-            info["head_accuracy"] = accuracy
-            info["is_success"] = bool((accuracy == 1.0).all())
-        return self._obs[self._t], reward, terminated, False, info
+            self._info_accuracy[t + 1, : len(self._correct)] = self._correct / self._num_scored
+            self._info_success[t + 1] = (self._correct == self._num_scored).all()
+        return self._obs[self._t], reward, terminated, False, self._info(t + 1)
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
@@ -268,16 +303,22 @@ _ENV_DOC = """{title}
     The episode terminates after the action on the last bit x_M. There is no truncation.
 
     ## Info
-    Every step: ``label`` (the label(s) the action was scored against, -1 where no label exists
-    yet) and ``ns`` (the active Ns). At the end of an episode also ``head_accuracy`` (per head,
-    the fraction of its scored actions that were correct) and ``is_success`` (all of them correct).
+    The same keys, shapes and numpy dtypes after ``reset()`` and every ``step()`` (H = ``max_heads``,
+    1 with ``n=``), so vector envs and RL libraries can batch them:
+    ``label`` int8 [H] (the labels the action was scored against; -1 where no label exists yet, in
+    unused entries and after ``reset()``), ``ns`` int64 [H] (the active Ns, 0 in unused entries),
+    ``head_accuracy`` float64 [H] (-1 until the episode's last step; then per active head the
+    fraction of its scored actions that were correct, -1 in unused entries) and ``is_success``
+    bool [] (a 0-d array: False until the last step, then whether every scored action was correct).
 
     ## Arguments
-    ``n`` (one N, >= {min_n}) or ``heads`` (a list of distinct Ns, >= {min_n}); ``mode``
+    ``n`` (one N, >= {min_n}; default {default_n} when neither ``n`` nor ``heads`` is given) or
+    ``heads`` (a list of distinct Ns, >= {min_n}); ``mode``
     (``"final"`` or ``"every_step"``); ``p`` (bit probability in [0, 1], ``"uniform"`` for
     p ~ U(0, 1) per trial, None for the paper's default: {default_p}); ``length_range``
     ((low, high), high excluded, low >= max N; None for the paper's default); ``max_heads``
-    (action entries with ``heads``); ``render_mode`` (None or ``"ansi"``).
+    (action entries with ``heads``); ``render_mode`` (None or ``"ansi"``; any other mode raises
+    TypeError, which SB3's ``make_vec_env`` takes as "build it without a render mode").
 
     >>> import gymnasium as gym, memory_envs
     >>> env = gym.make("{env_id}", {example})
@@ -298,6 +339,7 @@ NParityEnv.__doc__ = _ENV_DOC.format(
     title="N-parity: report the parity of the last N bits.",
     description="The label for N is (x_{M-N+1} + ... + x_M) mod 2.",
     min_n=1,
+    default_n=tasks.DEFAULT_N["parity"],
     default_p="'uniform'; a memoryless predictor that knows p already scores 0.5 + 0.5 / (N + 1), "
     "so use p=0.5 where chance must be exactly 0.5",
     env_id="NParity-v0",
@@ -307,6 +349,7 @@ NDMSEnv.__doc__ = _ENV_DOC.format(
     title="N-DMS (delayed match to sample): report whether the bit N - 1 steps back equals the current bit.",
     description="The label for N is 1 if x_{M-N+1} == x_M else 0.",
     min_n=2,
+    default_n=tasks.DEFAULT_N["dms"],
     default_p="0.5",
     env_id="NDMS-v0",
     example="heads=[2, 3, 4]",

@@ -26,6 +26,8 @@ UNIFORM = "uniform"
 """Bit probability mode: per sequence p ~ U(0, 1), then x_t ~ Bernoulli(p)."""
 DEFAULT_P: dict[str, float | str] = {"parity": UNIFORM, "dms": 0.5}
 """The paper's bit statistics per task."""
+DEFAULT_N: dict[str, int] = {"parity": 4, "dms": 6}
+"""The N of an env made without ``n=`` or ``heads=`` (the Easy presets: every baseline of the score card solves it)."""
 
 def check_task(task: str) -> str:
     """Return ``task`` if it is a known task name, else raise ValueError."""

@@ -16,18 +16,25 @@ from gymnasium.vector.utils import batch_space
 from gymnasium.vector.vector_env import AutoresetMode
 
 from memory_envs import tasks
-from memory_envs.envs import EPISODES_PER_DRAW, EnvConfig
+from memory_envs.envs import EPISODES_PER_DRAW, INFO_KEYS, NO_ACCURACY, EnvConfig, check_render_mode
 
 
 class MemoryTaskVectorEnv(VectorEnv):
     """``num_envs`` copies of a memory-task env (see :class:`memory_envs.NParityEnv` for the contract).
 
-    Autoreset follows Gymnasium's default ``NEXT_STEP`` mode: the step after an env terminates
-    resets it (its action is ignored, reward 0) and returns the first bit of the next trial.
+    ``autoreset_mode`` (``metadata["autoreset_mode"]``) is one of Gymnasium's, with the results of a
+    ``SyncVectorEnv`` of single envs in the same mode and with the same seeds:
 
-    Info arrays (each with a ``_key`` mask of the envs it holds for): ``label`` int8 [num_envs, max_heads]
-    (-1 where no label), ``ns`` [num_envs, max_heads] (0 for unused entries), and at episode end
-    ``head_accuracy`` [num_envs, max_heads] (NaN for unused entries) and ``is_success``.
+    * ``NEXT_STEP`` (default): the step after an env terminates resets it (its action is ignored,
+      reward 0, the info is the reset info) and returns the first bit of the next trial.
+    * ``SAME_STEP``: the step on which an env terminates resets it at once and returns the next trial's
+      first bit and reset info; ``info["final_obs"]`` (object array, None for other envs) and
+      ``info["final_info"]`` (the step's info, zeros for other envs) hold what the step ended with,
+      ``_final_obs`` / ``_final_info`` mark the envs that ended.
+    * ``DISABLED``: no autoreset; reset ended envs with ``reset(options={"reset_mask": mask})``.
+
+    Info: the single env's keys, batched (``label`` int8, ``ns`` int64, ``head_accuracy`` float64,
+    each [num_envs, max_heads]; ``is_success`` bool [num_envs]), each with its ``_key`` mask.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
@@ -43,10 +50,16 @@ class MemoryTaskVectorEnv(VectorEnv):
         length_range: Sequence[int] | None = None,
         max_heads: int | None = None,
         render_mode: str | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
     ) -> None:
         tasks.check_positive_int(num_envs, "num_envs")
-        if render_mode is not None:
-            raise ValueError(f"render_mode must be None for the vector env, got {render_mode!r}")
+        check_render_mode(render_mode, self.metadata["render_modes"])
+        try:
+            self.autoreset_mode = AutoresetMode(autoreset_mode)
+        except ValueError:
+            allowed = [mode.value for mode in AutoresetMode]
+            raise ValueError(f"autoreset_mode must be one of {allowed}, got {autoreset_mode!r}") from None
+        self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
         self.config = EnvConfig.build(task, n, heads, mode, p, length_range, max_heads)
         self.num_envs = int(num_envs)
         self.render_mode = None
@@ -64,8 +77,8 @@ class MemoryTaskVectorEnv(VectorEnv):
         self._num_scored = np.ones((self.num_envs, self.config.max_heads), dtype=np.int64)
         self._ns = np.zeros((self.num_envs, self.config.max_heads), dtype=np.int64)
         self._active = np.ones(self.num_envs, dtype=np.int64)
-        self._all = np.ones(self.num_envs, dtype=bool)
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
+        self._ended = np.zeros(self.num_envs, dtype=bool)
 
     def _allocate(self, max_length: int) -> None:
         """(Re)size the trial blocks and the current-trial arrays for trials up to ``max_length`` bits."""
@@ -123,18 +136,66 @@ class MemoryTaskVectorEnv(VectorEnv):
         self._length[idx] = lengths
 
     def reset(
-        self, *, seed: int | Sequence[int] | None = None, options: dict | None = None
+        self, *, seed: int | Sequence[int | None] | None = None, options: dict | None = None
     ) -> tuple[np.ndarray, dict]:
-        """Start a new trial in every env; ``seed`` int seeds env i with ``seed + i``, a list seeds each env."""
+        """Start a new trial in every env, or in those of ``options["reset_mask"]`` (bool [num_envs]).
+
+        ``seed``: an int seeds env i with ``seed + i``, a list seeds env i with its entry (None: keep
+        drawing); only the envs being reset are seeded, as in Gymnasium's ``SyncVectorEnv``.
+        """
+        mask = self._reset_mask(options)
         if seed is not None:
             seeds = [seed + i for i in self._arange] if isinstance(seed, (int, np.integer)) else list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"seed must be an int or a list of {self.num_envs} ints, got {seed!r}")
-            self._rngs = [seeding.np_random(int(s))[0] for s in seeds]
-            self._block_ptr[:] = EPISODES_PER_DRAW
-        self._start_trials(self._arange)
-        self._autoreset[:] = False
-        return self._obs.take(self._row0)[:, None], {"ns": self._ns.copy(), "_ns": self._all.copy()}
+            for i in np.flatnonzero(mask):
+                if seeds[i] is not None:
+                    self._rngs[i] = seeding.np_random(int(seeds[i]))[0]
+                    self._block_ptr[i] = EPISODES_PER_DRAW
+        idx = np.flatnonzero(mask)
+        self._start_trials(idx)
+        self._autoreset[idx] = False
+        self._ended[idx] = False
+        info = self._start_info(mask)
+        if not mask.all():  # as SyncVectorEnv: only the reset envs report an info, the rest are zeros
+            info = self._only(info, mask)
+        return self._obs.take(self._row0 + self._t)[:, None], info
+
+    def _reset_mask(self, options: dict | None) -> np.ndarray:
+        if options is None or "reset_mask" not in options:
+            return np.ones(self.num_envs, dtype=bool)
+        mask = options["reset_mask"]
+        if not isinstance(mask, np.ndarray) or mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+            raise ValueError(f"options['reset_mask'] must be a bool numpy array of shape ({self.num_envs},), "
+                             f"got {mask!r}")
+        if not mask.any():
+            raise ValueError("options['reset_mask'] must hold at least one True")
+        return mask
+
+    def _start_info(self, envs: np.ndarray, label: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """An info whose entries are the reset info (no label, no accuracy, not a success, the Ns in
+        force), each key marked for the envs in ``envs`` (bool mask); ``step`` fills in the rest."""
+        k, h = self.num_envs, self.config.max_heads
+        return {
+            "label": np.full((k, h), -1, dtype=np.int8) if label is None else label,
+            "_label": envs.copy(),
+            "ns": self._ns.copy(),
+            "_ns": envs.copy(),
+            "head_accuracy": np.full((k, h), NO_ACCURACY),
+            "_head_accuracy": envs.copy(),
+            "is_success": np.zeros(k, dtype=bool),
+            "_is_success": envs.copy(),
+        }
+
+    @staticmethod
+    def _only(info: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
+        """``info`` with the entries of envs outside ``mask`` zeroed and unmarked (Gymnasium's batching)."""
+        out = {}
+        for key, value in info.items():
+            if not key.startswith("_"):
+                out[key] = np.where(mask.reshape(-1, *[1] * (value.ndim - 1)), value, np.zeros_like(value))
+                out["_" + key] = mask.copy()
+        return out
 
     def _check_actions(self, actions: Any) -> np.ndarray:
         arr = np.asarray(actions)
@@ -148,8 +209,13 @@ class MemoryTaskVectorEnv(VectorEnv):
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         actions = self._check_actions(actions)
+        if self.autoreset_mode == AutoresetMode.DISABLED and self._ended.any():
+            raise RuntimeError(
+                f"envs {np.flatnonzero(self._ended).tolist()} have ended and autoreset_mode is DISABLED: "
+                "reset them with reset(options={'reset_mask': mask}) before step()"
+            )
         t = self._t
-        labels = self._labels.take(self._row0 + t, axis=0)
+        labels = self._labels.take(self._row0 + t, axis=0)  # -1 on an autoreset step (the spare row)
         hits = actions == labels  # False wherever nothing is scored: those labels are -1
         if self.config.mode == "final":
             hits &= (t == self._length - 1)[:, None]
@@ -158,34 +224,59 @@ class MemoryTaskVectorEnv(VectorEnv):
         stepping = ~self._autoreset
         t += stepping
         terminated = stepping & (t == self._length)
-        info: dict[str, Any] = {"label": labels, "_label": stepping, "ns": self._ns.copy(), "_ns": self._all}
+        info = self._start_info(np.ones(self.num_envs, dtype=bool), labels)
         if terminated.any():
             done = np.flatnonzero(terminated)
-            accuracy = np.full((self.num_envs, self.config.max_heads), np.nan)
             used = self._ns[done] > 0
-            accuracy[done] = np.where(used, self._correct[done] / self._num_scored[done], np.nan)
-            info["head_accuracy"], info["_head_accuracy"] = accuracy, terminated
-            info["is_success"] = np.zeros(self.num_envs, dtype=bool)
-            info["is_success"][done] = np.all((accuracy[done] == 1.0) | ~used, axis=1)
-            info["_is_success"] = terminated
+            info["head_accuracy"][done] = np.where(used, self._correct[done] / self._num_scored[done], NO_ACCURACY)
+            info["is_success"][done] = np.all((self._correct[done] == self._num_scored[done]) | ~used, axis=1)
+        if self.autoreset_mode == AutoresetMode.SAME_STEP:
+            obs = self._obs.take(self._row0 + t)[:, None]
+            if terminated.any():
+                info = self._restart_same_step(info, obs, terminated)
+            return obs, rewards, terminated, np.zeros(self.num_envs, dtype=bool), info
         restarting = np.flatnonzero(self._autoreset)
-        if restarting.size:
+        if restarting.size:  # NEXT_STEP: the ended envs start their next trial now, with the reset info
             self._start_trials(restarting)
             rewards[restarting] = 0.0
-        self._autoreset = terminated
+            info["ns"][restarting] = self._ns[restarting]
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            self._autoreset = terminated
+        else:
+            self._ended |= terminated
         obs = self._obs.take(self._row0 + t)[:, None]
         return obs, rewards, terminated, np.zeros(self.num_envs, dtype=bool), info
+
+    def _restart_same_step(self, info: dict, obs: np.ndarray, terminated: np.ndarray) -> dict:
+        """SAME_STEP: move the ended envs' step results to final_obs/final_info and start their next trial."""
+        done = np.flatnonzero(terminated)
+        final_obs = np.full(self.num_envs, None, dtype=object)
+        for i in done:
+            final_obs[i] = obs[i].copy()
+        final_info = self._only(info, terminated)
+        self._start_trials(done)
+        obs[done] = self._obs.take(self._row0[done])[:, None]
+        started = self._start_info(terminated)
+        for key in INFO_KEYS:
+            info[key][done] = started[key][done]
+        info.update(final_obs=final_obs, _final_obs=terminated.copy(), final_info=final_info,
+                    _final_info=terminated.copy())
+        return info
 
 
 class NParityVectorEnv(MemoryTaskVectorEnv):
     """Vectorized :class:`memory_envs.NParityEnv` (``gym.make_vec("NParity-v0", ...)``)."""
 
-    def __init__(self, num_envs: int = 1, n: int | None = None, heads: Sequence[int] | None = None, **kwargs: Any):
+    def __init__(
+        self, num_envs: int = 1, n: int | None = None, heads: Sequence[int] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__("parity", num_envs=num_envs, n=n, heads=heads, **kwargs)
 
 
 class NDMSVectorEnv(MemoryTaskVectorEnv):
     """Vectorized :class:`memory_envs.NDMSEnv` (``gym.make_vec("NDMS-v0", ...)``)."""
 
-    def __init__(self, num_envs: int = 1, n: int | None = None, heads: Sequence[int] | None = None, **kwargs: Any):
+    def __init__(
+        self, num_envs: int = 1, n: int | None = None, heads: Sequence[int] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__("dms", num_envs=num_envs, n=n, heads=heads, **kwargs)
