@@ -1,6 +1,7 @@
 """N-parity and N-DMS memory tasks: Gymnasium envs, native vector envs, a batched generator and curricula.
 
-Importing the package registers ``NParity-v0`` and ``NDMS-v0``::
+Importing the package registers ``NParity-v0`` and ``NDMS-v0`` (default N without arguments) and
+the presets ``NParity-Easy-v0`` ... ``NDMS-Hard-v0`` (:data:`PRESETS`)::
 
     import gymnasium as gym
     import memory_envs
@@ -9,30 +10,35 @@ Importing the package registers ``NParity-v0`` and ``NDMS-v0``::
     venv = gym.make_vec("NDMS-v0", num_envs=64, vectorization_mode="vector_entry_point", heads=[2, 3, 4])
 """
 
-import gymnasium as gym
-
 from memory_envs import tasks
 from memory_envs.batch import Batch, make_batch
-from memory_envs.curriculum import Curriculum, CurriculumWrapper, EpisodeAccuracyTracker, VectorCurriculumWrapper
-from memory_envs.envs import MemoryTaskEnv, NDMSEnv, NParityEnv, OraclePolicy
+from memory_envs.curriculum import (
+    Curriculum,
+    CurriculumDriver,
+    CurriculumWrapper,
+    EpisodeAccuracyTracker,
+    EpisodeResultsWrapper,
+    VectorCurriculumWrapper,
+)
+from memory_envs.envs import INFO_KEYS, MemoryTaskEnv, NDMSEnv, NParityEnv, OraclePolicy
+from memory_envs.presets import DIFFICULTIES, ENV_IDS, PRESETS, Preset, presets, register_envs
+from memory_envs.sb3 import make_sb3_vec_env
 from memory_envs.vector import MemoryTaskVectorEnv, NDMSVectorEnv, NParityVectorEnv
+from memory_envs.wrappers import EpisodeStartObservation, PreviousActionObservation
 
-ENV_IDS = {"parity": "NParity-v0", "dms": "NDMS-v0"}
-
-for _task, _cls in (("parity", "NParity"), ("dms", "NDMS")):
-    if ENV_IDS[_task] not in gym.registry:
-        gym.register(
-            id=ENV_IDS[_task],
-            entry_point=f"memory_envs.envs:{_cls}Env",
-            vector_entry_point=f"memory_envs.vector:{_cls}VectorEnv",
-        )
+register_envs()
 
 __all__ = [
     "Batch",
     "Curriculum",
+    "CurriculumDriver",
     "CurriculumWrapper",
+    "DIFFICULTIES",
     "ENV_IDS",
     "EpisodeAccuracyTracker",
+    "EpisodeResultsWrapper",
+    "EpisodeStartObservation",
+    "INFO_KEYS",
     "MemoryTaskEnv",
     "MemoryTaskVectorEnv",
     "NDMSEnv",
@@ -40,7 +46,13 @@ __all__ = [
     "NParityEnv",
     "NParityVectorEnv",
     "OraclePolicy",
+    "PRESETS",
+    "Preset",
+    "PreviousActionObservation",
     "VectorCurriculumWrapper",
     "make_batch",
+    "make_sb3_vec_env",
+    "presets",
+    "register_envs",
     "tasks",
 ]

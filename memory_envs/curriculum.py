@@ -9,14 +9,18 @@ the active heads and the accuracy of the newest head both exceed ``threshold`` (
 * ``sliding``: like ``multi``, but once more than ``window`` heads are active the oldest
   ``drop`` are dropped.
 
-The same schedule objects drive the supervised trainer and the RL wrappers below.
+The same schedule objects drive the supervised trainer and the RL wrappers below:
+:class:`CurriculumWrapper` (one env, or several in one process sharing a tracker),
+:class:`VectorCurriculumWrapper` (the native vector env) and, for envs in other processes
+(SB3's ``SubprocVecEnv``, Gymnasium's ``AsyncVectorEnv``), :class:`EpisodeResultsWrapper` in
+each env with a :class:`CurriculumDriver` on the training side.
 """
 
 from __future__ import annotations
 
 import collections
 import numbers
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -240,8 +244,10 @@ class CurriculumWrapper(gym.Wrapper):
     The env must be made with an action space for the curriculum's largest number of heads
     (``max_heads=curriculum.max_heads``). Finished episodes' ``head_accuracy`` are tracked over
     ``window`` episodes; the new Ns take effect at the next reset. ``info["curriculum_ns"]``
-    reports the active Ns. Pass one :class:`EpisodeAccuracyTracker` instead of a curriculum to
-    several wrappers to drive several envs by one curriculum (their episodes pooled).
+    reports the curriculum's active Ns (int64 [max_heads], 0 in unused entries, like ``info["ns"]``).
+    Pass one :class:`EpisodeAccuracyTracker` instead of a curriculum to several wrappers to drive
+    several envs of one process by one curriculum (their episodes pooled); for envs in other
+    processes use :class:`CurriculumDriver`.
     """
 
     def __init__(self, env: gym.Env, curriculum: Curriculum | EpisodeAccuracyTracker, window: int = 100) -> None:
@@ -258,7 +264,8 @@ class CurriculumWrapper(gym.Wrapper):
         if terminated:
             self.tracker.record(info["ns"], info["head_accuracy"])
             self.tracker.maybe_advance()
-        info["curriculum_ns"] = tuple(self.curriculum.ns)
+        info["curriculum_ns"] = np.zeros(self.env.unwrapped.config.max_heads, dtype=np.int64)
+        info["curriculum_ns"][: len(self.curriculum.ns)] = self.curriculum.ns
         return obs, reward, terminated, truncated, info
 
 
@@ -277,8 +284,91 @@ class VectorCurriculumWrapper(gym.vector.VectorWrapper):
 
     def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict]:
         obs, rewards, terminated, truncated, info = self.env.step(actions)
-        if "_head_accuracy" in info:
-            for i in np.flatnonzero(info["_head_accuracy"]):
-                self.tracker.record(info["ns"][i], info["head_accuracy"][i])
+        finished = False
+        for ns, accuracy in finished_episodes(info, terminated | truncated):
+            self.tracker.record(ns, accuracy)
+            finished = True
+        if finished:
             self.tracker.maybe_advance()
         return obs, rewards, terminated, truncated, info
+
+
+def finished_episodes(info: Mapping[str, Any], ended: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(ns, head_accuracy)`` of every episode that ended in a vector env's step.
+
+    Reads ``info["final_info"]`` in ``SAME_STEP`` autoreset mode (where the top-level info is
+    already the next episode's reset info) and ``info`` otherwise.
+    """
+    if "final_info" in info:
+        info, ended = info["final_info"], info["_final_info"]
+    for i in np.flatnonzero(ended):
+        yield info["ns"][i], info["head_accuracy"][i]
+
+
+class EpisodeResultsWrapper(gym.Wrapper):
+    """Keep each finished episode's ``(ns, head_accuracy)`` until the training side collects them.
+
+    For envs in other processes: wrap each env (inside the worker) and let a
+    :class:`CurriculumDriver` collect the results with ``call``/``env_method`` and set the Ns.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self._results: list[tuple[list[int], list[float]]] = []
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated or truncated:
+            self._results.append((info["ns"].tolist(), info["head_accuracy"].tolist()))
+        return obs, reward, terminated, truncated, info
+
+    def pop_episode_results(self) -> list[tuple[list[int], list[float]]]:
+        """The ``(ns, head_accuracy)`` of the episodes finished since the last call (plain lists)."""
+        results, self._results = self._results, []
+        return results
+
+
+class CurriculumDriver:
+    """Drive one curriculum over envs that run in other processes, from the training side.
+
+    ``venv`` is an SB3 ``VecEnv`` (e.g. ``SubprocVecEnv``; uses ``env_method``/``get_attr``) or a
+    Gymnasium ``VectorEnv`` of single envs (e.g. ``AsyncVectorEnv``; uses ``call``/``get_attr``)
+    whose envs are each wrapped in :class:`EpisodeResultsWrapper`. Call :meth:`update` from the
+    training loop (e.g. after every rollout): it collects the episodes finished in every env,
+    feeds them one by one to the tracker (the paper's rule over the last ``window`` episodes per
+    N) and, when the curriculum advances, sets the new Ns in every env (from its next reset on).
+    """
+
+    def __init__(self, venv: Any, curriculum: Curriculum | EpisodeAccuracyTracker, window: int = 100) -> None:
+        self.venv = venv
+        self.tracker = _tracker(curriculum, window)
+        for config in venv.get_attr("config"):
+            _check_env_fits(config, self.curriculum)
+        try:
+            self._call("pop_episode_results")
+        except AttributeError:
+            raise ValueError(
+                "CurriculumDriver needs every env wrapped in memory_envs.EpisodeResultsWrapper "
+                "(it keeps the finished episodes until update() collects them)"
+            ) from None
+        self._call("set_ns", list(self.curriculum.ns))
+
+    @property
+    def curriculum(self) -> Curriculum:
+        return self.tracker.curriculum
+
+    def _call(self, name: str, *args: Any) -> list[Any]:
+        if hasattr(self.venv, "env_method"):  # SB3
+            return list(self.venv.env_method(name, *args))
+        return list(self.venv.call(name, *args))  # Gymnasium
+
+    def update(self) -> bool:
+        """Collect the finished episodes of every env and apply the rule; True if the Ns changed."""
+        advanced = False
+        for results in self._call("pop_episode_results"):
+            for ns, accuracy in results:
+                self.tracker.record(ns, accuracy)
+                advanced |= self.tracker.maybe_advance()
+        if advanced:
+            self._call("set_ns", list(self.curriculum.ns))
+        return advanced

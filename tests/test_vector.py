@@ -58,6 +58,7 @@ def test_vector_env_oracle_scores_every_trial():
     obs, _ = venv.reset(seed=0)
     history = [[] for _ in range(16)]
     successes = 0
+    restarted = np.zeros(16, dtype=bool)
     for _ in range(200):
         actions = np.zeros((16, 3), dtype=np.int64)
         for i in range(16):
@@ -68,10 +69,9 @@ def test_vector_env_oracle_scores_every_trial():
         if terminated.any():
             assert info["is_success"][terminated].all()
             successes += terminated.sum()
-        for i in np.flatnonzero(info["_label"] == False):  # noqa: E712 - env i was just reset
+        for i in np.flatnonzero(restarted | terminated):  # NEXT_STEP: the step after the end resets
             history[i] = []
-        for i in np.flatnonzero(terminated):
-            history[i] = []
+        restarted = terminated
     assert successes > 16
 
 
