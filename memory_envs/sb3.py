@@ -38,12 +38,13 @@ def make_sb3_vec_env(env_id: str, n_envs: int, seed: int | None = None, **env_kw
         raise ImportError("make_sb3_vec_env needs stable-baselines3: pip install 'memory-envs[rl]'") from e
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise TypeError(f"seed must be an int or None, got {seed!r}")
+    entry_point = gym.spec(env_id).vector_entry_point
+    if not (isinstance(entry_point, str) and entry_point.startswith("memory_envs.")):
+        raise ValueError(f"env_id must be a memory_envs env id (e.g. 'NDMS-v0'), got {env_id!r}")
     native = gym.make_vec(
         env_id, num_envs=n_envs, vectorization_mode="vector_entry_point",
         autoreset_mode=AutoresetMode.SAME_STEP, **env_kwargs,
     )
-    if not isinstance(native, MemoryTaskVectorEnv):
-        raise ValueError(f"env_id must be a memory_envs env id (e.g. 'NDMS-v0'), got {env_id!r}")
     venv = _native_vec_env_class(VecEnv)(native)
     if seed is not None:
         venv.seed(int(seed))
@@ -62,7 +63,7 @@ def _native_vec_env_class(base: type) -> type:
         index asked for.
         """
 
-        def __init__(self, env: MemoryTaskVectorEnv) -> None:
+        def __init__(self, env: MemoryTaskVectorEnv) -> None:  # noqa: D107
             self.env = env
             super().__init__(env.num_envs, env.single_observation_space, env.single_action_space)
             self._actions: np.ndarray | None = None

@@ -6,7 +6,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from memory_envs import Curriculum, CurriculumWrapper, EpisodeAccuracyTracker, OraclePolicy, VectorCurriculumWrapper
+from memory_envs import (
+    Curriculum,
+    CurriculumDriver,
+    CurriculumWrapper,
+    EpisodeAccuracyTracker,
+    EpisodeResultsWrapper,
+    OraclePolicy,
+    VectorCurriculumWrapper,
+)
 
 
 def test_single_head_advances_by_the_rule():
@@ -159,10 +167,15 @@ def test_wrapper_does_not_advance_a_random_policy():
     assert curriculum.ns == [2] and info["curriculum_ns"] == (2,)
 
 
-def test_vector_wrapper_advances_with_oracle():
+@pytest.mark.parametrize("autoreset_mode", [gym.vector.AutoresetMode.NEXT_STEP, gym.vector.AutoresetMode.SAME_STEP])
+def test_vector_wrapper_advances_with_oracle(autoreset_mode):
+    """In SAME_STEP mode the ended episodes' accuracy comes from info["final_info"]."""
+    same_step = autoreset_mode == gym.vector.AutoresetMode.SAME_STEP
     curriculum = Curriculum("single", start=2, n_max=4)
     venv = VectorCurriculumWrapper(
-        gym.make_vec("NDMS-v0", num_envs=8, vectorization_mode="vector_entry_point", n=2), curriculum, window=16
+        gym.make_vec("NDMS-v0", num_envs=8, vectorization_mode="vector_entry_point", n=2,
+                     autoreset_mode=autoreset_mode),
+        curriculum, window=16,
     )
     obs, info = venv.reset(seed=0)
     history = [[] for _ in range(8)]
@@ -177,8 +190,11 @@ def test_vector_wrapper_advances_with_oracle():
         obs, _, terminated, _, info = venv.step(actions)
         for i in np.flatnonzero(restarted | terminated):
             history[i] = []
-        ns_of_env[restarted] = info["ns"][restarted, 0]  # NEXT_STEP: the step after the end gives the reset info
-        restarted = terminated
+        if same_step:  # the ended envs have started their next trial: info is its reset info
+            ns_of_env[terminated] = info["ns"][terminated, 0]
+        else:  # the step after the end restarts with the reset info
+            ns_of_env[restarted] = info["ns"][restarted, 0]
+            restarted = terminated
         if curriculum.finished:
             break
     assert curriculum.finished and curriculum.solved == 4
@@ -193,3 +209,85 @@ def test_wrapper_rejects_env_that_does_not_fit():
         CurriculumWrapper(gym.make("NParity-v0", heads=[2]), Curriculum("single"))
     with pytest.raises(ValueError, match="start must be integers >= 2"):
         CurriculumWrapper(gym.make("NDMS-v0", n=2), Curriculum("single", start=1))
+
+
+def test_curriculum_wrappers_inside_sync_vector_env_advance_without_crashing():
+    """Multi-head CurriculumWrappers sharing one tracker inside Gymnasium's SyncVectorEnv: the infos keep
+    their shapes when the Ns grow (issue 15, failure 3: "could not broadcast ... (2,) into (1,)")."""
+    tracker = EpisodeAccuracyTracker(Curriculum("multi", start=2, n_max=4), window=4)
+    make = lambda: CurriculumWrapper(PlaysOracle(gym.make("NParity-v0", heads=[2], max_heads=3)), tracker)  # noqa: E731
+    venv = gym.vector.SyncVectorEnv([make, make])
+    venv.reset(seed=0)
+    for _ in range(300):
+        _, _, _, _, info = venv.step(np.zeros((2, 3), dtype=np.int64))
+        if tracker.curriculum.finished:
+            break
+    assert tracker.curriculum.finished and tracker.curriculum.solved == 4
+    assert info["curriculum_ns"].tolist() == [[2, 3, 4]] * 2 and info["ns"].shape == (2, 3)
+
+
+class PlaysOracle(gym.Wrapper):
+    """Plays the exact answer whatever the action (the curriculum under test sees successful episodes)."""
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.oracle, self.obs = OraclePolicy.for_env(self.env), obs
+        return obs, info
+
+    def step(self, action):
+        result = self.env.step(self.oracle(self.obs))
+        self.obs = result[0]
+        return result
+
+
+def make_remote_env():
+    return EpisodeResultsWrapper(PlaysOracle(gym.make("NDMS-v0", heads=[2], max_heads=3)))
+
+
+def drive_until_finished(venv, step, driver):
+    for _ in range(60):
+        for _ in range(10):
+            step()
+        driver.update()
+        if driver.curriculum.finished:
+            return
+    raise AssertionError(f"the curriculum did not finish: {driver.curriculum}")
+
+
+def test_curriculum_driver_over_async_vector_env():
+    """One curriculum for envs in worker processes, driven from the training side (issue 15, failure 6)."""
+    venv = gym.vector.AsyncVectorEnv([make_remote_env] * 2, context="fork")
+    try:
+        driver = CurriculumDriver(venv, Curriculum("multi", start=2, n_max=4), window=4)
+        venv.reset(seed=0)
+        drive_until_finished(venv, lambda: venv.step(np.zeros((2, 3), dtype=np.int64)), driver)
+        assert driver.curriculum.solved == 4 and driver.curriculum.ns == [2, 3, 4]
+        for _ in range(40):  # every worker starts a trial with the new Ns
+            venv.step(np.zeros((2, 3), dtype=np.int64))
+        assert [config.ns for config in venv.get_attr("config")] == [(2, 3, 4)] * 2
+    finally:
+        venv.close()
+
+
+def test_curriculum_driver_over_sb3_subproc_vec_env():
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    venv = SubprocVecEnv([make_remote_env] * 2, start_method="fork")
+    try:
+        driver = CurriculumDriver(venv, Curriculum("multi", start=2, n_max=4), window=4)
+        venv.reset()
+        drive_until_finished(venv, lambda: venv.step(np.zeros((2, 3), dtype=np.int64)), driver)
+        for _ in range(40):
+            venv.step(np.zeros((2, 3), dtype=np.int64))
+        assert [config.ns for config in venv.get_attr("config")] == [(2, 3, 4)] * 2
+    finally:
+        venv.close()
+
+
+def test_curriculum_driver_needs_episode_results_wrapper_and_fitting_envs():
+    venv = gym.vector.SyncVectorEnv([lambda: gym.make("NDMS-v0", heads=[2], max_heads=3)])
+    with pytest.raises(ValueError, match="EpisodeResultsWrapper"):
+        CurriculumDriver(venv, Curriculum("multi", n_max=4))
+    venv = gym.vector.SyncVectorEnv([make_remote_env])
+    with pytest.raises(ValueError, match="max_heads=4"):
+        CurriculumDriver(venv, Curriculum("multi", n_max=5))

@@ -216,3 +216,54 @@ def test_set_ns_checks_and_applies_at_next_reset():
     single = memory_envs.NParityEnv(n=2)
     with pytest.raises(ValueError, match="exactly one N"):
         single.set_ns([2, 3])
+
+
+INFO_DTYPES = {"label": np.int8, "ns": np.int64, "head_accuracy": np.float64, "is_success": np.bool_}
+
+
+@pytest.mark.parametrize("kwargs", [dict(n=3), dict(heads=[2, 4], max_heads=3, mode="every_step")])
+def test_info_has_fixed_keys_shapes_and_dtypes_in_single_and_vector_env(kwargs):
+    """Every info, reset and step, single and native vector env: the same keys, numpy values of fixed
+    shape and dtype (issue 15, failure 3); ns/label/head_accuracy padded to max_heads."""
+    heads = kwargs.get("max_heads", 1)
+    shapes = {"label": (heads,), "ns": (heads,), "head_accuracy": (heads,), "is_success": ()}
+    env = gym.make("NDMS-v0", **kwargs)
+    _, _, infos = run_episode(env, lambda obs: env.action_space.sample(), seed=0)
+    infos.insert(0, env.reset(seed=0)[1])
+    for info in infos:
+        assert set(info) == set(memory_envs.INFO_KEYS)
+        for key, value in info.items():
+            assert isinstance(value, np.ndarray) and value.dtype == INFO_DTYPES[key] and value.shape == shapes[key]
+    ns = infos[-1]["ns"].tolist()
+    assert ns == [3] if "n" in kwargs else ns == [2, 4, 0]
+    assert all(info["head_accuracy"].tolist() == [-1.0] * heads and not info["is_success"] for info in infos[:-1])
+    assert infos[-1]["head_accuracy"][len(env.unwrapped.ns):].tolist() == [-1.0] * (heads - len(env.unwrapped.ns))
+    venv = gym.make_vec("NDMS-v0", num_envs=5, vectorization_mode="vector_entry_point", **kwargs)
+    infos = [venv.reset(seed=0)[1]] + [venv.step(venv.action_space.sample())[4] for _ in range(40)]
+    for info in infos:
+        assert set(info) == {key for name in memory_envs.INFO_KEYS for key in (name, "_" + name)}
+        for key in memory_envs.INFO_KEYS:
+            assert info[key].dtype == INFO_DTYPES[key] and info[key].shape == (5, *shapes[key])
+            assert info["_" + key].all()
+
+
+def test_ids_build_without_arguments_and_presets_by_difficulty():
+    """gym.make(id) needs no N (issue 15, failure 2); presets Easy/Medium/Hard per task, single and vector."""
+    assert gym.make("NParity-v0").unwrapped.ns == (tasks.DEFAULT_N["parity"],)
+    assert gym.make("NDMS-v0").unwrapped.ns == (tasks.DEFAULT_N["dms"],)
+    assert list(memory_envs.PRESETS) == [f"{name}-{level}-v0" for name in ("NParity", "NDMS")
+                                         for level in memory_envs.DIFFICULTIES]
+    assert memory_envs.presets("Hard") == ["NParity-Hard-v0", "NDMS-Hard-v0"]
+    assert memory_envs.presets(task="dms") == ["NDMS-Easy-v0", "NDMS-Medium-v0", "NDMS-Hard-v0"]
+    for task in tasks.TASKS:
+        ns = [memory_envs.PRESETS[env_id].n for env_id in memory_envs.presets(task=task)]
+        assert ns == sorted(ns) and ns[0] == tasks.DEFAULT_N[task]
+    for env_id, preset in memory_envs.PRESETS.items():
+        env = gym.make(env_id)
+        assert env.unwrapped.config.task == preset.task and env.unwrapped.ns == (preset.n,)
+        assert env.action_space == gym.spaces.Discrete(2)
+        venv = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point")
+        assert venv.unwrapped.ns == (preset.n,)
+    assert gym.make("NDMS-Hard-v0", mode="every_step").unwrapped.config.mode == "every_step"
+    with pytest.raises(ValueError, match="difficulty must be one of"):
+        memory_envs.presets("Extreme")

@@ -111,3 +111,70 @@ def test_vector_set_ns_grows_lengths_and_keeps_running_trials():
         _, _, _, _, info = venv.step(np.zeros((8, 3), dtype=np.int64))
         seen_ns.update(tuple(row) for row in info["ns"])
     assert (2, 0, 0) in seen_ns and (2, 3, 4) in seen_ns
+
+
+def assert_same(a, b, path="result"):
+    """Equal structure, keys, dtypes, shapes and values (object arrays element by element)."""
+    if isinstance(a, tuple):
+        assert isinstance(b, tuple) and len(a) == len(b), path
+        for k, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{path}[{k}]")
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and sorted(a) == sorted(b), (path, sorted(a), sorted(b))
+        for key in a:
+            assert_same(a[key], b[key], f"{path}[{key!r}]")
+    elif isinstance(a, np.ndarray) and a.dtype == object:
+        assert isinstance(b, np.ndarray) and b.dtype == object and a.shape == b.shape, path
+        for x, y in zip(a, b):
+            assert (x is None) == (y is None), path
+            if x is not None:
+                assert_same(x, y, path)
+    else:
+        assert isinstance(a, np.ndarray) and isinstance(b, np.ndarray), (path, type(a), type(b))
+        assert (a.dtype, a.shape) == (b.dtype, b.shape), (path, a.dtype, b.dtype, a.shape, b.shape)
+        np.testing.assert_array_equal(a, b, err_msg=path)
+
+
+@pytest.mark.parametrize("autoreset_mode", list(gym.vector.AutoresetMode))
+@pytest.mark.parametrize(
+    "env_id, kwargs",
+    [("NParity-v0", dict(n=3)), ("NDMS-v0", dict(heads=[2, 4], max_heads=3, mode="every_step"))],
+)
+def test_autoreset_modes_equal_sync_vector_env(autoreset_mode, env_id, kwargs):
+    """Every reset and step result (infos, final_obs/final_info included) equals Gymnasium's SyncVectorEnv
+    of single envs in the same autoreset mode with the same seeds (issue 15, failure 4)."""
+    native = make_vec(env_id, 4, autoreset_mode=autoreset_mode, **kwargs)
+    sync = gym.make_vec(env_id, num_envs=4, vectorization_mode="sync",
+                        vector_kwargs=dict(autoreset_mode=autoreset_mode), **kwargs)
+    assert native.metadata["autoreset_mode"] == sync.metadata["autoreset_mode"] == autoreset_mode
+    assert_same(native.reset(seed=7), sync.reset(seed=7))
+    rng = np.random.default_rng(0)
+    ended = 0
+    for _ in range(120):
+        actions = rng.integers(0, 2, size=native.action_space.shape)
+        result = native.step(actions)
+        assert_same(result, sync.step(actions))
+        terminated = result[2]
+        ended += terminated.sum()
+        if autoreset_mode == gym.vector.AutoresetMode.DISABLED and terminated.any():
+            options = lambda: {"reset_mask": terminated.copy()}  # noqa: E731 - SyncVectorEnv pops the key
+            assert_same(native.reset(options=options()), sync.reset(options=options()))
+    assert ended > 8
+
+
+def test_disabled_autoreset_needs_reset_of_ended_envs_and_bad_modes_are_named():
+    venv = make_vec("NParity-v0", 2, n=1, length_range=(1, 2), autoreset_mode="Disabled")
+    venv.reset(seed=0)
+    _, _, terminated, _, _ = venv.step(np.zeros(2, dtype=np.int64))
+    assert terminated.all()
+    with pytest.raises(RuntimeError, match=r"envs \[0, 1\] have ended and autoreset_mode is DISABLED"):
+        venv.step(np.zeros(2, dtype=np.int64))
+    venv.reset(options={"reset_mask": np.array([True, False])})
+    with pytest.raises(RuntimeError, match=r"envs \[1\] have ended"):
+        venv.step(np.zeros(2, dtype=np.int64))
+    with pytest.raises(ValueError, match="reset_mask"):
+        venv.reset(options={"reset_mask": np.array([1, 0])})
+    with pytest.raises(ValueError, match=r"autoreset_mode must be one of \['NextStep', 'SameStep', 'Disabled'\]"):
+        make_vec("NParity-v0", 2, n=2, autoreset_mode="sometimes")
+    with pytest.raises(TypeError, match="render_mode must be None"):
+        make_vec("NParity-v0", 2, n=2, render_mode="rgb_array")
