@@ -199,3 +199,41 @@ def test_skrl_wrap_env_on_native_same_step_env_gives_real_transitions():
                 expected[i], _ = single.reset()
                 ends += 1
     assert ends >= 6
+
+
+# --- pufferlib (pufferlib-core pins torch==2.9.0: installed with --no-deps, see .ci/run) -----------
+
+
+def test_pufferlib_gymnasium_adapter_matches_the_env():
+    import pufferlib.emulation
+    import pufferlib.vector
+
+    make = lambda: gym.make("NDMS-v0", n=2)  # noqa: E731
+    puffer = pufferlib.emulation.GymnasiumPufferEnv(env_creator=make)
+    plain = make()
+    obs, _ = puffer.reset(seed=3)
+    expected, _ = plain.reset(seed=3)
+    rng = np.random.default_rng(0)
+    ends = 0
+    for _ in range(60):
+        np.testing.assert_array_equal(obs[0], expected)
+        action = int(rng.integers(0, 2))
+        obs, reward, terminated, _, info = puffer.step(np.array([action]))
+        expected, r, term, _, plain_info = plain.step(action)
+        assert reward == r and terminated == term
+        if term:
+            assert info["head_accuracy"].tolist() == plain_info["head_accuracy"].tolist()
+            obs, _ = puffer.reset()
+            expected, _ = plain.reset()
+            ends += 1
+    assert ends >= 5
+    venv = pufferlib.vector.make(pufferlib.emulation.GymnasiumPufferEnv, env_kwargs=dict(env_creator=make),
+                                 num_envs=2, backend=pufferlib.vector.Serial)  # it passes buf= (shared buffers)
+    venv.reset(seed=0)
+    done = 0
+    for _ in range(40):
+        obs, rewards, terminals, _, infos = venv.step(np.ones(2, dtype=np.int64))
+        assert obs.shape == (2, 1) and set(rewards.tolist()) <= {0.0, 1.0}
+        done += terminals.sum()
+    assert done >= 4
+    venv.close()

@@ -137,6 +137,19 @@ def test_multi_head_curriculum_run(tmp_path):
     assert all(set(line["accuracy"]) == {str(n) for n in line["ns"]} for line in read_metrics(tmp_path / "run"))
 
 
+def test_curriculum_run_with_envs_in_subprocesses(tmp_path):
+    """memory-envs rl's curriculum is driven from the main process, so it advances with SubprocVecEnv
+    workers too (issue 15, failure 6: before, each worker advanced its own copy and the run's stayed at [2])."""
+    config = RLConfig(env_id="NDMS-v0", n=2, mode="every_step", p=0.5, curriculum="multi", n_max=3, threshold=0.05,
+                      window=4, hidden_size=8, n_envs=2, vec_env="subproc", n_steps=32, total_timesteps=1024,
+                      eval_every=512, eval_episodes=2)
+    summary = train_rl(config, tmp_path / "run")
+    assert summary["max_n"] == 3 and summary["stopped_because"] == "target_reached"
+    assert summary["active_ns"] == [2, 3] and set(summary["timesteps_to_n"]) == {"2", "3"}
+    with pytest.raises(ValueError, match=r"vec_env must be one of \('dummy', 'subproc'\)"):
+        dataclasses.replace(config, vec_env="threads").validate()
+
+
 def test_shared_curriculum_sets_every_env():
     shared = EpisodeAccuracyTracker(Curriculum("multi", 2, 4, threshold=0.9), window=3)
     envs = [CurriculumWrapper(gym.make("NDMS-v0", heads=[2], max_heads=3, mode="every_step"), shared)
@@ -149,7 +162,7 @@ def test_shared_curriculum_sets_every_env():
         env.reset(seed=0)
         assert env.unwrapped.ns == (2, 3)
         _, _, _, _, info = env.step(np.zeros(3, dtype=np.int64))
-        assert info["curriculum_ns"] == (2, 3)
+        assert info["curriculum_ns"].tolist() == [2, 3, 0]  # padded to max_heads, like info["ns"]
 
 
 def test_resume_continues_a_killed_run(tmp_path):

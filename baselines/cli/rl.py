@@ -43,6 +43,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     g.add_argument("--fixed-tau", action="store_true", help="do not train tau")
     g = parser.add_argument_group("PPO")
     g.add_argument("--n-envs", type=int, default=d.n_envs, help=f"parallel envs (default: {d.n_envs})")
+    g.add_argument("--vec-env", default=d.vec_env,
+                   help="dummy (SB3's DummyVecEnv, one process) or subproc (SubprocVecEnv, one process per env; "
+                        "the curriculum is still driven from the main process) (default: dummy)")
     g.add_argument("--n-steps", type=int, default=d.n_steps, help=f"rollout steps per env (default: {d.n_steps})")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default: {d.batch_size}")
     g.add_argument("--n-epochs", type=int, default=d.n_epochs, help=f"default: {d.n_epochs}")
@@ -73,7 +76,7 @@ def rl_config_from_args(args: argparse.Namespace) -> RLConfig:
         length_range=None if args.length_range is None else tuple(args.length_range),
         curriculum=args.curriculum, n_max=args.n_max, threshold=args.threshold, window=args.window,
         core=args.core, hidden_size=args.hidden_size, tau_init=tuple(args.tau_init), train_tau=not args.fixed_tau,
-        n_envs=args.n_envs, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
+        n_envs=args.n_envs, vec_env=args.vec_env, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
         lr=args.lr, gamma=args.gamma, ent_coef=args.ent_coef, total_timesteps=args.total_timesteps,
         max_seconds=args.max_seconds, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
         seed=args.seed, device=args.device,

@@ -13,11 +13,13 @@ One run lives in one folder, like the supervised trainer's (:mod:`baselines.trai
     summary.json     max_n, timesteps, seconds, stopped_because, ... (see :meth:`RLRun._summary`)
     tb/              TensorBoard logs, only if ``tensorboard`` is installed (the ``rl`` extra)
 
-Training envs: ``n_envs`` single envs (``gym.make(env_id, **env_kwargs)``) in an SB3 DummyVecEnv,
-seeded ``seed + i``. With a curriculum, ONE :class:`memory_envs.Curriculum` and ONE
-:class:`memory_envs.EpisodeAccuracyTracker` serve the whole run: every training env reports its
-finished episodes' ``head_accuracy`` to the shared tracker, and when the curriculum advances the new
-Ns are set on every env (they take effect at each env's next reset). The action space is fixed at
+Training envs: ``n_envs`` single envs (``gym.make(env_id, **env_kwargs)``) in an SB3 DummyVecEnv
+(``vec_env="dummy"``) or SubprocVecEnv (``"subproc"``), seeded ``seed + i``. With a curriculum, ONE
+:class:`memory_envs.Curriculum` and ONE :class:`memory_envs.EpisodeAccuracyTracker` serve the whole
+run, driven from the training side by a :class:`memory_envs.CurriculumDriver`: after every step in
+which episodes ended, it collects their ``head_accuracy`` from every env (``env_method``, so the envs
+may run in other processes), applies the rule, and when the curriculum advances sets the new Ns on
+every env (they take effect at each env's next reset). The action space is fixed at
 the largest number of heads the curriculum will score (Discrete(2) for ``single``,
 MultiDiscrete([2] * (n_max - n + 1)) for ``multi``).
 
@@ -50,8 +52,10 @@ rl`` command is in :mod:`baselines.cli.rl`.
 """
 
 from baselines.rl.callback import evaluate_policy
-from baselines.rl.config import DEFAULT_LR, RESUME_MAY_CHANGE, RL_CURRICULA, STOP_REASONS, TASK_OF_ENV, RLConfig
+from baselines.rl.config import (
+    DEFAULT_LR, RESUME_MAY_CHANGE, RL_CURRICULA, STOP_REASONS, TASK_OF_ENV, VEC_ENVS, RLConfig,
+)
 from baselines.rl.run import RLRun, train_rl
 
-__all__ = ["DEFAULT_LR", "RESUME_MAY_CHANGE", "RL_CURRICULA", "STOP_REASONS", "TASK_OF_ENV", "RLConfig", "RLRun",
-           "evaluate_policy", "train_rl"]
+__all__ = ["DEFAULT_LR", "RESUME_MAY_CHANGE", "RL_CURRICULA", "STOP_REASONS", "TASK_OF_ENV", "VEC_ENVS", "RLConfig",
+           "RLRun", "evaluate_policy", "train_rl"]

@@ -37,10 +37,11 @@ def evaluate_policy(model: Any, env: gym.Env, episodes: int, seed: int, ns: Sequ
             done = terminated or truncated
         returns.append(total)
         successes.append(float(info["is_success"]))
-        accuracies.append(np.asarray(info["head_accuracy"], dtype=float))
+        k = len(ns)  # info arrays hold max_heads entries: the active heads come first
+        accuracies.append(np.asarray(info["head_accuracy"][:k], dtype=float))
     acc = np.mean(accuracies, axis=0)
     return {"mean_return": float(np.mean(returns)), "success_rate": float(np.mean(successes)),
-            "accuracy": {str(n): float(a) for n, a in zip(info["ns"], acc)}}
+            "accuracy": {str(n): float(a) for n, a in zip(info["ns"][:k].tolist(), acc)}}
 
 
 def rng_state(cuda: bool) -> dict[str, Any]:
@@ -164,6 +165,8 @@ class _RunCallbackMixin:
 
     def _on_step(self) -> bool:
         c = self.run.config
+        if self.run.driver is not None and np.any(self.locals["dones"]):
+            self.run.driver.update()  # the episodes that just ended, from every training env
         self._note_solved()
         if self.on_progress is not None:
             self.on_progress(int(self.num_timesteps))

@@ -17,7 +17,9 @@ RL_CURRICULA = ("single", "multi")
 STOP_REASONS = ("target_reached", "max_timesteps", "max_seconds")
 DEFAULT_LR = {"leaky": 3e-3, "leaky_mod": 3e-3, "gru": 1e-2, "lstm": 1e-2}
 """Learning rates that learned n=2 well (docs/rl.md); used when ``lr`` is None."""
-RESUME_MAY_CHANGE = ("total_timesteps", "max_seconds", "device")
+VEC_ENVS = ("dummy", "subproc")
+"""How the training envs run: SB3's DummyVecEnv (one process) or SubprocVecEnv (one process per env)."""
+RESUME_MAY_CHANGE = ("total_timesteps", "max_seconds", "device", "vec_env")
 """The config fields a resumed run may change; every other field must equal the folder's config.json."""
 
 
@@ -40,6 +42,7 @@ class RLConfig:
     train_tau: bool = True
     core_options: dict[str, Any] = field(default_factory=dict)
     n_envs: int = 8
+    vec_env: str = "dummy"
     n_steps: int = 64
     batch_size: int = 128
     n_epochs: int = 4
@@ -71,6 +74,8 @@ class RLConfig:
             raise ValueError(f"curriculum must be None or one of {RL_CURRICULA}, got {self.curriculum!r}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.vec_env not in VEC_ENVS:
+            raise ValueError(f"vec_env must be one of {VEC_ENVS}, got {self.vec_env!r}")
         for name in ("hidden_size", "n_envs", "n_steps", "batch_size", "n_epochs", "total_timesteps",
                      "eval_every", "eval_episodes", "window"):
             tasks.check_positive_int(getattr(self, name), name)

@@ -5,6 +5,7 @@ See :mod:`baselines.rl` for the run folder's layout and what a resume restores.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -20,7 +21,7 @@ from baselines.run_folder import (
     RunFolderError, atomic_write_text, check_resume_config, create_run_folder, find_last, truncate_metrics,
     write_config,
 )
-from memory_envs import Curriculum, CurriculumWrapper, EpisodeAccuracyTracker
+from memory_envs import Curriculum, CurriculumDriver, EpisodeAccuracyTracker, EpisodeResultsWrapper
 
 
 def tensorboard_available() -> bool:
@@ -49,6 +50,8 @@ class RLRun:
             raise RunFolderError(f"run folder {self.run_dir} is a file")
         self.curriculum = config.make_curriculum()
         self.shared = None if self.curriculum is None else EpisodeAccuracyTracker(self.curriculum, config.window)
+        self.driver: CurriculumDriver | None = None
+        """Collects the training envs' finished episodes for the curriculum (set when training starts)."""
         self.last: Path | None = None
         """The ``last/`` folder this run continues from (None: training starts from scratch)."""
         self.state: dict[str, Any] | None = None
@@ -95,17 +98,14 @@ class RLRun:
         return gym.make(self.config.env_id, **self.config.env_kwargs())
 
     def _make_train_env(self) -> Any:
-        from stable_baselines3.common.monitor import Monitor
-        from stable_baselines3.common.vec_env import DummyVecEnv
+        from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-        def factory() -> gym.Env:
-            env = self._make_env()
-            if self.shared is not None:
-                env = CurriculumWrapper(env, self.shared)
-            return Monitor(env)
-
-        venv = DummyVecEnv([factory] * self.config.n_envs)
-        venv.seed(self.config.seed)
+        c = self.config
+        factory = functools.partial(_make_train_env, c.env_id, c.env_kwargs(), self.shared is not None)
+        venv = (DummyVecEnv if c.vec_env == "dummy" else SubprocVecEnv)([factory] * c.n_envs)
+        venv.seed(c.seed)
+        if self.shared is not None:  # the curriculum is driven from here, wherever the envs run
+            self.driver = CurriculumDriver(venv, self.shared)
         return venv
 
     @property
@@ -183,6 +183,14 @@ class RLRun:
         }
         atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
         return summary
+
+
+def _make_train_env(env_id: str, env_kwargs: dict[str, Any], curriculum: bool) -> gym.Env:
+    """One training env (a module-level function: SubprocVecEnv pickles it into its workers)."""
+    from stable_baselines3.common.monitor import Monitor
+
+    env = gym.make(env_id, **env_kwargs)
+    return Monitor(EpisodeResultsWrapper(env) if curriculum else env)
 
 
 def train_rl(config: RLConfig, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
