@@ -18,7 +18,6 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from memory_envs.envs import INFO_KEYS
 from memory_envs.vector import MemoryTaskVectorEnv
 
 if TYPE_CHECKING:
@@ -74,7 +73,7 @@ def _native_vec_env_class(base: type) -> type:
         def reset(self) -> np.ndarray:
             seeds = None if all(s is None for s in self._seeds) else list(self._seeds)
             obs, info = self.env.reset(seed=seeds)
-            self.reset_infos = _split_info(info, self.num_envs)
+            self.reset_infos = _split_info(info)
             self._reset_seeds()
             self._reset_options()
             self._returns[:] = 0.0
@@ -89,9 +88,9 @@ def _native_vec_env_class(base: type) -> type:
             dones = terminated | truncated
             self._returns += rewards
             self._lengths += 1
-            infos = _split_info(info, self.num_envs)
+            infos = _split_info(info)
             if dones.any():
-                final = _split_info(info["final_info"], self.num_envs)
+                final = _split_info(info["final_info"])
                 now = round(time.time() - self._t_start, 6)
                 for i in np.flatnonzero(dones):
                     self.reset_infos[i], infos[i] = infos[i], final[i]
@@ -130,6 +129,10 @@ def _native_vec_env_class(base: type) -> type:
     return NativeSB3VecEnv
 
 
-def _split_info(info: dict[str, np.ndarray], num_envs: int) -> list[dict[str, Any]]:
+def _split_info(info: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """Per-env info dicts (as a single env returns them) from a native vector env's batched info."""
-    return [{key: info[key][i, ...] for key in INFO_KEYS} for i in range(num_envs)]
+    success = info["is_success"]
+    return [
+        {"label": label, "ns": ns, "head_accuracy": accuracy, "is_success": success[i, ...]}
+        for i, (label, ns, accuracy) in enumerate(zip(info["label"], info["ns"], info["head_accuracy"]))
+    ]

@@ -191,10 +191,10 @@ class MemoryTaskVectorEnv(VectorEnv):
     def _only(info: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
         """``info`` with the entries of envs outside ``mask`` zeroed and unmarked (Gymnasium's batching)."""
         out = {}
-        for key, value in info.items():
-            if not key.startswith("_"):
-                out[key] = np.where(mask.reshape(-1, *[1] * (value.ndim - 1)), value, np.zeros_like(value))
-                out["_" + key] = mask.copy()
+        for key in INFO_KEYS:
+            out[key] = np.zeros_like(info[key])
+            out[key][mask] = info[key][mask]
+            out["_" + key] = mask.copy()
         return out
 
     def _check_actions(self, actions: Any) -> np.ndarray:
@@ -256,9 +256,10 @@ class MemoryTaskVectorEnv(VectorEnv):
         final_info = self._only(info, terminated)
         self._start_trials(done)
         obs[done] = self._obs.take(self._row0[done])[:, None]
-        started = self._start_info(terminated)
-        for key in INFO_KEYS:
-            info[key][done] = started[key][done]
+        info["label"][done] = -1  # the reset info of the next trial
+        info["ns"][done] = self._ns[done]
+        info["head_accuracy"][done] = NO_ACCURACY
+        info["is_success"][done] = False
         info.update(final_obs=final_obs, _final_obs=terminated.copy(), final_info=final_info,
                     _final_info=terminated.copy())
         return info

@@ -261,6 +261,7 @@ def test_ids_build_without_arguments_and_presets_by_difficulty():
     for env_id, preset in memory_envs.PRESETS.items():
         env = gym.make(env_id)
         assert env.unwrapped.config.task == preset.task and env.unwrapped.ns == (preset.n,)
+        assert env.unwrapped.config.p == 0.5 and env.unwrapped.config.mode == "final"
         assert env.action_space == gym.spaces.Discrete(2)
         venv = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point")
         assert venv.unwrapped.ns == (preset.n,)
