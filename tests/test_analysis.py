@@ -26,24 +26,65 @@ def ar1(tau: float, steps: int, trials: int, rng: np.random.Generator) -> np.nda
     return lfilter([1.0], [1.0, -a], noise, axis=0)
 
 
-def normalized_ac(x: np.ndarray) -> np.ndarray:
-    ac = A.autocorrelation(x, max_lag=30)[:, 0]
-    return ac / ac[0]
+# ----- tau_net against ground truth (issue 16) ------------------------------------------------
+@pytest.mark.parametrize("case", A.PAPER_CHECK_CASES, ids=lambda c: c.label)
+def test_tau_net_recovers_known_timescales_at_paper_size(case):
+    """20 synthetic neurons per case, 10 trials x 1e5 steps, through network_timescales' fitting path:
+    >= 95% within 10% of the truth (the slower timescale of a mixture), none at a bound."""
+    (row,) = A.fit_accuracy([case], trials=10, steps=100_000, neurons=20, seed=0)
+    assert row["share_within"] >= 0.95 and row["neurons_at_bound"] == 0, row
 
 
-@pytest.mark.parametrize("tau", [3.0, 10.0, 30.0])
-def test_tau_net_recovers_ar1_timescale(tau):
-    x = ar1(tau, 50_000, 10, np.random.default_rng(int(tau)))
-    fit = A.fit_timescale(normalized_ac(x))
-    assert abs(fit["tau"] - tau) < 0.1 * tau, fit
+def test_paper_rule_fits_lags_0_to_30_with_aic():
+    rng = np.random.default_rng(3)
+    ac = np.exp(-np.arange(301) / 20.0) + 0.01 * rng.standard_normal(301).cumsum() / 10
+    ac[0] = 1.0
+    paper = A.fit_timescale(ac[:31], rule="paper")
+    assert paper["window"] == 30 and paper == A.fit_timescale(ac[:31], rule="paper", min_weight=0.0)
+    tail = ac.copy()
+    tail[31:] = 0.5  # lags past 30 never enter the paper fit
+    assert A.fit_timescale(tail[:31], rule="paper") == paper
+    lags = np.arange(31.0)
+    fits = {1: np.exp(-lags / paper["tau_single"]),
+            2: paper["a_slow"] * np.exp(-lags / paper["tau_slow"])
+            + (1 - paper["a_slow"]) * np.exp(-lags / paper["tau_fast"])}
+    scores = {m: A.aic(float(np.sum((f - ac[:31]) ** 2)), 31, 1 if m == 1 else 3) for m, f in fits.items()}
+    assert paper["model"] == min(scores, key=scores.get)  # plain AIC, no weight guard
 
 
-def test_tau_net_recovers_slow_timescale_of_a_mixture():
-    rng = np.random.default_rng(7)
-    x = ar1(3.0, 50_000, 10, rng) + ar1(30.0, 50_000, 10, rng)  # AC = (e^{-k/3} + e^{-k/30}) / 2
-    fit = A.fit_timescale(normalized_ac(x))
-    assert fit["model"] == 2 and abs(fit["tau"] - 30.0) < 3.0, fit
-    assert abs(fit["tau_fast"] - 3.0) < 0.3
+def test_robust_rule_window_adapts_and_flags_the_lag_bound():
+    lags = np.arange(2001.0)
+    single = A.fit_timescale(np.exp(-lags / 200.0), samples=10**6)
+    assert single["model"] == 1 and single["tau"] == pytest.approx(200.0, rel=1e-3)
+    assert single["window"] == pytest.approx(800, rel=0.2) and single["flag"] == ""
+    short = A.fit_timescale(np.exp(-lags[:101] / 200.0), samples=10**6)  # wants 800 lags, has 100
+    assert short["flag"] == "bound" and short["window"] == 100
+    mixture = A.fit_timescale(0.7 * np.exp(-lags / 3.0) + 0.3 * np.exp(-lags / 40.0), samples=10**6)
+    assert mixture["model"] == 2 and mixture["tau"] == pytest.approx(40.0, rel=1e-3)
+    assert mixture["tau_fast"] == pytest.approx(3.0, rel=1e-3)
+    with pytest.raises(A.AnalysisError, match="samples"):
+        A.fit_timescale(np.exp(-lags[:31] / 5.0))
+    with pytest.raises(A.AnalysisError, match="fit rule"):
+        A.fit_timescale(np.exp(-lags[:31] / 5.0), rule="aic")
+
+
+def test_bartlett_covariance_matches_simulated_estimates():
+    """ar1_ac_covariance (the GLS weights) against the spread of autocorrelation estimates of 400 series."""
+    tau, steps, lags = 5.0, 4000, np.array([1.0, 5.0, 15.0])
+    x = ar1(tau, steps, 400, np.random.default_rng(11))
+    x = x - x.mean(0)
+    r = np.stack([(x[: steps - int(k)] * x[int(k):]).sum(0) for k in lags]) / (x * x).sum(0)
+    want = A.ar1_ac_covariance(tau, lags, steps)
+    np.testing.assert_allclose(np.cov(r), want, rtol=0.25, atol=0.1 * want.max())
+
+
+def test_tau_net_summary_median_and_shares():
+    taus = np.array([2.0, 3.0, 4.0, 99_999.0, math.nan, 0.5])
+    flags = ["", "", "", "bound", "failed", ""]
+    s = A.tau_net_summary(taus, [{"flag": f} for f in flags])
+    assert s["tau_net_median"] == pytest.approx(3.5) and s["tau_net_mean"] == pytest.approx(100_008 / 4)
+    assert (s["neurons_tau_net_gt1"], s["neurons_failed"], s["neurons_at_bound"]) == (4, 1, 1)
+    assert s["share_failed_or_bound"] == pytest.approx(2 / 6)
 
 
 def test_chunked_fft_autocovariance_is_exact():
@@ -53,6 +94,9 @@ def test_chunked_fft_autocovariance_is_exact():
     xm = x - x.mean(0)
     want = np.stack([(xm[: 1003 - k] * xm[k:]).sum(0) / 1003 for k in range(31)]).mean(1)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    long = A.autocorrelation(x, max_lag=400, chunk=401)  # lags past the chunk length, one pass
+    want = np.stack([(xm[: 1003 - k] * xm[k:]).sum(0) / 1003 for k in range(401)]).mean(1)
+    np.testing.assert_allclose(long, want, rtol=1e-9, atol=1e-12)
 
 
 def test_fit_fails_to_nan_and_silent_neuron():
@@ -155,6 +199,27 @@ def test_perturbations_change_only_their_target(runs, device):
     assert torch.equal(A.perturb_weights(model, 0.0, g).core.weight_hh, model.core.weight_hh)
 
 
+def test_tau_perturbation_on_raw_tau_then_clamp(runs, device):
+    """The paper perturbs the raw tau (which may sit below 1) and clamps after; "clamped" perturbs tau'."""
+    model = A.load_run(runs["multi"]).load(4, device)
+    raw = torch.linspace(0.2, 2.5, 12)
+    with torch.no_grad():
+        model.core.time_constant.raw.copy_(raw)
+    clamped = raw.clamp_min(1.0).to(torch.float64)
+    d = torch.randn(12, generator=torch.Generator().manual_seed(5), dtype=torch.float64).abs()
+    paper = A.perturb_tau(model, 0.5, torch.Generator().manual_seed(5))
+    want_raw = raw.to(torch.float64) + 0.5 * raw.to(torch.float64).norm() / d.norm() * d
+    torch.testing.assert_close(paper.core.time_constant.raw.cpu().double(), want_raw, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(paper.tau.cpu().double(), want_raw.clamp_min(1.0), rtol=1e-6, atol=1e-6)
+    ours = A.perturb_tau(model, 0.5, torch.Generator().manual_seed(5), on="clamped")
+    torch.testing.assert_close(ours.tau.cpu().double(), clamped + 0.5 * clamped.norm() / d.norm() * d,
+                               rtol=1e-6, atol=1e-6)
+    assert not torch.allclose(paper.tau, ours.tau)
+    assert torch.equal(model.core.time_constant.raw.cpu(), raw)  # the model itself is untouched
+    with pytest.raises(A.AnalysisError, match="clamped"):
+        A.perturb_tau(model, 0.1, torch.Generator(), on="tau'")
+
+
 def test_forgetting_matrix_heads(runs, device):
     run = A.load_run(runs["multi"])
     rows, cols, m = A.forgetting_matrix(run, beyond=2, batches=1, batch_size=32, device=device)
@@ -168,7 +233,8 @@ def test_forgetting_matrix_heads(runs, device):
 def test_network_timescales_and_dimensionality_shapes(runs, device):
     model = A.load_run(runs["lstm"]).load(2, device)
     r = A.network_timescales(model, trials=2, steps=400, burn_in=20, chunk=128)
-    assert r["tau_net"].shape == (12,) and r["population_ac"].shape == (31,)
+    assert r["tau_net"].shape == (12,) and r["population_ac"].shape == (A.default_max_lag("robust", 400) + 1,)
+    assert A.network_timescales(model, trials=2, steps=400, burn_in=20, rule="paper")["autocov"].shape == (31, 12)
     assert r["population_ac"][0] == pytest.approx(1.0)
     assert 0 < r["forget_timescale"]["mean_forget_gate"] < 1 and r["forget_timescale"]["timescale"] > 1
     d = A.dimensionality(model, trials=2, steps=300, burn_in=10)
@@ -194,6 +260,27 @@ def test_cli_writes_tables_figures_and_comparison(runs, trained, tmp_path, capsy
     assert (tmp_path / "cmp" / "compare_timescales.png").is_file()
     table = A.read_csv(out / "timescales.csv")
     assert [r["n"] for r in table] == [2, 3, 4]
+    assert all(r["fit_rule"] == "robust" and r["tau_net_median"] > 0 and 0 <= r["share_failed_or_bound"] <= 1
+               for r in table)
+    assert "note: reduced size (2 trials x 200 steps" in capsys.readouterr().out
+
+
+def test_cli_paper_rule_and_options(runs, tmp_path, capsys):
+    out = tmp_path / "paper"
+    argv = [runs["single"], *SMALL, "--no-plots", "--out", out, "--tau-perturb", "clamped"]
+    assert run_cli(*argv, "--analyses", "timescales,perturbation", "--fit", "paper") == 0
+    neurons = A.read_csv(out / "timescales_neurons.csv")
+    assert {r["window"] for r in neurons if r["fit"]} == {30}
+    assert A.read_csv(out / "timescales.csv")[0]["fit_rule"] == "paper"
+    assert "note: reduced size" in capsys.readouterr().out
+    assert run_cli(*argv, "--analyses", "ablation") == 0
+    assert "reduced size" not in capsys.readouterr().out  # no timescales, no note
+    for bad, message in ((["--max-lag", "200"], "max_lag"), (["--min-weight", "0.7"], "min_weight")):
+        assert run_cli(*argv, *bad) == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_cli(*argv, "--fit", "aic")
+    with pytest.raises(A.AnalysisError, match="tau_perturb"):
+        A.AnalysisOptions(tau_perturb="tau'").check()
 
 
 @pytest.mark.parametrize("case", ["not_a_run", "bare_core", "no_head", "bad_analysis", "no_checkpoints", "bad_device"])

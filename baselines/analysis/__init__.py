@@ -3,8 +3,10 @@
 One module per question:
 
 - :mod:`~baselines.analysis.runs`: run folders and checkpoints as the analyses read them.
-- :mod:`~baselines.analysis.timescales`: random-bit drive, autocorrelation, exponential fits, tau_net,
+- :mod:`~baselines.analysis.timescales`: random-bit drive, autocorrelation, tau_net and its summaries,
   the LSTM forget-gate timescale.
+- :mod:`~baselines.analysis.fits`: the exponential fits behind tau_net (robust and paper rules).
+- :mod:`~baselines.analysis.synthetic`: neurons with known timescales, to check the fits.
 - :mod:`~baselines.analysis.lesions`: streaming accuracy, single-neuron ablation, weight and tau
   perturbation.
 - :mod:`~baselines.analysis.generalization`: the forgetting/generalization matrix.
@@ -18,10 +20,13 @@ arrays. All randomness goes through a ``torch.Generator`` or a numpy ``Generator
 :mod:`baselines.cli.analyze`.
 """
 
+from baselines.analysis.fits import (
+    FIT_RULES, aic, ar1_ac_covariance, default_max_lag, default_min_weight, fit_timescale, fit_timescales, lag_grid,
+)
 from baselines.analysis.generalization import accuracy_on_ns, forgetting_matrix
 from baselines.analysis.geometry import dimensionality
 from baselines.analysis.lesions import (
-    DEFAULT_EPS, Stream, ablate, ablation, make_stream, perturb_tau, perturb_weights, perturbation,
+    DEFAULT_EPS, TAU_PERTURB_TARGETS, Stream, ablate, ablation, make_stream, perturb_tau, perturb_weights, perturbation,
     recurrent_weight_param, streaming_accuracy,
 )
 from baselines.analysis.report import (
@@ -29,16 +34,20 @@ from baselines.analysis.report import (
     plot_perturbation, plot_timescales, read_csv, write_csv,
 )
 from baselines.analysis.runs import AnalysisError, Run, check_head, load_model, load_run
+from baselines.analysis.synthetic import PAPER_CHECK_CASES, SyntheticCase, accuracy_row, fit_accuracy
 from baselines.analysis.timescales import (
-    ForgetGate, LagSums, aic, autocorrelation, drive, fit_timescale, fit_timescales, network_timescales,
-    population_autocorrelation,
+    ForgetGate, LagSums, autocorrelation, drive, network_timescales, population_autocorrelation, tau_net_summary,
+    timescales_from_lag_sums, trace_timescales,
 )
 
 __all__ = [
-    "ANALYSES", "DEFAULT_EPS", "AnalysisError", "AnalysisOptions", "ForgetGate", "LagSums", "Run", "Stream",
-    "ablate", "ablation", "accuracy_on_ns", "aic", "analyze_run", "autocorrelation", "check_head", "compare_runs",
-    "dimensionality", "drive", "fit_timescale", "fit_timescales", "forgetting_matrix", "load_model", "load_run",
-    "make_stream", "network_timescales", "perturb_tau", "perturb_weights", "perturbation", "plot_ablation",
-    "plot_dimensionality", "plot_forgetting", "plot_perturbation", "plot_timescales", "population_autocorrelation",
-    "read_csv", "recurrent_weight_param", "streaming_accuracy", "write_csv",
+    "ANALYSES", "DEFAULT_EPS", "FIT_RULES", "PAPER_CHECK_CASES", "TAU_PERTURB_TARGETS", "AnalysisError",
+    "AnalysisOptions", "ForgetGate", "LagSums", "Run", "Stream", "SyntheticCase", "ablate", "ablation",
+    "accuracy_on_ns", "accuracy_row", "aic", "analyze_run", "ar1_ac_covariance", "autocorrelation", "check_head",
+    "compare_runs", "default_max_lag", "default_min_weight", "dimensionality", "drive", "fit_accuracy",
+    "fit_timescale", "fit_timescales", "forgetting_matrix", "lag_grid", "load_model", "load_run", "make_stream",
+    "network_timescales", "perturb_tau", "perturb_weights", "perturbation", "plot_ablation", "plot_dimensionality",
+    "plot_forgetting", "plot_perturbation", "plot_timescales", "population_autocorrelation", "read_csv",
+    "recurrent_weight_param", "streaming_accuracy", "tau_net_summary", "timescales_from_lag_sums",
+    "trace_timescales", "write_csv",
 ]

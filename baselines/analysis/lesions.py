@@ -4,6 +4,7 @@ perturbation (SPEC 5). Every function returns a changed copy or plain numbers; t
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
@@ -145,32 +146,54 @@ def perturb_weights(model: agents.MultiHeadModel, eps: float, generator: torch.G
     return copy_
 
 
-def perturb_tau(model: agents.MultiHeadModel, eps: float, generator: torch.Generator) -> agents.MultiHeadModel:
-    """A copy with tau' <- tau' + eps |tau'| / |D| |D| (increase only, D ~ N(0, 1) per neuron, |.| the
-    L2 norm over neurons and elementwise abs)."""
+TAU_PERTURB_TARGETS = ("raw", "clamped")
+
+
+def perturb_tau(model: agents.MultiHeadModel, eps: float, generator: torch.Generator, *, on: str = "raw"
+                ) -> agents.MultiHeadModel:
+    """A copy with tau <- tau + eps |tau| / |D| |D| (increase only, D ~ N(0, 1) per neuron, |.| the L2
+    norm over neurons and elementwise abs).
+
+    ``on`` "raw" (the paper): tau is the trained value before the clamp tau' = max(tau, 1), so a raw
+    tau below 1 may stay below it and the clamp applies after the perturbation. ``on`` "clamped":
+    tau is tau' itself. The two differ only for the "clamp" parametrisation with raw values below 1
+    (softplus and fixed tau have no clamp: their tau is tau').
+    """
+    if on not in TAU_PERTURB_TARGETS:
+        raise AnalysisError(f"tau perturbation target must be one of {list(TAU_PERTURB_TARGETS)}, got {on!r}")
     copy_ = copy.deepcopy(model)
-    tau = copy_.core.tau.detach().to(torch.float64)
+    tc = copy_.core.time_constant
+    clamp = on == "raw" and tc.trainable and tc.parametrisation == "clamp"
+    tau = (tc.raw if clamp else copy_.core.tau).detach().to(torch.float64)
     d = torch.randn(tau.shape, generator=generator, dtype=torch.float64).to(tau.device)  # CPU draw, then moved
     if eps != 0:
-        copy_.core.time_constant.set_((tau + eps * tau.norm() / d.norm() * d.abs()).to(tau.dtype))
+        new = (tau + eps * tau.norm() / d.norm() * d.abs()).to(tc.raw.dtype)
+        if clamp:
+            with torch.no_grad():
+                tc.raw.copy_(new)  # tau' = max(raw, 1) is applied by the model
+        else:
+            tc.set_(new)
     return copy_
 
 
 def perturbation(model: agents.MultiHeadModel, stream: Stream, *, kind: str = "weight",
                  eps: Sequence[float] = DEFAULT_EPS, draws: int = 10, seed: int = 0,
-                 head: int | None = None) -> list[dict[str, Any]]:
-    """Accuracy under weight ("weight") or tau ("tau") perturbation for every eps and draw, relative
-    to the unperturbed model (eps = 0 returns that baseline exactly; its perturbed copy is the model).
+                 head: int | None = None, tau_on: str = "raw") -> list[dict[str, Any]]:
+    """Accuracy under weight ("weight") or tau ("tau", ``perturb_tau(..., on=tau_on)``) perturbation
+    for every eps and draw, relative to the unperturbed model (eps = 0 returns that baseline exactly;
+    its perturbed copy is the model).
 
     Rows {"kind", "eps", "draw", "accuracy", "baseline", "relative"}.
     """
     if kind not in ("weight", "tau"):
         raise AnalysisError(f"perturbation kind must be 'weight' or 'tau', got {kind!r}")
+    if tau_on not in TAU_PERTURB_TARGETS:
+        raise AnalysisError(f"tau_on must be one of {list(TAU_PERTURB_TARGETS)}, got {tau_on!r}")
     head = stream.n if head is None else head
     check_head(model, head)
     recurrent_weight_param(model.core) if kind == "weight" else None
     baseline = streaming_accuracy(model, stream, head)
-    make = perturb_weights if kind == "weight" else perturb_tau
+    make = perturb_weights if kind == "weight" else functools.partial(perturb_tau, on=tau_on)
     g = torch.Generator().manual_seed(seed)
     rows = []
     for e in eps:

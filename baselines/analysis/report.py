@@ -16,14 +16,19 @@ import numpy as np
 from agents.checkpoint import atomic_write
 from baselines.analysis.generalization import forgetting_matrix
 from baselines.analysis.geometry import dimensionality
-from baselines.analysis.lesions import DEFAULT_EPS, ablation, make_stream, perturbation, recurrent_weight_param
+from baselines.analysis.fits import check_rule
+from baselines.analysis.lesions import (
+    DEFAULT_EPS, TAU_PERTURB_TARGETS, ablation, make_stream, perturbation, recurrent_weight_param,
+)
 from baselines.analysis.runs import AnalysisError, Run, load_run
 from baselines.analysis.timescales import network_timescales
 from baselines.plots import pyplot, save_figure
 from baselines.trainer import resolve_device
 
 ANALYSES = ("timescales", "ablation", "perturbation", "forgetting", "dimensionality")
-
+#: Columns of timescales.csv from ``tau_net_summary``.
+SUMMARY_KEYS = ("tau_net_mean", "tau_net_median", "neurons_tau_net_gt1", "neurons_failed", "neurons_at_bound",
+                "share_failed_or_bound")
 
 
 @dataclass
@@ -36,8 +41,9 @@ class AnalysisOptions:
     trials: int = 10
     steps: int = 100_000
     burn_in: int = 500
-    max_lag: int = 30
-    min_weight: float = 0.05
+    fit_rule: str = "robust"  # "paper": lags 0..30, plain AIC (see baselines.analysis.fits)
+    max_lag: int | None = None  # None: 30 (paper) or min(2000, steps // 4) (robust)
+    min_weight: float | None = None  # None: 0 (paper) or 0.05 (robust)
     pca_steps: int = 10_000
     k: int = 20
     zero_bias: bool = True
@@ -45,6 +51,7 @@ class AnalysisOptions:
     stream_batch: int = 8
     eps: tuple[float, ...] = DEFAULT_EPS
     tau_eps: tuple[float, ...] = DEFAULT_EPS
+    tau_perturb: str = "raw"  # the paper: perturb the raw tau, then clamp; "clamped": perturb tau'
     draws: int = 10
     eval_batches: int = 4
     eval_batch_size: int = 256
@@ -58,11 +65,16 @@ class AnalysisOptions:
         if unknown or not self.analyses:
             raise AnalysisError(f"analyses must be a non-empty subset of {list(ANALYSES)}, got {list(self.analyses)}")
         for name in ("trials", "steps", "pca_steps", "k", "stream_length", "stream_batch", "draws",
-                     "eval_batches", "eval_batch_size", "max_lag"):
+                     "eval_batches", "eval_batch_size"):
             if int(getattr(self, name)) < 1:
                 raise AnalysisError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.steps <= self.max_lag:
-            raise AnalysisError(f"steps ({self.steps}) must exceed max_lag ({self.max_lag})")
+        check_rule(self.fit_rule)
+        if self.max_lag is not None and not 1 <= self.max_lag < self.steps:
+            raise AnalysisError(f"max_lag must be >= 1 and below steps ({self.steps}), got {self.max_lag}")
+        if self.min_weight is not None and not 0 <= self.min_weight < 0.5:
+            raise AnalysisError(f"min_weight must be in [0, 0.5), got {self.min_weight}")
+        if self.tau_perturb not in TAU_PERTURB_TARGETS:
+            raise AnalysisError(f"tau_perturb must be one of {list(TAU_PERTURB_TARGETS)}, got {self.tau_perturb!r}")
         if self.burn_in < 0 or self.beyond < 0:
             raise AnalysisError("burn_in and beyond must be >= 0")
         if any(e < 0 for e in (*self.eps, *self.tau_eps)):
@@ -138,22 +150,23 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
         for n in ts_ns:
             started = time.perf_counter()
             r = network_timescales(run.load(n, device), trials=options.trials, steps=options.steps, burn_in=options.burn_in,
-                                   max_lag=options.max_lag, seed=options.seed, min_weight=options.min_weight)
+                                   max_lag=options.max_lag, seed=options.seed, rule=options.fit_rule,
+                                   min_weight=options.min_weight)
             seconds = time.perf_counter() - started
             for i, f in enumerate(r["fits"]):
                 neuron_rows.append({**base, "n": n, "neuron": i, "tau": float(r["tau"][i]), "tau_net": f["tau"],
                                     "fit": f["model"], "tau_single": f["tau_single"], "tau_fast": f["tau_fast"],
-                                    "tau_slow": f["tau_slow"], "a_slow": f["a_slow"]})
+                                    "tau_slow": f["tau_slow"], "a_slow": f["a_slow"], "window": f["window"],
+                                    "flag": f["flag"]})
             forget = r["forget_timescale"]
             summary_rows.append({**base, "n": n, "tau_mean": float(r["tau"].mean()), "tau_max": float(r["tau"].max()),
-                                 "tau_net_mean": r["tau_net_mean"],
-                                 "neurons_tau_net_gt1": int(np.sum(np.isfinite(r["tau_net"]) & (r["tau_net"] > 1))),
-                                 "neurons_failed": int(np.sum(~np.isfinite(r["tau_net"]))),
+                                 **{k: r[k] for k in SUMMARY_KEYS}, "fit_rule": options.fit_rule,
                                  "forget_gate_timescale": forget["timescale"] if forget else math.nan,
                                  "seconds": round(seconds, 2)})
             pop_rows += [{**base, "n": n, "lag": k, "ac": float(v)} for k, v in enumerate(r["population_ac"])]
             log(f"timescales N={n}: tau mean {summary_rows[-1]['tau_mean']:.2f}, tau_net mean "
-                f"{r['tau_net_mean']:.2f} ({seconds:.1f} s)")
+                f"{r['tau_net_mean']:.2f} / median {r['tau_net_median']:.2f}, {r['neurons_failed']} failed and "
+                f"{r['neurons_at_bound']} at a bound of {len(r['fits'])} ({seconds:.1f} s)")
         files += [write_csv(out / "timescales_neurons.csv", neuron_rows),
                   write_csv(out / "timescales.csv", summary_rows),
                   write_csv(out / "population_ac.csv", pop_rows)]
@@ -178,7 +191,8 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
         rows = []
         for kind, grid in (("weight", options.eps), ("tau", options.tau_eps)):
             rows += [{**base, "n": target, **r} for r in perturbation(model, stream, kind=kind, eps=grid,
-                                                                    draws=options.draws, seed=options.seed)]
+                                                                    draws=options.draws, seed=options.seed,
+                                                                    tau_on=options.tau_perturb)]
         files.append(write_csv(out / "perturbation.csv", rows))
         results["perturbation"] = rows
         log(f"perturbation N={target}: {len(rows)} evaluations")
@@ -219,9 +233,12 @@ def plot_timescales(summaries: Sequence[list[dict]], labels: Sequence[str], path
     for rows, label in zip(summaries, labels):
         ns = [r["n"] for r in rows]
         axes[0].plot(ns, [r["tau_mean"] for r in rows], "o-", label=label)
-        axes[1].plot(ns, [r["tau_net_mean"] for r in rows], "o-", label=label)
+        line, = axes[1].plot(ns, [r["tau_net_mean"] for r in rows], "o-", label=f"{label} mean")
+        axes[1].plot(ns, [r["tau_net_median"] for r in rows], "s--", color=line.get_color(), label=f"{label} median")
     axes[0].set(xlabel="N (checkpoint)", ylabel="mean trained tau", title="single-neuron tau")
-    axes[1].set(xlabel="N (checkpoint)", ylabel="mean tau_net (neurons with tau_net > 1)", title="network timescale")
+    axes[1].set(xlabel="N (checkpoint)", ylabel="tau_net (neurons with tau_net > 1)",
+                title="network timescale: mean (o) and median (s)")
+    axes[1].legend(fontsize=6)
     axes[0].legend(fontsize=7)
     if extra:
         last = max(r["n"] for r in neuron_rows)

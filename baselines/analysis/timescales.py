@@ -1,16 +1,17 @@
-"""How long a network remembers: random-bit drive, lag sums and autocorrelation by FFT, the paper's
-single/double exponential fits chosen by AIC, tau_net per neuron, and the LSTM forget-gate timescale (SPEC 5)."""
+"""How long a network remembers: random-bit drive, lag sums and autocorrelation by FFT, tau_net per
+neuron (fits in :mod:`baselines.analysis.fits`) with its robust summaries, and the LSTM forget-gate
+timescale (SPEC 5)."""
 
 from __future__ import annotations
 
 import math
-import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 
 import agents
+from baselines.analysis.fits import check_rule, default_max_lag, fit_timescales
 from baselines.analysis.runs import AnalysisError
 
 
@@ -62,9 +63,10 @@ class LagSums:
     """Per-trial, per-neuron autocovariance for lags 0..max_lag of a long trace fed in chunks.
 
     The raw lag products sum_t x_t x_{t+k} are accumulated by FFT on each chunk (joined with the
-    first ``max_lag`` steps of the next chunk), in float64; the per-trial mean is subtracted exactly
-    at the end with sum_t (x_t - m)(x_{t+k} - m) = S_k - m (A_k + B_k) + (T - k) m^2. Traces are
-    [C, B, H] chunks (time first); all chunks but the last must have at least ``max_lag`` steps.
+    first ``max_lag`` steps of the next chunk), in float64, so every lag up to the bound comes from
+    one pass; the per-trial mean is subtracted exactly at the end with
+    sum_t (x_t - m)(x_{t+k} - m) = S_k - m (A_k + B_k) + (T - k) m^2. Traces are [C, B, H] chunks
+    (time first); all chunks but the last must have at least ``max_lag`` steps.
     """
 
     def __init__(self, max_lag: int) -> None:
@@ -78,8 +80,7 @@ class LagSums:
 
     def _correlate(self, a: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         k = self.max_lag
-        n = a.shape[1] + k
-        n += (-n) % 16
+        n = _fast_length(a.shape[1] + k)
         fa = torch.fft.rfft(a, n=n, dim=1)
         fz = torch.fft.rfft(z, n=n, dim=1)
         r = torch.fft.irfft(fa.conj_physical() * fz, n=n, dim=1)[:, : k + 1]
@@ -110,6 +111,11 @@ class LagSums:
         lags = min(r.shape[0], self.max_lag + 1)
         self.sums[:lags] += r[:lags]
 
+    @property
+    def samples(self) -> int:
+        """Time points behind the trial-averaged estimate: steps x trials."""
+        return self.length * (self.sums.shape[1] if self.sums is not None else 0)
+
     def autocovariance(self) -> np.ndarray:
         """Mean-subtracted autocovariance per trial, biased (divided by T): [K+1, B, H]."""
         if self.pending is None:
@@ -120,12 +126,30 @@ class LagSums:
         self.pending = None
         t, k = self.length, self.max_lag
         m = self.total / t
-        out = torch.empty_like(self.sums)
-        for lag in range(k + 1):
-            a = self.total - self.tail[:, k - lag:].sum(dim=1) if lag else self.total  # sum_{t < T-lag} x_t
-            b = self.total - self.head[:, :lag].sum(dim=1)  # sum_{t >= lag} x_t
-            out[lag] = (self.sums[lag] - m * (a + b) + (t - lag) * m * m) / t
+        zero = self.total.new_zeros(self.total.shape[0], 1, self.total.shape[1])
+        last = torch.cat((zero, self.tail.flip(1).cumsum(1)), dim=1)  # sum of the last `lag` steps [B, K+1, H]
+        first = torch.cat((zero, self.head.cumsum(1)), dim=1)  # sum of the first `lag` steps
+        a = (self.total[:, None] - last).permute(1, 0, 2)  # sum_{t < T-lag} x_t  [K+1, B, H]
+        b = (self.total[:, None] - first).permute(1, 0, 2)  # sum_{t >= lag} x_t
+        lags = torch.arange(k + 1, dtype=torch.float64, device=self.sums.device)[:, None, None]
+        out = (self.sums - m * (a + b) + (t - lags) * m * m) / t
         return out.cpu().numpy()
+
+
+def _fast_length(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n (FFT lengths with a large prime factor are many times slower)."""
+    best = 1 << max(n - 1, 0).bit_length()
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
 
 
 def autocorrelation(traces: np.ndarray | torch.Tensor, max_lag: int = 30, chunk: int = 4096) -> np.ndarray:
@@ -143,77 +167,6 @@ def autocorrelation(traces: np.ndarray | torch.Tensor, max_lag: int = 30, chunk:
     return sums.autocovariance().mean(axis=1)
 
 
-def _single(k, tau):
-    return np.exp(-k / tau)
-
-
-def _double(k, a, tau1, tau2):
-    return a * np.exp(-k / tau1) + (1.0 - a) * np.exp(-k / tau2)
-
-
-def aic(rss: float, n: int, params: int) -> float:
-    """AIC = 2 k + n ln(RSS / n) (RSS floored at 1e-300 so a perfect fit stays finite)."""
-    return 2 * params + n * math.log(max(rss, 1e-300) / n)
-
-
-def fit_timescale(ac: np.ndarray, min_weight: float = 0.05) -> dict[str, float]:
-    """Fit the normalized autocorrelation ``ac`` (lags 0..K, ac[0] = 1) as the paper does.
-
-    Single exponential exp(-k/tau) and double a exp(-k/tau1) + (1 - a) exp(-k/tau2) (scipy
-    curve_fit), chosen by AIC. A double fit whose lighter component has weight < ``min_weight`` is a
-    noise fit (it models the estimation noise of the tail, e.g. tau_slow = 1e5 with a = 0.001) and
-    does not compete (min_weight=0 gives the plain AIC choice). Returns {"tau": the single tau or the slower of the two, "model":
-    1 or 2 (0: both fits failed, tau NaN), "tau_single", "tau_fast", "tau_slow", "a_slow"}.
-    """
-    from scipy.optimize import curve_fit
-
-    ac = np.asarray(ac, dtype=np.float64)
-    lags = np.arange(ac.shape[0], dtype=np.float64)
-    out = {"tau": math.nan, "model": 0, "tau_single": math.nan, "tau_fast": math.nan, "tau_slow": math.nan,
-           "a_slow": math.nan}
-    if not np.all(np.isfinite(ac)):
-        return out
-    guess = 1.0
-    if ac.shape[0] > 1 and 0.0 < ac[1] < 1.0:
-        guess = float(np.clip(-1.0 / math.log(ac[1]), 0.05, 1e3))
-    n = ac.shape[0]
-    best_aic = math.inf
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            (tau,), _ = curve_fit(_single, lags, ac, p0=[guess], bounds=([1e-3], [1e5]), maxfev=2000)
-            rss = float(np.sum((_single(lags, tau) - ac) ** 2))
-            best_aic = aic(rss, n, 1)
-            out.update(tau=float(tau), model=1, tau_single=float(tau))
-            guess = float(tau)
-        except (RuntimeError, ValueError):
-            pass
-        try:
-            p0 = [0.5, max(guess / 3.0, 1e-2), min(guess * 3.0, 1e4)]
-            (a, t1, t2), _ = curve_fit(_double, lags, ac, p0=p0, bounds=([0.0, 1e-3, 1e-3], [1.0, 1e5, 1e5]),
-                                       maxfev=5000)
-            rss = float(np.sum((_double(lags, a, t1, t2) - ac) ** 2))
-            fast, slow = (t1, t2) if t1 <= t2 else (t2, t1)
-            out.update(tau_fast=float(fast), tau_slow=float(slow), a_slow=float(1 - a if t1 <= t2 else a))
-            if min(a, 1 - a) >= min_weight and aic(rss, n, 3) < best_aic:
-                out.update(tau=float(slow), model=2)
-        except (RuntimeError, ValueError):
-            pass
-    return out
-
-
-def fit_timescales(autocov: np.ndarray, min_weight: float = 0.05) -> list[dict[str, float]]:
-    """``fit_timescale`` for every neuron of an autocovariance [K+1, H]; neurons with no variance -> NaN."""
-    result = []
-    for i in range(autocov.shape[1]):
-        c0 = autocov[0, i]
-        if not (np.isfinite(c0) and c0 > 1e-12):
-            result.append(fit_timescale(np.full(autocov.shape[0], np.nan)))
-            continue
-        result.append(fit_timescale(autocov[:, i] / c0, min_weight))
-    return result
-
-
 def population_autocorrelation(autocov: np.ndarray) -> np.ndarray:
     """Mean over neurons (with variance) of the normalized autocorrelation: [K+1]."""
     c0 = autocov[0]
@@ -223,15 +176,61 @@ def population_autocorrelation(autocov: np.ndarray) -> np.ndarray:
     return (autocov[:, alive] / c0[alive]).mean(axis=1)
 
 
+def tau_net_summary(tau_net: np.ndarray, fits: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-network summaries of tau_net: the paper's mean over neurons with tau_net > 1, the median
+    over the same neurons (one neuron at a fit bound cannot move it), and how many fits failed or hit
+    a bound (``fit_timescale``'s "flag")."""
+    keep = tau_net[np.isfinite(tau_net) & (tau_net > 1)]
+    failed = sum(f["flag"] == "failed" for f in fits)
+    bound = sum(f["flag"] == "bound" for f in fits)
+    return {"tau_net_mean": float(keep.mean()) if keep.size else math.nan,
+            "tau_net_median": float(np.median(keep)) if keep.size else math.nan,
+            "neurons_tau_net_gt1": int(keep.size), "neurons_failed": int(failed), "neurons_at_bound": int(bound),
+            "share_failed_or_bound": (failed + bound) / len(fits) if fits else math.nan}
+
+
+def timescales_from_lag_sums(sums: LagSums, *, rule: str = "robust", min_weight: float | None = None
+                             ) -> dict[str, Any]:
+    """tau_net of every neuron whose lag sums are in ``sums``: the one fitting path of
+    ``network_timescales`` and ``trace_timescales``. Returns {"tau_net": [H], "fits", the
+    ``tau_net_summary`` keys, "population_ac": [K+1], "autocov": [K+1, H], "samples"}."""
+    autocov = sums.autocovariance().mean(axis=1)
+    fits = fit_timescales(autocov, samples=sums.samples, rule=rule, min_weight=min_weight)
+    tau_net = np.array([f["tau"] for f in fits])
+    return {"tau_net": tau_net, "fits": fits, **tau_net_summary(tau_net, fits),
+            "population_ac": population_autocorrelation(autocov), "autocov": autocov, "samples": sums.samples}
+
+
+def _lag_bound(rule: str, steps: int, max_lag: int | None) -> int:
+    check_rule(rule)
+    max_lag = default_max_lag(rule, steps) if max_lag is None else int(max_lag)
+    if not 1 <= max_lag < steps:
+        raise AnalysisError(f"max_lag must be in [1, steps), got {max_lag} with steps={steps}")
+    return max_lag
+
+
+def trace_timescales(chunks: Iterable[np.ndarray | torch.Tensor], *, steps: int, max_lag: int | None = None,
+                     rule: str = "robust", min_weight: float | None = None) -> dict[str, Any]:
+    """``timescales_from_lag_sums`` of traces given as consecutive [C, B, H] chunks (``steps`` in all;
+    every chunk but the last at least max_lag long), e.g. synthetic neurons with known timescales."""
+    sums = LagSums(_lag_bound(rule, steps, max_lag))
+    for chunk in chunks:
+        sums.add(torch.as_tensor(chunk))
+    return timescales_from_lag_sums(sums, rule=rule, min_weight=min_weight)
+
+
 def network_timescales(core_or_model, *, trials: int = 10, steps: int = 100_000, burn_in: int = 500,
-                       max_lag: int = 30, chunk: int = 2048, seed: int = 0, min_weight: float = 0.05
-                       ) -> dict[str, Any]:
+                       max_lag: int | None = None, chunk: int = 2048, seed: int = 0, rule: str = "robust",
+                       min_weight: float | None = None) -> dict[str, Any]:
     """The network-mediated timescale tau_net of every neuron (SPEC 5).
 
-    Returns {"tau": trained tau' [H], "tau_net": [H] (NaN where both fits failed or the neuron is
-    silent), "fits": per-neuron fit details, "tau_net_mean": mean over neurons with tau_net > 1,
-    "population_ac": [K+1], "autocov": [K+1, H], "forget_timescale": LSTM only (else None)}.
+    ``rule`` "robust" (default) or "paper" picks the fit (:mod:`baselines.analysis.fits`);
+    ``max_lag`` is the most lags accumulated (default: 30 for "paper", min(2000, steps // 4) for
+    "robust", whose window adapts within it). Returns ``timescales_from_lag_sums``'s dict plus
+    {"tau": trained tau' [H], "forget_timescale": LSTM only (else None)}; tau_net is NaN where both
+    fits failed or the neuron is silent.
     """
+    max_lag = _lag_bound(rule, steps, max_lag)
     core = core_or_model.core if isinstance(core_or_model, agents.MultiHeadModel) else core_or_model
     sums = LagSums(max_lag)
     forget = ForgetGate(core) if isinstance(core, agents.LeakyLSTM) else None
@@ -242,19 +241,9 @@ def network_timescales(core_or_model, *, trials: int = 10, steps: int = 100_000,
             forget.add(hidden, x, state)
 
     drive(core, consume, trials=trials, steps=steps, burn_in=burn_in, chunk=max(chunk, max_lag), seed=seed)
-    autocov = sums.autocovariance().mean(axis=1)
-    fits = fit_timescales(autocov, min_weight)
-    tau_net = np.array([f["tau"] for f in fits])
-    keep = tau_net[np.isfinite(tau_net) & (tau_net > 1)]
-    return {
-        "tau": core.tau.detach().cpu().numpy().astype(np.float64),
-        "tau_net": tau_net,
-        "fits": fits,
-        "tau_net_mean": float(keep.mean()) if keep.size else math.nan,
-        "population_ac": population_autocorrelation(autocov),
-        "autocov": autocov,
-        "forget_timescale": forget.timescale() if forget is not None else None,
-    }
+    return {"tau": core.tau.detach().cpu().numpy().astype(np.float64),
+            **timescales_from_lag_sums(sums, rule=rule, min_weight=min_weight),
+            "forget_timescale": forget.timescale() if forget is not None else None}
 
 
 class ForgetGate:
