@@ -110,22 +110,17 @@ def _fit_single(lags, y, guess, cov):
     return float(tau), _chi2(_single(lags, tau) - y, cov)
 
 
-def _fit_double(lags, y, guess, cov, starts):
-    """Best of ``starts`` (1 or 2) initial guesses; returns ((a, tau1, tau2), chi2) or None if all fail."""
+def _fit_double(lags, y, guess, cov):
+    """((a, tau1, tau2), chi2) from the start (0.5, guess / 3, 3 guess), or None if the fit fails."""
     from scipy.optimize import curve_fit
 
-    best = None
-    for p0 in ([0.5, guess / 3.0, guess * 3.0], [0.8, guess / 5.0, guess * 2.0])[:starts]:
-        p0 = [p0[0], max(p0[1], 1e-2), min(p0[2], 1e4)]
-        try:
-            p, _ = curve_fit(_double, lags, y, p0=p0, sigma=cov, maxfev=5000,
-                             bounds=([0.0, TAU_MIN, TAU_MIN], [1.0, TAU_MAX, TAU_MAX]))
-        except (RuntimeError, ValueError, np.linalg.LinAlgError):
-            continue
-        chi2 = _chi2(_double(lags, *p) - y, cov)
-        if best is None or chi2 < best[1]:
-            best = (tuple(float(v) for v in p), chi2)
-    return best
+    p0 = [0.5, max(guess / 3.0, 1e-2), min(guess * 3.0, 1e4)]
+    try:
+        p, _ = curve_fit(_double, lags, y, p0=p0, sigma=cov, maxfev=5000,
+                         bounds=([0.0, TAU_MIN, TAU_MIN], [1.0, TAU_MAX, TAU_MAX]))
+    except (RuntimeError, ValueError, np.linalg.LinAlgError):
+        return None
+    return tuple(float(v) for v in p), _chi2(_double(lags, *p) - y, cov)
 
 
 def _fit_window(ac: np.ndarray, window: int, rule: str, samples: float, min_weight: float) -> dict[str, Any]:
@@ -143,10 +138,9 @@ def _fit_window(ac: np.ndarray, window: int, rule: str, samples: float, min_weig
         cov, score = None, math.inf
         try:
             tau, score = _fit_single(lags, y, guess, None)
-            if rule == "robust":  # GLS: the covariance of the estimate under the single fit, refined twice
-                for _ in range(2):
-                    cov = ar1_ac_covariance(tau, lags, samples)
-                    tau, score = _fit_single(lags, y, tau, cov)
+            if rule == "robust":  # GLS: the covariance of the estimate under the single fit
+                cov = ar1_ac_covariance(tau, lags, samples)
+                tau, score = _fit_single(lags, y, tau, cov)
                 cov = ar1_ac_covariance(tau, lags, samples)
                 score = _chi2(_single(lags, tau) - y, cov)
             out.update(tau=tau, model=1, tau_single=tau, flag="")
@@ -154,7 +148,7 @@ def _fit_window(ac: np.ndarray, window: int, rule: str, samples: float, min_weig
         except (RuntimeError, ValueError, np.linalg.LinAlgError):
             if rule == "robust":
                 return out
-        double = _fit_double(lags, y, guess, cov, starts=1 if rule == "paper" else 2)
+        double = _fit_double(lags, y, guess, cov)
     if double is None:
         return out
     (a, t1, t2), score2 = double
