@@ -30,9 +30,12 @@ def ar1(tau: float, steps: int, trials: int, rng: np.random.Generator) -> np.nda
 @pytest.mark.parametrize("case", A.PAPER_CHECK_CASES, ids=lambda c: c.label)
 def test_tau_net_recovers_known_timescales_at_paper_size(case):
     """20 synthetic neurons per case, 10 trials x 1e5 steps, through network_timescales' fitting path:
-    >= 95% within 10% of the truth (the slower timescale of a mixture), none at a bound."""
+    >= 95% within 10% of the truth (the slower timescale of a mixture), none at a bound. The weak
+    mixture (slow share 0.1) is held to 90%: over 200-300 neurons it measures 92.5-93%
+    (docs/analysis.md), so a 95% pass on 20 neurons would be luck, not a property."""
     (row,) = A.fit_accuracy([case], trials=10, steps=100_000, neurons=20, seed=0)
-    assert row["share_within"] >= 0.95 and row["neurons_at_bound"] == 0, row
+    weak_mixture = case.fast is not None and case.slow_share < 0.5
+    assert row["share_within"] >= (0.90 if weak_mixture else 0.95) and row["neurons_at_bound"] == 0, row
 
 
 def test_paper_rule_fits_lags_0_to_30_with_aic():
