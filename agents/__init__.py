@@ -7,11 +7,11 @@ and checkpoints (save, load). See docs/agents.md.
 lazily, so importing ``agents`` does not need stable-baselines3.
 """
 
-from .checkpoint import load, save
+from .checkpoint import CheckpointError, load, save
 from .cores import Core, LeakyGRU, LeakyLSTM, LeakyRNN, make_core
 from .model import MultiHeadModel
 
-__all__ = ["Core", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "MultiHeadModel", "RecurrentCorePolicy", "load", "make_core", "save"]
+__all__ = ["CheckpointError", "Core", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "MultiHeadModel", "RecurrentCorePolicy", "load", "make_core", "save"]
 
 _LAZY = {"RecurrentCorePolicy": "rl_policy"}
 

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from torch import nn
 
-from .cores import Core
+from .cores import Core, make_core
 from .model import MultiHeadModel
-from .protocol import check_core, core_config
+from .protocol import build_external_core, check_core, core_config, is_import_path
 
 WEIGHTS = "model.safetensors"
 CONFIG = "model.json"
 FORMAT_VERSION = 1
+DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
@@ -54,30 +58,119 @@ def save(model: MultiHeadModel | Core, path: str | os.PathLike) -> None:
     atomic_write(directory / CONFIG, lambda tmp: Path(tmp).write_text(text))
 
 
-def _check_state(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], where: Path) -> None:
+class CheckpointError(ValueError):
+    """A checkpoint folder that cannot be loaded: a file missing or damaged, or an import it may not do."""
+
+
+def _check_state(expected: dict[str, torch.Tensor], found: dict[str, tuple[int, ...]], where: Path) -> None:
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
-    shapes = [f"{k}: checkpoint {tuple(found[k].shape)}, model {tuple(v.shape)}"
-              for k, v in expected.items() if k in found and found[k].shape != v.shape]
+    shapes = [f"{k}: checkpoint {found[k]}, model {tuple(v.shape)}"
+              for k, v in expected.items() if k in found and found[k] != tuple(v.shape)]
     if missing or extra or shapes:
-        raise ValueError(f"checkpoint {where} does not match its configuration: missing tensors "
-                         f"{missing}, unexpected tensors {extra}, wrong shapes {shapes}")
+        raise CheckpointError(f"checkpoint {where} does not match its configuration: missing tensors "
+                              f"{missing}, unexpected tensors {extra}, wrong shapes {shapes}")
 
 
-def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> MultiHeadModel | Core:
-    """Rebuild the model saved in the directory `path` (no other information needed)."""
+def _read_config(path: Path) -> dict[str, Any]:
+    """model.json, checked for the fields :func:`load` uses; CheckpointError naming the file otherwise."""
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} must hold a JSON object, found {type(meta).__name__}")
+    if meta.get("format_version") != FORMAT_VERSION or meta.get("type") not in ("MultiHeadModel", "core"):
+        raise CheckpointError(f"{path}: unsupported checkpoint (format_version {meta.get('format_version')!r}, "
+                              f"type {meta.get('type')!r})")
+    if meta.get("dtype") not in DTYPES:
+        raise CheckpointError(f"{path}: dtype must be one of {DTYPES}, got {meta.get('dtype')!r}")
+    config = meta.get("config")
+    core = config.get("core") if isinstance(config, dict) and meta["type"] == "MultiHeadModel" else config
+    if not isinstance(core, dict) or not isinstance(core.get("kind"), str):
+        raise CheckpointError(f"{path}: config must be an object with the core's settings (a 'kind' and its "
+                              f"options), got {config!r:.200}")
+    if meta["type"] == "MultiHeadModel" and not isinstance(config.get("heads"), list):
+        raise CheckpointError(f"{path}: config.heads must be a list of Ns, got {config.get('heads')!r:.200}")
+    return meta
+
+
+GATES = {"leaky": 1, "leaky_mod": 1, "gru": 3, "lstm": 4}
+"""Weight matrices per built-in core kind: its input and recurrent weights hold GATES * H * (H + I) values."""
+
+
+def _implied_values(core: dict[str, Any]) -> int | None:
+    """A lower bound on the values a built-in core's weights hold; None for an external core or odd sizes."""
+    hidden, inputs = core.get("hidden_size"), core.get("input_size")
+    if core.get("kind") not in GATES or not all(isinstance(v, int) and v > 0 for v in (hidden, inputs)):
+        return None
+    return GATES[core["kind"]] * hidden * (hidden + inputs)
+
+
+def _weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes in a safetensors file's header (nothing allocated); CheckpointError if damaged."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as error:  # safetensors raises its own SafetensorError (and OSError)
+        raise CheckpointError(f"{path} is not a readable safetensors file ({error})") from None
+
+
+def _core_builder(kind: str, core_class: type[nn.Module] | None, trust_import: bool, where: Path
+                  ) -> Callable[..., nn.Module]:
+    """How to build the core a checkpoint names: built-in by name; an external one only as the caller says."""
+    if not is_import_path(kind):
+        return lambda **config: make_core(**config)
+    if core_class is not None:
+        return lambda kind, **config: build_external_core(kind, cls=core_class, **config)
+    if trust_import:
+        return lambda **config: make_core(**config)
+    raise CheckpointError(
+        f"{where} names the external core {kind!r}: agents.load imports no module that a file names. If you "
+        f"trust this checkpoint and its code, pass the class, agents.load(path, core_class=YourCore), or let it "
+        f"import {kind.partition(':')[0]!r}: agents.load(path, trust_import=True)")
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
+         core_class: type[nn.Module] | None = None, trust_import: bool = False) -> MultiHeadModel | nn.Module:
+    """Rebuild the model saved in the directory `path` (no other information needed).
+
+    Loading runs no code from the folder: a built-in core is built by name; an external core (an
+    import path in model.json) only from ``core_class`` or, with ``trust_import=True``, by importing
+    the path. Every damaged file raises a CheckpointError (a ValueError) naming it. Before a built-in core is built,
+the sizes model.json asks for are checked against the weight file, so a small file cannot make it
+allocate a large model.
+    """
     directory = Path(path)
     for name in (CONFIG, WEIGHTS):
         if not (directory / name).is_file():
             raise FileNotFoundError(f"{directory} is not a checkpoint: {name} is missing")
-    meta: dict[str, Any] = json.loads((directory / CONFIG).read_text())
-    if meta.get("format_version") != FORMAT_VERSION or meta.get("type") not in ("MultiHeadModel", "core"):
-        raise ValueError(f"{directory / CONFIG}: unsupported checkpoint (format_version "
-                         f"{meta.get('format_version')!r}, type {meta.get('type')!r})")
+    meta = _read_config(directory / CONFIG)
     config = meta["config"]
-    model = MultiHeadModel.from_config(config) if meta["type"] == "MultiHeadModel" else Core.from_config(config)
+    core_config_ = config["core"] if meta["type"] == "MultiHeadModel" else config
+    build_core = _core_builder(core_config_["kind"], core_class, trust_import, directory / CONFIG)
+
+    def build() -> nn.Module:
+        core = build_core(**core_config_)
+        return MultiHeadModel(core, config["heads"]) if meta["type"] == "MultiHeadModel" else core
+
+    shapes = _weight_shapes(directory / WEIGHTS)
+    implied, stored = _implied_values(core_config_), sum(math.prod(shape) for shape in shapes.values())
+    if implied is not None and implied > stored:  # checked before anything of that size is allocated
+        raise CheckpointError(f"checkpoint {directory} does not match its weights: {CONFIG} asks for a "
+                              f"{core_config_['kind']!r} core of hidden_size {core_config_.get('hidden_size')!r} "
+                              f"(at least {implied} values, {4 * implied} bytes) but {WEIGHTS} holds {stored}")
+    try:
+        model = build()
+    except (TypeError, ValueError, KeyError) as error:
+        if isinstance(error, CheckpointError):
+            raise
+        raise CheckpointError(f"{directory / CONFIG}: its configuration does not build a model ({error})") from None
+    _check_state(model.state_dict(), shapes, directory / WEIGHTS)
     model = model.to(device=map_location, dtype=getattr(torch, meta["dtype"]))
-    state = load_file(directory / WEIGHTS, device=str(map_location))
-    _check_state(model.state_dict(), state, directory / WEIGHTS)
+    try:
+        state = load_file(directory / WEIGHTS, device=str(map_location))
+    except Exception as error:
+        raise CheckpointError(f"{directory / WEIGHTS} is not a readable safetensors file ({error})") from None
     model.load_state_dict(state, strict=True)
     return model

@@ -18,7 +18,9 @@ that one seed gives the same network on CPU and GPU.
 The built-in cores (``"leaky"``, ``"leaky_mod"``, ``"gru"``, ``"lstm"``) follow it; an external
 core is named by its import path, ``"package.module:ClassName"``, wherever a core kind is taken
 (``make_core``, ``TrainConfig.core``, ``memory-envs train --core``, ``memory-envs benchmark --cores``).
-Checkpoints record that path, so ``agents.load`` rebuilds external cores too.
+Checkpoints record that path; ``agents.load`` rebuilds such a core only from a class the caller
+passes (``core_class=``) or, with ``trust_import=True``, by importing the path: a file never makes
+it import a module on its own.
 """
 
 from __future__ import annotations
@@ -70,9 +72,11 @@ def check_core(core: Any) -> None:
                         f"(see agents.protocol)")
 
 
-def build_external_core(path: str, input_size: int, hidden_size: int, **options: Any) -> nn.Module:
-    """Construct the external core ``path`` and remember its configuration for checkpoints."""
-    cls = import_core_class(path)
+def build_external_core(path: str, input_size: int, hidden_size: int, cls: type[nn.Module] | None = None,
+                        **options: Any) -> nn.Module:
+    """Construct the external core ``path`` (the class ``cls`` if given, else imported from ``path``) and
+    remember its configuration for checkpoints."""
+    cls = import_core_class(path) if cls is None else cls
     generator = options.pop("generator", None)
     if generator is not None and "generator" in inspect.signature(cls).parameters:
         options_with_generator = {**options, "generator": generator}

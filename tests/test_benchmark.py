@@ -24,7 +24,9 @@ def test_external_core_checkpoints_and_trains(tmp_path):
     core = agents.make_core("example_core:ElmanCore", 1, 8, generator=torch.Generator().manual_seed(0))
     model = agents.MultiHeadModel(core, [2, 3])
     agents.save(model, tmp_path / "ckpt")
-    again = agents.load(tmp_path / "ckpt")
+    with pytest.raises(ValueError, match="core_class="):  # a file never makes agents.load import a module
+        agents.load(tmp_path / "ckpt")
+    again = agents.load(tmp_path / "ckpt", core_class=type(core))
     x = torch.rand(6, 3, 1)
     assert torch.equal(again(x)[3], model(x)[3])
     summary = train(TrainConfig(core="example_core:ElmanCore", hidden_size=16, batch_size=32, eval_every=20,
