@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from memory_envs import tasks
+from memory_envs import sizes, tasks
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -97,9 +97,15 @@ def make_batch(
     n_max = max(ns)
     if length is None:
         low, high = tasks.check_length_range(length_range, n_max)
-        length = int(generator.integers(low, high))
+        longest = high - 1
     elif isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < n_max:
         raise ValueError(f"length must be an integer >= the largest N ({n_max}), got {length!r}")
+    else:
+        longest = int(length)
+    sizes.check_fits(tasks.batch_bytes(batch_size, longest, len(ns), streaming),
+                     f"batch_size={batch_size} with {len(ns)} Ns and sequences of up to {longest} bits")
+    if length is None:
+        length = int(generator.integers(low, high))
     bits = tasks.sample_bits(generator, batch_size, length, p)
     inputs = np.ascontiguousarray(bits.T[:, :, None], dtype=np.float32)
     labels = tasks.final_labels(task, bits, ns)

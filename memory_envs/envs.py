@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from memory_envs import tasks
+from memory_envs import sizes, tasks
 
 MODES: tuple[str, ...] = ("final", "every_step")
 EPISODES_PER_DRAW = 32
@@ -78,7 +78,21 @@ class EnvConfig:
         length_range = length_range if length_range is not None else self.length_range
         if length_range is not None:
             tasks.check_length_range(length_range, max(ns))
-        return replace(self, ns=ns, length_range=length_range)
+        config = replace(self, ns=ns, length_range=length_range)
+        config.check_memory(1, "env")
+        return config
+
+    def memory_bytes(self, num_envs: int) -> int:
+        """Bytes ``num_envs`` envs hold: a block of EPISODES_PER_DRAW trials of the longest length (uint8),
+        and one trial's observations (float32) and labels (int8) per head, with their temporaries."""
+        longest = self.lengths[1] - 1
+        return num_envs * (EPISODES_PER_DRAW * longest + (longest + 1) * (6 + 3 * self.max_heads))
+
+    def check_memory(self, num_envs: int, what: str) -> None:
+        """Refuse settings whose trials would not fit in memory, naming the arguments and the bytes."""
+        sizes.check_fits(self.memory_bytes(num_envs), f"{what} with n/heads up to {max(self.ns)}, max_heads "
+                                                      f"{self.max_heads} and length_range {self.lengths} "
+                                                      f"(num_envs={num_envs})")
 
     @property
     def lengths(self) -> tuple[int, int]:

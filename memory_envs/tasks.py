@@ -110,17 +110,36 @@ def sample_lengths(rng: np.random.Generator, count: int, length_range: tuple[int
     return rng.integers(length_range[0], length_range[1], size=count)
 
 
+DRAW_CHUNK = 1 << 20
+"""Uniform floats drawn at once by :func:`sample_bits`: bounds its float64 temporary to 8 MiB."""
+
+
 def sample_bits(rng: np.random.Generator, count: int, length: int, p: float | str) -> np.ndarray:
     """Draw ``count`` bit sequences of ``length`` bits as a uint8 array [count, length].
 
     ``p="uniform"`` draws one p ~ U(0, 1) per sequence (the paper's parity statistics);
-    a float p is used for every bit.
+    a float p is used for every bit. The uniform floats compared with p are drawn in chunks of
+    ``DRAW_CHUNK`` (the same stream as one draw), so memory is the uint8 result plus 8 MiB.
     """
-    if p == UNIFORM:
-        probs = rng.random((count, 1))
-    else:
-        probs = p
-    return (rng.random((count, length)) < probs).astype(np.uint8)
+    probs = rng.random((count, 1)) if p == UNIFORM else p
+    if count * length <= DRAW_CHUNK:
+        return (rng.random((count, length)) < probs).astype(np.uint8)
+    bits = np.empty(count * length, dtype=np.uint8)
+    for start in range(0, bits.size, DRAW_CHUNK):
+        stop = min(start + DRAW_CHUNK, bits.size)
+        threshold = probs[np.arange(start, stop) // length, 0] if p == UNIFORM else probs
+        np.less(rng.random(stop - start), threshold, out=bits[start:stop], casting="unsafe")
+    return bits.reshape(count, length)
+
+
+def batch_bytes(batch_size: int, length: int, heads: int, streaming: bool = False) -> int:
+    """Bytes of a supervised batch of ``batch_size`` sequences of ``length`` bits scored for ``heads`` Ns:
+    the uint8 bits, float32 inputs and int64 labels, and with ``streaming`` the every-step labels
+    (int8, then int64) and the prefix parities."""
+    total = batch_size * length * (1 + 4) + batch_size * heads * 8
+    if streaming:
+        total += batch_size * length * heads * (1 + 8) + batch_size * (length + 1)
+    return total
 
 
 def final_labels(task: str, bits: np.ndarray, ns: Sequence[int]) -> np.ndarray:

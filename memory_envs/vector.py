@@ -61,6 +61,7 @@ class MemoryTaskVectorEnv(VectorEnv):
             raise ValueError(f"autoreset_mode must be one of {allowed}, got {autoreset_mode!r}") from None
         self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
         self.config = EnvConfig.build(task, n, heads, mode, p, length_range, max_heads)
+        self.config.check_memory(num_envs, "vector env")
         self.num_envs = int(num_envs)
         self.render_mode = None
         self.single_observation_space = self.config.observation_space()
@@ -106,7 +107,9 @@ class MemoryTaskVectorEnv(VectorEnv):
 
     def set_ns(self, ns: Sequence[int]) -> None:
         """Score ``ns`` in every trial that starts from now on (running trials finish with their Ns)."""
-        self.config = self.config.with_ns(ns)
+        config = self.config.with_ns(ns)
+        config.check_memory(self.num_envs, "vector env")
+        self.config = config
         self._allocate(self.config.lengths[1] - 1)
 
     def _start_trials(self, idx: np.ndarray) -> None:
