@@ -2,7 +2,8 @@
 
 For every core x task x curriculum x seed, one supervised run with the same budget (training
 steps, and a wall-time cap), then a held-out streaming test of every solved N. Runs are
-independent processes (``workers`` at a time, one torch thread each). Each run keeps its own
+independent processes (``workers`` at a time, one torch thread each, ending when the benchmark's
+process ends, even by SIGKILL: no orphan keeps training). Each run keeps its own
 run folder under ``out/runs``: a finished run (``heldout.json`` written) is never redone, an
 unfinished one resumes from its last state, so re-running the same command after a kill
 continues the benchmark.
@@ -21,6 +22,8 @@ import io
 import json
 import multiprocessing
 import os
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -28,6 +31,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from agents.protocol import import_core_class, is_import_path
+from baselines.run_folder import read_json
 from baselines.trainer import TrainConfig, Trainer, atomic_write_text, resolve_device
 from memory_envs import curriculum as curricula
 from memory_envs import make_batch, tasks
@@ -105,14 +110,18 @@ def heldout_accuracy(run_dir: Path, spec: BenchmarkSpec, seed: int) -> dict[str,
     ``spec.device`` (data and initial states drawn on the CPU from ``seed``, then moved)."""
     import agents
 
-    summary = json.loads((run_dir / "summary.json").read_text())
-    config = json.loads((run_dir / "config.json").read_text())
+    summary = read_json(run_dir / "summary.json")
+    config = read_json(run_dir / "config.json")
+    if config.get("core") not in spec.cores:
+        raise ValueError(f"{run_dir / 'config.json'}: core {config.get('core')!r} is not one of the benchmark's "
+                         f"cores {spec.cores}")
+    core_class = import_core_class(config["core"]) if is_import_path(config["core"]) else None  # named by the spec
     device = resolve_device(spec.device)
     rng = np.random.default_rng([seed, 2])
     generator = torch.Generator().manual_seed(seed)
     accuracy: dict[str, float] = {}
     for n in summary["steps_to_n"]:
-        model = agents.load(run_dir / "checkpoints" / f"n{int(n):03d}", map_location=device)
+        model = agents.load(run_dir / "checkpoints" / f"n{int(n):03d}", map_location=device, core_class=core_class)
         batch = make_batch(config["task"], [int(n)], spec.test_batch, rng=rng, p=0.5, length=spec.test_length,
                            streaming=True)
         x = torch.from_numpy(batch.inputs).to(device)
@@ -122,6 +131,24 @@ def heldout_accuracy(run_dir: Path, spec: BenchmarkSpec, seed: int) -> dict[str,
         mask = batch.streaming_mask[:, 0]
         accuracy[n] = float((predicted[mask] == batch.streaming_labels[mask, :, 0]).mean())
     return accuracy
+
+
+PARENT_POLL_SECONDS = 0.5
+
+
+def die_with_parent(parent: int) -> None:
+    """Worker initializer: a daemon thread ends this process once ``parent`` (the benchmark) is gone.
+
+    A worker whose parent died is re-parented, so ``os.getppid()`` changes; the thread checks it every
+    ``PARENT_POLL_SECONDS`` and exits at once (the OS then releases the worker's run-folder lock).
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 def run_one(out: str, spec: BenchmarkSpec, core: str, task: str, curriculum: str, seed: int) -> dict[str, Any]:
@@ -137,9 +164,7 @@ def run_one(out: str, spec: BenchmarkSpec, core: str, task: str, curriculum: str
 
 def collect(run_dir: Path) -> dict[str, Any]:
     """The numbers of one finished run that the score card uses."""
-    summary = json.loads((run_dir / "summary.json").read_text())
-    config = json.loads((run_dir / "config.json").read_text())
-    heldout = json.loads((run_dir / "heldout.json").read_text())
+    summary, config, heldout = (read_json(run_dir / name) for name in ("summary.json", "config.json", "heldout.json"))
     return {"core": config["core"], "task": config["task"], "curriculum": config["curriculum"],
             "seed": config["seed"], "max_n": summary["max_n"], "steps": summary["steps"],
             "steps_to_n": summary["steps_to_n"], "heldout": heldout, "run_dir": str(run_dir)}
@@ -153,7 +178,7 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, log: Callable[[st
     (out / "runs").mkdir(parents=True, exist_ok=True)
     spec_path = out / "benchmark.json"
     if spec_path.exists():
-        saved = json.loads(spec_path.read_text())
+        saved = read_json(spec_path)
         mine = json.loads(json.dumps(spec.__dict__))
         budget = ("max_steps", "max_seconds", "hidden_size", "eval_every", "eval_batches", "test_length", "test_batch",
                   "optimizer")
@@ -171,7 +196,8 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, log: Callable[[st
             todo.append(run)
     log(f"{len(spec.runs())} runs: {len(results)} finished earlier, {len(todo)} to run on {spec.workers} workers")
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no shared torch thread pools
-    with concurrent.futures.ProcessPoolExecutor(max_workers=spec.workers, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(max_workers=spec.workers, mp_context=context,
+                                                initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(run_one, str(out), spec, *run): run for run in todo}
         for future in concurrent.futures.as_completed(futures):
             result = future.result()

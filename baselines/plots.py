@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -17,6 +16,8 @@ from typing import Sequence
 import torch
 
 import agents
+from agents.protocol import is_import_path
+from baselines import run_folder
 
 
 def pyplot():
@@ -39,11 +40,12 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
-    """The evaluation lines of a run's ``metrics.jsonl``."""
+    """The evaluation lines of a run's ``metrics.jsonl`` (a torn last line left out; a damaged one is an
+    error naming the file and line)."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no metrics.jsonl)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return run_folder.read_metrics(Path(run_dir))
 
 
 def plot_n_over_steps(run_dirs: Sequence[str | os.PathLike], path: str | os.PathLike, labels: Sequence[str] | None = None
@@ -61,8 +63,12 @@ def plot_n_over_steps(run_dirs: Sequence[str | os.PathLike], path: str | os.Path
     return save_figure(fig, path, dpi=120)
 
 
-def plot_run(run_dir: str | os.PathLike) -> list[Path]:
-    """Write the three figures of one run into its folder; returns their paths."""
+def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | None = None) -> list[Path]:
+    """Write the three figures of one run into its folder; returns their paths.
+
+    The tau figure loads the checkpoints; for an external core (an import path in config.json) it
+    needs that core's class, ``core_class``, and is left out without it (no module is imported).
+    """
     plt = pyplot()
     run_dir = Path(run_dir)
     lines = read_metrics(run_dir)
@@ -84,7 +90,8 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     written.append(plot_n_over_steps([run_dir], run_dir / "n_over_steps.png"))
 
     checkpoints = sorted((run_dir / "checkpoints").glob("n*"))
-    models = [agents.load(c) for c in checkpoints]
+    external = is_import_path(run_folder.read_json(run_dir / "config.json").get("core", ""))
+    models = [] if external and core_class is None else [agents.load(c, core_class=core_class) for c in checkpoints]
     if models and all(isinstance(getattr(m.core, "tau", None), torch.Tensor) for m in models):
         taus = [m.tau.detach().cpu().numpy() for m in models]
         fig, ax = plt.subplots(figsize=(7, 4))

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from baselines.run_folder import read_json
 from baselines.trainer import TrainConfig, Trainer, atomic_write_text
 
 SCALES: dict[str, TrainConfig] = {
@@ -50,7 +50,7 @@ def reproduce(scale: str, out_dir: str | os.PathLike, seed: int = 0, max_seconds
         task, curriculum = config.task, config.curriculum
         run_dir = out / f"{task}-{curriculum}"
         if (run_dir / "summary.json").exists():
-            summary = json.loads((run_dir / "summary.json").read_text())
+            summary = read_json(run_dir / "summary.json")
             log(f"{run_dir.name}: done earlier, largest N {summary['max_n']}")
         else:
             resume = (run_dir / "config.json").exists()

@@ -2,19 +2,29 @@
 
 Both write::
 
+    .memory-envs-run  the marker: this folder was created by memory-envs (only such folders are overwritten)
+    .lock            the OS lock (fcntl.flock) of the process writing the folder, with its pid
     config.json      the run's config (resume checks it)
-    metrics.jsonl    one JSON line per evaluation, appended
+    metrics.jsonl    one strict-JSON line per evaluation, appended (non-finite numbers as null)
     last/            the resume state after the latest evaluation (contents up to the caller)
+    last.old/        the resume state before it: the fallback when ``last/`` is damaged
 
-``last/`` is replaced in one rename: it is written to ``last.new/`` first, and ``last.old/`` holds
-the previous copy between the two renames, so a kill at any moment leaves one complete copy that
-:func:`find_last` finds. The resume state records how many metrics lines it has seen;
-:func:`truncate_metrics` drops the lines a killed run wrote after it.
+``last/`` is replaced in one rename: it is written to ``last.new/`` first, and ``last.old/`` keeps
+the previous copy, so a kill at any moment leaves one complete copy and a damaged ``last/`` has an
+intact predecessor. The resume state records how many metrics lines it has seen;
+:func:`check_metrics` drops the lines a killed run wrote after it (a torn last line included) and
+refuses a metrics.jsonl shorter than the state says.
+
+Nothing here deletes what memory-envs did not write: :func:`prepare_new` replaces a non-empty
+folder only if it holds the marker and nothing but run-folder entries, and never the current
+folder or one above it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -22,9 +32,16 @@ from typing import Any, Callable, Collection
 
 from agents.checkpoint import atomic_write
 
+MARKER = ".memory-envs-run"
+LOCK = ".lock"
+RUN_ENTRIES = frozenset({MARKER, LOCK, "config.json", "metrics.jsonl", "summary.json", "last", "last.new",
+                         "last.old", "checkpoints", "model.zip", "tb", "heldout.json", "analysis"})
+"""Every name a run of this project writes at the top of its folder (figures ``*.png`` and temporary
+``.*.tmp`` files besides): ``overwrite`` replaces a folder holding nothing else."""
+
 
 class RunFolderError(ValueError):
-    """A run folder that cannot be used as asked (exists, missing, or from another config)."""
+    """A run folder that cannot be used as asked (exists, missing, locked, damaged, from another config)."""
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -32,24 +49,125 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None, so ``json.dumps`` writes strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write ``value`` as strict, indented JSON (non-finite floats as null), atomically."""
+    atomic_write_text(path, json.dumps(strict_json(value), indent=2, allow_nan=False))
+
+
+def read_json(path: Path, kind: type = dict) -> Any:
+    """Read the JSON file ``path``, which must hold a ``kind``; RunFolderError naming the file otherwise."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RunFolderError(f"{path} is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunFolderError(f"{path} is not valid JSON ({error})") from None
+    if not isinstance(value, kind):
+        raise RunFolderError(f"{path} must hold a JSON {kind.__name__}, found {type(value).__name__}")
+    return value
+
+
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:
     """Write ``config`` (JSON-able) as the folder's config.json."""
-    atomic_write_text(run_dir / "config.json", json.dumps(config, indent=2))
+    write_json(run_dir / "config.json", config)
 
 
-def create_run_folder(run_dir: Path, config: dict[str, Any], overwrite: bool) -> None:
-    """Start a new run in ``run_dir``: config.json and an empty metrics.jsonl.
+class RunLock:
+    """An exclusive OS lock on ``RUN/.lock`` (``fcntl.flock``), held while one process writes the folder.
 
-    A non-empty folder is refused unless ``overwrite``, which deletes it first.
+    The OS drops it when the process ends, even by SIGKILL, so a stale lock never blocks a resume.
+    A second holder gets a RunFolderError naming the first one's pid.
     """
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise RunFolderError(f"run folder {run_dir} is not empty: pass resume to continue it or "
-                                 "overwrite to replace it")
-        shutil.rmtree(run_dir)
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK
+        self._file: Any = open(self.path, "a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "unknown"
+            self._file.close()
+            raise RunFolderError(f"run folder {run_dir} is in use by another process (pid {holder}): wait for "
+                                 "it to finish or stop it; one process writes a run folder at a time") from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"{os.getpid()}\n")
+        self._file.flush()
+
+    def release(self) -> None:
+        """Let another process write the folder (also done by the OS when this process ends)."""
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def _foreign_entries(run_dir: Path) -> list[str]:
+    """The names at the top of ``run_dir`` that no run of this project writes."""
+    return sorted(p.name for p in run_dir.iterdir() if not (
+        p.name in RUN_ENTRIES or p.suffix == ".png" or (p.name.startswith(".") and p.name.endswith(".tmp"))))
+
+
+def check_new(run_dir: Path, overwrite: bool) -> None:
+    """Refuse (RunFolderError) to start a new run in ``run_dir`` unless it is missing or empty, or
+    ``overwrite`` and it is a run folder of this project holding nothing else. Reads only."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"run folder {run_dir} is a file")
+    if not run_dir.exists() or not any(run_dir.iterdir()):
+        return
+    if not overwrite:
+        raise RunFolderError(f"run folder {run_dir} is not empty: pass resume to continue it or "
+                             "overwrite to replace it")
+    here = Path.cwd().resolve()
+    if run_dir.resolve() in (here, *here.parents):
+        raise RunFolderError(f"overwrite refuses {run_dir}: it is the current folder or holds it; pick a "
+                             "run folder of its own")
+    if not (run_dir / MARKER).is_file():
+        raise RunFolderError(f"overwrite refuses {run_dir}: it is not a run folder made by memory-envs (no "
+                             f"{MARKER} marker), so it may hold your own files; delete it yourself or pick "
+                             "another run folder")
+    foreign = _foreign_entries(run_dir)
+    if foreign:
+        raise RunFolderError(f"overwrite refuses {run_dir}: it holds files no run writes ({', '.join(foreign)}); "
+                             "move them out or pick another run folder")
+
+
+def create_run_folder(run_dir: Path, config: dict[str, Any], overwrite: bool) -> RunLock:
+    """Start a new run in ``run_dir`` (checked by :func:`check_new`) and return its held lock.
+
+    Writes the marker, config.json and an empty metrics.jsonl; with ``overwrite``, first deletes the
+    run-folder entries of the run it replaces (under the lock).
+    """
+    check_new(run_dir, overwrite)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_config(run_dir, config)
-    atomic_write_text(run_dir / "metrics.jsonl", "")
+    lock = RunLock(run_dir)
+    try:
+        for entry in run_dir.iterdir():
+            if entry.name == LOCK:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        atomic_write_text(run_dir / MARKER, "memory-envs run folder: `--overwrite` may replace this folder\n")
+        write_config(run_dir, config)
+        atomic_write_text(run_dir / "metrics.jsonl", "")
+    except BaseException:
+        lock.release()
+        raise
+    return lock
 
 
 def check_resume_config(run_dir: Path, config: dict[str, Any], may_change: Collection[str]) -> None:
@@ -60,30 +178,69 @@ def check_resume_config(run_dir: Path, config: dict[str, Any], may_change: Colle
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise RunFolderError(f"cannot resume: {run_dir} is not a run folder (no config.json)")
-    saved = json.loads(config_path.read_text())
+    saved = read_json(config_path)
     differ = sorted(k for k in set(saved) | set(config) if k not in may_change and saved.get(k) != config.get(k))
     if differ:
         raise RunFolderError(f"cannot resume {run_dir}: its config differs in {differ}")
 
 
+def open_for_resume(run_dir: Path, config: dict[str, Any], may_change: Collection[str]) -> RunLock:
+    """Check that ``run_dir`` can be resumed with ``config`` and return its held lock (nothing written)."""
+    check_resume_config(run_dir, config, may_change)
+    return RunLock(run_dir)
+
+
 def append_metrics(run_dir: Path, line: dict[str, Any]) -> None:
-    """Append one evaluation's ``line`` to metrics.jsonl."""
+    """Append one evaluation's ``line`` to metrics.jsonl as strict JSON (non-finite numbers as null)."""
     with open(run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(line) + "\n")
+        f.write(json.dumps(strict_json(line), allow_nan=False) + "\n")
 
 
-def truncate_metrics(run_dir: Path, lines: int) -> None:
-    """Keep the first ``lines`` lines of metrics.jsonl: drop those written after the saved state."""
-    metrics = run_dir / "metrics.jsonl"
-    kept = metrics.read_text().splitlines(keepends=True)[:lines] if metrics.exists() else []
-    atomic_write_text(metrics, "".join(kept))
+def _metrics_lines(run_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """The complete lines of metrics.jsonl, raw and parsed (a torn last line, from a kill mid-write, is
+    left out); RunFolderError naming the file and line if a complete line is not a JSON object."""
+    path = run_dir / "metrics.jsonl"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise RunFolderError(f"{path} is missing") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise RunFolderError(f"{path} cannot be read ({error})") from None
+    raw = text.split("\n")[:-1]  # the part after the last newline is torn (or empty)
+    parsed = []
+    for number, line in enumerate(raw, 1):
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise RunFolderError(f"{path}, line {number}: not valid JSON ({error})") from None
+        if not isinstance(value, dict):
+            raise RunFolderError(f"{path}, line {number}: must be a JSON object, found {type(value).__name__}")
+        parsed.append(value)
+    return raw, parsed
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The complete lines of metrics.jsonl as dicts (see :func:`_metrics_lines`)."""
+    return _metrics_lines(run_dir)[1]
+
+
+def check_metrics(run_dir: Path, lines: int, state: Path | None = None) -> None:
+    """Keep the first ``lines`` lines of metrics.jsonl (what the saved state ``state`` counted): drop
+    those written after it, a torn one included. RunFolderError if it holds fewer complete lines."""
+    path = run_dir / "metrics.jsonl"
+    raw = _metrics_lines(run_dir)[0] if path.exists() or lines else []
+    if len(raw) < lines:
+        raise RunFolderError(f"{path} holds {len(raw)} complete lines but the saved state in {state} counts "
+                             f"{lines}: it was cut or edited; nothing was changed (restore it, or start again "
+                             "with overwrite)")
+    atomic_write_text(path, "".join(line + "\n" for line in raw[:lines]))
 
 
 def save_last(run_dir: Path, write: Callable[[Path], None]) -> None:
     """Replace ``last/`` with what ``write(folder)`` puts in a fresh folder; a complete copy exists throughout.
 
-    ``write`` fills ``last.new/``; then ``last/`` becomes ``last.old/`` and ``last.new/`` becomes
-    ``last/``. A kill between the two renames leaves only ``last.old/``, which :func:`find_last` takes.
+    ``write`` fills ``last.new/``; then ``last/`` becomes ``last.old/`` (the fallback if ``last/`` is
+    found damaged later) and ``last.new/`` becomes ``last/``.
     """
     last, new, old = (run_dir / name for name in ("last", "last.new", "last.old"))
     shutil.rmtree(new, ignore_errors=True)
@@ -93,17 +250,47 @@ def save_last(run_dir: Path, write: Callable[[Path], None]) -> None:
         shutil.rmtree(old, ignore_errors=True)
         os.replace(last, old)
     os.replace(new, last)
-    shutil.rmtree(old, ignore_errors=True)
 
 
-def find_last(run_dir: Path, marker: str) -> Path | None:
-    """The complete resume state: ``last/``, else ``last.old/`` (killed between the renames of
-    :func:`save_last`), whichever holds the file ``marker``; None if neither (killed before the first save)."""
-    for name in ("last", "last.old"):
-        if (run_dir / name / marker).is_file():
-            return run_dir / name
+def saved_states(run_dir: Path) -> list[Path]:
+    """The folders that may hold a resume state, newest first: ``last/``, then ``last.old/``."""
+    return [run_dir / name for name in ("last", "last.old") if (run_dir / name).is_dir()]
+
+
+def restore_last(run_dir: Path, restore: Callable[[Path], Any]) -> tuple[Path, Any] | None:
+    """``restore(folder)`` on ``last/``, or on ``last.old/`` if ``last/`` is damaged (``restore`` raised
+    a ValueError naming the file); returns the folder used and what ``restore`` returned.
+
+    None if neither exists (a run killed before its first saved state). If every copy is damaged,
+    a RunFolderError lists what is wrong with each.
+    """
+    errors = []
+    for folder in saved_states(run_dir):
+        try:
+            return folder, restore(folder)
+        except ValueError as error:
+            errors.append(str(error))
+    if errors:
+        raise RunFolderError(f"cannot resume {run_dir}: every saved state is damaged: " + "; ".join(errors))
     return None
 
 
-__all__ = ["RunFolderError", "append_metrics", "atomic_write_text", "check_resume_config", "create_run_folder",
-           "find_last", "save_last", "truncate_metrics", "write_config"]
+def check_restart(run_dir: Path) -> None:
+    """Refuse a resume of ``run_dir`` that has no saved state but holds results a restart would lose."""
+    results = [name for name in ("summary.json", "model.zip") if (run_dir / name).exists()]
+    checkpoints = run_dir / "checkpoints"
+    if checkpoints.is_dir() and any(checkpoints.iterdir()):
+        results.append("checkpoints/")
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.is_file() and metrics.stat().st_size:
+        results.append("metrics.jsonl")
+    if results:
+        raise RunFolderError(f"cannot resume {run_dir}: it has no saved state (last/ is missing) but holds "
+                             f"results ({', '.join(sorted(results))}); nothing was changed. Restore last/, or "
+                             "start the run again with overwrite (this deletes those results), or use another "
+                             "run folder")
+
+
+__all__ = ["MARKER", "RunFolderError", "RunLock", "append_metrics", "atomic_write_text", "check_metrics", "check_new",
+           "check_restart", "check_resume_config", "create_run_folder", "open_for_resume", "read_json",
+           "read_metrics", "restore_last", "save_last", "saved_states", "strict_json", "write_config", "write_json"]

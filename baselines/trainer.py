@@ -5,11 +5,17 @@ One run lives in one folder::
     config.json      the TrainConfig
     metrics.jsonl    one line per evaluation (step, time, ns, per-head accuracy, loss, tau stats)
     checkpoints/nNNN the model (agents checkpoint) when the curriculum solved N
-    last/            model + trainer state after the latest evaluation (what --resume continues)
+    last/            model + trainer state after the latest evaluation (what --resume continues):
+                     model.safetensors + model.json, trainer.safetensors + trainer.json (optimizer,
+                     curriculum, RNG states; no pickle); last.old/ keeps the one before as a fallback
     summary.json     max_n, steps, seconds, stopped_because, steps_to_n, mean tau per solved N
+                     (written at every stop; a resume that trains on removes it first)
 
 The folder's shared parts (config check on resume, the ``last/`` swap, metrics truncation) are
 :mod:`baselines.run_folder`'s, used by the RL baseline too.
+
+A non-finite loss or parameter stops the run (``stopped_because: "non_finite"``, with a message);
+``last/`` then keeps the last finite state.
 
 The loop is written straight through (CleanRL style): draw a batch, summed cross-entropy over
 the active heads, clipped SGD step; every ``eval_every`` steps evaluate, update the curriculum,
@@ -18,11 +24,9 @@ write metrics and the resume state.
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import math
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,116 +36,15 @@ import torch.nn.functional as F
 
 import agents
 from agents.protocol import import_core_class, is_import_path
+from baselines.resume_state import read_state, write_state
 from baselines.run_folder import (
-    RunFolderError, append_metrics, atomic_write_text, check_resume_config, create_run_folder, find_last, save_last,
-    truncate_metrics, write_config,
+    RunFolderError, RunLock, append_metrics, atomic_write_text, check_metrics, check_restart, create_run_folder,
+    open_for_resume, restore_last, save_last, write_config, write_json,
 )
-from memory_envs import Curriculum, make_batch, tasks
-
-OPTIMIZERS = ("sgd", "adam")
-CORES = agents.cores.KINDS
-RESUME_MAY_CHANGE = ("max_steps", "max_seconds", "device")
-"""The config fields a resumed run may change; every other field must equal the folder's config.json."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run needs; the defaults are the paper's (SPEC 4)."""
-
-    task: str = "parity"
-    curriculum: str = "multi"
-    start_n: int = 2
-    target_n: int | None = None
-    window: int = 5
-    drop: int = 1
-    threshold: float = 0.98
-    core: str = "leaky"
-    hidden_size: int = 500
-    tau_init: tuple[float, float] = (1.0, 2.0)
-    train_tau: bool = True
-    tau_param: str = "clamp"
-    core_options: dict[str, Any] = field(default_factory=dict)
-    p: float | str | None = None
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.1
-    nesterov: bool = True
-    clip_grad: float = 2.0
-    batch_size: int = 256
-    eval_every: int = 600
-    eval_batches: int = 50
-    max_steps: int = 600_000
-    max_seconds: float | None = None
-    seed: int = 0
-    device: str = "auto"
-
-    def validate(self) -> "TrainConfig":
-        """Raise ValueError naming the first field that is not allowed."""
-        tasks.check_task(self.task)
-        Curriculum(self.curriculum, self.start_n, self.target_n, self.threshold, self.window, self.drop)
-        tasks.check_ns(self.task, [self.start_n], argument="start_n")
-        if is_import_path(self.core):
-            import_core_class(self.core)  # an external core: it must import and fit the protocol
-        elif self.core not in CORES:
-            raise ValueError(f"core must be one of {CORES} or an import path 'package.module:ClassName', "
-                             f"got {self.core!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        for name in ("hidden_size", "batch_size", "eval_every", "eval_batches", "max_steps"):
-            tasks.check_positive_int(getattr(self, name), name)
-        for name in ("lr", "clip_grad"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if self.max_seconds is not None and not self.max_seconds > 0:
-            raise ValueError(f"max_seconds must be > 0 or None, got {self.max_seconds!r}")
-        tasks.check_p(self.task, self.p)
-        resolve_device(self.device)
-        return self
-
-    def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["tau_init"] = list(self.tau_init)
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown config fields {unknown}")
-        data = dict(data)
-        if "tau_init" in data:
-            data["tau_init"] = tuple(data["tau_init"])
-        return cls(**data)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA if available else CPU; a device that is not available raises ValueError."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} is not available on this machine (no CUDA); use 'cpu' or 'auto'")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device {device!r} is not available: this machine has {torch.cuda.device_count()} "
-                         f"CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}")
-    return dev
-
-
-def build_model(config: TrainConfig, heads: list[int], generator: torch.Generator) -> agents.MultiHeadModel:
-    """The core (built-in with the tau options, or external with ``core_options`` only) plus heads."""
-    if is_import_path(config.core):
-        options = dict(config.core_options)
-    else:
-        options = {"tau_init": config.tau_init, "train_tau": config.train_tau, "tau_param": config.tau_param,
-                   **config.core_options}
-    core = agents.make_core(config.core, 1, config.hidden_size, generator=generator, **options)
-    return agents.MultiHeadModel(core, heads, generator=generator)
+from baselines.train_config import (
+    CORES, OPTIMIZERS, RESUME_MAY_CHANGE, STOP_REASONS, TrainConfig, build_model, check_seed, resolve_device,
+)
+from memory_envs import Curriculum, make_batch
 
 
 def build_optimizer(config: TrainConfig, model: agents.MultiHeadModel) -> torch.optim.Optimizer:
@@ -168,14 +71,21 @@ class Trainer:
     Every random draw comes from the run's CPU generators (numpy ones for the data, a torch.Generator
     for weights, new heads and initial states) and is then moved to the device, so one seed gives the
     same initial network on CPU and GPU.
+
+    Everything is checked and built before the folder is touched; the folder's lock is held from
+    here until :meth:`run` returns (or :meth:`close`), so a second process cannot write it meanwhile.
     """
 
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
                  overwrite: bool = False) -> None:
+        if resume and overwrite:
+            raise ValueError("resume and overwrite exclude each other: resume continues the run folder, "
+                             "overwrite replaces it")
         self.config = config.validate()
         self.run_dir = Path(run_dir)
         self.device = resolve_device(config.device)
-        self._prepare_folder(resume, overwrite)
+        self.core_class = import_core_class(config.core) if is_import_path(config.core) else None
+        """An external core's class, named by the caller in the config: what resume rebuilds it from."""
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.data_rng = np.random.default_rng([config.seed, 0])
@@ -189,18 +99,39 @@ class Trainer:
         self.steps_to_n: dict[int, int] = {}
         self.tau_at_n: dict[int, float] = {}
         self.metrics_lines = 0
-        if resume:
-            self._load_state()
+        self.resumed_from: Path | None = None
+        """The saved state this run continues (``last/`` or, if that was damaged, ``last.old/``)."""
+        self._lock: RunLock | None = None
+        self._prepare_folder(resume, overwrite)
 
     # ----- run folder -------------------------------------------------------------------------
     def _prepare_folder(self, resume: bool, overwrite: bool) -> None:
         config = self.config.to_json()
-        if resume:
-            check_resume_config(self.run_dir, config, RESUME_MAY_CHANGE)
-            write_config(self.run_dir, config)
+        if not resume:
+            self._lock = create_run_folder(self.run_dir, config, overwrite)
+            (self.run_dir / "checkpoints").mkdir()
             return
-        create_run_folder(self.run_dir, config, overwrite)
-        (self.run_dir / "checkpoints").mkdir()
+        self._lock = open_for_resume(self.run_dir, config, RESUME_MAY_CHANGE)
+        try:
+            restored = restore_last(self.run_dir, self._restore)
+            if restored is None:  # killed before the first saved state: start again, if that loses nothing
+                check_restart(self.run_dir)
+                check_metrics(self.run_dir, 0)
+            else:
+                self.resumed_from, apply = restored
+                check_metrics(self.run_dir, apply["metrics_lines"], self.resumed_from)
+                apply["apply"]()
+            write_config(self.run_dir, config)
+            (self.run_dir / "checkpoints").mkdir(exist_ok=True)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the run folder's lock (:meth:`run` does so when it returns)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -218,33 +149,55 @@ class Trainer:
         }
 
     def _save_last(self) -> None:
-        """Model and trainer state as ``last/``, what resume continues."""
+        """Model and trainer state as ``last/``, what resume continues (safetensors + JSON, no pickle)."""
 
         def write(folder: Path) -> None:
             agents.save(self.model, folder)
-            torch.save(self._state(), folder / "trainer.pt")
+            write_state(folder, "trainer", self._state())
 
         save_last(self.run_dir, write)
 
-    def _load_state(self) -> None:
-        last = find_last(self.run_dir, "trainer.pt")
-        if last is None:  # killed before the first saved state: start from scratch in the same folder
-            truncate_metrics(self.run_dir, 0)
-            return
-        self.model = agents.load(last).to(self.device)
-        self.optimizer = build_optimizer(self.config, self.model)
-        state = torch.load(last / "trainer.pt", map_location="cpu", weights_only=True)  # any device may resume
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.curriculum = Curriculum.from_state_dict(state["curriculum"])
-        self.data_rng.bit_generator.state = state["data_rng"]
-        self.eval_rng.bit_generator.state = state["eval_rng"]
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.step, self.seconds = state["step"], state["seconds"]
-        self.steps_to_n = {int(k): v for k, v in state["steps_to_n"].items()}
-        self.tau_at_n = {int(k): v for k, v in state["tau_at_n"].items()}
-        self.metrics_lines = state["metrics_lines"]
-        truncate_metrics(self.run_dir, self.metrics_lines)
+    def _restore(self, folder: Path) -> dict[str, Any]:
+        """Read and check the state in ``folder`` without changing the trainer; returns its metrics line
+        count and a function that applies it. A damaged file raises a ValueError naming it."""
+        try:
+            model = agents.load(folder, core_class=self.core_class)
+        except FileNotFoundError as error:
+            raise RunFolderError(str(error)) from None
+        state = read_state(folder, "trainer")
+        where = folder / "trainer.json"
+        try:
+            model = model.to(self.device)
+            optimizer = build_optimizer(self.config, model)
+            optimizer.load_state_dict(state["optimizer"])
+            curriculum = Curriculum.from_state_dict(state["curriculum"])
+            data_rng, eval_rng = np.random.default_rng(), np.random.default_rng()
+            data_rng.bit_generator.state = state["data_rng"]
+            eval_rng.bit_generator.state = state["eval_rng"]
+            generator = torch.Generator()
+            generator.set_state(state["generator"])
+            torch_rng = state["torch_rng"]
+            torch.Generator().set_state(torch_rng)  # the same format: fails here if damaged
+            step, seconds, lines = state["step"], state["seconds"], state["metrics_lines"]
+            steps_to_n = {int(k): int(v) for k, v in state["steps_to_n"].items()}
+            tau_at_n = {int(k): v for k, v in state["tau_at_n"].items()}
+            if not (isinstance(step, int) and isinstance(lines, int) and step >= 0 and lines >= 0
+                    and isinstance(seconds, (int, float))):
+                raise ValueError(f"step {step!r}, metrics_lines {lines!r} and seconds {seconds!r} must be counts")
+            if set(model.ns) != set(curriculum.ns) and self.config.curriculum != "single":
+                raise ValueError(f"the model's heads {model.ns} are not the curriculum's Ns {curriculum.ns}")
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+            raise RunFolderError(f"{where}: the saved trainer state is damaged ({type(error).__name__}: {error})"
+                                 ) from None
+
+        def apply() -> None:
+            self.model, self.optimizer, self.curriculum = model, optimizer, curriculum
+            self.data_rng, self.eval_rng, self.generator = data_rng, eval_rng, generator
+            torch.set_rng_state(torch_rng)
+            self.step, self.seconds, self.metrics_lines = step, float(seconds), lines
+            self.steps_to_n, self.tau_at_n = steps_to_n, tau_at_n
+
+        return {"metrics_lines": lines, "apply": apply}
 
     # ----- training ---------------------------------------------------------------------------
     def _batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -257,15 +210,26 @@ class Trainer:
         return self.model(inputs, ns=self.curriculum.ns, state=state)
 
     def train_step(self) -> float:
+        """One step; returns the loss. A non-finite loss is returned without a step (nothing changes)."""
         inputs, labels = self._batch(self.data_rng)
         logits = self._logits(inputs)
         loss = sum(F.cross_entropy(logits[n], labels[:, k]) for k, n in enumerate(self.curriculum.ns))
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            return value
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad)
         self.optimizer.step()
         self.step += 1
-        return float(loss.detach())
+        return value
+
+    def non_finite_parameter(self) -> str | None:
+        """The name of a parameter holding NaN or inf, or None if all are finite."""
+        for name, param in self.model.named_parameters():
+            if not bool(torch.isfinite(param).all()):
+                return name
+        return None
 
     @torch.no_grad()
     def evaluate(self) -> dict[int, float]:
@@ -310,11 +274,20 @@ class Trainer:
         return line
 
     def run(self, on_eval: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-        """Train until the target N is solved or a budget runs out; returns (and writes) the summary."""
+        """Train until the target N is solved, a budget runs out or the numbers turn non-finite; returns
+        (and writes) the summary and releases the folder's lock."""
+        try:
+            return self._run(on_eval)
+        finally:
+            self.close()
+
+    def _run(self, on_eval: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
         config = self.config
+        if self.resumed_from is not None or self.step:
+            (self.run_dir / "summary.json").unlink(missing_ok=True)  # stale until this run stops
         started = time.perf_counter() - self.seconds
         losses: list[float] = []
-        stopped_because = "max_steps"
+        stopped_because, message = "max_steps", None
         while not self.curriculum.finished:
             if self.step >= config.max_steps:
                 stopped_because = "max_steps"
@@ -322,11 +295,23 @@ class Trainer:
             if config.max_seconds is not None and self.seconds >= config.max_seconds:
                 stopped_because = "max_seconds"
                 break
-            losses.append(self.train_step())
+            loss = self.train_step()
             self.seconds = time.perf_counter() - started
+            if not math.isfinite(loss):
+                stopped_because = "non_finite"
+                message = (f"the training loss became {loss} at step {self.step + 1}; the run stopped (last/ keeps "
+                           f"the state of the last finite evaluation). Lower lr ({config.lr:g}) or clip_grad.")
+                break
+            losses.append(loss)
             if self.step % config.eval_every == 0:
                 ns = list(self.curriculum.ns)
                 accuracy = self.evaluate()
+                bad = self.non_finite_parameter()
+                if bad is not None:
+                    stopped_because = "non_finite"
+                    message = (f"parameter {bad} became non-finite by step {self.step}; the run stopped (last/ keeps "
+                               f"the state of the last finite evaluation). Lower lr ({config.lr:g}) or clip_grad.")
+                    break
                 solved_before = self.curriculum.solved
                 if self.curriculum.update(accuracy) or self.curriculum.solved != solved_before:
                     self._advance(solved_before)
@@ -338,9 +323,9 @@ class Trainer:
                     on_eval(line)
         else:
             stopped_because = "target_reached"
-        return self._write_summary(stopped_because)
+        return self._write_summary(stopped_because, message)
 
-    def _write_summary(self, stopped_because: str) -> dict[str, Any]:
+    def _write_summary(self, stopped_because: str, message: str | None = None) -> dict[str, Any]:
         summary = {
             "max_n": self.curriculum.solved,
             "steps": self.step,
@@ -354,7 +339,9 @@ class Trainer:
             "core": self.config.core,
             "hidden_size": self.config.hidden_size,
         }
-        atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
+        if message is not None:
+            summary["message"] = message
+        write_json(self.run_dir / "summary.json", summary)
         return summary
 
 
@@ -364,4 +351,5 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
     return Trainer(config, run_dir, resume=resume, overwrite=overwrite).run(on_eval)
 
 
-__all__ = ["TrainConfig", "Trainer", "RunFolderError", "train", "resolve_device", "atomic_write_text"]
+__all__ = ["CORES", "OPTIMIZERS", "RESUME_MAY_CHANGE", "STOP_REASONS", "TrainConfig", "Trainer", "RunFolderError", "train",
+           "resolve_device", "atomic_write_text", "check_seed"]

@@ -19,6 +19,7 @@ pytest.importorskip("sb3_contrib")
 import memory_envs  # noqa: E402,F401  (registers the envs)
 from baselines.cli import main  # noqa: E402
 from baselines.rl import STOP_REASONS, RLConfig, RLRun, train_rl  # noqa: E402
+from baselines.resume_state import write_state  # noqa: E402
 from baselines.rl.callback import rng_state  # noqa: E402
 from baselines.run_folder import RunFolderError  # noqa: E402
 from memory_envs import Curriculum, CurriculumWrapper, EpisodeAccuracyTracker  # noqa: E402
@@ -201,7 +202,7 @@ def test_resume_continues_a_killed_run(tmp_path):
     train_rl(HARD, tmp_path / "same", resume=True)
     assert without_time(read_metrics(tmp_path / "same")) == without_time(lines)
     torch.manual_seed(123), np.random.seed(123), random.seed(123)
-    torch.save(rng_state(cuda=False), tmp_path / "other_rng" / "last" / "rng.pt")
+    write_state(tmp_path / "other_rng" / "last", "rng", rng_state(cuda=False))
     train_rl(HARD, tmp_path / "other_rng", resume=True)
     params = {name: RecurrentPPO.load(tmp_path / name / "model.zip").policy.state_dict()
               for name in ("run", "same", "other_rng")}
@@ -246,10 +247,14 @@ def test_resume_checks_folder_and_config(tmp_path):
     with pytest.raises(ValueError, match="resume and overwrite exclude each other"):
         RLRun(HARD, run_dir, resume=True, overwrite=True)
     (run_dir / "metrics.jsonl").write_text('{"timesteps": 512}\n')
+    with pytest.raises(RunFolderError, match="it has no saved state .* but holds results"):  # a restart would lose them
+        RLRun(HARD, run_dir, resume=True)
+    assert (run_dir / "metrics.jsonl").read_text() == '{"timesteps": 512}\n'
+    (run_dir / "metrics.jsonl").write_text("")
     run = RLRun(dataclasses.replace(HARD, total_timesteps=4096, max_seconds=60.0, device="auto"), run_dir,
                 resume=True)  # the budgets and the device may change
-    assert run.state is None and run.curriculum is None  # no saved state: the run starts again
-    assert (run_dir / "metrics.jsonl").read_text() == ""
+    run.close()
+    assert run.state is None and run.curriculum is None  # no saved state, nothing lost: the run starts again
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["total_timesteps"] == 4096 and saved["max_seconds"] == 60.0
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from baselines.cli import main
-from baselines.run_folder import check_resume_config, find_last, save_last
+from baselines.run_folder import check_resume_config, restore_last, save_last
 from baselines.trainer import RunFolderError, TrainConfig, Trainer, train
 from conftest import requires_cuda
 
@@ -111,9 +111,9 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
 
 
 def test_resume_before_the_first_saved_state_starts_again(tmp_path):
-    Trainer(tiny(), tmp_path / "run")  # a run killed after its first metrics line, before last/
-    (tmp_path / "run" / "metrics.jsonl").write_text('{"step": 50}\n')
+    Trainer(tiny(), tmp_path / "run").close()  # a run killed before its first evaluation: nothing to lose
     trainer = Trainer(tiny(), tmp_path / "run", resume=True)
+    trainer.close()
     assert trainer.step == 0 and (tmp_path / "run" / "metrics.jsonl").read_text() == ""
 
 
@@ -137,10 +137,17 @@ def test_resume_checks_folder_and_config(tmp_path):
 
 
 def test_last_is_swapped_in_whole_with_the_old_copy_as_fallback(tmp_path):
-    assert find_last(tmp_path, "state") is None  # nothing saved yet
+    def read(folder):
+        text = (folder / "state").read_text()
+        if text == "damaged":
+            raise ValueError(f"{folder / 'state'} is damaged")
+        return text
+
+    assert restore_last(tmp_path, read) is None  # nothing saved yet
     for text in ("1", "2"):
         save_last(tmp_path, lambda folder: (folder / "state").write_text(text))
-    assert (tmp_path / "last" / "state").read_text() == "2" and [p.name for p in tmp_path.iterdir()] == ["last"]
+    assert restore_last(tmp_path, read) == (tmp_path / "last", "2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last", "last.old"]  # the previous state is kept
 
     def killed(folder):
         (folder / "state").write_text("half")
@@ -148,10 +155,13 @@ def test_last_is_swapped_in_whole_with_the_old_copy_as_fallback(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         save_last(tmp_path, killed)
-    assert find_last(tmp_path, "state") == tmp_path / "last"  # a half-written last.new/ is ignored
-    (tmp_path / "last").rename(tmp_path / "last.old")  # killed between the two renames
-    assert find_last(tmp_path, "state") == tmp_path / "last.old"
-    assert find_last(tmp_path, "other") is None
+    assert restore_last(tmp_path, read) == (tmp_path / "last", "2")  # a half-written last.new/ is ignored
+    (tmp_path / "last" / "state").write_text("damaged")
+    assert restore_last(tmp_path, read) == (tmp_path / "last.old", "1")  # a damaged last/ falls back
+    (tmp_path / "last.old" / "state").write_text("damaged")
+    with pytest.raises(RunFolderError, match=r"every saved state is damaged: .*last/state is damaged; "
+                                             r".*last.old/state is damaged"):
+        restore_last(tmp_path, read)
 
 
 def test_resume_config_check_counts_fields_on_either_side(tmp_path):

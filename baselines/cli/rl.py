@@ -64,7 +64,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     g.add_argument("--resume", action="store_true",
                    help="continue the run in the run folder from its last saved state (the same options; "
                         "--total-timesteps, --max-seconds and --device may change); a finished run prints its summary")
-    g.add_argument("--overwrite", action="store_true", help="replace a non-empty run folder")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace a run folder made by memory-envs (never a folder holding other files)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=cmd_rl)
     return parser
@@ -126,4 +127,7 @@ def cmd_rl(args: argparse.Namespace) -> int:
     bar.close()
     print(format_rl_summary(summary))
     print(f"run folder: {run_dir}")
+    if "message" in summary:
+        print(f"memory-envs: error: {summary['message']}", file=sys.stderr)
+        return 1
     return 0

@@ -58,7 +58,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("budget and run")
     g.add_argument("--max-steps", type=int, default=PAPER.max_steps, help=f"default: {PAPER.max_steps}")
     g.add_argument("--max-seconds", type=float, default=180.0, help="wall-time budget (default: 180)")
-    g.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
+    g.add_argument("--seed", type=int, default=0, help="seed of every random draw, >= 0 (default: 0)")
     g.add_argument("--device", default="auto", help="auto, cpu or cuda[:i] (default: auto)")
     g.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
 
@@ -119,9 +119,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:
             from baselines.plots import plot_run
 
-            print("figures: " + ", ".join(p.name for p in plot_run(run_dir)))
+            print("figures: " + ", ".join(p.name for p in plot_run(run_dir, core_class=trainer.core_class)))
         except ImportError as error:
             print(f"no figures: {error}")
+    if "message" in summary:
+        print(f"memory-envs: error: {summary['message']}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -131,7 +134,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     for run_dir in args.run_dirs:
         try:
             paths = plot_run(run_dir)
-        except FileNotFoundError as error:
+        except (FileNotFoundError, ValueError) as error:
             print(f"memory-envs: error: {error}", file=sys.stderr)
             return 2
         print(f"{run_dir}: " + ", ".join(p.name for p in paths))
@@ -146,7 +149,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_train_options(train)
     train.add_argument("--run-dir", default=None, help="run folder (default: runs/<task>-<curriculum>-...)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last state")
-    train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace a run folder made by memory-envs (never a folder holding other files)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--no-plots", action="store_true", help="do not write figures at the end")
     train.set_defaults(func=cmd_train)

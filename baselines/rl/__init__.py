@@ -8,7 +8,7 @@ One run lives in one folder, like the supervised trainer's (:mod:`baselines.trai
     metrics.jsonl    one line per evaluation: timesteps, time (s), ns (the Ns evaluated: the
                      curriculum's active Ns), mean_return, success_rate, accuracy (per N, keys str(N))
     last/            the resume state (what ``resume=True`` / ``--resume`` continues): model.zip
-                     (``RecurrentPPO.save``), state.json (timesteps, seconds, curriculum, ...), rng.pt
+                     (``RecurrentPPO.save``), state.json (timesteps, seconds, curriculum, ...), rng.json + rng.safetensors
     model.zip        the final RecurrentPPO (``RecurrentPPO.load`` it; no custom_objects needed)
     summary.json     max_n, timesteps, seconds, stopped_because, ... (see :meth:`RLRun._summary`)
     tb/              TensorBoard logs, only if ``tensorboard`` is installed (the ``rl`` extra)

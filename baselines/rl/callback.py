@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from baselines.resume_state import write_state
 from baselines.run_folder import append_metrics, save_last
 
 if TYPE_CHECKING:
@@ -52,6 +53,17 @@ def rng_state(cuda: bool) -> dict[str, Any]:
     return state
 
 
+def check_rng_state(state: dict[str, Any]) -> None:
+    """Raise (KeyError, TypeError, ValueError, RuntimeError) if ``state`` is not what :func:`rng_state` returns,
+    without touching the global RNGs."""
+    torch.Generator().set_state(state["torch"])
+    np.random.RandomState().set_state(state["numpy"])
+    random.Random().setstate(state["python"])
+    if "cuda" in state and not (isinstance(state["cuda"], list)
+                                and all(isinstance(s, torch.Tensor) for s in state["cuda"])):
+        raise TypeError("cuda must be a list of RNG state tensors")
+
+
 def set_rng_state(state: dict[str, Any], cuda: bool) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
@@ -84,6 +96,8 @@ class _RunCallbackMixin:
         self.timesteps_to_n: dict[int, int] = {int(n): t for n, t in state.get("timesteps_to_n", {}).items()}
         self.seconds: float = state.get("seconds", 0.0)
         self.stopped_because = "max_timesteps"
+        self.message: str | None = None
+        """Why the run stopped early, when that needs saying (a non-finite policy)."""
         self.state_due = False
         """An evaluation ran since the last saved state: save one at the next rollout boundary."""
 
@@ -109,6 +123,19 @@ class _RunCallbackMixin:
         cur = self.run.curriculum
         if cur is not None and cur.solved is not None and cur.solved not in self.timesteps_to_n:
             self.timesteps_to_n[cur.solved] = int(self.num_timesteps)
+
+    def non_finite(self) -> str | None:
+        """The name of a policy parameter holding NaN or inf, or None."""
+        for name, param in self.model.policy.named_parameters():
+            if not bool(torch.isfinite(param).all()):
+                return name
+        return None
+
+    def stop_non_finite(self, what: str) -> None:
+        """Stop the run because ``what`` (a parameter's name) is no longer finite (the summary's ``message`` says so)."""
+        self.stopped_because = "non_finite"
+        self.message = (f"{what} became non-finite by timestep {self.num_timesteps}; the run stopped (last/ keeps the "
+                        "last finite state). Lower lr.")
 
     def _evaluate(self) -> dict[str, Any]:
         c = self.run.config
@@ -152,7 +179,7 @@ class _RunCallbackMixin:
 
         def write(folder: Path) -> None:
             self.model.save(folder / "model.zip")
-            torch.save(rng_state(self.model.device.type == "cuda"), folder / "rng.pt")
+            write_state(folder, "rng", rng_state(self.model.device.type == "cuda"))
             (folder / "state.json").write_text(json.dumps(state, indent=2))
 
         save_last(run.run_dir, write)
@@ -160,7 +187,7 @@ class _RunCallbackMixin:
 
     def _on_rollout_start(self) -> None:
         # PPO has trained on the previous rollout: a state saved now counts only trained-on timesteps.
-        if self.state_due:
+        if self.state_due and self.message is None:
             self._save_state()
 
     def _on_step(self) -> bool:
@@ -173,6 +200,10 @@ class _RunCallbackMixin:
         if self.num_timesteps >= self.next_eval:
             while self.next_eval <= self.num_timesteps:
                 self.next_eval += c.eval_every
+            bad = self.non_finite()
+            if bad is not None:
+                self.stop_non_finite(f"policy parameter {bad}")
+                return False
             self._evaluate()
         self.seconds = time.perf_counter() - self.started
         reason = self.stop_reason()
@@ -185,6 +216,9 @@ class _RunCallbackMixin:
         """The final evaluation (unless one just ran at this timestep), the final resume state; closes
         the evaluation env."""
         self._note_solved()
+        if self.message is not None:  # non-finite: no evaluation, and last/ keeps the last finite state
+            self.eval_env.close()
+            return
         if self.last_eval_timesteps != self.num_timesteps:
             self._evaluate()
             if self._target_reached() and self.stopped_because != "max_seconds":

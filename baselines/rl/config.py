@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from baselines.trainer import CORES, resolve_device
-from memory_envs import ENV_IDS, Curriculum, tasks
+from baselines.trainer import CORES, check_seed, resolve_device
+from memory_envs import ENV_IDS, Curriculum, sizes, tasks
 from memory_envs.envs import MODES, EnvConfig
 
 TASK_OF_ENV = {env_id: task for task, env_id in ENV_IDS.items()}
 RL_CURRICULA = ("single", "multi")
-STOP_REASONS = ("target_reached", "max_timesteps", "max_seconds")
+STOP_REASONS = ("target_reached", "max_timesteps", "max_seconds", "non_finite")
 DEFAULT_LR = {"leaky": 3e-3, "leaky_mod": 3e-3, "gru": 1e-2, "lstm": 1e-2}
 """Learning rates that learned n=2 well (docs/rl.md); used when ``lr`` is None."""
 VEC_ENVS = ("dummy", "subproc")
@@ -107,14 +107,38 @@ class RLConfig:
         if not isinstance(self.core_options, dict):
             raise ValueError(f"core_options must be a dict, got {type(self.core_options).__name__}")
         import agents
+        import torch
 
+        check_seed(self.seed)
+        resolve_device(self.device)
+        self.check_memory()
         options = self.policy_kwargs()["core_options"]
-        try:
-            agents.make_core(self.core, 1, self.hidden_size, **{**options, "h0": "zero"})
+        try:  # a throwaway generator: no global RNG is drawn from
+            agents.make_core(self.core, 1, self.hidden_size, generator=torch.Generator(), **{**options, "h0": "zero"})
         except (TypeError, ValueError) as e:
             raise ValueError(f"core_options / tau_init {options!r} do not fit core {self.core!r}: {e}") from None
-        resolve_device(self.device)
         return self
+
+    def check_memory(self) -> None:
+        """Refuse a run whose envs, rollout buffer and action logits would not fit in memory at its largest
+        N (``n_max`` with a curriculum), naming the argument and the bytes."""
+        config = EnvConfig.build(self.task, **self.env_kwargs())
+        largest = self.n_max or self.n
+        argument = (f"n_max={self.n_max} (a {self.curriculum} curriculum, {config.max_heads} action heads)"
+                    if self.curriculum is not None else f"n={self.n}")
+        try:
+            at_largest = config.with_ns(list(range(self.n, largest + 1)) if self.curriculum == "multi" else [largest])
+        except ValueError as error:
+            raise ValueError(f"{argument}: at its largest N, {error}") from None
+        length = at_largest.lengths[1] - 1
+        envs = at_largest.memory_bytes(self.n_envs + 1)  # the training envs and the evaluation env
+        steps = self.n_steps * self.n_envs
+        rollout = steps * (4 * config.max_heads + 4 * 4 * self.hidden_size + 64)  # actions, LSTM-style states
+        logits = 4 * 4 * self.batch_size * 2 * config.max_heads  # forward, softmax, gradients
+        weights = 4 * 4 * (self.hidden_size * 2 * config.max_heads + 4 * self.hidden_size ** 2)
+        sizes.check_fits(envs + rollout + logits + weights,
+                         f"{argument} with n_envs={self.n_envs}, n_steps={self.n_steps}, batch_size={self.batch_size} "
+                         f"and episodes of up to {length} steps")
 
     def make_curriculum(self) -> Curriculum | None:
         if self.curriculum is None:

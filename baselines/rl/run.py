@@ -6,8 +6,8 @@ See :mod:`baselines.rl` for the run folder's layout and what a resume restores.
 from __future__ import annotations
 
 import functools
-import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,11 +15,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from baselines.rl.callback import make_callback, set_rng_state
+from baselines.resume_state import read_state
+from baselines.rl.callback import check_rng_state, make_callback, set_rng_state
 from baselines.rl.config import RESUME_MAY_CHANGE, RLConfig
 from baselines.run_folder import (
-    RunFolderError, atomic_write_text, check_resume_config, create_run_folder, find_last, truncate_metrics,
-    write_config,
+    RunFolderError, RunLock, check_metrics, check_restart, create_run_folder, open_for_resume, read_json,
+    restore_last, write_config, write_json,
 )
 from memory_envs import Curriculum, CurriculumDriver, EpisodeAccuracyTracker, EpisodeResultsWrapper
 
@@ -35,17 +36,19 @@ def tensorboard_available() -> bool:
 class RLRun:
     """Train one RecurrentPPO agent on one env (optionally with a curriculum) into a run folder.
 
-    ``resume=True`` continues the run in ``run_dir`` from ``last/`` (see the module doc);
-    ``overwrite=True`` replaces a non-empty folder. Without either, a non-empty folder is refused.
+    ``resume=True`` continues the run in ``run_dir`` from ``last/`` (or ``last.old/`` if ``last/`` is
+    damaged; see the module doc); ``overwrite=True`` replaces a run folder of this project. Without
+    either, a non-empty folder is refused. The config is checked before the folder is touched, and
+    the folder's lock is held from here until :meth:`run` returns (or :meth:`close`).
     """
 
     def __init__(self, config: RLConfig, run_dir: str | os.PathLike, *, resume: bool = False,
                  overwrite: bool = False) -> None:
-        self.config = config.validate()
-        self.run_dir = Path(run_dir)
         if resume and overwrite:
             raise ValueError("resume and overwrite exclude each other: resume continues the run folder, "
                              "overwrite replaces it")
+        self.config = config.validate()
+        self.run_dir = Path(run_dir)
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise RunFolderError(f"run folder {self.run_dir} is a file")
         self.curriculum = config.make_curriculum()
@@ -58,40 +61,90 @@ class RLRun:
         """The contents of ``last/state.json`` (None: training starts from scratch)."""
         self.finished_summary: dict[str, Any] | None = None
         """The summary of a resumed folder that is already finished; :meth:`run` returns it."""
+        self._lock: RunLock | None = None
         if resume:
-            self._open_for_resume()
+            self._lock = open_for_resume(self.run_dir, config.to_json(), RESUME_MAY_CHANGE)
+            try:
+                self._open_for_resume()
+            except BaseException:
+                self.close()
+                raise
         else:
-            create_run_folder(self.run_dir, config.to_json(), overwrite)
+            self._lock = create_run_folder(self.run_dir, config.to_json(), overwrite)
+
+    def close(self) -> None:
+        """Release the run folder's lock (:meth:`run` does so when it returns)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # ----- run folder -------------------------------------------------------------------------
     def _open_for_resume(self) -> None:
-        """Check the folder's config, then load the resume state (or note that the run is finished)."""
+        """Load the resume state (or note that the run is finished); the config was checked, the lock is held."""
         config = self.config.to_json()
-        check_resume_config(self.run_dir, config, RESUME_MAY_CHANGE)
         summary_path = self.run_dir / "summary.json"
         if summary_path.is_file():
-            summary = json.loads(summary_path.read_text())
+            summary = read_json(summary_path)
             if self._finished(summary):
                 self.finished_summary = summary
                 return
-            summary_path.unlink()  # training goes on: the folder no longer holds a finished run
+        restored = restore_last(self.run_dir, self._read_last)
+        if restored is None:  # killed before the first saved state: start again, if that loses nothing
+            summary_path.unlink(missing_ok=True)  # an unfinished run's summary: training goes on
+            check_restart(self.run_dir)
+            check_metrics(self.run_dir, 0)
+        else:
+            self.last, (self.state, curriculum, shared) = restored
+            check_metrics(self.run_dir, self.state["metrics_lines"], self.last)
+            self.curriculum, self.shared = curriculum, shared
+            summary_path.unlink(missing_ok=True)  # training goes on: the folder no longer holds a finished run
         write_config(self.run_dir, config)
-        self.last = find_last(self.run_dir, "state.json")
-        lines = 0  # killed before the first saved state: start again in this folder
-        if self.last is not None:
-            self.state = json.loads((self.last / "state.json").read_text())
-            lines = self.state["metrics_lines"]
-            if self.curriculum is not None:
-                self.curriculum = Curriculum.from_state_dict(self.state["curriculum"])
-                self.shared = EpisodeAccuracyTracker(self.curriculum, self.config.window)
-                self.shared.load_state_dict(self.state["episode_accuracy"])
-        truncate_metrics(self.run_dir, lines)
+
+    def _read_last(self, folder: Path) -> tuple[dict[str, Any], Any, Any]:
+        """Read and check the resume state in ``folder``; a damaged file raises a ValueError naming it."""
+        for name in ("model.zip", "rng.json", "rng.safetensors"):
+            if not (folder / name).is_file():
+                raise RunFolderError(f"{folder / name} is missing")
+        state = read_json(folder / "state.json")
+        try:  # RecurrentPPO.load would fail later, past the point of falling back to last.old/
+            with zipfile.ZipFile(folder / "model.zip") as archive:
+                damaged = archive.testzip()
+                missing = sorted({"data", "policy.pth"} - set(archive.namelist()))
+        except (zipfile.BadZipFile, OSError) as error:
+            raise RunFolderError(f"{folder / 'model.zip'} is not a readable zip file ({error})") from None
+        if damaged is not None or missing:
+            raise RunFolderError(f"{folder / 'model.zip'} is damaged (member {damaged} is corrupt, or it lacks "
+                                 f"{missing}): not a complete RecurrentPPO.save file")
+        rng = read_state(folder, "rng")
+        try:
+            check_rng_state(rng)
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as error:
+            raise RunFolderError(f"{folder / 'rng.json'}: the saved RNG states are damaged ({type(error).__name__}: "
+                                 f"{error})") from None
+        try:
+            lines = state["metrics_lines"]
+            if not (isinstance(lines, int) and lines >= 0 and isinstance(state["timesteps"], int)):
+                raise ValueError(f"metrics_lines {lines!r} and timesteps {state['timesteps']!r} must be counts")
+            curriculum, shared = self.curriculum, self.shared
+            if curriculum is not None:
+                curriculum = Curriculum.from_state_dict(state["curriculum"])
+                shared = EpisodeAccuracyTracker(curriculum, self.config.window)
+                shared.load_state_dict(state["episode_accuracy"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise RunFolderError(f"{folder / 'state.json'}: the saved state is damaged ({type(error).__name__}: "
+                                 f"{error})") from None
+        return state, curriculum, shared
 
     def _finished(self, summary: dict[str, Any]) -> bool:
         """Whether a run that ended with ``summary`` is finished under this config's budgets."""
         c = self.config
-        return (summary["stopped_because"] == "target_reached" or summary["timesteps"] >= c.total_timesteps
-                or (c.max_seconds is not None and summary["seconds"] >= c.max_seconds))
+        try:
+            return (summary["stopped_because"] in ("target_reached", "non_finite")
+                    or summary["timesteps"] >= c.total_timesteps
+                    or (c.max_seconds is not None and summary["seconds"] >= c.max_seconds))
+        except (KeyError, TypeError) as error:
+            raise RunFolderError(f"{self.run_dir / 'summary.json'}: damaged ({type(error).__name__}: {error})"
+                                 ) from None
 
     # ----- training ---------------------------------------------------------------------------
     def _make_env(self) -> gym.Env:
@@ -120,8 +173,15 @@ class RLRun:
         ``on_eval`` with each metrics line right after it is written. A resumed folder
         that is already finished returns its summary without training.
         """
-        if self.finished_summary is not None:
-            return self.finished_summary
+        try:
+            if self.finished_summary is not None:
+                return self.finished_summary
+            return self._run(on_progress, on_eval)
+        finally:
+            self.close()
+
+    def _run(self, on_progress: Callable[[int], None] | None,
+             on_eval: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
         from sb3_contrib import RecurrentPPO
 
         from agents.rl_policy import RecurrentCorePolicy
@@ -139,22 +199,36 @@ class RLRun:
                 policy_kwargs=c.policy_kwargs(), tensorboard_log=tb, verbose=0,
             )
         else:
-            self.model = RecurrentPPO.load(self.last / "model.zip", env=venv, device=c.device, tensorboard_log=tb)
+            # model.zip is RecurrentPPO's own format, which holds pickles: the one such file (docs/trust.md).
+            try:
+                self.model = RecurrentPPO.load(self.last / "model.zip", env=venv, device=c.device,
+                                               tensorboard_log=tb)
+            except Exception as error:  # a damaged zip raises whatever its reader meets
+                venv.close()
+                raise RunFolderError(f"{self.last / 'model.zip'} cannot be loaded ({type(error).__name__}: "
+                                     f"{error})") from None
             # load reseeded the global RNGs and the envs with the config's seed: continue the saved RNG
             # streams, and give the envs episodes of their own instead of the run's first ones again.
             cuda = self.model.device.type == "cuda"
-            set_rng_state(torch.load(self.last / "rng.pt", weights_only=False), cuda)
+            set_rng_state(read_state(self.last, "rng"), cuda)
             venv.seed(int(np.random.SeedSequence([c.seed, self.model.num_timesteps]).generate_state(1)[0]))
         callback = make_callback(self, on_progress, on_eval)
         reason = callback.stop_reason()  # a restored run can be done already (e.g. a smaller max_seconds)
         if reason is not None:
             callback.stopped_because = reason
         remaining = 0 if reason is not None else max(c.total_timesteps - self.model.num_timesteps, 0)
-        self.model.learn(remaining, callback=callback, tb_log_name="rl", reset_num_timesteps=self.last is None)
+        try:
+            self.model.learn(remaining, callback=callback, tb_log_name="rl", reset_num_timesteps=self.last is None)
+        except ValueError as error:  # torch's distributions refuse NaN logits in the middle of a PPO update
+            bad = callback.non_finite()
+            if bad is None and "found invalid values" not in str(error):
+                raise
+            callback.stop_non_finite(bad or "the policy's action logits")
         callback.finish()
-        tmp = self.run_dir / ".model.tmp.zip"
-        self.model.save(tmp)
-        os.replace(tmp, self.run_dir / "model.zip")
+        if callback.stopped_because != "non_finite":  # a non-finite policy is not saved: last/ keeps a finite one
+            tmp = self.run_dir / ".model.tmp.zip"
+            self.model.save(tmp)
+            os.replace(tmp, self.run_dir / "model.zip")
         venv.close()
         return self._summary(callback)
 
@@ -181,7 +255,9 @@ class RLRun:
             "hidden_size": c.hidden_size,
             "tensorboard": (self.run_dir / "tb").exists(),
         }
-        atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2))
+        if cb.message is not None:
+            summary["message"] = cb.message
+        write_json(self.run_dir / "summary.json", summary)
         return summary
 
 

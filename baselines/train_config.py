@@ -1,0 +1,172 @@
+"""The supervised trainer's configuration, :class:`TrainConfig`, and its checks.
+
+:meth:`TrainConfig.validate` checks every field before a run touches the disk: names and ranges, the
+seed, finite learning rate and momentum, that the core accepts its options (built once, on a throwaway
+generator), and that a training step fits in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+import agents
+from agents.protocol import import_core_class, is_import_path
+from memory_envs import Curriculum, sizes, tasks
+
+OPTIMIZERS = ("sgd", "adam")
+CORES = agents.cores.KINDS
+RESUME_MAY_CHANGE = ("max_steps", "max_seconds", "device")
+"""The config fields a resumed run may change; every other field must equal the folder's config.json."""
+STOP_REASONS = ("target_reached", "max_steps", "max_seconds", "non_finite")
+ACTIVATION_COPIES = 4
+"""Float32 copies of the hidden activity [T, B, H] one training step keeps (forward, saved for backward,
+gradients): the size check's estimate."""
+
+
+def check_seed(seed: object, name: str = "seed") -> int:
+    """An integer seed in [0, 2**63) (what numpy and torch both take); ValueError naming ``name`` otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ValueError(f"{name} must be an integer in [0, 2**63), got {seed!r}")
+    return int(seed)
+
+
+def check_finite(value: object, name: str, minimum: float, strict: bool) -> None:
+    """A finite number > ``minimum`` (``strict``) or >= it; ValueError naming ``name`` otherwise."""
+    ok = (isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(value)
+          and (value > minimum if strict else value >= minimum))
+    if not ok:
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum:g} and finite, got {value!r}")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; the defaults are the paper's (SPEC 4)."""
+
+    task: str = "parity"
+    curriculum: str = "multi"
+    start_n: int = 2
+    target_n: int | None = None
+    window: int = 5
+    drop: int = 1
+    threshold: float = 0.98
+    core: str = "leaky"
+    hidden_size: int = 500
+    tau_init: tuple[float, float] = (1.0, 2.0)
+    train_tau: bool = True
+    tau_param: str = "clamp"
+    core_options: dict[str, Any] = field(default_factory=dict)
+    p: float | str | None = None
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.1
+    nesterov: bool = True
+    clip_grad: float = 2.0
+    batch_size: int = 256
+    eval_every: int = 600
+    eval_batches: int = 50
+    max_steps: int = 600_000
+    max_seconds: float | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> "TrainConfig":
+        """Raise ValueError naming the first field that is not allowed."""
+        tasks.check_task(self.task)
+        try:
+            Curriculum(self.curriculum, self.start_n, self.target_n, self.threshold, self.window, self.drop)
+        except ValueError as error:  # Curriculum names its own arguments: say which config field
+            raise ValueError(str(error).replace("n_max ", "target_n ").replace("start ", "start_n ")) from None
+        tasks.check_ns(self.task, [self.start_n], argument="start_n")
+        if is_import_path(self.core):
+            import_core_class(self.core)  # an external core: it must import and fit the protocol
+        elif self.core not in CORES:
+            raise ValueError(f"core must be one of {CORES} or an import path 'package.module:ClassName', "
+                             f"got {self.core!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        for name in ("hidden_size", "batch_size", "eval_every", "eval_batches", "max_steps"):
+            tasks.check_positive_int(getattr(self, name), name)
+        for name in ("lr", "clip_grad"):
+            check_finite(getattr(self, name), name, 0.0, strict=True)
+        check_finite(self.momentum, "momentum", 0.0, strict=False)
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError(f"max_seconds must be > 0 or None, got {self.max_seconds!r}")
+        check_seed(self.seed)
+        tasks.check_p(self.task, self.p)
+        resolve_device(self.device)
+        if not isinstance(self.core_options, dict):
+            raise ValueError(f"core_options must be a dict, got {type(self.core_options).__name__}")
+        self.check_memory()
+        try:  # every core option and the tau settings (a throwaway generator: no global RNG is drawn from)
+            build_model(self, [self.start_n], generator=torch.Generator())
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"core {self.core!r} rejects its options (tau_init {list(self.tau_init)}, train_tau "
+                             f"{self.train_tau}, tau_param {self.tau_param!r}, core_options "
+                             f"{self.core_options}): {error}") from None
+        return self
+
+    def check_memory(self) -> None:
+        """Refuse a batch whose training step would not fit in memory (at ``target_n`` if set), before any."""
+        n = self.target_n or self.start_n
+        length = tasks.default_length_range(n)[1] - 1
+        heads = {"single": 1, "sliding": min(self.window, n)}.get(self.curriculum, n - self.start_n + 1)
+        activations = ACTIVATION_COPIES * 4 * length * self.batch_size * self.hidden_size
+        total = activations + tasks.batch_bytes(self.batch_size, length, heads) + 4 * self.hidden_size ** 2 * 3
+        sizes.check_fits(total, f"batch_size={self.batch_size} x hidden_size={self.hidden_size} at N={n} "
+                                f"(target_n; sequences up to {length} steps)")
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["tau_init"] = list(self.tau_init)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown config fields {unknown}")
+        data = dict(data)
+        if "tau_init" in data:
+            data["tau_init"] = tuple(data["tau_init"])
+        return cls(**data)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA if available else CPU; a device that is not available raises ValueError."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} is not available on this machine (no CUDA); use 'cpu' or 'auto'")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r} is not available: this machine has {torch.cuda.device_count()} "
+                         f"CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}")
+    return dev
+
+
+def build_model(config: TrainConfig, heads: list[int], generator: torch.Generator | None
+                ) -> agents.MultiHeadModel:
+    """The core (built-in with the tau options, or external with ``core_options`` only) plus heads."""
+    if is_import_path(config.core):
+        options = dict(config.core_options)
+    else:
+        options = {"tau_init": config.tau_init, "train_tau": config.train_tau, "tau_param": config.tau_param,
+                   **config.core_options}
+    core = agents.make_core(config.core, 1, config.hidden_size, generator=generator, **options)
+    return agents.MultiHeadModel(core, heads, generator=generator)
+
+
+__all__ = ["ACTIVATION_COPIES", "CORES", "OPTIMIZERS", "RESUME_MAY_CHANGE", "STOP_REASONS", "TrainConfig", "build_model",
+           "check_finite", "check_seed", "resolve_device"]
