@@ -1,0 +1,529 @@
+"""Trust (issue 13): opening a run folder or a checkpoint runs no code, no command destroys a user's files,
+bad options change nothing on disk, damaged files get clear errors (or the fallback), sizes are checked
+before allocating, and non-finite numbers stop a run."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import agents
+import memory_envs
+from agents.checkpoint import CheckpointError
+from baselines.cli import main
+from baselines.run_folder import MARKER, RunFolderError, RunLock, append_metrics, read_metrics
+from baselines.trainer import TrainConfig, Trainer, train
+from memory_envs import make_batch, sizes, tasks
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))  # example_core
+torch.set_num_threads(1)
+
+
+def tiny(**overrides) -> TrainConfig:
+    base = dict(hidden_size=8, batch_size=16, eval_every=10, eval_batches=1, max_steps=20, device="cpu", seed=0,
+                max_seconds=None)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+TINY_ARGV = ["--hidden-size", "8", "--batch-size", "16", "--eval-every", "10", "--eval-batches", "1",
+             "--max-steps", "20", "--device", "cpu", "--quiet", "--no-plots"]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A finished 20-step run (evaluations at 10 and 20: last/ and last.old/ both hold a state)."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    train(tiny(), run)
+    return run
+
+
+@pytest.fixture
+def run(finished, tmp_path) -> Path:
+    """A fresh copy of the finished run."""
+    return Path(shutil.copytree(finished, tmp_path / "run"))
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+            and p.name != ".lock"}
+
+
+def cli_train(argv, capsys) -> tuple[int, str]:
+    code = main(["train", *TINY_ARGV, *argv])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+# ----- 1. no code runs from files ---------------------------------------------------------------------
+class Payload:
+    """A pickle that would create ``path`` when unpickled."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_resume_state_is_safetensors_and_json_and_ignores_a_planted_pickle(run, tmp_path):
+    assert {p.name for p in (run / "last").iterdir()} == {"model.json", "model.safetensors", "trainer.json",
+                                                           "trainer.safetensors"}
+    sentinel = tmp_path / "pwned"
+    for name in ("trainer.pt", "rng.pt"):
+        (run / "last" / name).write_bytes(pickle.dumps(Payload(sentinel)))
+    summary = train(tiny(max_steps=30), run, resume=True)
+    assert summary["steps"] == 30 and not sentinel.exists()
+
+
+def test_no_module_unpickles_or_loads_with_weights_only_false():
+    for package in ("agents", "baselines", "memory_envs"):
+        for path in (ROOT / package).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.keyword) and node.arg == "weights_only":
+                    assert getattr(node.value, "value", None) is True, f"{path}: weights_only=False"
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                    assert not any(n.split(".")[0] in ("pickle", "dill", "cloudpickle") for n in names), path
+                if isinstance(node, ast.Attribute) and node.attr == "load" and getattr(node.value, "id", "") == "torch":
+                    raise AssertionError(f"{path}: torch.load")
+
+
+def test_checkpoint_naming_an_import_path_is_refused_unless_the_caller_opts_in(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "download"
+    core = agents.make_core("example_core:ElmanCore", 1, 4, generator=torch.Generator().manual_seed(0))
+    agents.save(agents.MultiHeadModel(core, [2]), folder)
+    sentinel = tmp_path / "ran"
+    (folder / "helper_core.py").write_text(f"open({str(sentinel)!r}, 'w').close()\nfrom example_core import "
+                                           "ElmanCore as Core\n")
+    meta = json.loads((folder / "model.json").read_text())
+    monkeypatch.chdir(folder)
+    monkeypatch.syspath_prepend(str(folder))
+    for kind in ("helper_core:Core", "this:Zen"):
+        meta["config"]["core"]["kind"] = kind
+        (folder / "model.json").write_text(json.dumps(meta))
+        with pytest.raises(CheckpointError, match=r"names the external core .*core_class=.*trust_import=True"):
+            agents.load(".")
+    assert not sentinel.exists() and "Zen of Python" not in capsys.readouterr().out and "this" not in sys.modules
+    from example_core import ElmanCore
+
+    assert agents.load(".", core_class=ElmanCore).ns == [2]  # the caller names the class: nothing imported
+    assert not sentinel.exists()
+    meta["config"]["core"]["kind"] = "helper_core:Core"
+    (folder / "model.json").write_text(json.dumps(meta))
+    assert agents.load(".", trust_import=True).ns == [2] and sentinel.exists()  # an explicit opt-in imports
+
+
+# ----- 2. --overwrite never destroys a user's files ---------------------------------------------------
+def test_overwrite_refuses_a_folder_of_user_files(tmp_path, capsys):
+    thesis = tmp_path / "mythesis"
+    (thesis / "chapters").mkdir(parents=True)
+    (thesis / "chapters" / "ch1.tex").write_text("\\chapter{One}")
+    (thesis / "results.csv").write_text("a,b\n1,2\n")
+    before = snapshot(thesis)
+    code, err = cli_train(["--run-dir", str(thesis), "--overwrite"], capsys)
+    assert code == 2 and "not a run folder made by memory-envs" in err and snapshot(thesis) == before
+
+
+def test_overwrite_refuses_the_current_folder_and_its_parents(run, monkeypatch, capsys):
+    before = snapshot(run)
+    monkeypatch.chdir(run)
+    (run / "checkpoints" / "n002").mkdir(exist_ok=True)
+    for target in (".", str(run), str(run.parent)):
+        code, err = cli_train(["--run-dir", target, "--overwrite"], capsys)
+        assert code == 2 and "overwrite refuses" in err
+    assert snapshot(run) == before
+
+
+def test_overwrite_refuses_a_run_folder_holding_other_files(run, capsys):
+    (run / "notes.txt").write_text("my notes")
+    before = snapshot(run)
+    code, err = cli_train(["--run-dir", str(run), "--overwrite"], capsys)
+    assert code == 2 and "holds files no run writes (notes.txt)" in err and snapshot(run) == before
+
+
+def test_overwrite_with_a_bad_option_changes_nothing(run, capsys):
+    before = snapshot(run)
+    code, err = cli_train(["--run-dir", str(run), "--overwrite", "--core-option", "activaton=tanh"], capsys)
+    assert code == 2 and "activaton" in err and snapshot(run) == before
+
+
+def test_overwrite_replaces_a_run_folder_of_this_project(run, capsys):
+    code, _ = cli_train(["--run-dir", str(run), "--overwrite", "--max-steps", "10"], capsys)
+    assert code == 0 and (run / MARKER).is_file() and len(read_metrics(run)) == 1
+
+
+# ----- 3. --resume without a saved state, --resume --overwrite -----------------------------------------
+def test_resume_without_saved_state_is_an_error_that_loses_nothing(run, capsys):
+    shutil.rmtree(run / "last")
+    shutil.rmtree(run / "last.old")
+    before = snapshot(run)
+    code, err = cli_train(["--run-dir", str(run), "--resume", "--max-steps", "40"], capsys)
+    assert code == 2 and f"cannot resume {run}: it has no saved state" in err and "overwrite" in err
+    assert snapshot(run) == before
+
+
+def test_resume_and_overwrite_together_are_refused(run, capsys):
+    before = snapshot(run)
+    code, err = cli_train(["--run-dir", str(run), "--resume", "--overwrite"], capsys)
+    assert code == 2 and "resume and overwrite exclude each other" in err and snapshot(run) == before
+
+
+# ----- 4. one writer per run folder; benchmark workers die with their parent ---------------------------
+def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path):
+    first = Trainer(tiny(), tmp_path / "run")
+    with pytest.raises(RunFolderError, match=f"in use by another process \\(pid {os.getpid()}\\)"):
+        Trainer(tiny(), tmp_path / "run", resume=True)
+    probe = "from baselines.run_folder import RunLock; import sys; RunLock(__import__('pathlib').Path(sys.argv[1]))"
+    other = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "run")], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert other.returncode != 0 and f"pid {os.getpid()}" in other.stderr
+    first.run()  # runs to the end, then releases the lock
+    Trainer(tiny(max_steps=30), tmp_path / "run", resume=True).close()
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has ended
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_benchmark_workers_die_with_a_killed_parent(tmp_path):
+    out = tmp_path / "bench"
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(TESTS)!r})
+        from baselines.benchmark import BenchmarkSpec, run_benchmark
+        spec = BenchmarkSpec(cores=("leaky",), tasks=("dms",), curricula=("single",), seeds=(0,), max_steps=10**6,
+                             max_seconds=300.0, hidden_size=4, eval_every=5, eval_batches=1, workers=1)
+        run_benchmark(spec, {str(out)!r})
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(ROOT)})
+    run_dir = out / "runs" / "leaky-dms-single-s0"
+    try:
+        deadline = time.monotonic() + 120
+        while not ((run_dir / "last").is_dir() and (run_dir / ".lock").is_file()):
+            assert time.monotonic() < deadline and parent.poll() is None, "the worker did not start training"
+            time.sleep(0.2)
+        worker = int((run_dir / ".lock").read_text())
+        assert worker != parent.pid and alive(worker)
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while alive(worker):
+        assert time.monotonic() < deadline, f"worker {worker} outlived its killed parent"
+        time.sleep(0.1)
+    RunLock(run_dir).release()  # the dead worker's lock is gone: a rerun may resume the folder
+
+
+# ----- 5. every option is checked before the folder is written ----------------------------------------
+@pytest.mark.parametrize("argv, words", [
+    (["--tau-init", "3", "2"], "tau_init"),
+    (["--core-option", "foo=1"], "foo"),
+    (["--momentum", "-1"], "momentum must be >= 0"),
+    (["--momentum", "nan"], "momentum must be >= 0 and finite"),
+    (["--seed", "-1"], "seed must be an integer in [0, 2**63)"),
+    (["--seed", str(2**64)], "seed must be"),
+    (["--lr", "inf"], "lr must be > 0 and finite"),
+    (["--clip-grad", "0"], "clip_grad must be > 0"),
+    (["--target-n", "1"], "target_n must be an integer >= 2"),
+    (["--window", "0"], "window"),
+    (["--core", "leaky", "--tau-param", "softplus", "--tau-init", "0.5", "2"], "tau_init"),
+])
+def test_bad_options_leave_no_folder_behind(tmp_path, capsys, argv, words):
+    code, err = cli_train(["--run-dir", str(tmp_path / "run"), *argv], capsys)
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv, words", [(["--seed", "-1"], "seed"), (["--tau-init", "3", "2"], "tau_init"),
+                                         (["--n-max", "0", "--curriculum", "single"], "n_max")])
+def test_bad_rl_options_leave_no_folder_behind(tmp_path, capsys, argv, words):
+    pytest.importorskip("sb3_contrib")
+    assert main(["rl", "--run-dir", str(tmp_path / "run"), "--quiet", *argv]) == 2
+    assert words in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+# ----- 6. damaged files -------------------------------------------------------------------------------
+def cut(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+DAMAGE = {
+    "model.safetensors cut": lambda last: cut(last / "model.safetensors"),
+    "model.safetensors garbage": lambda last: (last / "model.safetensors").write_bytes(b"\x00" * 64),
+    "trainer.safetensors cut": lambda last: cut(last / "trainer.safetensors"),
+    "trainer.json cut": lambda last: cut(last / "trainer.json"),
+    "trainer.json garbled field": lambda last: (last / "trainer.json").write_text(
+        (last / "trainer.json").read_text().replace('"step": 20', '"step": "twenty"')),
+    "trainer.json a list": lambda last: (last / "trainer.json").write_text("[]"),
+    "trainer.json wrong tensor": lambda last: (last / "trainer.json").write_text(
+        (last / "trainer.json").read_text().replace('"$tensor": "t0"', '"$tensor": "t999"')),
+    "model.json config 5": lambda last: (last / "model.json").write_text(json.dumps(
+        {**json.loads((last / "model.json").read_text()), "config": 5})),
+    "model.json a list": lambda last: (last / "model.json").write_text("[1, 2]"),
+    "model.json missing": lambda last: (last / "model.json").unlink(),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_last_falls_back_to_last_old(run, damage):
+    DAMAGE[damage](run / "last")
+    trainer = Trainer(tiny(max_steps=30), run, resume=True)
+    assert trainer.resumed_from == run / "last.old" and trainer.step == 10
+    assert len(read_metrics(run)) == 1  # the line after the older state is dropped
+    assert trainer.run()["steps"] == 30
+
+
+def test_every_saved_state_damaged_names_each_file(run, capsys):
+    cut(run / "last" / "model.safetensors")
+    (run / "last.old" / "trainer.json").write_text("{not json")
+    before = snapshot(run)
+    code, err = cli_train(["--run-dir", str(run), "--resume"], capsys)
+    assert code == 2 and "every saved state is damaged" in err
+    assert f"{run / 'last' / 'model.safetensors'} is not a readable safetensors file" in err
+    assert f"{run / 'last.old' / 'trainer.json'} is not valid JSON" in err
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("text, words", [("[1, 2]", "must hold a JSON dict, found list"),
+                                         ("{\"task\": ", "is not valid JSON")])
+def test_a_damaged_config_json_is_named(run, capsys, text, words):
+    (run / "config.json").write_text(text)
+    code, err = cli_train(["--run-dir", str(run), "--resume"], capsys)
+    assert code == 2 and f"{run / 'config.json'}" in err and words in err
+
+
+def test_a_torn_metrics_line_is_cut_on_resume_and_plot_reads_the_rest(run, capsys):
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 30, "acc')  # killed mid-write
+    assert main(["plot", str(run)]) == 0  # the torn line is left out
+    trainer = Trainer(tiny(max_steps=30), run, resume=True)
+    assert (run / "metrics.jsonl").read_text().endswith("}\n") and len(read_metrics(run)) == 2
+    trainer.run()
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [10, 20, 30]
+
+
+def test_metrics_shorter_than_the_saved_state_or_garbled_is_refused(run, capsys):
+    metrics = run / "metrics.jsonl"
+    first, second = metrics.read_text().splitlines()
+    for text, words in ((first + "\n", "holds 1 complete lines but the saved state"),
+                        (first + "\nnot json\n", "line 2: not valid JSON")):
+        metrics.write_text(text)
+        code, err = cli_train(["--run-dir", str(run), "--resume", "--max-steps", "40"], capsys)
+        assert code == 2 and str(metrics) in err and words in err and metrics.read_text() == text
+
+
+def test_summary_is_removed_when_a_resume_trains_on_and_rewritten_when_it_stops(run):
+    class Killed(Exception):
+        pass
+
+    def kill(line):
+        raise Killed
+
+    with pytest.raises(Killed):
+        Trainer(tiny(max_steps=40), run, resume=True).run(kill)
+    assert not (run / "summary.json").exists()  # no stale summary beside the longer metrics
+    summary = Trainer(tiny(max_steps=40), run, resume=True).run()
+    assert json.loads((run / "summary.json").read_text()) == summary and summary["steps"] == 40
+
+
+CHECKPOINT_DAMAGE = [
+    ("model.json", "{", "is not valid JSON"),
+    ("model.json", "[]", "must hold a JSON object"),
+    ("model.json", {"config": 5}, "config must be an object"),
+    ("model.json", {"dtype": "pickle"}, "dtype must be one of"),
+    ("model.json", {"format_version": 99}, "unsupported checkpoint"),
+    ("model.json", {"config": {"core": {"kind": "leaky", "input_size": 1, "hidden_size": 8}, "heads": 2}},
+     "config.heads must be a list"),
+    ("model.json", {"config": {"core": {"kind": "leaky", "input_size": 1, "hidden_size": 8, "bogus": 1},
+                               "heads": [2]}}, "does not build a model"),
+    ("model.json", {"config": {"core": {"kind": "leaky", "input_size": 1, "hidden_size": 10**6}, "heads": [2]}},
+     r"hidden_size 1000000 \(at least 1000001000000 values"),  # 4 TB if it were allocated before the check
+    ("model.json", {"config": {"core": {"kind": "leaky", "input_size": 1, "hidden_size": 4}, "heads": [2]}},
+     "wrong shapes"),
+    ("model.safetensors", b"", "is not a readable safetensors file"),
+    ("model.safetensors", "cut", "is not a readable safetensors file"),
+]
+
+
+@pytest.mark.parametrize("name, damage, words", CHECKPOINT_DAMAGE)
+def test_a_damaged_checkpoint_names_the_file(finished, tmp_path, name, damage, words):
+    folder = Path(shutil.copytree(finished / "last", tmp_path / "ckpt"))  # a checkpoint, and the trainer state
+    path = folder / name
+    if isinstance(damage, dict):
+        path.write_text(json.dumps({**json.loads(path.read_text()), **damage}))
+    elif damage == "cut":
+        cut(path)
+    else:
+        path.write_bytes(damage.encode() if isinstance(damage, str) else damage)
+    with pytest.raises(CheckpointError, match=words) as error:
+        agents.load(folder)
+    assert str(folder) in str(error.value)
+
+
+# ----- 7. sizes are checked before allocating ---------------------------------------------------------
+@pytest.fixture
+def four_gib(monkeypatch):
+    """A machine with 4 GiB available (what the issue's laptop had), whatever this one has."""
+    monkeypatch.setattr(sizes, "available_bytes", lambda: 4 << 30)
+
+
+def test_env_and_vector_env_sizes_are_checked_before_allocating(four_gib):
+    with pytest.raises(ValueError, match=r"n/heads up to 100000000,.* needs .* bytes\) of memory"):
+        gym.make("NParity-v0", n=10**8)
+    with pytest.raises(ValueError, match=r"num_envs=100000\) needs"):
+        gym.make_vec("NParity-v0", num_envs=10**5, vectorization_mode="vector_entry_point", n=1000)
+    env = gym.make("NParity-v0", n=10**4)  # fits: 32 trials of up to 40,000 bits, as uint8
+    env.reset(seed=0)
+    assert env.unwrapped._block_bits.dtype == np.uint8
+    with pytest.raises(ValueError, match="needs"):
+        env.unwrapped.set_ns([10**8])
+
+
+def test_sample_bits_draws_uint8_in_chunks_with_the_same_stream():
+    length = tasks.DRAW_CHUNK + 17
+    for p in (0.3, "uniform"):
+        chunked = tasks.sample_bits(np.random.default_rng(1), 3, length, p)
+        rng = np.random.default_rng(1)
+        probs = rng.random((3, 1)) if p == "uniform" else p
+        assert chunked.dtype == np.uint8 and np.array_equal(chunked, rng.random((3, length)) < probs)
+
+
+def test_batch_and_trainer_sizes_are_checked_before_allocating(four_gib):
+    with pytest.raises(ValueError, match=r"batch_size=100000000 with 1 Ns and sequences of up to 9 bits needs"):
+        make_batch("parity", [2], 10**8, seed=0)
+    with pytest.raises(ValueError, match=r"target_n.* needs"):
+        tiny(target_n=10**5, hidden_size=500, batch_size=256).validate()
+
+
+def test_rl_curriculum_size_is_checked_before_allocating(four_gib):
+    from baselines.rl import RLConfig
+
+    with pytest.raises(ValueError, match=r"n_max=1000000 \(a multi curriculum, 999999 action heads\).* needs"):
+        RLConfig(curriculum="multi", n_max=10**6).validate()
+    with pytest.raises(ValueError, match=r"n_max=3000 .* n_envs=256.* needs"):  # fits one env, not 257
+        RLConfig(curriculum="multi", n_max=3000, n_envs=256, length_range=(3000, 3002)).validate()
+
+
+# ----- 8. non-finite numbers stop the run -------------------------------------------------------------
+def test_a_non_finite_loss_stops_the_run_and_metrics_stay_strict_json(tmp_path, capsys):
+    code = main(["train", *TINY_ARGV, "--lr", "1e30", "--max-steps", "200", "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1 and "memory-envs: error: the training loss became" in err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["stopped_because"] == "non_finite" and summary["steps"] < 200 and "lr" in summary["message"]
+
+    def refuse(token):
+        raise ValueError(f"not strict JSON: {token}")
+
+    for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=refuse)
+    if (tmp_path / "run" / "last").exists():  # the saved state is the last finite one
+        model = agents.load(tmp_path / "run" / "last")
+        assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def test_metrics_write_non_finite_numbers_as_null(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text("")
+    append_metrics(tmp_path, {"loss": float("nan"), "accuracy": {"2": float("inf")}, "ns": [2]})
+    assert (tmp_path / "metrics.jsonl").read_text() == '{"loss": null, "accuracy": {"2": null}, "ns": [2]}\n'
+
+
+# ----- the same for RL run folders ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def rl_finished(tmp_path_factory):
+    pytest.importorskip("sb3_contrib")
+    from baselines.rl import RLConfig, train_rl
+
+    config = RLConfig(env_id="NDMS-v0", n=2, mode="every_step", p=0.5, length_range=(4, 8), hidden_size=8,
+                      n_envs=4, n_steps=32, batch_size=64, n_epochs=1, total_timesteps=256, eval_every=128,
+                      eval_episodes=2, seed=0)
+    run = tmp_path_factory.mktemp("rl") / "run"
+    train_rl(config, run)
+    return config, run
+
+
+RL_DAMAGE = {
+    "state.json cut": lambda last: cut(last / "state.json"),
+    "state.json garbled field": lambda last: (last / "state.json").write_text(json.dumps(
+        {**json.loads((last / "state.json").read_text()), "metrics_lines": "two"})),
+    "rng.json a list": lambda last: (last / "rng.json").write_text("[]"),
+    "rng.json garbled state": lambda last: (last / "rng.json").write_text(
+        (last / "rng.json").read_text().replace('"MT19937"', '"PCG64"')),
+    "rng.safetensors cut": lambda last: cut(last / "rng.safetensors"),
+    "model.zip cut": lambda last: cut(last / "model.zip"),
+}
+
+
+@pytest.mark.parametrize("damage", list(RL_DAMAGE))
+def test_a_damaged_rl_last_falls_back_to_last_old(rl_finished, tmp_path, damage):
+    from baselines.rl import RLRun
+
+    config, finished = rl_finished
+    run_dir = Path(shutil.copytree(finished, tmp_path / "run"))
+    assert {p.name for p in (run_dir / "last").iterdir()} == {"model.zip", "state.json", "rng.json",
+                                                              "rng.safetensors"}
+    RL_DAMAGE[damage](run_dir / "last")
+    longer = config.__class__(**{**config.__dict__, "total_timesteps": 512})
+    run = RLRun(longer, run_dir, resume=True)
+    run.close()
+    assert run.last == run_dir / "last.old" and run.state["timesteps"] < 256
+    RL_DAMAGE[damage](run_dir / "last.old")
+    with pytest.raises(RunFolderError, match=r"every saved state is damaged: .*/last/.*; .*/last.old/"):
+        RLRun(longer, run_dir, resume=True)
+
+
+def test_rl_folders_are_locked_and_overwrite_refuses_user_files(rl_finished, tmp_path):
+    from baselines.rl import RLRun
+
+    config, finished = rl_finished
+    run_dir = Path(shutil.copytree(finished, tmp_path / "run"))
+    longer = config.__class__(**{**config.__dict__, "total_timesteps": 512})
+    first = RLRun(longer, run_dir, resume=True)
+    with pytest.raises(RunFolderError, match=f"pid {os.getpid()}"):
+        RLRun(longer, run_dir, resume=True)
+    first.close()
+    (run_dir / "summary.json").write_text("[]")
+    with pytest.raises(RunFolderError, match="summary.json must hold a JSON dict"):
+        RLRun(longer, run_dir, resume=True)
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "data.csv").write_text("1,2\n")
+    with pytest.raises(RunFolderError, match="not a run folder made by memory-envs"):
+        RLRun(config, user, overwrite=True)
+    assert (user / "data.csv").read_text() == "1,2\n"
+
+
+def test_a_non_finite_rl_policy_stops_the_run(rl_finished, tmp_path):
+    from baselines.rl import train_rl
+
+    config, _ = rl_finished
+    summary = train_rl(config.__class__(**{**config.__dict__, "lr": 1e30}), tmp_path / "run")
+    assert summary["stopped_because"] == "non_finite" and "lr" in summary["message"]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text()) == summary
+    assert not (tmp_path / "run" / "model.zip").exists()  # no non-finite policy is saved
