@@ -219,9 +219,9 @@ class RLRun:
         remaining = 0 if reason is not None else max(c.total_timesteps - self.model.num_timesteps, 0)
         try:
             self.model.learn(remaining, callback=callback, tb_log_name="rl", reset_num_timesteps=self.last is None)
-        except ValueError as error:  # torch's distributions refuse NaN logits in the middle of a PPO update
+        except (ValueError, RuntimeError) as error:  # torch refuses NaN logits / probabilities mid-rollout or update
             bad = callback.non_finite()
-            if bad is None and "found invalid values" not in str(error):
+            if bad is None and not any(word in str(error) for word in ("invalid values", "nan")):
                 raise
             callback.stop_non_finite(bad or "the policy's action logits")
         callback.finish()
