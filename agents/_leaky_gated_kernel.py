@@ -25,10 +25,14 @@ them with the same loops under autograd.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch.autograd.function import once_differentiable
 
-from ._leaky_rnn_kernel import activation_backward
+from ._leaky_rnn_kernel import (
+    activation_backward, empty_group_major, group_lengths, needs_graph, per_group_outer, per_group_sum,
+)
 
 
 def _lstm_forward(gi, h0, c0, w_hh_t, alpha, keep):
@@ -57,18 +61,11 @@ def _lstm_forward(gi, h0, c0, w_hh_t, alpha, keep):
     return (hs, cs, gates, cell, tanh_cell) if keep else (hs, cs)
 
 
-def _per_group_outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """sum over steps and batch of a^T b per group: a [T, G, B, I], b [T, G, B, J] -> [G, I, J]."""
-    groups = a.shape[1]
-    a = a.transpose(0, 1).reshape(groups, -1, a.shape[-1])
-    b = b.transpose(0, 1).reshape(groups, -1, b.shape[-1])
-    return torch.bmm(a.transpose(1, 2), b)
-
-
 class _LeakyLSTM(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, gi, h0, c0, w_hh_t, alpha):  # type: ignore[override]
+    def forward(ctx, gi, h0, c0, w_hh_t, alpha, lengths):  # type: ignore[override]
         hs, cs, gates, cell, tanh_cell = _lstm_forward(gi, h0, c0, w_hh_t, alpha, keep=True)
+        ctx.lengths = lengths
         ctx.save_for_backward(hs, cs, gates, cell, tanh_cell, w_hh_t, alpha)
         ctx.set_materialize_grads(False)  # the final c is often unused: no zeros to build and copy
         return hs, cs
@@ -82,7 +79,7 @@ class _LeakyLSTM(torch.autograd.Function):
         # gh[t], gc[t] become the total gradients with respect to hs[t], cs[t].
         gh = torch.zeros_like(hs) if grad_hs is None else grad_hs.clone(memory_format=torch.contiguous_format)
         gc = torch.zeros_like(cs) if grad_cs is None else grad_cs.clone(memory_format=torch.contiguous_format)
-        dz = torch.empty_like(gates)
+        dz = empty_group_major(gates)
         w_hh = w_hh_t.transpose(-1, -2)
         gh_list, gc_list, dz_list, c_list = gh.unbind(0), gc.unbind(0), dz.unbind(0), cs.unbind(0)
         dz_i, dz_f, dz_g, dz_o = (part.unbind(0) for part in dz.split(hidden, -1))
@@ -101,13 +98,13 @@ class _LeakyLSTM(torch.autograd.Function):
             gc_list[k].addcmul_(g_c, leak).addcmul_(dcc, f[k])
             gh_list[k].addcmul_(g_h, leak).baddbmm_(dz_list[k], w_hh)
         need = ctx.needs_input_grad
-        grad_w = _per_group_outer(hs[:-1], dz) if need[3] else None
+        grad_w = per_group_outer(hs[:-1], dz, ctx.lengths) if need[3] else None
         grad_alpha = None
         if need[4]:  # dh_t/dalpha = o tanh(cc_t) - h_{t-1}, dc_t/dalpha = cc_t - c_{t-1}
             per_unit = (gates[..., 3 * hidden:] * tanh_cell).sub_(hs[:-1]).mul_(gh[1:])
             per_unit.add_((cell - cs[:-1]).mul_(gc[1:]))
-            grad_alpha = per_unit.sum((0, 2)).unsqueeze(1)
-        return dz, gh[0], gc[0], grad_w, grad_alpha
+            grad_alpha = per_group_sum(per_unit, ctx.lengths)
+        return dz, gh[0], gc[0], grad_w, grad_alpha, None
 
 
 def _gru_forward(gi, h0, w_hh_t, b_hh, alpha, keep):
@@ -133,8 +130,9 @@ def _gru_forward(gi, h0, w_hh_t, b_hh, alpha, keep):
 
 class _LeakyGRU(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, gi, h0, w_hh_t, b_hh, alpha):  # type: ignore[override]
+    def forward(ctx, gi, h0, w_hh_t, b_hh, alpha, lengths):  # type: ignore[override]
         hs, gh, rz, n = _gru_forward(gi, h0, w_hh_t, b_hh, alpha, keep=True)
+        ctx.lengths = lengths
         ctx.save_for_backward(hs, gh, rz, n, w_hh_t, alpha)
         return hs
 
@@ -156,7 +154,7 @@ class _LeakyGRU(torch.autograd.Function):
         to_hidden = to_hidden_all.unbind(0)  # [G, B, 3, H] per step
         to_prev = (1.0 - step).unbind(0)
         g = grad_hs.clone(memory_format=torch.contiguous_format)  # becomes dL/dhs[t] in total
-        dgh = torch.empty_like(gh_all)
+        dgh = empty_group_major(gh_all)
         w_hh = w_hh_t.transpose(-1, -2)
         g_list, dgh_list = g.unbind(0), dgh.unbind(0)
         dgh_gates = dgh.unflatten(-1, (3, hidden)).unbind(0)
@@ -168,37 +166,37 @@ class _LeakyGRU(torch.autograd.Function):
         if need[0]:
             dgi = dgh.clone()
             torch.mul(g[1:], k_n, out=dgi[..., 2 * hidden:])
-        grad_w = _per_group_outer(hs[:-1], dgh) if need[2] else None
-        grad_b = dgh.sum((0, 2)).unsqueeze(1) if need[3] else None
-        grad_alpha = (g[1:] * (1.0 - z) * diff).sum((0, 2)).unsqueeze(1) if need[4] else None
-        return dgi, g[0], grad_w, grad_b, grad_alpha
-
-
-def _needs_graph(*tensors: torch.Tensor) -> bool:
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+        lengths = ctx.lengths
+        grad_w = per_group_outer(hs[:-1], dgh, lengths) if need[2] else None
+        grad_b = per_group_sum(dgh, lengths) if need[3] else None
+        grad_alpha = per_group_sum(g[1:] * (1.0 - z) * diff, lengths) if need[4] else None
+        return dgi, g[0], grad_w, grad_b, grad_alpha, None
 
 
 def leaky_lstm_recurrence(
-    gi: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, w_hh_t: torch.Tensor, alpha: torch.Tensor
+    gi: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, w_hh_t: torch.Tensor, alpha: torch.Tensor,
+    lengths: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """G tau-leaky LSTMs side by side.
 
     gi [T, G, B, 4H] (x W_ih^T + b_ih + b_hh), h0, c0 [G, B, H], w_hh_t [G, H, 4H], alpha [G, 1, H];
-    returns hs, cs [T + 1, G, B, H] with hs[0] = h0 and cs[0] = c0.
+    returns hs, cs [T + 1, G, B, H] with hs[0] = h0 and cs[0] = c0. ``lengths[g]``: the steps of core g's
+    own input (gi zero-padded after them); its weight and tau gradients sum over those steps only.
     """
-    if _needs_graph(gi, h0, c0, w_hh_t, alpha):
-        return _LeakyLSTM.apply(gi, h0, c0, w_hh_t, alpha)
+    if needs_graph(gi, h0, c0, w_hh_t, alpha):
+        return _LeakyLSTM.apply(gi, h0, c0, w_hh_t, alpha, group_lengths(gi, lengths))
     return _lstm_forward(gi, h0, c0, w_hh_t, alpha, keep=False)
 
 
 def leaky_gru_recurrence(
-    gi: torch.Tensor, h0: torch.Tensor, w_hh_t: torch.Tensor, b_hh: torch.Tensor, alpha: torch.Tensor
+    gi: torch.Tensor, h0: torch.Tensor, w_hh_t: torch.Tensor, b_hh: torch.Tensor, alpha: torch.Tensor,
+    lengths: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """G tau-leaky GRUs side by side.
 
     gi [T, G, B, 3H] (x W_ih^T + b_ih), h0 [G, B, H], w_hh_t [G, H, 3H], b_hh [G, 1, 3H],
-    alpha [G, 1, H]; returns hs [T + 1, G, B, H] with hs[0] = h0.
+    alpha [G, 1, H]; returns hs [T + 1, G, B, H] with hs[0] = h0. ``lengths``: as for the LSTM.
     """
-    if _needs_graph(gi, h0, w_hh_t, b_hh, alpha):
-        return _LeakyGRU.apply(gi, h0, w_hh_t, b_hh, alpha)
+    if needs_graph(gi, h0, w_hh_t, b_hh, alpha):
+        return _LeakyGRU.apply(gi, h0, w_hh_t, b_hh, alpha, group_lengths(gi, lengths))
     return _gru_forward(gi, h0, w_hh_t, b_hh, alpha, keep=False)

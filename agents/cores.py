@@ -18,23 +18,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ._leaky_gated_kernel import leaky_gru_recurrence, leaky_lstm_recurrence
-from ._leaky_rnn_kernel import ACTIVATIONS, leaky_recurrence
+from ._leaky_rnn_kernel import ACTIVATIONS, group_projection, leaky_recurrence
 from ._validate import check_same_device, choice, draw_device, positive_int, uniform_
 from .protocol import build_external_core, is_import_path
 from .tau import TauInit, TimeConstant, check_tau_init
 
 State = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
+Group = tuple[list[torch.Tensor], Optional[list[torch.Tensor]]]
+"""A group's state trajectories [T + 1, G, B, H] (h, or h and c) and, if the kernel gives them, each
+network's states at its own last step [G, B, H]."""
 INITIAL_STATES = ("random", "zero")
 VARIANTS = ("standard", "mod")
 #: The paper's random initial state: h0 = H0_SCALE * U(0, 1) per unit.
 H0_SCALE = 0.1
+#: [B, H] tensors per time step a tau-leaky GRU/LSTM loop keeps or builds (gates, states, gradients).
+GATED_TENSORS_PER_STEP = 20
+#: On CPU, the most bytes of such tensors one side-by-side group of gated cores should span.
+CPU_GROUP_BYTES = 2 * 2**20
 
 
 class Core(nn.Module):
@@ -140,6 +147,15 @@ class Core(nn.Module):
     def _run(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         raise NotImplementedError
 
+    def groups_with(self, cores: Sequence[nn.Module]) -> bool:
+        """True when this core and `cores` can run as one batched recurrence (run_side_by_side)."""
+        return False
+
+    def group_limit(self, steps: int, batch_size: int) -> int | None:
+        """The most cores of this kind that one batched loop should hold for inputs [steps, batch_size]
+        on this core's device (None: no limit)."""
+        return None
+
     def to_config(self) -> dict[str, Any]:
         """Everything `make_core` needs to rebuild this core (weights excluded)."""
         return {"kind": self.kind, "input_size": self.input_size, "hidden_size": self.hidden_size,
@@ -209,19 +225,34 @@ class LeakyRNN(Core):
         return self.weight_hh if self.mask is None else self.weight_hh * self.mask
 
     def _run(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        alpha = 1.0 / self.tau
-        w_t = self.recurrent_weight().t()
-        bias = self.bias_ih + self.bias_hh
-        if self.variant == "standard":
+        return member_results(self._run_group([self], [x], [state]), [x.shape[0]])[0]
+
+    def groups_with(self, cores: Sequence[nn.Module]) -> bool:
+        """True when `cores` can run side by side with this one: LeakyRNNs of the same hidden size,
+        variant and activation (weights, biases, tau and self-connections may differ)."""
+        return all(type(c) is LeakyRNN and c.hidden_size == self.hidden_size and c.variant == self.variant
+                   and c.activation == self.activation for c in cores)
+
+    @staticmethod
+    def _run_group(cores: Sequence["LeakyRNN"], xs: Sequence[torch.Tensor], states: Sequence[torch.Tensor]
+                   ) -> Group:
+        """The trajectory hs [T + 1, G, B, H] of G LeakyRNNs over xs [T_g, B, F] (T the longest T_g), and
+        each one's state at its own last step."""
+        alphas = [1.0 / c.tau for c in cores]
+        biases = [c.bias_ih + c.bias_hh for c in cores]
+        if cores[0].variant == "standard":
             # alpha goes into the small weights, not the [T, B, H] activity:
             # h @ m + v == (1 - alpha) h + alpha (W h + W_in x + b)
-            m = w_t * alpha + torch.diag(1.0 - alpha)
-            v = F.linear(x, self.weight_ih * alpha[:, None], bias * alpha)
-            hs = leaky_recurrence(v, state, m, self.activation)
-        else:
-            v = F.linear(x, self.weight_ih, bias)
-            hs = leaky_recurrence(v, state, w_t, self.activation, 1.0 - alpha, alpha)
-        return hs[1:], hs[-1]
+            m = _stack([c.recurrent_weight().t() * a + torch.diag(1.0 - a) for c, a in zip(cores, alphas)])
+            v = _project(xs, [c.weight_ih * a[:, None] for c, a in zip(cores, alphas)],
+                         [b * a for b, a in zip(biases, alphas)])
+            hs, last = leaky_recurrence(v, _stack(states), m, cores[0].activation, lengths=_lengths(xs))
+            return [hs], [last]
+        v = _project(xs, [c.weight_ih for c in cores], biases)
+        m = _stack([c.recurrent_weight().t() for c in cores])
+        leak, scale = _stack([1.0 - a for a in alphas]).unsqueeze(1), _stack(alphas).unsqueeze(1)
+        hs, last = leaky_recurrence(v, _stack(states), m, cores[0].activation, leak, scale, _lengths(xs))
+        return [hs], [last]
 
 
 class _LeakyTorchRNN(Core):
@@ -252,19 +283,49 @@ class _LeakyTorchRNN(Core):
     def _run(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         if self.is_plain():
             return self._run_module(x, state)
-        return self._run_group([self], [x], [state])[0]
+        return member_results(self._run_group([self], [x], [state]), [x.shape[0]])[0]
+
+    def groups_with(self, cores: Sequence[nn.Module]) -> bool:
+        """True when `cores` can run side by side with this one: cores of this kind and hidden size,
+        none with tau fixed at 1 (those run torch's fused module)."""
+        return all(type(c) is type(self) and c.hidden_size == self.hidden_size and not c.is_plain()
+                   for c in cores)
+
+    def group_limit(self, steps: int, batch_size: int) -> int | None:
+        """On CUDA no limit. On CPU as many cores as keep the loops' whole-sequence tensors (about
+        GATED_TENSORS_PER_STEP [B, H] per step and core) within CPU_GROUP_BYTES: the backward's passes
+        over them fall out of cache beyond it (8 GRUs side by side at batch 256, 64 units, N=5 train at
+        0.6x the speed of one after the other), while small groups (an RL policy's actor and critic on
+        minibatches) gain from sharing the loop."""
+        if self._reference().device.type != "cpu":
+            return None
+        per_core = GATED_TENSORS_PER_STEP * steps * batch_size * self.hidden_size * self._reference().element_size()
+        return max(1, CPU_GROUP_BYTES // per_core)
 
     def _run_module(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         raise NotImplementedError
 
     @staticmethod
-    def _run_group(cores: Sequence[Any], xs: Sequence[torch.Tensor], states: Sequence[Any]
-                   ) -> list[tuple[torch.Tensor, Any]]:
+    def _run_group(cores: Sequence[Any], xs: Sequence[torch.Tensor], states: Sequence[Any]) -> Group:
         raise NotImplementedError
 
 
 def _stack(tensors: Sequence[torch.Tensor], dim: int = 0) -> torch.Tensor:
     return tensors[0].unsqueeze(dim) if len(tensors) == 1 else torch.stack(tensors, dim)
+
+
+def _lengths(xs: Sequence[torch.Tensor]) -> list[int]:
+    return [x.shape[0] for x in xs]
+
+
+def _project(xs: Sequence[torch.Tensor], weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor]
+             ) -> torch.Tensor:
+    """The input projections x_g W_g^T + b_g of G cores at once: xs [T_g, B, F], weights [K, F], biases [K]
+    -> [T, G, B, K], T the longest T_g (inputs zero-padded at the end; see group_projection)."""
+    longest = max(x.shape[0] for x in xs)
+    padded = [x if x.shape[0] == longest else F.pad(x, (0, 0, 0, 0, 0, longest - x.shape[0])) for x in xs]
+    x = _stack(padded).transpose(0, 1)  # laid out group by group, each core's steps contiguous
+    return group_projection(x, _stack(weights), _stack(biases), _lengths(xs))
 
 
 class LeakyGRU(_LeakyTorchRNN):
@@ -279,13 +340,13 @@ class LeakyGRU(_LeakyTorchRNN):
 
     @staticmethod
     def _run_group(cores: Sequence["LeakyGRU"], xs: Sequence[torch.Tensor], states: Sequence[torch.Tensor]
-                   ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                   ) -> Group:
         rnns = [c.rnn for c in cores]
-        gi = _stack([F.linear(x, r.weight_ih_l0, r.bias_ih_l0) for r, x in zip(rnns, xs)], 1)
+        gi = _project(xs, [r.weight_ih_l0 for r in rnns], [r.bias_ih_l0 for r in rnns])
         hs = leaky_gru_recurrence(gi, _stack(states), _stack([r.weight_hh_l0 for r in rnns]).transpose(1, 2),
                                   _stack([r.bias_hh_l0 for r in rnns]).unsqueeze(1),
-                                  _stack([1.0 / c.tau for c in cores]).unsqueeze(1))
-        return [(hs[1:, g], hs[-1, g]) for g in range(len(cores))]
+                                  _stack([1.0 / c.tau for c in cores]).unsqueeze(1), _lengths(xs))
+        return [hs], None
 
 
 class LeakyLSTM(_LeakyTorchRNN):
@@ -302,36 +363,67 @@ class LeakyLSTM(_LeakyTorchRNN):
 
     @staticmethod
     def _run_group(cores: Sequence["LeakyLSTM"], xs: Sequence[torch.Tensor],
-                   states: Sequence[tuple[torch.Tensor, torch.Tensor]]
-                   ) -> list[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]]:
+                   states: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> Group:
         rnns = [c.rnn for c in cores]
-        gi = _stack([F.linear(x, r.weight_ih_l0, r.bias_ih_l0 + r.bias_hh_l0) for r, x in zip(rnns, xs)], 1)
+        gi = _project(xs, [r.weight_ih_l0 for r in rnns], [r.bias_ih_l0 + r.bias_hh_l0 for r in rnns])
         hs, cs = leaky_lstm_recurrence(gi, _stack([s[0] for s in states]), _stack([s[1] for s in states]),
                                        _stack([r.weight_hh_l0 for r in rnns]).transpose(1, 2),
-                                       _stack([1.0 / c.tau for c in cores]).unsqueeze(1))
-        return [(hs[1:, g], (hs[-1, g], cs[-1, g])) for g in range(len(cores))]
+                                       _stack([1.0 / c.tau for c in cores]).unsqueeze(1), _lengths(xs))
+        return [hs, cs], None
 
 
-def run_side_by_side(cores: Sequence[nn.Module], xs: Sequence[torch.Tensor], states: Sequence[State]
-                     ) -> list[tuple[torch.Tensor, State]]:
-    """Run cores[g] over xs[g] [T, B, F] from states[g]; returns [(hidden, final_state)] per core.
+def member_results(group: Group, lengths: Sequence[int], last_only: bool = False) -> list[tuple[torch.Tensor, State]]:
+    """Each core's (hidden [T_g, B, H], state at its step T_g) from a group's state trajectories
+    [T + 1, G, B, H] (one per state tensor: h, or h and c) and, where the kernel gives them, the states at
+    each core's last step [G, B, H] (else gathered here); with ``last_only``, hidden is only the last
+    step's [B, H]. Each part comes from one unbind, so the backward collects every core's gradient in
+    one node instead of G zero-filled copies of the group's trajectory."""
+    trajectories, finals = group
+    if finals is None:
+        steps = torch.tensor(lengths, device=trajectories[0].device)
+        groups = torch.arange(len(lengths), device=steps.device)
+        finals = [trajectory[steps, groups] for trajectory in trajectories]
+    parts = [final.unbind(0) for final in finals]
+    states = parts[0] if len(parts) == 1 else list(zip(*parts))
+    if last_only:
+        return list(zip(parts[0], states))
+    hidden = trajectories[0][1:].unbind(1)
+    return [(hidden[g][:n], state) for g, (n, state) in enumerate(zip(lengths, states))]
 
-    Tau-leaky GRUs or LSTMs of one kind and hidden size (tau not fixed at 1) run in ONE kernel loop
-    with batched matmuls (e.g. the actor and critic cores of an RL policy); other cores run one after
-    the other. Only devices are checked (Core.check_devices): otherwise inputs must be what each core's
+
+def run_side_by_side(cores: Sequence[nn.Module], xs: Sequence[torch.Tensor], states: Sequence[State],
+                     last_only: bool = False) -> list[tuple[torch.Tensor, State]]:
+    """Run cores[g] over xs[g] [T_g, B, F] from states[g]; returns [(hidden [T_g, B, H], final_state)],
+    or with ``last_only`` [(hidden at the last step [B, H], final_state)] (what a trainer reads out).
+
+    The grouped entry point for every core kind: cores that ``groups_with`` each other (LeakyRNNs of
+    one variant, activation and hidden size; tau-leaky GRUs or LSTMs of one hidden size) run as ONE
+    batched recurrence with a leading group dimension, so G networks cost about the kernel launches of
+    one (the population trainer, the RL policy's actor and critic). Inputs of different lengths run
+    to the longest (their input projections zero-padded at the end); each core's hidden and final state
+    are those of its own last step, and its gradients sum over its own steps, so outputs and gradients
+    equal running it alone. Other cores (external ones included) run one after the other, and groups
+    larger than the first core's ``group_limit`` run in chunks of that size.
+    Only devices are checked (Core.check_devices): otherwise inputs must be what each core's
     ``forward`` accepts.
     """
     for core, x, state in zip(cores, xs, states):
         if isinstance(core, Core):
             core.check_devices(x, state)
     first = cores[0]
-    if (
-        isinstance(first, _LeakyTorchRNN)
-        and all(type(c) is type(first) and c.hidden_size == first.hidden_size and not c.is_plain()
-                for c in cores)
-    ):
-        return type(first)._run_group(cores, xs, states)
-    return [core._run(x, state) for core, x, state in zip(cores, xs, states)]
+    if not (isinstance(first, Core) and first.groups_with(cores)):
+        results = [core._run(x, state) if isinstance(core, Core) else core(x, state)
+                   for core, x, state in zip(cores, xs, states)]
+        return [(hidden[-1], state) for hidden, state in results] if last_only else results
+    order = sorted(range(len(xs)), key=lambda g: -xs[g].shape[0])  # longest first, as the kernels want
+    limit = first.group_limit(xs[order[0]].shape[0], xs[0].shape[1]) or len(order)
+    results: list[Any] = [None] * len(xs)
+    for start in range(0, len(order), limit):
+        chunk = order[start : start + limit]
+        group = type(first)._run_group(*([seq[g] for g in chunk] for seq in (cores, xs, states)))
+        for g, result in zip(chunk, member_results(group, [xs[g].shape[0] for g in chunk], last_only)):
+            results[g] = result
+    return results
 
 
 CORES: dict[str, type[Core]] = {"leaky": LeakyRNN, "gru": LeakyGRU, "lstm": LeakyLSTM}

@@ -1,9 +1,11 @@
 """Memory-architecture benchmark: how far each recurrent core's memory reaches, as a score card.
 
 For every core x task x curriculum x seed, one supervised run with the same budget (training
-steps, and a wall-time cap), then a held-out streaming test of every solved N. Runs are
-independent processes (``workers`` at a time, one torch thread each, ending when the benchmark's
-process ends, even by SIGKILL: no orphan keeps training). Each run keeps its own
+steps, and a wall-time cap), then a held-out streaming test of every solved N. The runs of one core
+train as populations (:mod:`baselines.population`: side by side in one process, ``population_size``
+networks at a time, default all of them); populations run in ``workers`` processes at a time (one
+torch thread each, ending when the benchmark's process ends, even by SIGKILL: no orphan keeps
+training), and the wall-time cap counts each population's time. Each run keeps its own
 run folder under ``out/runs``: a finished run (``heldout.json`` written) is never redone, an
 unfinished one resumes from its last state, so re-running the same command after a kill
 continues the benchmark.
@@ -32,8 +34,9 @@ import numpy as np
 import torch
 
 from agents.protocol import import_core_class, is_import_path
+from baselines.population import Population
 from baselines.run_folder import read_json
-from baselines.trainer import TrainConfig, Trainer, atomic_write_text, resolve_device
+from baselines.trainer import TrainConfig, atomic_write_text, resolve_device
 from memory_envs import curriculum as curricula
 from memory_envs import make_batch, tasks
 
@@ -59,6 +62,8 @@ class BenchmarkSpec:
     workers: int = 2
     device: str = "cpu"
     """Where every run trains and is tested: ``"cpu"``, ``"cuda[:i]"`` or ``"auto"`` (the workers share it)."""
+    population_size: int | None = None
+    """Runs of one core trained side by side in one process; None: all runs of a core."""
     optimizer: str = "auto"
     """``"auto"``: the paper's settings per core, SGD lr 0.05 (Nesterov) for the leaky RNN and Adam
     lr 1e-3 for the others (the paper's LSTM setting; gated cores barely move under that SGD);
@@ -80,6 +85,8 @@ class BenchmarkSpec:
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ValueError(f"max_seconds must be > 0 or None, got {self.max_seconds!r}")
         resolve_device(self.device)
+        if self.population_size is not None:
+            tasks.check_positive_int(self.population_size, "population_size")
         if self.optimizer not in OPTIMIZER_CHOICES:
             raise ValueError(f"optimizer must be one of {OPTIMIZER_CHOICES}, got {self.optimizer!r}")
         for core in self.cores:
@@ -151,15 +158,28 @@ def die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
-def run_one(out: str, spec: BenchmarkSpec, core: str, task: str, curriculum: str, seed: int) -> dict[str, Any]:
-    """One benchmark run in a worker process: train (or resume), then the held-out test."""
+def run_population(out: str, spec: BenchmarkSpec, runs: Sequence[tuple[str, str, str, int]]) -> list[dict[str, Any]]:
+    """Runs of one core in a worker process: train (or resume) them as one population, then the held-out
+    tests."""
     torch.set_num_threads(1)
-    run_dir = Path(out) / "runs" / run_name(core, task, curriculum, seed)
-    if not (run_dir / "summary.json").exists() or not (run_dir / "heldout.json").exists():
-        resume = (run_dir / "config.json").exists()
-        Trainer(spec.config(core, task, curriculum, seed), run_dir, resume=resume).run()
-        atomic_write_text(run_dir / "heldout.json", json.dumps(heldout_accuracy(run_dir, spec, seed), indent=2))
-    return collect(run_dir)
+    run_dirs = [Path(out) / "runs" / run_name(*run) for run in runs]
+    configs = [spec.config(*run) for run in runs]
+    Population(configs, run_dirs, resume=[(d / "config.json").exists() for d in run_dirs]).run()
+    for run, run_dir in zip(runs, run_dirs):
+        atomic_write_text(run_dir / "heldout.json", json.dumps(heldout_accuracy(run_dir, spec, run[3]), indent=2))
+    return [collect(run_dir) for run_dir in run_dirs]
+
+
+def populations(spec: BenchmarkSpec, runs: Sequence[tuple[str, str, str, int]]) -> list[list[tuple[str, str, str, int]]]:
+    """``runs`` grouped by core (one kind and hidden size each), in chunks of ``population_size``."""
+    by_core: dict[str, list[tuple[str, str, str, int]]] = {}
+    for run in runs:
+        by_core.setdefault(run[0], []).append(run)
+    groups = []
+    for core_runs in by_core.values():
+        size = spec.population_size or len(core_runs)
+        groups += [core_runs[i : i + size] for i in range(0, len(core_runs), size)]
+    return groups
 
 
 def collect(run_dir: Path) -> dict[str, Any]:
@@ -172,7 +192,7 @@ def collect(run_dir: Path) -> dict[str, Any]:
 
 def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, log: Callable[[str], None] = lambda message: None
                   ) -> list[dict[str, Any]]:
-    """Run every (unfinished) run of ``spec`` in parallel processes and write the score card."""
+    """Run every (unfinished) run of ``spec`` as populations in parallel processes and write the score card."""
     spec.validate()
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -194,15 +214,17 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, log: Callable[[st
             results.append(collect(run_dir))
         else:
             todo.append(run)
-    log(f"{len(spec.runs())} runs: {len(results)} finished earlier, {len(todo)} to run on {spec.workers} workers")
+    groups = populations(spec, todo)
+    log(f"{len(spec.runs())} runs: {len(results)} finished earlier, {len(todo)} to run as {len(groups)} "
+        f"population(s) on {spec.workers} workers")
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no shared torch thread pools
     with concurrent.futures.ProcessPoolExecutor(max_workers=spec.workers, mp_context=context,
                                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(run_one, str(out), spec, *run): run for run in todo}
+        futures = {pool.submit(run_population, str(out), spec, group): group for group in groups}
         for future in concurrent.futures.as_completed(futures):
-            result = future.result()
-            results.append(result)
-            log(f"{run_name(*futures[future])}: largest N {result['max_n']} in {result['steps']} steps")
+            for run, result in zip(futures[future], future.result()):
+                results.append(result)
+                log(f"{run_name(*run)}: largest N {result['max_n']} in {result['steps']} steps")
     write_scorecard(results, out)
     return results
 

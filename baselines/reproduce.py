@@ -1,9 +1,11 @@
 """Single-head vs multi-head curricula on parity and DMS, the paper's main comparison, in one call.
 
-Every run gets the same budget. Results go to ``out_dir``: one run folder per (task, curriculum),
-``reproduce.csv`` and ``reproduce.md`` (largest N, steps to each N, mean tau at each solved N)
-and, with matplotlib, ``n_over_steps_<task>.png``. Finished runs are kept; an interrupted run
-resumes, so calling it again after a kill continues where it stopped.
+Every run gets the same budget, and all runs train as one population (:mod:`baselines.population`:
+the networks side by side in one process; the paper scale's 16 networks, 2 tasks x 2 curricula x 4
+seeds, on one device). Results go to ``out_dir``: one run folder per (task, curriculum) with one seed,
+per (task, curriculum, seed) with several, ``reproduce.csv`` and ``reproduce.md`` (largest N, steps to
+each N, mean tau at each solved N) and, with matplotlib, ``n_over_steps_<task>.png``. Finished runs are
+kept; interrupted ones resume, so calling it again after a kill continues where it stopped.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import io
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
+from baselines.population import Population
 from baselines.run_folder import read_json
-from baselines.trainer import TrainConfig, Trainer, atomic_write_text
+from baselines.trainer import TrainConfig, atomic_write_text
 
 SCALES: dict[str, TrainConfig] = {
     # A CPU in under half an hour: 4 runs x 15,000 steps (a step budget, so results do not depend on load).
@@ -28,11 +31,15 @@ SCALES: dict[str, TrainConfig] = {
                          threshold=0.9, device="cpu"),
 }
 RUNS = [("parity", "single"), ("parity", "multi"), ("dms", "single"), ("dms", "multi")]
+SEEDS: dict[str, tuple[int, ...]] = {"quick": (0,), "paper": (0, 1, 2, 3), "smoke": (0,)}
+"""The seeds of each scale: the paper trained 4 networks per task and curriculum."""
 
 
-def reproduce(scale: str, out_dir: str | os.PathLike, seed: int = 0, max_seconds: float | None = None,
-              device: str | None = None, log: Callable[[str], None] = lambda message: None) -> list[dict]:
-    """Run the four (task, curriculum) runs of ``scale``; returns their summaries and writes the table.
+def reproduce(scale: str, out_dir: str | os.PathLike, seeds: Sequence[int] | None = None,
+              max_seconds: float | None = None, device: str | None = None,
+              log: Callable[[str], None] = lambda message: None) -> list[dict]:
+    """Train the (task, curriculum) runs of ``scale`` for every seed (default: the scale's, ``SEEDS``) as one
+    population; returns their summaries (each with its ``seed``) and writes the tables and figures.
 
     ``max_seconds`` replaces the scale's wall-time budget per run and ``device`` its device ("cpu" for
     quick and smoke, "auto" for paper); every config is checked before anything is written. ``log``
@@ -40,53 +47,65 @@ def reproduce(scale: str, out_dir: str | os.PathLike, seed: int = 0, max_seconds
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {tuple(SCALES)}, got {scale!r}")
+    seeds = SEEDS[scale] if seeds is None else tuple(seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and at least one, got {seeds}")
     overrides = {k: v for k, v in (("max_seconds", max_seconds), ("device", device)) if v is not None}
-    configs = [replace(SCALES[scale], task=task, curriculum=curriculum, seed=seed, **overrides).validate()
-               for task, curriculum in RUNS]
     out = Path(out_dir)
+    runs = {}
+    for task, curriculum in RUNS:
+        for seed in seeds:
+            config = replace(SCALES[scale], task=task, curriculum=curriculum, seed=seed, **overrides)
+            name = f"{task}-{curriculum}" if len(seeds) == 1 else f"{task}-{curriculum}-s{seed}"
+            runs[name] = config.validate()
     out.mkdir(parents=True, exist_ok=True)
-    summaries = []
-    for config in configs:
-        task, curriculum = config.task, config.curriculum
-        run_dir = out / f"{task}-{curriculum}"
-        if (run_dir / "summary.json").exists():
-            summary = read_json(run_dir / "summary.json")
-            log(f"{run_dir.name}: done earlier, largest N {summary['max_n']}")
+    summaries = {}
+    todo = []
+    for name in runs:
+        if (out / name / "summary.json").exists():
+            summaries[name] = read_json(out / name / "summary.json")
+            log(f"{name}: done earlier, largest N {summaries[name]['max_n']}")
         else:
-            resume = (run_dir / "config.json").exists()
-            log(f"{run_dir.name}: {'resuming' if resume else 'training'} ...")
-            summary = Trainer(config, run_dir, resume=resume).run()
-            log(f"{run_dir.name}: largest N {summary['max_n']} in {summary['steps']} steps, {summary['seconds']:.0f} s")
-        summaries.append(summary)
-    write_tables(summaries, out)
+            todo.append(name)
+    if todo:
+        resume = [(out / name / "config.json").exists() for name in todo]
+        log(f"training {len(todo)} networks as one population ({sum(resume)} resuming): {', '.join(todo)}")
+        population = Population([runs[name] for name in todo], [out / name for name in todo], resume=resume)
+        for name, summary in zip(todo, population.run()):
+            summaries[name] = summary
+            log(f"{name}: largest N {summary['max_n']} in {summary['steps']} steps, {summary['seconds']:.0f} s")
+    ordered = [{**summaries[name], "seed": config.seed} for name, config in runs.items()]
+    write_tables(ordered, out)
     try:
         from baselines.plots import plot_n_over_steps, plot_run
 
         for task in ("parity", "dms"):
-            dirs = [out / f"{task}-{c}" for c in ("single", "multi")]
-            plot_n_over_steps(dirs, out / f"n_over_steps_{task}.png", labels=["single-head", "multi-head"])
-        for task, curriculum in RUNS:
-            plot_run(out / f"{task}-{curriculum}")
+            names = [n for n, c in runs.items() if c.task == task]
+            labels = [f"{runs[n].curriculum}-head" + (f" s{runs[n].seed}" if len(seeds) > 1 else "") for n in names]
+            plot_n_over_steps([out / n for n in names], out / f"n_over_steps_{task}.png", labels=labels)
+        for name in runs:
+            plot_run(out / name)
     except ImportError as error:
         log(f"no plots: {error}")
-    return summaries
+    return ordered
 
 
 def write_tables(summaries: list[dict], out: Path) -> None:
-    """``reproduce.csv`` (one row per run and solved N) and ``reproduce.md`` (one row per run)."""
+    """``reproduce.csv`` (one row per run and solved N) and ``reproduce.md`` (one row per run); each
+    summary carries its run's ``seed``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["task", "curriculum", "n", "steps_to_n", "tau_mean_at_n"])
+    writer.writerow(["task", "curriculum", "seed", "n", "steps_to_n", "tau_mean_at_n"])
     for s in summaries:
         for n, steps in s["steps_to_n"].items():
             tau = s["tau_mean_at_n"].get(n)
-            writer.writerow([s["task"], s["curriculum"], n, steps, "" if tau is None else f"{tau:.3f}"])
+            writer.writerow([s["task"], s["curriculum"], s["seed"], n, steps, "" if tau is None else f"{tau:.3f}"])
     atomic_write_text(out / "reproduce.csv", buffer.getvalue())
-    rows = ["| task | curriculum | largest N | steps | seconds | steps to N=4 / 8 / 12 / 16 | mean tau at largest N |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| task | curriculum | seed | largest N | steps | seconds | steps to N=4 / 8 / 12 / 16 | "
+            "mean tau at largest N |", "|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         steps_to = " / ".join(str(s["steps_to_n"].get(str(n), "-")) for n in (4, 8, 12, 16))
         tau = s["tau_mean_at_n"].get(str(s["max_n"]))
-        rows.append(f"| {s['task']} | {s['curriculum']} | {s['max_n']} | {s['steps']} | {s['seconds']:.0f} | "
+        rows.append(f"| {s['task']} | {s['curriculum']} | {s['seed']} | {s['max_n']} | {s['steps']} | {s['seconds']:.0f} | "
                     f"{steps_to} | {'-' if tau is None else f'{tau:.2f}'} |")
     atomic_write_text(out / "reproduce.md", "\n".join(rows) + "\n")

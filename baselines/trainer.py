@@ -199,29 +199,40 @@ class Trainer:
 
         return {"metrics_lines": lines, "apply": apply}
 
-    # ----- training ---------------------------------------------------------------------------
-    def _batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    # ----- training (the population trainer, baselines.population, runs these pieces for G members) -----
+    def batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fresh batch of the active Ns from ``rng`` (the data or the eval stream): inputs, labels."""
         batch = make_batch(self.config.task, self.curriculum.ns, self.config.batch_size, rng=rng, p=self.config.p)
         tensors = batch.to_torch(self.device)
         return tensors["inputs"], tensors["labels"]
 
+    def initial_state(self, batch_size: int) -> agents.cores.State:
+        """The core's initial state for one batch, drawn from the run's (CPU) generator and moved to the model."""
+        return self.model.core.initial_state(batch_size, generator=self.generator)
+
     def _logits(self, inputs: torch.Tensor) -> dict[int, torch.Tensor]:
-        state = self.model.core.initial_state(inputs.shape[1], generator=self.generator)  # CPU draw, moved
-        return self.model(inputs, ns=self.curriculum.ns, state=state)
+        return self.model(inputs, ns=self.curriculum.ns, state=self.initial_state(inputs.shape[1]))
+
+    def loss(self, logits: dict[int, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        """The paper's loss: the sum over active heads of the cross-entropy."""
+        return sum(F.cross_entropy(logits[n], labels[:, k]) for k, n in enumerate(self.curriculum.ns))
+
+    def apply_gradients(self) -> None:
+        """Clip this network's gradient norm at ``clip_grad``, take the optimizer step, count it."""
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad)
+        self.optimizer.step()
+        self.step += 1
 
     def train_step(self) -> float:
         """One step; returns the loss. A non-finite loss is returned without a step (nothing changes)."""
-        inputs, labels = self._batch(self.data_rng)
-        logits = self._logits(inputs)
-        loss = sum(F.cross_entropy(logits[n], labels[:, k]) for k, n in enumerate(self.curriculum.ns))
+        inputs, labels = self.batch(self.data_rng)
+        loss = self.loss(self._logits(inputs), labels)
         value = float(loss.detach())
         if not math.isfinite(value):
             return value
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad)
-        self.optimizer.step()
-        self.step += 1
+        self.apply_gradients()
         return value
 
     def non_finite_parameter(self) -> str | None:
@@ -231,18 +242,23 @@ class Trainer:
                 return name
         return None
 
+    def correct(self, logits: dict[int, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        """Correct answers per active N in one batch, a tensor [K]."""
+        return torch.stack([(logits[n].argmax(dim=1) == labels[:, k]).sum() for k, n in enumerate(self.curriculum.ns)])
+
+    def accuracy(self, correct: torch.Tensor) -> dict[int, float]:
+        """Accuracy per active N from the correct answers summed over ``eval_batches`` batches."""
+        total = self.config.eval_batches * self.config.batch_size
+        return {n: float(c) / total for n, c in zip(self.curriculum.ns, correct.tolist())}
+
     @torch.no_grad()
     def evaluate(self) -> dict[int, float]:
         """Accuracy per active N over ``eval_batches`` fresh batches."""
-        correct = torch.zeros(len(self.curriculum.ns), device=self.device)
-        total = 0
+        correct = torch.zeros(len(self.curriculum.ns), dtype=torch.long, device=self.device)
         for _ in range(self.config.eval_batches):
-            inputs, labels = self._batch(self.eval_rng)
-            logits = self._logits(inputs)
-            for k, n in enumerate(self.curriculum.ns):
-                correct[k] += (logits[n].argmax(dim=1) == labels[:, k]).sum()
-            total += labels.shape[0]
-        return {n: float(c) / total for n, c in zip(self.curriculum.ns, correct.tolist())}
+            inputs, labels = self.batch(self.eval_rng)
+            correct += self.correct(self._logits(inputs), labels)
+        return self.accuracy(correct)
 
     def _advance(self, solved_before: int | None) -> None:
         """After the curriculum moved on: checkpoint the solved N, then give the new N its readout."""
@@ -281,51 +297,75 @@ class Trainer:
         finally:
             self.close()
 
-    def _run(self, on_eval: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
-        config = self.config
+    def start_clock(self) -> None:
+        """Count ``seconds`` on from now (a resumed run continues its saved time)."""
         if self.resumed_from is not None or self.step:
             (self.run_dir / "summary.json").unlink(missing_ok=True)  # stale until this run stops
-        started = time.perf_counter() - self.seconds
-        losses: list[float] = []
-        stopped_because, message = "max_steps", None
-        while not self.curriculum.finished:
-            if self.step >= config.max_steps:
-                stopped_because = "max_steps"
-                break
-            if config.max_seconds is not None and self.seconds >= config.max_seconds:
-                stopped_because = "max_seconds"
-                break
-            loss = self.train_step()
-            self.seconds = time.perf_counter() - started
-            if not math.isfinite(loss):
-                stopped_because = "non_finite"
-                message = (f"the training loss became {loss} at step {self.step + 1}; the run stopped (last/ keeps "
-                           f"the state of the last finite evaluation). Lower lr ({config.lr:g}) or clip_grad.")
-                break
-            losses.append(loss)
-            if self.step % config.eval_every == 0:
-                ns = list(self.curriculum.ns)
-                accuracy = self.evaluate()
-                bad = self.non_finite_parameter()
-                if bad is not None:
-                    stopped_because = "non_finite"
-                    message = (f"parameter {bad} became non-finite by step {self.step}; the run stopped (last/ keeps "
-                               f"the state of the last finite evaluation). Lower lr ({config.lr:g}) or clip_grad.")
-                    break
-                solved_before = self.curriculum.solved
-                if self.curriculum.update(accuracy) or self.curriculum.solved != solved_before:
-                    self._advance(solved_before)
-                line = self._log_metrics(accuracy, float(np.mean(losses)), ns)
-                losses = []
-                self.seconds = time.perf_counter() - started
-                self._save_last()
-                if on_eval is not None:
-                    on_eval(line)
-        else:
-            stopped_because = "target_reached"
-        return self._write_summary(stopped_because, message)
+        self._started = time.perf_counter() - self.seconds
+        self._losses: list[float] = []
+        self._non_finite: str | None = None
 
-    def _write_summary(self, stopped_because: str, message: str | None = None) -> dict[str, Any]:
+    def stop_reason(self) -> str | None:
+        """Why the run stops now (one of STOP_REASONS), or None to go on."""
+        if self._non_finite is not None:
+            return "non_finite"
+        if self.curriculum.finished:
+            return "target_reached"
+        if self.step >= self.config.max_steps:
+            return "max_steps"
+        if self.config.max_seconds is not None and self.seconds >= self.config.max_seconds:
+            return "max_seconds"
+        return None
+
+    def record_loss(self, loss: float) -> bool:
+        """After a training step: update ``seconds`` and keep its loss for the next metrics line; a
+        non-finite loss (no step was taken) stops the run instead. Returns whether the step counts."""
+        self.seconds = time.perf_counter() - self._started
+        if not math.isfinite(loss):
+            self._non_finite = (f"the training loss became {loss} at step {self.step + 1}; the run stopped (last/ "
+                                f"keeps the state of the last finite evaluation). Lower lr ({self.config.lr:g}) "
+                                "or clip_grad.")
+            return False
+        self._losses.append(loss)
+        return True
+
+    def eval_due(self) -> bool:
+        """True when the step just taken ends an ``eval_every`` block."""
+        return self.step % self.config.eval_every == 0
+
+    def finish_eval(self, accuracy: dict[int, float], on_eval: Callable[[dict[str, Any]], None] | None = None
+                    ) -> dict[str, Any] | None:
+        """After an evaluation: update the curriculum, checkpoint an advance, write the metrics line and the
+        resume state, call ``on_eval(line)``; returns the line. A non-finite parameter stops the run
+        instead (nothing written; returns None)."""
+        bad = self.non_finite_parameter()
+        if bad is not None:
+            self._non_finite = (f"parameter {bad} became non-finite by step {self.step}; the run stopped (last/ "
+                                f"keeps the state of the last finite evaluation). Lower lr ({self.config.lr:g}) "
+                                "or clip_grad.")
+            return None
+        ns = list(self.curriculum.ns)
+        solved_before = self.curriculum.solved
+        if self.curriculum.update(accuracy) or self.curriculum.solved != solved_before:
+            self._advance(solved_before)
+        line = self._log_metrics(accuracy, float(np.mean(self._losses)), ns)
+        self._losses = []
+        self.seconds = time.perf_counter() - self._started
+        self._save_last()
+        if on_eval is not None:
+            on_eval(line)
+        return line
+
+    def _run(self, on_eval: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+        self.start_clock()
+        while (reason := self.stop_reason()) is None:
+            if self.record_loss(self.train_step()) and self.eval_due():
+                self.finish_eval(self.evaluate(), on_eval)
+        return self.write_summary(reason)
+
+    def write_summary(self, stopped_because: str) -> dict[str, Any]:
+        """Write (and return) summary.json: the folder is final."""
+        message = self._non_finite if stopped_because == "non_finite" else None
         summary = {
             "max_n": self.curriculum.solved,
             "steps": self.step,

@@ -70,17 +70,27 @@ def test_leaky_rnn_matches_naive(variant, activation, self_connections, tau_para
 
 @pytest.mark.parametrize("activation", ["leaky_relu", "tanh", "relu"])
 def test_kernel_gradcheck(activation, device):
+    """The grouped Function (G = 2 networks side by side), every input differentiated."""
     g = torch.Generator().manual_seed(2)
     kw = dict(dtype=torch.float64, generator=g)
 
     def leaf(t):
         return t.to(device).requires_grad_()
 
-    v, h0, m = leaf(torch.randn(4, 3, 5, **kw)), leaf(torch.rand(3, 5, **kw)), leaf(0.5 * torch.randn(5, 5, **kw))
-    leak, scale = leaf(torch.rand(5, **kw)), leaf(torch.rand(5, **kw))
-    assert torch.autograd.gradcheck(lambda *a: leaky_recurrence(*a[:3], activation), (v, h0, m))
-    assert torch.autograd.gradcheck(lambda v, h, m, l, s: leaky_recurrence(v, h, m, activation, l, s),
-                                    (v, h0, m, leak, scale))
+    v, h0 = leaf(torch.randn(4, 2, 3, 5, **kw)), leaf(torch.rand(2, 3, 5, **kw))
+    m = leaf(0.5 * torch.randn(2, 5, 5, **kw))
+    leak, scale = leaf(torch.rand(2, 1, 5, **kw)), leaf(torch.rand(2, 1, 5, **kw))
+    for lengths in (None, (4, 2)):  # the second network runs 2 of the 4 steps
+        assert torch.autograd.gradcheck(lambda *a: leaky_recurrence(*a[:3], activation, lengths=lengths),
+                                        (v, h0, m))
+        assert torch.autograd.gradcheck(
+            lambda v, h, m, l, s: leaky_recurrence(v, h, m, activation, l, s, lengths), (v, h0, m, leak, scale))
+        hs, last = leaky_recurrence(v, h0, m, activation, lengths=lengths)
+        assert torch.equal(last[1], hs[2 if lengths else 4, 1])
+        assert lengths is None or not hs[3:, 1].any()  # zero after its own steps
+        (grad_m,) = torch.autograd.grad(last[1].sum(), m, retain_graph=True)  # only the last step read
+        (grad_m_hs,) = torch.autograd.grad(hs[2 if lengths else 4, 1].sum(), m)
+        torch.testing.assert_close(grad_m, grad_m_hs, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("kind", ["leaky", "leaky_mod"])
@@ -215,23 +225,67 @@ def test_gated_kernels_gradcheck(device):
                                                            alpha))
 
 
-@pytest.mark.parametrize("kinds", [("lstm", "lstm"), ("gru", "gru"), ("lstm", "gru"), ("leaky", "gru")])
-def test_run_side_by_side_equals_one_by_one(kinds, device):
-    """Grouped cores (one kernel loop) give each core's own outputs and gradients; others fall back."""
+GROUPS = [("lstm", "lstm"), ("gru", "gru"), ("leaky", "leaky"), ("leaky_mod", "leaky_mod"), ("lstm", "gru"),
+          ("leaky", "gru"), ("leaky", "leaky_mod")]
+
+
+def _side_by_side_case(kinds, device, lengths, options=None):
     g = torch.Generator().manual_seed(13)
-    cores = [make_core(k, 2, 5, generator=g).to(device) for k in kinds]
-    xs = [torch.rand(6, 3, 2, generator=g).to(device) for _ in kinds]
+    options = options or [{} for _ in kinds]
+    cores = [make_core(k, 2, 5, generator=g, **o).double().to(device) for k, o in zip(kinds, options)]
+    xs = [torch.rand(n, 3, 2, generator=g, dtype=torch.float64).to(device) for n in lengths]
     states = [c.initial_state(3, generator=g) for c in cores]
+    return cores, xs, states
+
+
+@pytest.mark.parametrize("kinds", GROUPS)
+def test_run_side_by_side_equals_one_by_one(kinds, device):
+    """Grouped cores (one kernel loop) give each core's own outputs and every gradient (float64), also
+    for inputs of different lengths (run to the longest); cores that cannot group fall back."""
+    lengths = [6, 4][: len(kinds)]
+    options = [{"self_connections": True}, {}] if kinds[0] == "leaky" else None
+    cores, xs, states = _side_by_side_case(kinds, device, lengths, options)
+    for x in xs:
+        x.requires_grad_()
     together = agents.cores.run_side_by_side(cores, xs, states)
     alone = [c(x, s) for c, x, s in zip(cores, xs, states)]
-    params = [p for c in cores for p in c.parameters()]
-    losses = [sum(o.square().sum() + sum(p.sum() for p in parts(f)) for o, f in r) for r in (together, alone)]
-    for (o1, f1), (o2, f2) in zip(together, alone):
-        torch.testing.assert_close(o1, o2)
+    inputs = [p for c in cores for p in c.parameters()] + list(xs)
+    losses = [sum(o.square().sum() + sum(p.sin().sum() for p in parts(f)) for o, f in r) for r in (together, alone)]
+    for (o1, f1), (o2, f2), n in zip(together, alone, lengths):
+        assert o1.shape[0] == n
+        torch.testing.assert_close(o1, o2, rtol=1e-12, atol=1e-12)
         for a, b in zip(parts(f1), parts(f2)):
-            torch.testing.assert_close(a, b)
-    for a, b in zip(torch.autograd.grad(losses[0], params), torch.autograd.grad(losses[1], params)):
-        torch.testing.assert_close(a, b)
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    for a, b in zip(torch.autograd.grad(losses[0], inputs), torch.autograd.grad(losses[1], inputs)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_large_gated_groups_run_in_chunks_on_cpu(kind, monkeypatch):
+    """On CPU a group of gated cores larger than CPU_GROUP_BYTES allows runs in chunks, with the same results."""
+    cores, xs, states = _side_by_side_case((kind,) * 3, "cpu", [5, 3, 4])
+    assert cores[0].group_limit(5, 3) >= 3  # small inputs: one loop
+    together = agents.cores.run_side_by_side(cores, xs, states)
+    monkeypatch.setattr(agents.cores, "CPU_GROUP_BYTES", 1)
+    assert cores[0].group_limit(5, 3) == 1
+    chunked = agents.cores.run_side_by_side(cores, xs, states)
+    for (o1, f1), (o2, f2) in zip(together, chunked):
+        torch.testing.assert_close(o1, o2, rtol=1e-12, atol=1e-12)
+        for a, b in zip(parts(f1), parts(f2)):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["leaky", "leaky_mod", "gru", "lstm"])
+def test_groups_with(kind):
+    """Cores of one kind and hidden size group; another size, variant or activation does not."""
+    g = torch.Generator().manual_seed(5)
+    a, b = make_core(kind, 1, 4, generator=g), make_core(kind, 1, 4, generator=g)
+    assert a.groups_with([a, b])
+    assert not a.groups_with([a, make_core(kind, 1, 6, generator=g)])
+    if kind.startswith("leaky"):
+        assert not a.groups_with([a, make_core(kind, 1, 4, activation="tanh", generator=g)])
+    else:
+        assert not a.groups_with([a, make_core(kind, 1, 4, tau_init=1.0, train_tau=False, generator=g)])
 
 
 @pytest.mark.parametrize("kind", ["gru", "lstm"])

@@ -129,3 +129,15 @@ def test_benchmark_refuses_a_folder_with_another_budget(tmp_path):
     (out / "benchmark.json").write_text(json.dumps({**BenchmarkSpec().__dict__, "max_steps": 5}))
     with pytest.raises(ValueError, match="another budget"):
         run_benchmark(BenchmarkSpec(cores=("leaky",), **TINY), out)
+
+
+def test_runs_are_grouped_by_core_into_populations():
+    from baselines.benchmark import populations
+
+    spec = BenchmarkSpec(cores=("leaky", "gru"), tasks=("parity",), curricula=("single", "multi"), seeds=(0, 1))
+    groups = populations(spec, spec.runs())
+    assert [len(g) for g in groups] == [4, 4] and all(len({run[0] for run in g}) == 1 for g in groups)
+    groups = populations(BenchmarkSpec(**{**spec.__dict__, "population_size": 3}), spec.runs())
+    assert [len(g) for g in groups] == [3, 1, 3, 1] and sorted(r for g in groups for r in g) == sorted(spec.runs())
+    with pytest.raises(ValueError, match="population_size"):
+        BenchmarkSpec(population_size=0).validate()

@@ -43,6 +43,21 @@ def comma_floats(value: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
 
 
+def comma_choices(allowed: Sequence[str]):
+    """An argument type: ``"a,b"`` -> ``("a", "b")``, each one of ``allowed``."""
+
+    def parse(value: str) -> tuple[str, ...]:
+        items = comma_list(value)
+        for item in items:
+            if item not in allowed:
+                raise argparse.ArgumentTypeError(f"invalid choice: {item!r} (choose from {', '.join(allowed)})")
+        if not items:
+            raise argparse.ArgumentTypeError(f"expected one or more of {', '.join(allowed)}, got {value!r}")
+        return items
+
+    return parse
+
+
 def bit_probability(value: str) -> float | str:
     """``--p``: a float, or ``uniform`` (the paper's per-trial p ~ U(0, 1))."""
     if value == "uniform":

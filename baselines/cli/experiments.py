@@ -17,7 +17,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
-        reproduce(args.scale, args.out, seed=args.seed, max_seconds=args.max_seconds, device=args.device, log=print)
+        seeds = args.seeds if args.seeds is not None else None if args.seed is None else (args.seed,)
+        reproduce(args.scale, args.out, seeds=seeds, max_seconds=args.max_seconds, device=args.device,
+                  log=print)
     except ValueError as error:
         print(f"memory-envs: error: {error}", file=sys.stderr)
         return 2
@@ -32,7 +34,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     spec = BenchmarkSpec(cores=args.cores, tasks=args.tasks, curricula=args.curricula, seeds=args.seeds,
                          max_steps=args.max_steps, max_seconds=args.max_seconds, hidden_size=args.hidden_size,
                          eval_every=args.eval_every, eval_batches=args.eval_batches, workers=args.workers,
-                         optimizer=args.optimizer, device=args.device)
+                         population_size=args.population_size, optimizer=args.optimizer, device=args.device)
     try:
         spec.validate()
         run_benchmark(spec, args.out, log=print)
@@ -48,11 +50,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``reproduce`` and ``benchmark``."""
     repro = sub.add_parser("reproduce", help="single- vs multi-head curricula on parity and DMS",
                            description="Train single-head and multi-head leaky RNNs on parity and DMS with the same "
-                                       "budget each and write a table and figures. quick: 4 x 15,000 steps, 128 "
-                                       "units (about 30 CPU minutes); paper: the paper's configuration (for a GPU). Re-run to resume.")
+                                       "budget each, all as one population (side by side in this process), and "
+                                       "write a table and figures. quick: 4 x 15,000 steps, 128 units (about 30 CPU "
+                                       "minutes); paper: the paper's configuration, 4 seeds each, 16 networks (for "
+                                       "a GPU). Re-run to resume.")
     repro.add_argument("--scale", default="quick", choices=("quick", "paper", "smoke"))
     repro.add_argument("--out", default="runs/reproduce", help="output folder (default: runs/reproduce)")
-    repro.add_argument("--seed", type=int, default=0)
+    repro.add_argument("--seed", type=int, default=None, help="one seed (default: the scale's: 0; paper: 0,1,2,3)")
+    repro.add_argument("--seeds", type=comma_ints, default=None, help="comma list of seeds (overrides --seed)")
     repro.add_argument("--max-seconds", type=float, default=None, help="wall-time budget per run (default: the scale's)")
     repro.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     repro.add_argument("--device", default=None,
@@ -60,7 +65,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     repro.set_defaults(func=cmd_reproduce)
     bench = sub.add_parser(
         "benchmark", help="score card of recurrent cores across N, tasks and curricula",
-        description="Train every core x task x curriculum x seed with one budget (in parallel processes), test "
+        description="Train every core x task x curriculum x seed with one budget (the runs of a core as populations, "
+                    "side by side in one process; populations in parallel processes), test "
                     "every solved N on held-out streams, and write a score card. External cores by import path "
                     "package.module:ClassName (see agents.protocol). Re-run the same command to resume.")
     bench.add_argument("--cores", type=comma_list, default=("leaky", "gru", "lstm"),
@@ -74,6 +80,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--eval-every", type=int, default=100, help="default: 100")
     bench.add_argument("--eval-batches", type=int, default=10, help="default: 10")
     bench.add_argument("--workers", type=int, default=2, help="parallel processes (default: 2)")
+    bench.add_argument("--population-size", type=positive_int, default=None,
+                       help="runs of one core trained side by side in one process (default: all runs of a core)")
     bench.add_argument("--optimizer", default="auto",
                        help="auto (default): SGD lr 0.05 for the leaky RNN, Adam lr 1e-3 for the others; "
                             "or sgd / adam for every core")

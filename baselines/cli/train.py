@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from baselines.cli.args import bit_probability, parse_core_options, positive_int
+from baselines.cli.args import bit_probability, comma_choices, comma_floats, comma_ints, parse_core_options, positive_int
+from baselines.population import Population, grid
 from baselines.trainer import CORES, OPTIMIZERS, TrainConfig, Trainer
 from memory_envs import curriculum as curricula
 from memory_envs import tasks
@@ -19,10 +21,12 @@ PAPER = TrainConfig()
 def add_train_options(parser: argparse.ArgumentParser) -> None:
     """The TrainConfig fields as options. Defaults: a quick CPU run; the paper's values are in each help."""
     g = parser.add_argument_group("task and curriculum")
-    g.add_argument("--task", default="parity", choices=tasks.TASKS, help="memory task (default: parity)")
-    g.add_argument("--curriculum", default="multi", choices=curricula.KINDS,
+    g.add_argument("--task", default=("parity",), type=comma_choices(tasks.TASKS),
+                   help=f"memory task, {' or '.join(tasks.TASKS)}; a comma list trains a population (default: parity)")
+    g.add_argument("--curriculum", default=("multi",), type=comma_choices(curricula.KINDS),
                    help="single: one reused head, [N] -> [N+1]; multi: one head per N, [2..N] -> [2..N+1]; "
-                        "sliding: multi keeping the newest --window heads (default: multi)")
+                        "sliding: multi keeping the newest --window heads; a comma list trains a population "
+                        "(default: multi)")
     g.add_argument("--start-n", type=int, default=2, help="first N (default: 2)")
     g.add_argument("--target-n", type=int, default=None, help="stop once this N is solved (default: no limit)")
     g.add_argument("--window", type=int, default=5, help="heads kept by the sliding curriculum (default: 5)")
@@ -45,7 +49,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                    help="clamp: tau' = max(tau, 1) (paper); softplus: tau' = 1 + softplus(raw)")
     g = parser.add_argument_group("optimization")
     g.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS, help="sgd (paper: Nesterov) or adam")
-    g.add_argument("--lr", type=float, default=PAPER.lr, help=f"learning rate (default: {PAPER.lr})")
+    g.add_argument("--lr", type=comma_floats, default=(PAPER.lr,),
+                   help=f"learning rate; a comma list trains a population (default: {PAPER.lr})")
     g.add_argument("--momentum", type=float, default=PAPER.momentum, help=f"SGD momentum (default: {PAPER.momentum})")
     g.add_argument("--no-nesterov", action="store_true", help="plain momentum instead of Nesterov")
     g.add_argument("--clip-grad", type=float, default=PAPER.clip_grad,
@@ -59,17 +64,21 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-steps", type=int, default=PAPER.max_steps, help=f"default: {PAPER.max_steps}")
     g.add_argument("--max-seconds", type=float, default=180.0, help="wall-time budget (default: 180)")
     g.add_argument("--seed", type=int, default=0, help="seed of every random draw, >= 0 (default: 0)")
+    g.add_argument("--seeds", type=comma_ints, default=None,
+                   help="comma list of seeds: train one population, a member per seed (and per --task, "
+                        "--curriculum, --lr value), side by side in this process")
     g.add_argument("--device", default="auto", help="auto, cpu or cuda[:i] (default: auto)")
     g.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The config of a single run (the first value of each comma list)."""
     return TrainConfig(
         core_options=parse_core_options(args.core_option),
-        task=args.task, curriculum=args.curriculum, start_n=args.start_n, target_n=args.target_n,
+        task=args.task[0], curriculum=args.curriculum[0], start_n=args.start_n, target_n=args.target_n,
         window=args.window, drop=args.drop, threshold=args.threshold, core=args.core,
         hidden_size=args.hidden_size, tau_init=tuple(args.tau_init), train_tau=not args.fixed_tau,
-        tau_param=args.tau_param, p=args.p, optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
+        tau_param=args.tau_param, p=args.p, optimizer=args.optimizer, lr=args.lr[0], momentum=args.momentum,
         nesterov=not args.no_nesterov, clip_grad=args.clip_grad, batch_size=args.batch_size,
         eval_every=args.eval_every, eval_batches=args.eval_batches, max_steps=args.max_steps,
         max_seconds=args.max_seconds, seed=args.seed, device=args.device,
@@ -79,6 +88,20 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def default_run_dir(config: TrainConfig) -> str:
     core = config.core.replace(":", ".")
     return f"runs/{config.task}-{config.curriculum}-{core}-h{config.hidden_size}-s{config.seed}"
+
+
+def is_population(args: argparse.Namespace) -> bool:
+    """--seeds, or more than one value in --task, --curriculum or --lr: a grid trained as one population."""
+    return args.seeds is not None or max(len(args.task), len(args.curriculum), len(args.lr)) > 1
+
+
+def population_from_args(args: argparse.Namespace) -> tuple[Path, list[str], list[TrainConfig]]:
+    """The population's folder, its members' folder names and configs (one per grid combination)."""
+    base = config_from_args(args)
+    members = grid(base, seeds=args.seeds or (), tasks=args.task, curricula=args.curriculum, lrs=args.lr)
+    core = base.core.replace(":", ".")
+    run_dir = Path(args.run_dir or f"runs/population-{core}-h{base.hidden_size}")
+    return run_dir, [name for name, _ in members], [config for _, config in members]
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -91,11 +114,23 @@ def format_summary(summary: dict[str, Any]) -> str:
     )
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def _write_plots(run_dirs: list[Path], core_class: type[torch.nn.Module] | None) -> None:
+    try:
+        from baselines.plots import plot_run
 
+        for run_dir in run_dirs:
+            print(f"figures of {run_dir}: " + ", ".join(p.name for p in plot_run(run_dir, core_class=core_class)))
+    except ImportError as error:
+        print(f"no figures: {error}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if is_population(args):
+        return _train_population(args)
+    from tqdm import tqdm
+
     try:
         config = config_from_args(args)
         run_dir = args.run_dir or default_run_dir(config)
@@ -116,14 +151,50 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     print(f"run folder: {run_dir}")
     if not args.no_plots:
-        try:
-            from baselines.plots import plot_run
-
-            print("figures: " + ", ".join(p.name for p in plot_run(run_dir, core_class=trainer.core_class)))
-        except ImportError as error:
-            print(f"no figures: {error}")
+        _write_plots([Path(run_dir)], trainer.core_class)
     if "message" in summary:
         print(f"memory-envs: error: {summary['message']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _train_population(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    try:
+        run_dir, names, configs = population_from_args(args)
+        population = Population(configs, [run_dir / name for name in names], resume=args.resume,
+                                overwrite=args.overwrite)
+    except (ValueError, TypeError) as error:
+        print(f"memory-envs: error: {error}", file=sys.stderr)
+        return 2
+    print(f"population of {len(names)} in {run_dir}: {', '.join(names)}")
+    bar = tqdm(total=max(c.max_steps for c in configs), initial=population.progress([])["step"], unit="step",
+               disable=args.quiet, dynamic_ncols=True)
+
+    def on_progress(progress: dict[str, Any]) -> None:
+        bar.update(progress["step"] - bar.n)
+        bar.set_postfix_str(f"running {progress['running']}/{progress['members']} "
+                            f"N={progress['n_min']}..{progress['n_max']}")
+
+    summaries = population.run(on_progress=on_progress)
+    bar.close()
+    memory = population.progress([])
+    estimate = memory["memory_per_member_estimate"]
+    where = "GPU allocator peak" if population.members[0].device.type == "cuda" else "process peak resident memory"
+    print(f"peak memory per member: {memory['peak_memory_per_member'] / 2**20:.0f} MiB ({where} / members)"
+          + ("" if estimate is None else f"; estimated need {estimate / 2**20:.0f} MiB"))
+    width = max(len(name) for name in names)
+    print(f"{'member':{width}s}  largest N  steps  stopped because")
+    for name, summary in zip(names, summaries):
+        print(f"{name:{width}s}  {str(summary['max_n']):>9s}  {summary['steps']:5d}  {summary['stopped_because']}")
+    print(f"member folders in {run_dir}")
+    if not args.no_plots:
+        _write_plots([run_dir / name for name in names], population.members[0].core_class)
+    failed = [(name, s["message"]) for name, s in zip(names, summaries) if "message" in s]
+    for name, message in failed:
+        print(f"memory-envs: error: {name}: {message}", file=sys.stderr)
+    if failed:
         return 1
     return 0
 
@@ -143,9 +214,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``train`` and ``plot``."""
-    train = sub.add_parser("train", help="train one network with a curriculum",
+    train = sub.add_parser("train", help="train one network (or a population) with a curriculum",
                            description="Train a recurrent network on N-parity or N-DMS with a curriculum over N. "
-                                       "With no options: a multi-head leaky RNN on parity for 3 CPU minutes.")
+                                       "With no options: a multi-head leaky RNN on parity for 3 CPU minutes. "
+                                       "--seeds and comma lists in --task, --curriculum and --lr train the grid as "
+                                       "one population: the networks side by side in this process.")
     add_train_options(train)
     train.add_argument("--run-dir", default=None, help="run folder (default: runs/<task>-<curriculum>-...)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last state")
