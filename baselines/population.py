@@ -17,6 +17,7 @@ leaves the group; the others go on. ``max_seconds`` counts the population's wall
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -171,7 +172,7 @@ class Population:
             due = [k for k, counts in zip(running, stepped) if counts and self.members[k].eval_due()]
             if due:
                 for k, accuracy in zip(due, self.evaluate([self.members[k] for k in due])):
-                    self.members[k].finish_eval(accuracy, None if on_eval is None else lambda line: on_eval(k, line))
+                    self.members[k].finish_eval(accuracy, None if on_eval is None else functools.partial(on_eval, k))
             still = []
             for k in running:
                 reason = self.members[k].stop_reason()

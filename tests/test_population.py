@@ -47,7 +47,9 @@ def test_members_draw_and_train_like_solo_runs(tmp_path):
         for a, b in zip(member.batch(member.data_rng), solo.batch(solo.data_rng)):  # the same batches
             assert torch.equal(a, b)
 
-    summaries = train_population(MEMBERS, [tmp_path / f"member{k}" for k in range(len(MEMBERS))])
+    seen, progress = [], []
+    summaries = train_population(MEMBERS, [tmp_path / f"member{k}" for k in range(len(MEMBERS))],
+                                 on_eval=lambda k, line: seen.append((k, line["step"])), on_progress=progress.append)
     for k, config in enumerate(MEMBERS):
         solo = train(config, tmp_path / f"solo{k}")
         member_lines, solo_lines = metrics(tmp_path / f"member{k}"), metrics(tmp_path / f"solo{k}")
@@ -60,6 +62,8 @@ def test_members_draw_and_train_like_solo_runs(tmp_path):
             assert summaries[k][key] == solo[key], (k, key)
         files = {p.name for p in (tmp_path / f"member{k}").iterdir()}
         assert files == {p.name for p in (tmp_path / f"solo{k}").iterdir()}
+        assert [step for g, step in seen if g == k] == [m["step"] for m in member_lines]  # on_eval per member
+    assert progress[-1]["running"] == 0 and progress[0]["running"] == len(MEMBERS)
     # members left the group at different steps: a target reached early, a smaller budget, the rest
     assert summaries[3]["stopped_because"] == "target_reached" and summaries[3]["steps"] < 200
     assert summaries[2]["steps"] == 120 and summaries[0]["steps"] == 200
