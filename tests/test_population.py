@@ -147,3 +147,15 @@ def test_a_population_too_large_for_the_device_fails_before_training(tmp_path):
     population = Population(configs[:2], [tmp_path / "a", tmp_path / "b"], available_memory=int(2.5 * need))
     progress = population.progress([])
     assert progress["memory_per_member_estimate"] == need and progress["peak_memory_per_member"] > 0
+
+
+def test_reproduce_trains_every_seed_as_one_population(tmp_path):
+    from baselines.reproduce import reproduce
+
+    logs = []
+    summaries = reproduce("smoke", tmp_path / "repro", seeds=(0, 1), log=logs.append)
+    assert sum("as one population" in line for line in logs) == 1 and "training 8 networks" in logs[0]
+    assert [(s["task"], s["curriculum"], s["seed"]) for s in summaries][:3] == [
+        ("parity", "single", 0), ("parity", "single", 1), ("parity", "multi", 0)]
+    assert (tmp_path / "repro" / "dms-multi-s1" / "summary.json").exists()
+    assert (tmp_path / "repro" / "reproduce.md").read_text().count("\n") == 10  # header, rule, 8 runs
