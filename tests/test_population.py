@@ -159,3 +159,13 @@ def test_reproduce_trains_every_seed_as_one_population(tmp_path):
         ("parity", "single", 0), ("parity", "single", 1), ("parity", "multi", 0)]
     assert (tmp_path / "repro" / "dms-multi-s1" / "summary.json").exists()
     assert (tmp_path / "repro" / "reproduce.md").read_text().count("\n") == 10  # header, rule, 8 runs
+
+
+def test_a_non_finite_member_stops_alone_like_its_solo_run(tmp_path):
+    configs = [tiny(seed=0, max_steps=100), tiny(seed=1, lr=1e30, max_steps=100)]
+    summaries = train_population(configs, [tmp_path / "fine", tmp_path / "diverged"])
+    solo = train(configs[1], tmp_path / "solo")
+    assert summaries[1]["stopped_because"] == "non_finite" and "lr" in summaries[1]["message"]
+    assert {k: summaries[1][k] for k in ("steps", "stopped_because", "message")} == \
+           {k: solo[k] for k in ("steps", "stopped_because", "message")}
+    assert summaries[0]["stopped_because"] == "max_steps" and summaries[0]["steps"] == 100  # the other goes on
