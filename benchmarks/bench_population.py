@@ -80,6 +80,9 @@ def main() -> None:
             for name in order:
                 fn = population_step if name == "population" else solo_steps
                 rates[name].append(network_steps_per_second(fn, args.members, args.steps, device))
+        population.close()  # release the run folders' locks before the folders go
+        for trainer in solos:
+            trainer.close()
     print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, {args.core} "
           f"H={args.hidden} batch {args.batch}, N={args.start_n}, {args.members} networks, "
           f"{args.rounds} interleaved rounds of {args.steps} training steps; network-steps/s, median (spread)")
