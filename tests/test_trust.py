@@ -223,7 +223,8 @@ def test_benchmark_workers_die_with_a_killed_parent(tmp_path):
     run_dir = out / "runs" / "leaky-dms-single-s0"
     try:
         deadline = time.monotonic() + 120
-        while not ((run_dir / "last").is_dir() and (run_dir / ".lock").is_file()):
+        while not ((run_dir / "last").is_dir() and (run_dir / ".lock").is_file()
+                   and (run_dir / ".lock").read_text().strip().isdigit()):  # the pid may not be written yet
             assert time.monotonic() < deadline and parent.poll() is None, "the worker did not start training"
             time.sleep(0.2)
         worker = int((run_dir / ".lock").read_text())
