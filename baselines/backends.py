@@ -24,6 +24,8 @@ import contextlib
 import math
 import multiprocessing
 import os
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,21 +36,34 @@ BACKENDS = ("local", "ray")
 
 @dataclass(frozen=True)
 class Unit:
-    """One unit of work: ``fn(*args)`` trains into ``folder`` (resuming it if it exists)."""
+    """One unit of work: ``fn(*args)`` trains into ``folders`` (a population's member folders, or one
+    run's), resuming what they hold."""
 
     name: str
-    folder: str
+    folders: tuple[str, ...]
     fn: Callable[..., Any]
     args: tuple = ()
 
 
 @dataclass(frozen=True)
 class UnitFailure:
-    """A unit that raised (or whose worker died past its retries), with the error as text."""
+    """A unit that raised (or whose worker died past its retries), with its folders and the error as text."""
 
     name: str
-    folder: str
+    folders: tuple[str, ...]
     error: str
+
+    def __str__(self) -> str:
+        return f"{self.name} failed ({', '.join(self.folders)}): {self.error}"
+
+
+class UnitsFailed(RuntimeError):
+    """Some units of a grid failed (the others finished); ``failures`` lists them."""
+
+    def __init__(self, failures: Sequence[UnitFailure]) -> None:
+        self.failures = list(failures)
+        super().__init__(f"{len(self.failures)} unit(s) failed; rerun the same command to retry them:\n"
+                         + "\n".join(str(f) for f in self.failures))
 
 
 @dataclass(frozen=True)
@@ -137,13 +152,14 @@ def run_units(units: Sequence[Unit], config: BackendConfig,
 
 def _failure(unit: Unit, error: BaseException) -> UnitFailure:
     text = str(error).strip() or type(error).__name__
-    return UnitFailure(unit.name, unit.folder, f"{type(error).__name__}: {text}")
+    return UnitFailure(unit.name, unit.folders, f"{type(error).__name__}: {text}")
 
 
 def _run_local(units: list[Unit], config: BackendConfig, on_done, on_failure) -> tuple[list[Any], list[UnitFailure]]:
     results, failures = [], []
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no shared torch thread pools
-    with concurrent.futures.ProcessPoolExecutor(max_workers=config.workers, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(max_workers=config.workers, mp_context=context,
+                                                initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(unit.fn, *unit.args): unit for unit in units}
         for future in concurrent.futures.as_completed(futures):
             unit = futures[future]
@@ -155,6 +171,25 @@ def _run_local(units: list[Unit], config: BackendConfig, on_done, on_failure) ->
                 failures.append(_failure(unit, error))
                 on_failure(failures[-1])
     return results, failures
+
+
+PARENT_POLL_SECONDS = 0.5
+
+
+def die_with_parent(parent: int) -> None:
+    """Local worker initializer: a daemon thread ends this process once ``parent`` (the driver) is gone,
+    so a killed driver leaves no orphan training next to its rerun.
+
+    A worker whose parent died is re-parented, so ``os.getppid()`` changes; the thread checks it every
+    ``PARENT_POLL_SECONDS`` and exits at once (the OS then releases the worker's run-folder locks).
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 def _run_ray(units: list[Unit], config: BackendConfig, on_done, on_failure) -> tuple[list[Any], list[UnitFailure]]:

@@ -3,9 +3,10 @@
 For every core x task x curriculum x seed, one supervised run with the same budget (training
 steps, and a wall-time cap), then a held-out streaming test of every solved N. The runs of one core
 train as populations (:mod:`baselines.population`: side by side in one process, ``population_size``
-networks at a time, default all of them); populations run in ``workers`` processes at a time (one
-torch thread each, ending when the benchmark's process ends, even by SIGKILL: no orphan keeps
-training), and the wall-time cap counts each population's time. Each run keeps its own
+networks at a time, default all of them). Each population is one unit of work of
+:mod:`baselines.backends`: by default ``workers`` local processes at a time (one torch thread each,
+ending when the benchmark's process ends, even by SIGKILL: no orphan keeps training), or Ray tasks on a
+cluster (``backend``); the wall-time cap counts each population's time. Each run keeps its own
 run folder under ``out/runs``: a finished run (``heldout.json`` written) is never redone, an
 unfinished one resumes from its last state, so re-running the same command after a kill
 continues the benchmark.
@@ -18,14 +19,10 @@ median and range over seeds of the largest N solved, the median steps to reach N
 
 from __future__ import annotations
 
-import concurrent.futures
 import csv
 import io
 import json
-import multiprocessing
 import os
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -34,6 +31,7 @@ import numpy as np
 import torch
 
 from agents.protocol import import_core_class, is_import_path
+from baselines.backends import BackendConfig, Unit, UnitsFailed, check_storage, connected, run_units
 from baselines.population import Population
 from baselines.run_folder import read_json
 from baselines.trainer import TrainConfig, atomic_write_text, resolve_device
@@ -140,29 +138,12 @@ def heldout_accuracy(run_dir: Path, spec: BenchmarkSpec, seed: int) -> dict[str,
     return accuracy
 
 
-PARENT_POLL_SECONDS = 0.5
-
-
-def die_with_parent(parent: int) -> None:
-    """Worker initializer: a daemon thread ends this process once ``parent`` (the benchmark) is gone.
-
-    A worker whose parent died is re-parented, so ``os.getppid()`` changes; the thread checks it every
-    ``PARENT_POLL_SECONDS`` and exits at once (the OS then releases the worker's run-folder lock).
-    """
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_POLL_SECONDS)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
-
-
-def run_population(out: str, spec: BenchmarkSpec, runs: Sequence[tuple[str, str, str, int]]) -> list[dict[str, Any]]:
-    """Runs of one core in a worker process: train (or resume) them as one population, then the held-out
-    tests."""
+def run_population(runs_root: str, spec: BenchmarkSpec, runs: Sequence[tuple[str, str, str, int]]
+                   ) -> list[dict[str, Any]]:
+    """One unit of work (a local worker process or a Ray task): train (or resume) the runs of one core
+    as a population in ``runs_root``, then their held-out tests."""
     torch.set_num_threads(1)
-    run_dirs = [Path(out) / "runs" / run_name(*run) for run in runs]
+    run_dirs = [Path(runs_root) / run_name(*run) for run in runs]
     configs = [spec.config(*run) for run in runs]
     Population(configs, run_dirs, resume=[(d / "config.json").exists() for d in run_dirs]).run()
     for run, run_dir in zip(runs, run_dirs):
@@ -190,12 +171,22 @@ def collect(run_dir: Path) -> dict[str, Any]:
             "steps_to_n": summary["steps_to_n"], "heldout": heldout, "run_dir": str(run_dir)}
 
 
-def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, log: Callable[[str], None] = lambda message: None
-                  ) -> list[dict[str, Any]]:
-    """Run every (unfinished) run of ``spec`` as populations in parallel processes and write the score card."""
+def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, backend: BackendConfig | None = None,
+                  storage: str | os.PathLike | None = None, log: Callable[[str], None] = lambda message: None,
+                  on_run: Callable[[dict[str, Any]], None] = lambda result: None) -> list[dict[str, Any]]:
+    """Run every (unfinished) run of ``spec`` as populations and write the score card into ``out``.
+
+    ``backend`` (default: ``spec.workers`` local processes) says where the populations run (one unit of
+    work each, :mod:`baselines.backends`); the run folders go to ``storage/runs`` (default ``out/runs``;
+    on a Ray cluster of several machines, a folder every node reaches). ``log`` gets one line per finished
+    run and per failed population, ``on_run`` each finished run's result (those finished earlier first). A population that fails does
+    not stop the others: the score card is written from the runs that finished, then
+    :class:`~baselines.backends.UnitsFailed` names the failed folders (rerun the command to retry them).
+    """
     spec.validate()
+    backend = (backend or BackendConfig(workers=spec.workers)).validate()
     out = Path(out)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
+    runs_root = (Path(storage) if storage is not None else out) / "runs"
     spec_path = out / "benchmark.json"
     if spec_path.exists():
         saved = read_json(spec_path)
@@ -205,27 +196,37 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, log: Callable[[st
         differ = [k for k in budget if saved.get(k) != mine[k]]
         if differ:
             raise ValueError(f"{out} holds a benchmark with another budget ({differ}); use another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    runs_root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(spec_path, json.dumps(spec.__dict__, indent=2))
     results = []
     todo = []
     for run in spec.runs():
-        run_dir = out / "runs" / run_name(*run)
+        run_dir = runs_root / run_name(*run)
         if (run_dir / "heldout.json").exists():
             results.append(collect(run_dir))
+            on_run(results[-1])
         else:
             todo.append(run)
     groups = populations(spec, todo)
+    where = f"{backend.workers} local workers" if backend.backend == "local" else "Ray"
     log(f"{len(spec.runs())} runs: {len(results)} finished earlier, {len(todo)} to run as {len(groups)} "
-        f"population(s) on {spec.workers} workers")
-    context = multiprocessing.get_context("spawn")  # fresh interpreters: no shared torch thread pools
-    with concurrent.futures.ProcessPoolExecutor(max_workers=spec.workers, mp_context=context,
-                                                initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(run_population, str(out), spec, group): group for group in groups}
-        for future in concurrent.futures.as_completed(futures):
-            for run, result in zip(futures[future], future.result()):
-                results.append(result)
-                log(f"{run_name(*run)}: largest N {result['max_n']} in {result['steps']} steps")
+        f"population(s) on {where}")
+    units = [Unit(f"{group[0][0]} population of {len(group)}", tuple(str(runs_root / run_name(*r)) for r in group),
+                  run_population, (str(runs_root), spec, group)) for group in groups]
+
+    def done(unit: Unit, group_results: list[dict[str, Any]]) -> None:
+        for result in group_results:
+            results.append(result)
+            log(f"{Path(result['run_dir']).name}: largest N {result['max_n']} in {result['steps']} steps")
+            on_run(result)
+
+    with connected(backend):
+        check_storage(runs_root, backend)
+        _, failures = run_units(units, backend, on_done=done, on_failure=lambda failure: log(str(failure)))
     write_scorecard(results, out)
+    if failures:
+        raise UnitsFailed(failures)
     return results
 
 

@@ -27,9 +27,11 @@ from typing import Any, Callable
 import torch
 
 from agents.cores import run_side_by_side
+from baselines.backends import Unit
 from baselines.population_memory import check_memory, peak_memory
 from baselines.run_folder import check_new, check_resume_config
 from baselines.trainer import RESUME_MAY_CHANGE, Trainer, TrainConfig
+from memory_envs.tasks import check_positive_int
 
 SHARED = ("core", "hidden_size", "batch_size", "device")
 """The config fields every member must share: they fix the shape of the one batched recurrence."""
@@ -194,6 +196,28 @@ def train_population(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os
     return Population(configs, run_dirs, resume=resume, overwrite=overwrite).run(on_eval, on_progress)
 
 
+def population_units(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os.PathLike], *,
+                     resume: bool | Sequence[bool] = False, overwrite: bool = False,
+                     population_size: int | None = None) -> list[Unit]:
+    """The members split into populations of at most ``population_size`` (default: all in one), each one
+    unit of work for :func:`baselines.backends.run_units` (a local process or a Ray task) that calls
+    :func:`train_population` and returns the members' summaries. Everything is checked here, before
+    any unit runs or anything is written."""
+    check_population(configs, run_dirs, resume=resume, overwrite=overwrite)
+    if population_size is not None:
+        check_positive_int(population_size, "population_size")
+    resume = _per_member(resume, len(configs))
+    size = population_size or len(configs)
+    units = []
+    for start in range(0, len(configs), size):
+        part = slice(start, start + size)
+        folders = tuple(str(d) for d in run_dirs[part])
+        name = f"population of {len(folders)}: " + ", ".join(Path(f).name for f in folders)
+        work = functools.partial(train_population, resume=resume[part], overwrite=overwrite)
+        units.append(Unit(name, folders, work, (list(configs[part]), list(folders))))
+    return units
+
+
 def grid(base: TrainConfig, *, seeds: Sequence[int] = (), tasks: Sequence[str] = (), curricula: Sequence[str] = (),
          lrs: Sequence[float] = ()) -> list[tuple[str, TrainConfig]]:
     """One member per combination of the given values (an empty axis keeps ``base``'s value), each with
@@ -211,4 +235,4 @@ def grid(base: TrainConfig, *, seeds: Sequence[int] = (), tasks: Sequence[str] =
     return members
 
 
-__all__ = ["SHARED", "Population", "check_population", "grid", "train_population"]
+__all__ = ["SHARED", "Population", "check_population", "grid", "population_units", "train_population"]

@@ -17,7 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from baselines.population import Population
+from baselines.backends import BackendConfig, UnitsFailed, check_storage, connected, run_units
+from baselines.population import Population, population_units
 from baselines.run_folder import read_json
 from baselines.trainer import TrainConfig, atomic_write_text
 
@@ -36,14 +37,20 @@ SEEDS: dict[str, tuple[int, ...]] = {"quick": (0,), "paper": (0, 1, 2, 3), "smok
 
 
 def reproduce(scale: str, out_dir: str | os.PathLike, seeds: Sequence[int] | None = None,
-              max_seconds: float | None = None, device: str | None = None,
-              log: Callable[[str], None] = lambda message: None) -> list[dict]:
+              max_seconds: float | None = None, device: str | None = None, backend: BackendConfig | None = None,
+              population_size: int | None = None, log: Callable[[str], None] = lambda message: None) -> list[dict]:
     """Train the (task, curriculum) runs of ``scale`` for every seed (default: the scale's, ``SEEDS``) as one
     population; returns their summaries (each with its ``seed``) and writes the tables and figures.
 
     ``max_seconds`` replaces the scale's wall-time budget per run and ``device`` its device ("cpu" for
     quick and smoke, "auto" for paper); every config is checked before anything is written. ``log``
     gets one line per run (the command passes ``print``).
+
+    With a ``backend`` (:mod:`baselines.backends`) or a ``population_size``, the networks train as
+    populations of at most ``population_size`` (default all), one unit of work each, in local processes
+    or as Ray tasks (``out_dir`` must then be on storage every Ray node reaches); a population that
+    fails does not stop the others: the tables are written from the runs that finished, then
+    ``UnitsFailed`` names the failed folders. Without either, the population trains in this process.
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {tuple(SCALES)}, got {scale!r}")
@@ -67,26 +74,46 @@ def reproduce(scale: str, out_dir: str | os.PathLike, seeds: Sequence[int] | Non
             log(f"{name}: done earlier, largest N {summaries[name]['max_n']}")
         else:
             todo.append(name)
+    failures = []
     if todo:
         resume = [(out / name / "config.json").exists() for name in todo]
-        log(f"training {len(todo)} networks as one population ({sum(resume)} resuming): {', '.join(todo)}")
-        population = Population([runs[name] for name in todo], [out / name for name in todo], resume=resume)
-        for name, summary in zip(todo, population.run()):
-            summaries[name] = summary
-            log(f"{name}: largest N {summary['max_n']} in {summary['steps']} steps, {summary['seconds']:.0f} s")
-    ordered = [{**summaries[name], "seed": config.seed} for name, config in runs.items()]
+        configs, folders = [runs[name] for name in todo], [out / name for name in todo]
+
+        def done(names: Sequence[str], member_summaries: Sequence[dict]) -> None:
+            for name, summary in zip(names, member_summaries):
+                summaries[name] = summary
+                log(f"{name}: largest N {summary['max_n']} in {summary['steps']} steps, {summary['seconds']:.0f} s")
+
+        if backend is None and population_size is None:
+            log(f"training {len(todo)} networks as one population ({sum(resume)} resuming): {', '.join(todo)}")
+            done(todo, Population(configs, folders, resume=resume).run())
+        else:
+            backend = (backend or BackendConfig()).validate()
+            units = population_units(configs, folders, resume=resume, population_size=population_size)
+            log(f"training {len(todo)} networks ({sum(resume)} resuming) as {len(units)} population(s) on "
+                f"{backend.backend}: {', '.join(todo)}")
+            with connected(backend):
+                check_storage(out, backend)
+                _, failures = run_units(units, backend, on_failure=lambda failure: log(str(failure)),
+                                        on_done=lambda unit, result: done([Path(f).name for f in unit.folders],
+                                                                          result))
+    ordered = [{**summaries[name], "seed": config.seed} for name, config in runs.items() if name in summaries]
     write_tables(ordered, out)
     try:
         from baselines.plots import plot_n_over_steps, plot_run
 
         for task in ("parity", "dms"):
-            names = [n for n, c in runs.items() if c.task == task]
+            names = [n for n, c in runs.items() if c.task == task and n in summaries]
+            if not names:
+                continue
             labels = [f"{runs[n].curriculum}-head" + (f" s{runs[n].seed}" if len(seeds) > 1 else "") for n in names]
             plot_n_over_steps([out / n for n in names], out / f"n_over_steps_{task}.png", labels=labels)
-        for name in runs:
+        for name in summaries:
             plot_run(out / name)
     except ImportError as error:
         log(f"no plots: {error}")
+    if failures:
+        raise UnitsFailed(failures)
     return ordered
 
 

@@ -40,3 +40,10 @@ class NotACore(nn.Module):
 
     def forward(self, x: torch.Tensor, state=None):
         return x, state
+
+
+class BrokenCore(ElmanCore):
+    """Builds like ElmanCore but fails at the first forward pass: a run of a grid that raises."""
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        raise RuntimeError("BrokenCore cannot run")

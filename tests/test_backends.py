@@ -33,9 +33,9 @@ def local_ray():
 def grid(tmp_path: Path) -> list[Unit]:
     import backend_units
 
-    units = [Unit(f"sq{x}", str(tmp_path / f"sq{x}"), backend_units.square, (str(tmp_path / f"sq{x}"), x))
+    units = [Unit(f"sq{x}", (str(tmp_path / f"sq{x}"),), backend_units.square, (str(tmp_path / f"sq{x}"), x))
              for x in range(4)]
-    units.append(Unit("bad", str(tmp_path / "bad"), backend_units.fail, (str(tmp_path / "bad"), "no such N")))
+    units.append(Unit("bad", (str(tmp_path / "bad"),), backend_units.fail, (str(tmp_path / "bad"), "no such N")))
     return units
 
 
@@ -51,7 +51,7 @@ def test_bad_config_names_the_option(kwargs, name):
 
 def check_grid(results, failures, tmp_path):
     assert sorted(r["square"] for r in results) == [0, 1, 4, 9]
-    assert [(Path(f.folder).name, f.name) for f in failures] == [("bad", "bad")]
+    assert [(Path(f.folders[0]).name, f.name) for f in failures] == [("bad", "bad")]
     assert "ValueError" in failures[0].error and "no such N" in failures[0].error
     assert all((tmp_path / f"sq{x}" / "result.txt").read_text() == str(x * x) for x in range(4))
 
@@ -76,14 +76,14 @@ def test_ray_retries_a_unit_whose_worker_died(local_ray, tmp_path):
     import backend_units
 
     folder = str(tmp_path / "dies")
-    unit = Unit("dies", folder, backend_units.die_once, (folder, 3))
+    unit = Unit("dies", (folder,), backend_units.die_once, (folder, 3))
     results, failures = run_units([unit], BackendConfig(backend="ray", max_retries=1))
     assert failures == [] and results == [{"x": 3, "square": 9}]
     folder = str(tmp_path / "dies-again")
-    unit = Unit("dies-again", folder, backend_units.die_once, (folder, 3))
+    unit = Unit("dies-again", (folder,), backend_units.die_once, (folder, 3))
     results, failures = run_units([unit], BackendConfig(backend="ray", max_retries=0))
     assert results == [] and len(failures) == 1 and isinstance(failures[0], UnitFailure)
-    assert failures[0].folder == folder
+    assert failures[0].folders == (folder,) and folder in str(failures[0])
 
 
 def test_storage_check(local_ray, tmp_path):

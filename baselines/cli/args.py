@@ -80,3 +80,45 @@ def parse_core_options(items: Sequence[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             options[key] = value
     return options
+
+
+def add_backend_options(parser: argparse.ArgumentParser, unit: str, storage: bool = False,
+                        population_size: bool = True) -> None:
+    """Where a grid's units of work run (:mod:`baselines.backends`); ``unit`` names one in the help.
+    ``storage``: add ``--storage`` (commands whose run folders may live apart from their output);
+    ``population_size``: add ``--population-size`` (commands that have none of their own)."""
+    g = parser.add_argument_group("backend (where the work runs)")
+    g.add_argument("--backend", default=None, choices=("local", "ray"),
+                   help=f"local: a process per {unit} on this machine; ray: a Ray task per {unit} on the "
+                        "cluster at --address (needs the ray extra) (default: benchmark local; train and "
+                        "reproduce run in this process)")
+    g.add_argument("--address", default=None,
+                   help="Ray cluster address, e.g. ray://head:10001 or auto (default: start a local Ray)")
+    g.add_argument("--cpus-per-run", type=float, default=1.0, help=f"CPUs Ray reserves per {unit} (default: 1)")
+    g.add_argument("--gpus-per-run", type=float, default=0.0,
+                   help=f"GPUs Ray reserves per {unit}, fractions allowed, e.g. 0.25 (default: 0)")
+    g.add_argument("--max-retries", type=int, default=2,
+                   help=f"Ray reruns of a {unit} whose worker or node died; it resumes from its folders (default: 2)")
+    if population_size:
+        g.add_argument("--population-size", type=positive_int, default=None,
+                       help="networks per population (default: all in one)")
+    if storage:
+        g.add_argument("--storage", default=None,
+                       help="folder for the run folders that every Ray node reaches (a shared filesystem; "
+                            "default: under the output folder)")
+
+
+def backend_from_args(args: argparse.Namespace, workers: int = 1) -> Any:
+    """The BackendConfig of ``add_backend_options``' options, or None when none was given (run here)."""
+    from baselines.backends import BackendConfig
+
+    ray_only = {"--address": args.address, "--storage": getattr(args, "storage", None)}
+    if args.backend != "ray":
+        given = [name for name, value in ray_only.items() if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only with --backend ray")
+    if args.backend is None:
+        return None
+    return BackendConfig(backend=args.backend, workers=workers, address=args.address,
+                         cpus_per_unit=args.cpus_per_run, gpus_per_unit=args.gpus_per_run,
+                         max_retries=args.max_retries).validate()

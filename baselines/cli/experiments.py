@@ -8,10 +8,11 @@ from pathlib import Path
 
 import torch
 
-from baselines.cli.args import comma_ints, comma_list, positive_int
+from baselines.cli.args import add_backend_options, backend_from_args, comma_ints, comma_list, positive_int
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    from baselines.backends import UnitsFailed
     from baselines.reproduce import reproduce
 
     if args.threads is not None:
@@ -19,8 +20,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     try:
         seeds = args.seeds if args.seeds is not None else None if args.seed is None else (args.seed,)
         reproduce(args.scale, args.out, seeds=seeds, max_seconds=args.max_seconds, device=args.device,
-                  log=print)
-    except ValueError as error:
+                  backend=backend_from_args(args), population_size=args.population_size, log=print)
+    except UnitsFailed as error:
+        print(f"memory-envs: error: {error}", file=sys.stderr)
+        return 1
+    except (ValueError, ImportError) as error:
         print(f"memory-envs: error: {error}", file=sys.stderr)
         return 2
     print((Path(args.out) / "reproduce.md").read_text())
@@ -29,6 +33,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from baselines.backends import UnitsFailed
     from baselines.benchmark import BenchmarkSpec, run_benchmark
 
     spec = BenchmarkSpec(cores=args.cores, tasks=args.tasks, curricula=args.curricula, seeds=args.seeds,
@@ -37,10 +44,23 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                          population_size=args.population_size, optimizer=args.optimizer, device=args.device)
     try:
         spec.validate()
-        run_benchmark(spec, args.out, log=print)
-    except (ValueError, TypeError) as error:
+        backend = backend_from_args(args, workers=args.workers)
+    except (ValueError, TypeError, ImportError) as error:
         print(f"memory-envs: error: {error}", file=sys.stderr)
         return 2
+    bar = tqdm(total=len(spec.runs()), unit="run", dynamic_ncols=True, file=sys.stderr)
+    try:
+        run_benchmark(spec, args.out, backend=backend, storage=args.storage, log=bar.write,
+                      on_run=lambda result: bar.update())
+    except UnitsFailed as error:
+        bar.close()
+        print(f"memory-envs: error: {error}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError) as error:
+        bar.close()
+        print(f"memory-envs: error: {error}", file=sys.stderr)
+        return 2
+    bar.close()
     print((Path(args.out) / "scorecard.md").read_text())
     print(f"score card and figure in {args.out}")
     return 0
@@ -62,6 +82,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     repro.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     repro.add_argument("--device", default=None,
                        help="cpu, cuda[:i] or auto (default: the scale's: cpu for quick and smoke, auto for paper)")
+    add_backend_options(repro, "population")
     repro.set_defaults(func=cmd_reproduce)
     bench = sub.add_parser(
         "benchmark", help="score card of recurrent cores across N, tasks and curricula",
@@ -89,4 +110,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        help="where every run trains and is tested: cpu, cuda[:i] or auto (default: cpu); the "
                             "workers share it")
     bench.add_argument("--out", default="runs/benchmark", help="output folder (default: runs/benchmark)")
+    add_backend_options(bench, "population", storage=True, population_size=False)
     bench.set_defaults(func=cmd_benchmark)

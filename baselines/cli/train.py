@@ -9,7 +9,11 @@ from typing import Any
 
 import torch
 
-from baselines.cli.args import bit_probability, comma_choices, comma_floats, comma_ints, parse_core_options, positive_int
+from agents.protocol import import_core_class, is_import_path
+from baselines.cli.args import (
+    add_backend_options, backend_from_args, bit_probability, comma_choices, comma_floats, comma_ints, parse_core_options,
+    positive_int,
+)
 from baselines.population import Population, grid
 from baselines.trainer import CORES, OPTIMIZERS, TrainConfig, Trainer
 from memory_envs import curriculum as curricula
@@ -129,6 +133,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if is_population(args):
         return _train_population(args)
+    if args.backend is not None or args.population_size is not None:
+        print("memory-envs: error: --backend and --population-size train a grid: give --seeds or comma lists in "
+              "--task, --curriculum or --lr", file=sys.stderr)
+        return 2
     from tqdm import tqdm
 
     try:
@@ -163,9 +171,12 @@ def _train_population(args: argparse.Namespace) -> int:
 
     try:
         run_dir, names, configs = population_from_args(args)
-        population = Population(configs, [run_dir / name for name in names], resume=args.resume,
-                                overwrite=args.overwrite)
-    except (ValueError, TypeError) as error:
+        folders = [run_dir / name for name in names]
+        backend = backend_from_args(args)
+        if backend is not None or args.population_size is not None:
+            return _train_population_units(args, run_dir, names, configs, backend)
+        population = Population(configs, folders, resume=args.resume, overwrite=args.overwrite)
+    except (ValueError, TypeError, ImportError) as error:
         print(f"memory-envs: error: {error}", file=sys.stderr)
         return 2
     print(f"population of {len(names)} in {run_dir}: {', '.join(names)}")
@@ -184,19 +195,57 @@ def _train_population(args: argparse.Namespace) -> int:
     where = "GPU allocator peak" if population.members[0].device.type == "cuda" else "process peak resident memory"
     print(f"peak memory per member: {memory['peak_memory_per_member'] / 2**20:.0f} MiB ({where} / members)"
           + ("" if estimate is None else f"; estimated need {estimate / 2**20:.0f} MiB"))
-    width = max(len(name) for name in names)
-    print(f"{'member':{width}s}  largest N  steps  stopped because")
-    for name, summary in zip(names, summaries):
-        print(f"{name:{width}s}  {str(summary['max_n']):>9s}  {summary['steps']:5d}  {summary['stopped_because']}")
+    return _report_members(args, run_dir, dict(zip(names, summaries)), population.members[0].core_class)
+
+
+def _train_population_units(args: argparse.Namespace, run_dir: Path, names: list[str], configs: list[TrainConfig],
+                            backend: Any) -> int:
+    """The grid as populations of --population-size, each a unit of work on --backend (a local process
+    each by default, or a Ray task): one progress bar over members, a line per finished population."""
+    from tqdm import tqdm
+
+    from baselines.backends import BackendConfig, check_storage, connected, run_units
+    from baselines.population import population_units
+
+    backend = backend or BackendConfig()
+    units = population_units(configs, [run_dir / name for name in names], resume=args.resume,
+                             overwrite=args.overwrite, population_size=args.population_size)
+    print(f"{len(names)} networks in {run_dir} as {len(units)} population(s) on {backend.backend}")
+    bar = tqdm(total=len(names), unit="network", disable=args.quiet, dynamic_ncols=True)
+    summaries: dict[str, dict[str, Any]] = {}
+
+    def done(unit: Any, result: list[dict[str, Any]]) -> None:
+        summaries.update({Path(folder).name: summary for folder, summary in zip(unit.folders, result)})
+        bar.update(len(unit.folders))
+        bar.write(f"done: {unit.name}")
+
+    with connected(backend):
+        check_storage(run_dir, backend)
+        _, failures = run_units(units, backend, on_done=done, on_failure=lambda failure: bar.write(str(failure)))
+    bar.close()
+    core = configs[0].core
+    ordered = {name: summaries[name] for name in names if name in summaries}
+    code = _report_members(args, run_dir, ordered, import_core_class(core) if is_import_path(core) else None)
+    for failure in failures:
+        print(f"memory-envs: error: {failure}", file=sys.stderr)
+    return 1 if failures else code
+
+
+def _report_members(args: argparse.Namespace, run_dir: Path, summaries: dict[str, dict[str, Any]],
+                    core_class: type[torch.nn.Module] | None) -> int:
+    """Print a line per finished member, write their figures; 1 if a member stopped on an error."""
+    if summaries:
+        width = max(len(name) for name in summaries)
+        print(f"{'member':{width}s}  largest N  steps  stopped because")
+        for name, summary in summaries.items():
+            print(f"{name:{width}s}  {str(summary['max_n']):>9s}  {summary['steps']:5d}  {summary['stopped_because']}")
     print(f"member folders in {run_dir}")
-    if not args.no_plots:
-        _write_plots([run_dir / name for name in names], population.members[0].core_class)
-    failed = [(name, s["message"]) for name, s in zip(names, summaries) if "message" in s]
+    if not args.no_plots and summaries:
+        _write_plots([run_dir / name for name in summaries], core_class)
+    failed = [(name, s["message"]) for name, s in summaries.items() if "message" in s]
     for name, message in failed:
         print(f"memory-envs: error: {name}: {message}", file=sys.stderr)
-    if failed:
-        return 1
-    return 0
+    return 1 if failed else 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -226,6 +275,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        help="replace a run folder made by memory-envs (never a folder holding other files)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--no-plots", action="store_true", help="do not write figures at the end")
+    add_backend_options(train, "population")
     train.set_defaults(func=cmd_train)
     plot = sub.add_parser("plot", help="write the figures of run folders (needs matplotlib)")
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
