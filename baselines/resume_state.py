@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from baselines.run_folder import RunFolderError, atomic_write_text
+from baselines.run_folder import RunFolderError, atomic_write_text, read_json
 
 TENSOR, TUPLE, INT_KEYS, NDARRAY = "$tensor", "$tuple", "$int_keys", "$ndarray"
 
@@ -87,14 +87,7 @@ def write_state(folder: Path, name: str, state: dict[str, Any]) -> None:
 def read_state(folder: Path, name: str) -> dict[str, Any]:
     """The state :func:`write_state` wrote; RunFolderError naming the file if one is missing or damaged."""
     json_path, tensor_path = folder / f"{name}.json", folder / f"{name}.safetensors"
-    try:
-        data = json.loads(json_path.read_text())
-    except FileNotFoundError:
-        raise RunFolderError(f"{json_path} is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RunFolderError(f"{json_path} is not valid JSON ({error})") from None
-    if not isinstance(data, dict):
-        raise RunFolderError(f"{json_path} must hold a JSON object, found {type(data).__name__}")
+    data = read_json(json_path)
     if not tensor_path.is_file():
         raise RunFolderError(f"{tensor_path} is missing")
     try:
