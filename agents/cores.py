@@ -12,6 +12,10 @@ All cores share one interface:
 A state of None means ``initial_state(B)`` drawn from the global torch (CPU) RNG. Inputs and
 states must be on the core's device: anything else is a ValueError naming the tensor and both
 devices, raised before any kernel runs.
+
+Several cores of one kind and size run side by side in one recurrence (``run_side_by_side``: the RL
+policy's actor and critic, a population's members). The module is one concept past ~400 lines on
+purpose: each core's solo run and its grouped run are methods of the same class.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""N-parity and N-DMS as Gymnasium environments (one trial per episode)."""
+"""N-parity and N-DMS as Gymnasium environments (one trial per episode).
+
+One concept, the environment, with its argument checks (``EnvConfig``) and its info contract, which
+the native vector env (``memory_envs.vector``) shares; the task rules themselves live in
+``memory_envs.tasks``."""
 
 from __future__ import annotations
 
