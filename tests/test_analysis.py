@@ -4,6 +4,7 @@ ablation and perturbation semantics, and clear errors for bad input."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import math
 
 import numpy as np
@@ -329,3 +330,21 @@ def test_docs_example_runs():
     assert blocks
     for code in blocks:
         exec(compile(code, str(doc), "exec"), {})
+
+
+def test_runs_of_an_external_core_need_its_class_named(tmp_path, capsys, monkeypatch):
+    """A run folder never makes analyze import a module: the user names the core's class (issue 13)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # example_core
+    run = fake_run(tmp_path / "elman", core="example_core:ElmanCore", ns=(2,))
+    argv = [run, "--analyses", "forgetting", "--eval-batches", "1", "--eval-batch-size", "16", "--beyond", "1",
+            "--no-plots"]
+    assert run_cli(*argv) == 2
+    assert "core_class" in capsys.readouterr().err
+    assert run_cli(*argv, "--core-class", "example_core:ElmanCore") == 0
+    assert (run / "analysis" / "forgetting.csv").is_file()
+    assert run_cli(*argv, "--core-class", "example_core:Nope") == 2
+    assert "no attribute 'Nope'" in capsys.readouterr().err
+    (tmp_path / "listed").mkdir()
+    (tmp_path / "listed" / "config.json").write_text("[]")  # not an object: named, no traceback
+    assert run_cli(tmp_path / "listed", "--no-plots") == 2
+    assert "config.json must hold a JSON dict" in capsys.readouterr().err

@@ -29,7 +29,7 @@ def accuracy_on_ns(model: agents.MultiHeadModel, task: str, ns: Sequence[int], *
     gen = torch.Generator().manual_seed(seed)
     correct = np.zeros(len(ns))
     total = 0
-    ref = model.core.time_constant.raw  # the model's device and dtype; data drawn on the CPU, then moved
+    ref = next(model.parameters())  # the model's device and dtype (any core); data drawn on the CPU, then moved
     for _ in range(batches):
         t = make_batch(task, ns, batch_size, rng=rng, p=p).to_torch(ref.device)
         x = t["inputs"].to(ref.dtype)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 
 from agents.checkpoint import atomic_write
 from baselines.analysis.generalization import forgetting_matrix
@@ -127,13 +128,14 @@ def _analysis_n(run: Run, n: int | None) -> int:
 
 
 def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
-                options: AnalysisOptions | None = None, log: Callable[[str], None] = lambda s: None
-                ) -> dict[str, Any]:
+                options: AnalysisOptions | None = None, log: Callable[[str], None] = lambda s: None, *,
+                core_class: type[torch.nn.Module] | None = None) -> dict[str, Any]:
     """Run the chosen analyses on a run folder; write CSV tables and PNGs into ``out``
-    (default RUN_DIR/analysis). Returns {analysis: table rows} (plus "files")."""
+    (default RUN_DIR/analysis). Returns {analysis: table rows} (plus "files"). ``core_class``: the
+    class of the external core the run trained (see :func:`load_run`)."""
     options = (options or AnalysisOptions()).check()
     device = resolve_device(options.device)
-    run = load_run(run_dir)
+    run = load_run(run_dir, core_class)
     out = Path(out) if out is not None else run.path / "analysis"
     # check everything the options ask for before the slow work starts
     ts_ns = _pick(run, options.ns)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import torch
 
 import agents
+from baselines.run_folder import RunFolderError, read_json
 
 
 class AnalysisError(ValueError):
@@ -24,6 +24,8 @@ class Run:
     path: Path
     config: dict[str, Any]
     checkpoints: dict[int, Path] = field(default_factory=dict)
+    core_class: type[torch.nn.Module] | None = None
+    """The class of an external core, named by the caller (``agents.load``'s ``core_class``)."""
 
     @property
     def task(self) -> str:
@@ -38,14 +40,15 @@ class Run:
         """The checkpoint of N = n on ``device`` (see :func:`load_model`)."""
         if n not in self.checkpoints:
             raise AnalysisError(f"{self.path} has no checkpoint for N={n}; checkpoints: {sorted(self.checkpoints)}")
-        return load_model(self.checkpoints[n], device)
+        return load_model(self.checkpoints[n], device, core_class=self.core_class)
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> agents.MultiHeadModel:
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *,
+               core_class: type[torch.nn.Module] | None = None) -> agents.MultiHeadModel:
     """An agents checkpoint that is a MultiHeadModel (analyses need readouts), in eval mode on ``device``
     (the analyses run where the model is; their random draws are made on the CPU, then moved)."""
     try:
-        model = agents.load(path, map_location=device)
+        model = agents.load(path, map_location=device, core_class=core_class)
     except (FileNotFoundError, ValueError) as error:
         raise AnalysisError(str(error)) from None
     if not isinstance(model, agents.MultiHeadModel):
@@ -54,17 +57,18 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> a
     return model.eval()
 
 
-def load_run(run_dir: str | os.PathLike) -> Run:
-    """Read a run folder written by ``baselines.trainer``; AnalysisError if it is not one."""
+def load_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | None = None) -> Run:
+    """Read a run folder written by ``baselines.trainer``; AnalysisError if it is not one. A run of an
+    external core needs its class (``core_class``): a run folder never makes this import a module."""
     path = Path(run_dir)
     if not path.is_dir():
         raise AnalysisError(f"{path} is not a run folder (no such directory)")
     if not (path / "config.json").is_file():
         raise AnalysisError(f"{path} is not a run folder (no config.json)")
     try:
-        config = json.loads((path / "config.json").read_text())
-    except json.JSONDecodeError as error:
-        raise AnalysisError(f"{path / 'config.json'} is not valid JSON: {error}") from None
+        config = read_json(path / "config.json")
+    except RunFolderError as error:
+        raise AnalysisError(str(error)) from None
     checkpoints = {}
     root = path / "checkpoints"
     if root.is_dir():
@@ -73,7 +77,7 @@ def load_run(run_dir: str | os.PathLike) -> Run:
                 checkpoints[int(sub.name[1:])] = sub
     if not checkpoints:
         raise AnalysisError(f"{path} has no checkpoints (checkpoints/nNNN): no N was solved yet")
-    return Run(path, config, dict(sorted(checkpoints.items())))
+    return Run(path, config, dict(sorted(checkpoints.items())), core_class)
 
 
 def check_head(model: agents.MultiHeadModel, n: int) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from agents.protocol import import_core_class
 from baselines.analysis import (
     ANALYSES, FIT_RULES, PAPER_CHECK_CASES, TAU_PERTURB_TARGETS, AnalysisError, AnalysisOptions, analyze_run,
     compare_runs, fit_accuracy, load_run,
@@ -94,6 +95,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     g.add_argument("--no-plots", action="store_true", help="tables only")
     g.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--core-class", default=None, metavar="MODULE:CLASS",
+                   help="the class of the external core the runs trained (e.g. example_core:ElmanCore); it is "
+                        "imported, so name only code you trust: a run folder alone never makes analyze import "
+                        "a module (docs/trust.md)")
     g.add_argument("--device", default=d.device,
                    help=f"where the networks run: cpu, cuda[:i] or auto (default: {d.device}); draws stay on the CPU")
     p.set_defaults(func=cmd_analyze)
@@ -117,13 +122,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return 2
     try:
         options.check()
-        runs = [load_run(r) for r in args.run_dirs]  # all folders are checked before any work
+        core_class = None if args.core_class is None else import_core_class(args.core_class)
+        runs = [load_run(r, core_class) for r in args.run_dirs]  # all folders are checked before any work
         if "timescales" in options.analyses and options.trials * options.steps < PAPER_SAMPLES:
             print(reduced_size_warning(options), flush=True)
         results = []
         for run in runs:
             print(f"{run.path}:")
-            result = analyze_run(run.path, args.out, options, log=lambda s: print("  " + s, flush=True))
+            result = analyze_run(run.path, args.out, options, log=lambda s: print("  " + s, flush=True),
+                                 core_class=core_class)
             print("  wrote " + ", ".join(Path(f).name for f in result["files"]))
             results.append(result)
     except (AnalysisError, ValueError, KeyError) as error:
