@@ -21,6 +21,7 @@ from baselines.backends import BackendConfig, UnitsFailed, check_storage, connec
 from baselines.population import Population, population_units
 from baselines.run_folder import read_json
 from baselines.trainer import TrainConfig, atomic_write_text
+from memory_envs.tasks import check_positive_int
 
 SCALES: dict[str, TrainConfig] = {
     # A CPU in under half an hour: 4 runs x 15,000 steps (a step budget, so results do not depend on load).
@@ -38,13 +39,15 @@ SEEDS: dict[str, tuple[int, ...]] = {"quick": (0,), "paper": (0, 1, 2, 3), "smok
 
 def reproduce(scale: str, out_dir: str | os.PathLike, seeds: Sequence[int] | None = None,
               max_seconds: float | None = None, device: str | None = None, backend: BackendConfig | None = None,
-              population_size: int | None = None, log: Callable[[str], None] = lambda message: None) -> list[dict]:
+              population_size: int | None = None, log: Callable[[str], None] = lambda message: None,
+              on_run: Callable[[str, dict], None] = lambda name, summary: None) -> list[dict]:
     """Train the (task, curriculum) runs of ``scale`` for every seed (default: the scale's, ``SEEDS``) as one
     population; returns their summaries (each with its ``seed``) and writes the tables and figures.
 
     ``max_seconds`` replaces the scale's wall-time budget per run and ``device`` its device ("cpu" for
     quick and smoke, "auto" for paper); every config is checked before anything is written. ``log``
-    gets one line per run (the command passes ``print``).
+    gets one line per run (the command passes ``print``), ``on_run(name, summary)`` each finished run
+    (those finished earlier first).
 
     With a ``backend`` (:mod:`baselines.backends`) or a ``population_size``, the networks train as
     populations of at most ``population_size`` (default all), one unit of work each, in local processes
@@ -65,6 +68,10 @@ def reproduce(scale: str, out_dir: str | os.PathLike, seeds: Sequence[int] | Non
             config = replace(SCALES[scale], task=task, curriculum=curriculum, seed=seed, **overrides)
             name = f"{task}-{curriculum}" if len(seeds) == 1 else f"{task}-{curriculum}-s{seed}"
             runs[name] = config.validate()
+    if backend is not None:
+        backend.validate()
+    if population_size is not None:
+        check_positive_int(population_size, "population_size")
     out.mkdir(parents=True, exist_ok=True)
     summaries = {}
     todo = []
@@ -72,6 +79,7 @@ def reproduce(scale: str, out_dir: str | os.PathLike, seeds: Sequence[int] | Non
         if (out / name / "summary.json").exists():
             summaries[name] = read_json(out / name / "summary.json")
             log(f"{name}: done earlier, largest N {summaries[name]['max_n']}")
+            on_run(name, summaries[name])
         else:
             todo.append(name)
     failures = []
@@ -83,12 +91,13 @@ def reproduce(scale: str, out_dir: str | os.PathLike, seeds: Sequence[int] | Non
             for name, summary in zip(names, member_summaries):
                 summaries[name] = summary
                 log(f"{name}: largest N {summary['max_n']} in {summary['steps']} steps, {summary['seconds']:.0f} s")
+                on_run(name, summary)
 
         if backend is None and population_size is None:
             log(f"training {len(todo)} networks as one population ({sum(resume)} resuming): {', '.join(todo)}")
             done(todo, Population(configs, folders, resume=resume).run())
         else:
-            backend = (backend or BackendConfig()).validate()
+            backend = backend or BackendConfig()
             units = population_units(configs, folders, resume=resume, population_size=population_size)
             log(f"training {len(todo)} networks ({sum(resume)} resuming) as {len(units)} population(s) on "
                 f"{backend.backend}: {', '.join(todo)}")

@@ -13,20 +13,27 @@ from baselines.cli.args import add_backend_options, backend_from_args, comma_int
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from baselines.backends import UnitsFailed
-    from baselines.reproduce import reproduce
+    from baselines.reproduce import RUNS, SEEDS, reproduce
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    from tqdm import tqdm
+
+    seeds = args.seeds if args.seeds is not None else None if args.seed is None else (args.seed,)
+    bar = tqdm(total=len(RUNS) * len(seeds or SEEDS.get(args.scale, (0,))), unit="run", dynamic_ncols=True, file=sys.stderr)
     try:
-        seeds = args.seeds if args.seeds is not None else None if args.seed is None else (args.seed,)
         reproduce(args.scale, args.out, seeds=seeds, max_seconds=args.max_seconds, device=args.device,
-                  backend=backend_from_args(args), population_size=args.population_size, log=print)
+                  backend=backend_from_args(args), population_size=args.population_size, log=bar.write,
+                  on_run=lambda name, summary: bar.update())
     except UnitsFailed as error:
+        bar.close()
         print(f"memory-envs: error: {error}", file=sys.stderr)
         return 1
     except (ValueError, ImportError) as error:
+        bar.close()
         print(f"memory-envs: error: {error}", file=sys.stderr)
         return 2
+    bar.close()
     print((Path(args.out) / "reproduce.md").read_text())
     print(f"tables and figures in {args.out}")
     return 0
