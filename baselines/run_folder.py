@@ -120,6 +120,13 @@ def _foreign_entries(run_dir: Path) -> list[str]:
         p.name in RUN_ENTRIES or p.suffix == ".png" or (p.name.startswith(".") and p.name.endswith(".tmp"))))
 
 
+def check_open_mode(resume: bool, overwrite: bool) -> None:
+    """Refuse ``resume`` with ``overwrite``: one continues a run folder, the other replaces it."""
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other: resume continues the run folder, "
+                         "overwrite replaces it")
+
+
 def check_new(run_dir: Path, overwrite: bool) -> None:
     """Refuse (RunFolderError) to start a new run in ``run_dir`` unless it is missing or empty, or
     ``overwrite`` and it is a run folder of this project holding nothing else. Reads only."""

@@ -38,8 +38,8 @@ import agents
 from agents.protocol import import_core_class, is_import_path
 from baselines.resume_state import read_state, write_state
 from baselines.run_folder import (
-    RunFolderError, RunLock, append_metrics, atomic_write_text, check_metrics, check_restart, create_run_folder,
-    open_for_resume, restore_last, save_last, write_config, write_json,
+    RunFolderError, RunLock, append_metrics, atomic_write_text, check_metrics, check_open_mode, check_restart,
+    create_run_folder, open_for_resume, restore_last, save_last, write_config, write_json,
 )
 from baselines.train_config import (
     CORES, OPTIMIZERS, RESUME_MAY_CHANGE, STOP_REASONS, TrainConfig, build_model, check_seed, resolve_device,
@@ -78,9 +78,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
                  overwrite: bool = False) -> None:
-        if resume and overwrite:
-            raise ValueError("resume and overwrite exclude each other: resume continues the run folder, "
-                             "overwrite replaces it")
+        check_open_mode(resume, overwrite)
         self.config = config.validate()
         self.run_dir = Path(run_dir)
         self.device = resolve_device(config.device)

@@ -19,8 +19,8 @@ from baselines.resume_state import read_state
 from baselines.rl.callback import check_rng_state, make_callback, set_rng_state
 from baselines.rl.config import RESUME_MAY_CHANGE, RLConfig
 from baselines.run_folder import (
-    RunFolderError, RunLock, check_metrics, check_restart, create_run_folder, open_for_resume, read_json,
-    restore_last, write_config, write_json,
+    RunFolderError, RunLock, check_metrics, check_open_mode, check_restart, create_run_folder, open_for_resume,
+    read_json, restore_last, write_config, write_json,
 )
 from memory_envs import Curriculum, CurriculumDriver, EpisodeAccuracyTracker, EpisodeResultsWrapper
 
@@ -44,9 +44,7 @@ class RLRun:
 
     def __init__(self, config: RLConfig, run_dir: str | os.PathLike, *, resume: bool = False,
                  overwrite: bool = False) -> None:
-        if resume and overwrite:
-            raise ValueError("resume and overwrite exclude each other: resume continues the run folder, "
-                             "overwrite replaces it")
+        check_open_mode(resume, overwrite)
         self.config = config.validate()
         self.run_dir = Path(run_dir)
         if self.run_dir.exists() and not self.run_dir.is_dir():
