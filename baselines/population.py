@@ -160,14 +160,21 @@ class Population:
     def _run(self, on_eval: Callable[[int, dict[str, Any]], None] | None,
              on_progress: Callable[[dict[str, Any]], None] | None) -> list[dict[str, Any]]:
         summaries: dict[int, dict[str, Any]] = {}
-        running = []
-        for k, member in enumerate(self.members):
+
+        def going_on(ks: Sequence[int]) -> list[int]:
+            """The members of ``ks`` that train on; each that stops now writes its summary."""
+            still = []
+            for k in ks:
+                reason = self.members[k].stop_reason()
+                if reason is None:
+                    still.append(k)
+                else:
+                    summaries[k] = self.members[k].write_summary(reason)
+            return still
+
+        for member in self.members:
             member.start_clock()
-            reason = member.stop_reason()
-            if reason is None:
-                running.append(k)
-            else:
-                summaries[k] = member.write_summary(reason)
+        running = going_on(range(len(self.members)))
         while running:
             members = [self.members[k] for k in running]
             stepped = [member.record_loss(loss) for member, loss in zip(members, self.train_step(members))]
@@ -175,13 +182,7 @@ class Population:
             if due:
                 for k, accuracy in zip(due, self.evaluate([self.members[k] for k in due])):
                     self.members[k].finish_eval(accuracy, None if on_eval is None else functools.partial(on_eval, k))
-            still = []
-            for k in running:
-                reason = self.members[k].stop_reason()
-                if reason is None:
-                    still.append(k)
-                else:
-                    summaries[k] = self.members[k].write_summary(reason)
+            still = going_on(running)
             if on_progress is not None and (due or len(still) < len(running)):
                 on_progress(self.progress(still))
             running = still
