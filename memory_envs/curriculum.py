@@ -26,6 +26,7 @@ import gymnasium as gym
 import numpy as np
 
 from memory_envs import tasks
+from memory_envs.envs import pad_ns
 
 KINDS: tuple[str, ...] = ("single", "multi", "sliding")
 
@@ -264,8 +265,7 @@ class CurriculumWrapper(gym.Wrapper):
         if terminated:
             self.tracker.record(info["ns"], info["head_accuracy"])
             self.tracker.maybe_advance()
-        info["curriculum_ns"] = np.zeros(self.env.unwrapped.config.max_heads, dtype=np.int64)
-        info["curriculum_ns"][: len(self.curriculum.ns)] = self.curriculum.ns
+        info["curriculum_ns"] = pad_ns(self.curriculum.ns, self.env.unwrapped.config.max_heads)
         return obs, reward, terminated, truncated, info
 
 

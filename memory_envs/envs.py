@@ -137,9 +137,14 @@ class EnvConfig:
 
     def padded_ns(self) -> np.ndarray:
         """``info["ns"]``: the active Ns as int64 [max_heads], 0 in unused entries."""
-        ns = np.zeros(self.max_heads, dtype=np.int64)
-        ns[: len(self.ns)] = self.ns
-        return ns
+        return pad_ns(self.ns, self.max_heads)
+
+
+def pad_ns(ns: Sequence[int], max_heads: int) -> np.ndarray:
+    """``ns`` as int64 [max_heads], 0 in unused entries (the form of ``info["ns"]``)."""
+    padded = np.zeros(max_heads, dtype=np.int64)
+    padded[: len(ns)] = ns
+    return padded
 
 
 INFO_KEYS: tuple[str, ...] = ("label", "ns", "head_accuracy", "is_success")
