@@ -116,8 +116,7 @@ def require_ray() -> Any:
 @contextlib.contextmanager
 def connected(config: BackendConfig) -> Iterator[None]:
     """With the ray backend, a connection to Ray for the block (started or joined at ``config.address``
-    unless one is open already, and closed at the end if this opened it); the local backend needs none.
-    Wrap a grid's :func:`check_storage` and :func:`run_units` in one block to connect once."""
+    unless one is open already, and closed at the end if this opened it); the local backend needs none."""
     if config.backend != "ray":
         yield
         return
@@ -138,16 +137,21 @@ def _quiet(*_: Any) -> None:
 
 def run_units(units: Sequence[Unit], config: BackendConfig,
               on_done: Callable[[Unit, Any], None] = _quiet,
-              on_failure: Callable[[UnitFailure], None] = _quiet) -> tuple[list[Any], list[UnitFailure]]:
+              on_failure: Callable[[UnitFailure], None] = _quiet,
+              storage: str | os.PathLike | None = None) -> tuple[list[Any], list[UnitFailure]]:
     """Run every unit; returns (results of the units that finished, in completion order, failures).
 
-    ``on_done(unit, result)`` and ``on_failure(failure)`` are called as each unit ends.
+    ``on_done(unit, result)`` and ``on_failure(failure)`` are called as each unit ends. ``storage``:
+    the folder the units write their run folders to, which :func:`check_storage` probes first.
     """
     config.validate()
-    if not units:
-        return [], []
-    run = _run_ray if config.backend == "ray" else _run_local
-    return run(list(units), config, on_done, on_failure)
+    with connected(config):
+        if storage is not None:
+            check_storage(storage, config)
+        if not units:
+            return [], []
+        run = _run_ray if config.backend == "ray" else _run_local
+        return run(list(units), config, on_done, on_failure)
 
 
 def _failure(unit: Unit, error: BaseException) -> UnitFailure:
@@ -193,24 +197,23 @@ def die_with_parent(parent: int) -> None:
 
 
 def _run_ray(units: list[Unit], config: BackendConfig, on_done, on_failure) -> tuple[list[Any], list[UnitFailure]]:
-    ray = require_ray()
-    with connected(config):
-        task = ray.remote(_call).options(num_cpus=config.cpus_per_unit, num_gpus=config.gpus_per_unit,
-                                         max_retries=config.max_retries, retry_exceptions=False)
-        pending = {task.remote(unit.fn, unit.args): unit for unit in units}
-        results, failures = [], []
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            unit = pending.pop(done[0])
-            try:
-                results.append(ray.get(done[0]))
-            except ray.exceptions.RayError as error:
-                cause = getattr(error, "cause", None)
-                failures.append(_failure(unit, cause if isinstance(cause, BaseException) else error))
-                on_failure(failures[-1])
-            else:
-                on_done(unit, results[-1])
-        return results, failures
+    ray = require_ray()  # connected by run_units
+    task = ray.remote(_call).options(num_cpus=config.cpus_per_unit, num_gpus=config.gpus_per_unit,
+                                     max_retries=config.max_retries, retry_exceptions=False)
+    pending = {task.remote(unit.fn, unit.args): unit for unit in units}
+    results, failures = [], []
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        unit = pending.pop(done[0])
+        try:
+            results.append(ray.get(done[0]))
+        except ray.exceptions.RayError as error:
+            cause = getattr(error, "cause", None)
+            failures.append(_failure(unit, cause if isinstance(cause, BaseException) else error))
+            on_failure(failures[-1])
+        else:
+            on_done(unit, results[-1])
+    return results, failures
 
 
 def _call(fn: Callable[..., Any], args: tuple) -> Any:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from agents.protocol import import_core_class, is_import_path
-from baselines.backends import BackendConfig, Unit, UnitsFailed, check_storage, connected, run_units
+from baselines.backends import BackendConfig, Unit, UnitsFailed, run_units
 from baselines.population import Population
 from baselines.run_folder import read_json
 from baselines.trainer import TrainConfig, atomic_write_text, resolve_device
@@ -221,9 +221,8 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, backend: BackendC
             log(f"{Path(result['run_dir']).name}: largest N {result['max_n']} in {result['steps']} steps")
             on_run(result)
 
-    with connected(backend):
-        check_storage(runs_root, backend)
-        _, failures = run_units(units, backend, on_done=done, on_failure=lambda failure: log(str(failure)))
+    _, failures = run_units(units, backend, on_done=done, on_failure=lambda failure: log(str(failure)),
+                            storage=runs_root)
     write_scorecard(results, out)
     if failures:
         raise UnitsFailed(failures)

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from baselines.backends import BackendConfig, UnitsFailed, check_storage, connected, run_units
+from baselines.backends import BackendConfig, UnitsFailed, run_units
 from baselines.population import Population, population_units
 from baselines.run_folder import read_json
 from baselines.trainer import TrainConfig, atomic_write_text
@@ -101,11 +101,9 @@ def reproduce(scale: str, out_dir: str | os.PathLike, seeds: Sequence[int] | Non
             units = population_units(configs, folders, resume=resume, population_size=population_size)
             log(f"training {len(todo)} networks ({sum(resume)} resuming) as {len(units)} population(s) on "
                 f"{backend.backend}: {', '.join(todo)}")
-            with connected(backend):
-                check_storage(out, backend)
-                _, failures = run_units(units, backend, on_failure=lambda failure: log(str(failure)),
-                                        on_done=lambda unit, result: done([Path(f).name for f in unit.folders],
-                                                                          result))
+            _, failures = run_units(units, backend, on_failure=lambda failure: log(str(failure)),
+                                    on_done=lambda unit, result: done([Path(f).name for f in unit.folders], result),
+                                    storage=out)
     ordered = [{**summaries[name], "seed": config.seed} for name, config in runs.items() if name in summaries]
     write_tables(ordered, out)
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
@@ -13,7 +12,7 @@ from baselines.analysis import (
     ANALYSES, FIT_RULES, PAPER_CHECK_CASES, TAU_PERTURB_TARGETS, AnalysisError, AnalysisOptions, analyze_run,
     compare_runs, fit_accuracy, load_run,
 )
-from baselines.cli.args import comma_floats, comma_ints, comma_list
+from baselines.cli.args import comma_floats, comma_ints, comma_list, print_error
 
 
 def analysis_names(text: str) -> tuple[str, ...]:
@@ -117,8 +116,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         eval_batch_size=args.eval_batch_size, beyond=args.beyond, seed=args.seed, plots=not args.no_plots,
         device=args.device)
     if args.out is not None and len(args.run_dirs) > 1:
-        print("memory-envs: error: --out needs exactly one RUN_DIR (each run writes to RUN_DIR/analysis)",
-              file=sys.stderr)
+        print_error("--out needs exactly one RUN_DIR (each run writes to RUN_DIR/analysis)")
         return 2
     try:
         options.check()
@@ -135,10 +133,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             results.append(result)
     except (AnalysisError, ValueError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"memory-envs: error: {message}", file=sys.stderr)
+        print_error(message)
         return 2
     except ImportError as error:
-        print(f"memory-envs: error: {error} (figures need matplotlib; or pass --no-plots)", file=sys.stderr)
+        print_error(f"{error} (figures need matplotlib; or pass --no-plots)")
         return 2
     if len(runs) > 1:
         labels = [r.label for r in runs]

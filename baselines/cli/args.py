@@ -1,4 +1,4 @@
-"""Argument types and small parsers shared by every ``memory-envs`` subcommand.
+"""Argument types, small parsers and the error line shared by every ``memory-envs`` subcommand.
 
 Each raises ``argparse.ArgumentTypeError`` (argparse turns it into a usage error naming the option)
 or, for ``parse_core_options``, a ValueError naming the option.
@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any, Sequence
+
+
+def print_error(message: object) -> None:
+    """A user error, in the one form every command uses: ``memory-envs: error: MESSAGE`` on stderr."""
+    print(f"memory-envs: error: {message}", file=sys.stderr)
 
 
 def positive_int(value: str) -> int:

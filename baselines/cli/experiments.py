@@ -8,32 +8,32 @@ from pathlib import Path
 
 import torch
 
-from baselines.cli.args import add_backend_options, backend_from_args, comma_ints, comma_list, positive_int
+from baselines.cli.args import (
+    add_backend_options, backend_from_args, comma_ints, comma_list, positive_int, print_error,
+)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from baselines.backends import UnitsFailed
     from baselines.reproduce import RUNS, SEEDS, reproduce
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    from tqdm import tqdm
-
     seeds = args.seeds if args.seeds is not None else None if args.seed is None else (args.seed,)
-    bar = tqdm(total=len(RUNS) * len(seeds or SEEDS.get(args.scale, (0,))), unit="run", dynamic_ncols=True, file=sys.stderr)
+    runs = len(RUNS) * len(seeds or SEEDS[args.scale])
     try:
-        reproduce(args.scale, args.out, seeds=seeds, max_seconds=args.max_seconds, device=args.device,
-                  backend=backend_from_args(args), population_size=args.population_size, log=bar.write,
-                  on_run=lambda name, summary: bar.update())
+        with tqdm(total=runs, unit="run", dynamic_ncols=True, file=sys.stderr) as bar:
+            reproduce(args.scale, args.out, seeds=seeds, max_seconds=args.max_seconds, device=args.device,
+                      backend=backend_from_args(args), population_size=args.population_size, log=bar.write,
+                      on_run=lambda name, summary: bar.update())
     except UnitsFailed as error:
-        bar.close()
-        print(f"memory-envs: error: {error}", file=sys.stderr)
+        print_error(error)
         return 1
     except (ValueError, ImportError) as error:
-        bar.close()
-        print(f"memory-envs: error: {error}", file=sys.stderr)
+        print_error(error)
         return 2
-    bar.close()
     print((Path(args.out) / "reproduce.md").read_text())
     print(f"tables and figures in {args.out}")
     return 0
@@ -53,21 +53,18 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         spec.validate()
         backend = backend_from_args(args, workers=args.workers)
     except (ValueError, TypeError, ImportError) as error:
-        print(f"memory-envs: error: {error}", file=sys.stderr)
+        print_error(error)
         return 2
-    bar = tqdm(total=len(spec.runs()), unit="run", dynamic_ncols=True, file=sys.stderr)
     try:
-        run_benchmark(spec, args.out, backend=backend, storage=args.storage, log=bar.write,
-                      on_run=lambda result: bar.update())
+        with tqdm(total=len(spec.runs()), unit="run", dynamic_ncols=True, file=sys.stderr) as bar:
+            run_benchmark(spec, args.out, backend=backend, storage=args.storage, log=bar.write,
+                          on_run=lambda result: bar.update())
     except UnitsFailed as error:
-        bar.close()
-        print(f"memory-envs: error: {error}", file=sys.stderr)
+        print_error(error)
         return 1
     except (ValueError, TypeError) as error:
-        bar.close()
-        print(f"memory-envs: error: {error}", file=sys.stderr)
+        print_error(error)
         return 2
-    bar.close()
     print((Path(args.out) / "scorecard.md").read_text())
     print(f"score card and figure in {args.out}")
     return 0

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from baselines.cli.args import bit_probability, positive_int
+from baselines.cli.args import bit_probability, positive_int, print_error
 from baselines.rl import TASK_OF_ENV, RLConfig, RLRun
 from baselines.trainer import CORES
 
@@ -106,14 +106,14 @@ def cmd_rl(args: argparse.Namespace) -> int:
     try:
         import sb3_contrib  # noqa: F401
     except ImportError:
-        print("memory-envs: error: the rl command needs sb3-contrib: pip install 'memory-envs[rl]'", file=sys.stderr)
+        print_error("the rl command needs sb3-contrib: pip install 'memory-envs[rl]'")
         return 2
     try:
         config = rl_config_from_args(args)
         run_dir = args.run_dir or default_rl_run_dir(config)
         run = RLRun(config, run_dir, resume=args.resume, overwrite=args.overwrite)
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
-        print(f"memory-envs: error: {error}", file=sys.stderr)
+        print_error(error)
         return 2
     bar = tqdm(total=config.total_timesteps, initial=run.state["timesteps"] if run.state else 0, unit="step",
                disable=args.quiet, dynamic_ncols=True, file=sys.stderr)
@@ -128,6 +128,6 @@ def cmd_rl(args: argparse.Namespace) -> int:
     print(format_rl_summary(summary))
     print(f"run folder: {run_dir}")
     if "message" in summary:
-        print(f"memory-envs: error: {summary['message']}", file=sys.stderr)
+        print_error(summary["message"])
         return 1
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import torch
 from agents.protocol import import_core_class, is_import_path
 from baselines.cli.args import (
     add_backend_options, backend_from_args, bit_probability, comma_choices, comma_floats, comma_ints, parse_core_options,
-    positive_int,
+    positive_int, print_error,
 )
 from baselines.population import Population, grid
 from baselines.trainer import CORES, OPTIMIZERS, TrainConfig, Trainer
@@ -134,8 +133,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if is_population(args):
         return _train_population(args)
     if args.backend is not None or args.population_size is not None:
-        print("memory-envs: error: --backend and --population-size train a grid: give --seeds or comma lists in "
-              "--task, --curriculum or --lr", file=sys.stderr)
+        print_error("--backend and --population-size train a grid: give --seeds or comma lists in "
+                    "--task, --curriculum or --lr")
         return 2
     from tqdm import tqdm
 
@@ -144,7 +143,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run_dir = args.run_dir or default_run_dir(config)
         trainer = Trainer(config, run_dir, resume=args.resume, overwrite=args.overwrite)
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
-        print(f"memory-envs: error: {error}", file=sys.stderr)
+        print_error(error)
         return 2
     bar = tqdm(total=config.max_steps, initial=trainer.step, unit="step", disable=args.quiet, dynamic_ncols=True)
 
@@ -161,7 +160,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.no_plots:
         _write_plots([Path(run_dir)], trainer.core_class)
     if "message" in summary:
-        print(f"memory-envs: error: {summary['message']}", file=sys.stderr)
+        print_error(summary["message"])
         return 1
     return 0
 
@@ -177,7 +176,7 @@ def _train_population(args: argparse.Namespace) -> int:
             return _train_population_units(args, run_dir, names, configs, backend)
         population = Population(configs, folders, resume=args.resume, overwrite=args.overwrite)
     except (ValueError, TypeError, ImportError) as error:
-        print(f"memory-envs: error: {error}", file=sys.stderr)
+        print_error(error)
         return 2
     print(f"population of {len(names)} in {run_dir}: {', '.join(names)}")
     bar = tqdm(total=max(c.max_steps for c in configs), initial=population.progress([])["step"], unit="step",
@@ -204,7 +203,7 @@ def _train_population_units(args: argparse.Namespace, run_dir: Path, names: list
     each by default, or a Ray task): one progress bar over members, a line per finished population."""
     from tqdm import tqdm
 
-    from baselines.backends import BackendConfig, check_storage, connected, run_units
+    from baselines.backends import BackendConfig, run_units
     from baselines.population import population_units
 
     backend = backend or BackendConfig()
@@ -219,15 +218,14 @@ def _train_population_units(args: argparse.Namespace, run_dir: Path, names: list
         bar.update(len(unit.folders))
         bar.write(f"done: {unit.name}")
 
-    with connected(backend):
-        check_storage(run_dir, backend)
-        _, failures = run_units(units, backend, on_done=done, on_failure=lambda failure: bar.write(str(failure)))
+    _, failures = run_units(units, backend, on_done=done, on_failure=lambda failure: bar.write(str(failure)),
+                            storage=run_dir)
     bar.close()
     core = configs[0].core
     ordered = {name: summaries[name] for name in names if name in summaries}
     code = _report_members(args, run_dir, ordered, import_core_class(core) if is_import_path(core) else None)
     for failure in failures:
-        print(f"memory-envs: error: {failure}", file=sys.stderr)
+        print_error(failure)
     return 1 if failures else code
 
 
@@ -244,7 +242,7 @@ def _report_members(args: argparse.Namespace, run_dir: Path, summaries: dict[str
         _write_plots([run_dir / name for name in summaries], core_class)
     failed = [(name, s["message"]) for name, s in summaries.items() if "message" in s]
     for name, message in failed:
-        print(f"memory-envs: error: {name}: {message}", file=sys.stderr)
+        print_error(f"{name}: {message}")
     return 1 if failed else 0
 
 
@@ -255,7 +253,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         try:
             paths = plot_run(run_dir)
         except (FileNotFoundError, ValueError) as error:
-            print(f"memory-envs: error: {error}", file=sys.stderr)
+            print_error(error)
             return 2
         print(f"{run_dir}: " + ", ".join(p.name for p in paths))
     return 0
