@@ -14,7 +14,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .cores import Core, make_core
+from .cores import KINDS, Core, core_class, make_core
 from .model import MultiHeadModel
 from .protocol import build_external_core, check_core, core_config, is_import_path
 
@@ -95,16 +95,12 @@ def _read_config(path: Path) -> dict[str, Any]:
     return meta
 
 
-GATES = {"leaky": 1, "leaky_mod": 1, "gru": 3, "lstm": 4}
-"""Weight matrices per built-in core kind: its input and recurrent weights hold GATES * H * (H + I) values."""
-
-
 def _implied_values(core: dict[str, Any]) -> int | None:
     """A lower bound on the values a built-in core's weights hold; None for an external core or odd sizes."""
-    hidden, inputs = core.get("hidden_size"), core.get("input_size")
-    if core.get("kind") not in GATES or not all(isinstance(v, int) and v > 0 for v in (hidden, inputs)):
+    kind = core.get("kind")
+    if kind not in KINDS:
         return None
-    return GATES[core["kind"]] * hidden * (hidden + inputs)
+    return core_class(kind).min_parameters(core)
 
 
 def _weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:

@@ -266,7 +266,7 @@ def test_large_gated_groups_run_in_chunks_on_cpu(kind, monkeypatch):
     cores, xs, states = _side_by_side_case((kind,) * 3, "cpu", [5, 3, 4])
     assert cores[0].group_limit(5, 3) >= 3  # small inputs: one loop
     together = agents.cores.run_side_by_side(cores, xs, states)
-    monkeypatch.setattr(agents.cores, "CPU_GROUP_BYTES", 1)
+    monkeypatch.setattr(agents.cores.gated, "CPU_GROUP_BYTES", 1)
     assert cores[0].group_limit(5, 3) == 1
     chunked = agents.cores.run_side_by_side(cores, xs, states)
     for (o1, f1), (o2, f2) in zip(together, chunked):

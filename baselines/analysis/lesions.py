@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 import agents
-from agents.cores import LeakyRNN, _LeakyTorchRNN
+from agents.cores import LeakyRNN
+from agents.cores.gated import _LeakyTorchRNN
 from baselines.analysis.runs import AnalysisError, check_head
 from memory_envs import make_batch, tasks
 

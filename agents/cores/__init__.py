@@ -1,0 +1,55 @@
+"""Recurrent cores, built by name (``make_core``); one module per architecture family.
+
+=============  ===================================  ======================================
+kind           class                                module
+=============  ===================================  ======================================
+leaky          LeakyRNN (the paper's model)         agents/cores/leaky.py
+leaky_mod      LeakyRNN(variant="mod")              agents/cores/leaky.py
+gru, lstm      LeakyGRU, LeakyLSTM (tau-leaky)      agents/cores/gated.py
+=============  ===================================  ======================================
+
+What every core shares (the protocol's checks, the flat state, the grouped run) is in
+agents/cores/base.py. A new architecture is a module here with a ``Core`` subclass, added to
+``CORES`` below (docs/architecture.md); a core outside the package is named by its import path
+instead (agents.protocol).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from .._validate import choice
+from ..protocol import build_external_core, is_import_path
+from .base import Core, State, TauCore, member_results, run_side_by_side
+from .gated import LeakyGRU, LeakyLSTM
+from .leaky import LeakyRNN
+
+CORES: dict[str, type[Core]] = {"leaky": LeakyRNN, "gru": LeakyGRU, "lstm": LeakyLSTM}
+"""Built-in core classes by kind."""
+KINDS = ("leaky", "leaky_mod", *(kind for kind in CORES if kind != "leaky"))
+"""Every built-in kind make_core takes ("leaky_mod" is LeakyRNN with variant="mod")."""
+TAU_KINDS = tuple(kind for kind in KINDS if issubclass(CORES.get(kind, LeakyRNN), TauCore))
+"""The kinds with a per-neuron time constant tau (the tau options, ablation by tau, tau perturbation)."""
+
+
+def core_class(kind: str) -> type[Core]:
+    """The class a built-in kind builds; ValueError listing the kinds for anything else."""
+    choice("kind", kind, KINDS)
+    return LeakyRNN if kind == "leaky_mod" else CORES[kind]
+
+
+def make_core(kind: str, input_size: int, hidden_size: int, **options: Any) -> nn.Module:
+    """Build a core by name (one of ``KINDS``), or an external core by import path
+    "package.module:ClassName" (see agents.protocol)."""
+    if is_import_path(kind):
+        return build_external_core(kind, input_size, hidden_size, **options)
+    cls = core_class(kind)
+    if kind == "leaky_mod":
+        options = {**options, "variant": "mod"}
+    return cls(input_size, hidden_size, **options)
+
+
+__all__ = ["CORES", "KINDS", "TAU_KINDS", "Core", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "State", "TauCore",
+           "core_class", "make_core", "member_results", "run_side_by_side"]
