@@ -50,3 +50,10 @@ def check_same_device(name: str, tensor: torch.Tensor, device: torch.device) -> 
     if tensor.device != device:
         raise ValueError(f"{name} is on {tensor.device} but the core's parameters are on {device}: "
                          f"move it with .to({str(device)!r}) first")
+
+
+def normal_(tensor: torch.Tensor, std: float, generator: torch.Generator | None) -> None:
+    """Fill `tensor` with N(0, std^2) drawn from `generator` on its device, then copied in (as uniform_)."""
+    with torch.no_grad():
+        draw = torch.empty(tensor.shape, dtype=tensor.dtype, device=draw_device(generator))
+        tensor.copy_(draw.normal_(0.0, std, generator=generator))

@@ -6,6 +6,7 @@ kind           class                                module
 leaky          LeakyRNN (the paper's model)         agents/cores/leaky.py
 leaky_mod      LeakyRNN(variant="mod")              agents/cores/leaky.py
 gru, lstm      LeakyGRU, LeakyLSTM (tau-leaky)      agents/cores/gated.py
+mingru         MinGRU (Feng et al. 2024)            agents/cores/selective.py
 =============  ===================================  ======================================
 
 What every core shares (the protocol's checks, the flat state, the grouped run) is in
@@ -25,8 +26,9 @@ from ..protocol import build_external_core, is_import_path
 from .base import Core, State, TauCore, member_results, run_side_by_side
 from .gated import LeakyGRU, LeakyLSTM
 from .leaky import LeakyRNN
+from .selective import MinGRU
 
-CORES: dict[str, type[Core]] = {"leaky": LeakyRNN, "gru": LeakyGRU, "lstm": LeakyLSTM}
+CORES: dict[str, type[Core]] = {"leaky": LeakyRNN, "gru": LeakyGRU, "lstm": LeakyLSTM, "mingru": MinGRU}
 """Built-in core classes by kind."""
 KINDS = ("leaky", "leaky_mod", *(kind for kind in CORES if kind != "leaky"))
 """Every built-in kind make_core takes ("leaky_mod" is LeakyRNN with variant="mod")."""
@@ -51,5 +53,5 @@ def make_core(kind: str, input_size: int, hidden_size: int, **options: Any) -> n
     return cls(input_size, hidden_size, **options)
 
 
-__all__ = ["CORES", "KINDS", "TAU_KINDS", "Core", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "State", "TauCore",
+__all__ = ["CORES", "KINDS", "TAU_KINDS", "Core", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "MinGRU", "State", "TauCore",
            "core_class", "make_core", "member_results", "run_side_by_side"]
