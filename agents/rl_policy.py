@@ -1,8 +1,8 @@
 """RecurrentPPO (sb3-contrib) policy whose recurrent layers are our tau cores (issue 5).
 
 ``RecurrentCorePolicy`` is sb3-contrib's ``RecurrentActorCriticPolicy`` with ``lstm_actor`` /
-``lstm_critic`` replaced by cores from :func:`agents.make_core` (``"leaky"``, ``"leaky_mod"``,
-``"gru"``, ``"lstm"``). Pass it as the policy class and choose the core in ``policy_kwargs``::
+``lstm_critic`` replaced by cores from :func:`agents.make_core` (any built-in kind of
+``agents.cores.KINDS``, the architecture zoo's included). Pass it as the policy class and choose the core in ``policy_kwargs``::
 
     from sb3_contrib import RecurrentPPO
     from agents.rl_policy import RecurrentCorePolicy
@@ -11,8 +11,10 @@
         core="gru", core_options={"tau_init": [1.0, 2.0]}, lstm_hidden_size=32))
 
 States keep sb3-contrib's layout: ``RNNStates(pi=(h, c), vf=(h, c))`` with tensors of shape
-(1, n_envs, H). Cores with a single state tensor ("leaky", "leaky_mod", "gru") use ``h`` and return
-``c`` as zeros. States are reset to zeros where ``episode_starts == 1``, as in sb3-contrib; the
+(L, n_envs, H). The core's flat state (``Core.flatten_state``) fills the rows of h, then of c, zero-padded:
+for the LSTM that is exactly (h, c) with L = 1; cores with one [B, H] state tensor ("leaky",
+"leaky_mod", "gru") use ``h`` and leave ``c`` zero; a zoo core whose state is larger takes
+L = ceil(state_size / 2H) rows (``state_layers``). States are reset to zeros where ``episode_starts == 1``, as in sb3-contrib; the
 cores' ``h0`` option is therefore forced to ``"zero"`` (RecurrentPPO builds its initial states as
 zeros too).
 
@@ -29,14 +31,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import math
+
 import torch as th
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 
-from .cores import KINDS, Core, make_core, run_side_by_side
+from .cores import KINDS, TAU_KINDS, Core, make_core, run_side_by_side
 
-__all__ = ["RecurrentCorePolicy", "SUPPORTED_ACTION_SPACES", "build_optimizer", "process_sequences"]
+__all__ = ["RecurrentCorePolicy", "SUPPORTED_ACTION_SPACES", "build_optimizer", "process_sequences", "state_layers"]
 
 SUPPORTED_ACTION_SPACES = (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Box)
 _PLAIN = (bool, int, float, str, type(None))
@@ -55,23 +59,31 @@ def _check_plain(name: str, value: Any) -> None:
                          f"got {type(value).__name__}")
 
 
+def state_layers(core: Core) -> int:
+    """How many [n_envs, H] rows of sb3-contrib's (h, c) buffers the core's flat state fills: 1 for the
+    leaky RNN, GRU and LSTM; more for a zoo core whose state is larger than 2 H."""
+    return max(1, math.ceil(core.state_size / (2 * core.hidden_size)))
+
+
 def _split_state(core: Core, states: tuple[th.Tensor, th.Tensor]) -> Any:
+    """sb3-contrib's (h, c), each [L, n, H], -> the core's state (its flat state is h's rows, then c's)."""
     h, c = states
-    return (h[0], c[0]) if core.state_tensors == 2 else h[0]
+    flat = th.cat((h.transpose(0, 1).flatten(1), c.transpose(0, 1).flatten(1)), dim=1)
+    return core.unflatten_state(flat[:, : core.state_size])
 
 
 def _join_state(core: Core, state: Any) -> tuple[th.Tensor, th.Tensor]:
-    if core.state_tensors == 2:
-        return state[0].unsqueeze(0), state[1].unsqueeze(0)
-    h = state.unsqueeze(0)
-    return h, th.zeros_like(h)
+    """The core's state -> sb3-contrib's (h, c) of [L, n, H], zero-padded (for an LSTM: exactly (h, c))."""
+    flat = core.flatten_state(state)
+    layers, hidden = state_layers(core), core.hidden_size
+    flat = th.nn.functional.pad(flat, (0, 2 * layers * hidden - flat.shape[1]))
+    h, c = flat.reshape(flat.shape[0], 2, layers, hidden).permute(1, 2, 0, 3)
+    return h, c
 
 
 def _mask(core: Core, state: Any, keep: th.Tensor) -> Any:
-    """Zero the state where keep == 0; keep is [B, 1]."""
-    if core.state_tensors == 2:
-        return state[0] * keep, state[1] * keep
-    return state * keep
+    """Zero the state where keep == 0 (keep is [B, 1]): the zero state is every core's reset state."""
+    return core.unflatten_state(core.flatten_state(state) * keep)
 
 
 def build_optimizer(optimizer_class: type[th.optim.Optimizer], params: Any, lr: float,
@@ -128,7 +140,7 @@ class RecurrentCorePolicy(RecurrentActorCriticPolicy):
 
     Extra keyword arguments (all via ``policy_kwargs``):
 
-    - ``core``: "leaky", "leaky_mod", "gru" or "lstm" (default "lstm")
+    - ``core``: a built-in kind of ``agents.cores.KINDS`` (default "lstm")
     - ``core_options``: dict of plain values passed to :func:`agents.make_core` (tau_init,
       train_tau, tau_param, activation, ...); ``h0`` is forced to "zero" (a different value is a
       ValueError), ``generator`` is not accepted (seed with RecurrentPPO's ``seed``)
@@ -170,7 +182,7 @@ class RecurrentCorePolicy(RecurrentActorCriticPolicy):
         _check_plain("core_options", core_options)
         if "generator" in core_options:
             raise ValueError("core_options may not hold 'generator': seed RecurrentPPO instead")
-        if core_options.get("h0", "zero") != "zero":
+        if core in TAU_KINDS and core_options.get("h0", "zero") != "zero":
             raise ValueError("core_options h0 must be 'zero' for RL: sb3-contrib resets states to zeros "
                              f"at episode starts, got {core_options['h0']!r}")
         if n_lstm_layers != 1:
@@ -188,7 +200,7 @@ class RecurrentCorePolicy(RecurrentActorCriticPolicy):
             raise ValueError("observation_space must be Box, Discrete, MultiDiscrete, MultiBinary or Dict, "
                              f"got {type(observation_space).__name__}")
         hidden = int(lstm_hidden_size)
-        options = {**core_options, "h0": "zero"}
+        options = {**core_options, "h0": "zero"} if core in TAU_KINDS else dict(core_options)
         # Build the cores before the (costly) parent init so that bad options fail fast.
         try:
             make_core(core, 1, hidden, **options)
@@ -208,7 +220,7 @@ class RecurrentCorePolicy(RecurrentActorCriticPolicy):
 
     def _make_core(self, kind: str, hidden: int, options: dict[str, Any]) -> Core:
         core = make_core(kind, self.features_dim, hidden, **options).to(self.device)
-        core.num_layers = 1  # RecurrentPPO reads lstm.num_layers / lstm.hidden_size for its buffer
+        core.num_layers = state_layers(core)  # RecurrentPPO sizes its state buffers from lstm.num_layers / hidden_size
         return core
 
     def _get_constructor_parameters(self) -> dict[str, Any]:

@@ -11,10 +11,15 @@ run folder under ``out/runs``: a finished run (``heldout.json`` written) is neve
 unfinished one resumes from its last state, so re-running the same command after a kill
 continues the benchmark.
 
+A core is a kind (``agents.cores.KINDS``; ``all`` for every one), ``KIND+signed`` for a kind with
+the ``eigenvalues`` option trained with ``eigenvalues="signed"``, or an external core's import path.
+
 Score card (``scorecard.csv`` / ``scorecard.md``), one row per core x task x curriculum: the
 median and range over seeds of the largest N solved, the median steps to reach N = 8 / 16 / 32
-(with how many seeds reached it), and the held-out streaming accuracy of the largest solved N;
-``n_over_steps.png`` plots N reached against training steps for all cores.
+(with how many seeds reached it), the held-out streaming accuracy of the largest solved N, and at
+that N the median tau_net and the architecture's own timescale (``baselines.analysis.network_timescales``
+on a short drive of ``timescale_steps`` steps); ``n_over_steps.png`` plots N reached against training
+steps for all cores.
 """
 
 from __future__ import annotations
@@ -30,16 +35,17 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from agents import cores as agents_cores
 from agents.protocol import import_core_class, is_import_path
 from baselines.backends import BackendConfig, Unit, UnitsFailed, run_units
 from baselines.population import Population
 from baselines.run_folder import read_json
+from baselines.train_config import OPTIMIZERS
 from baselines.trainer import TrainConfig, atomic_write_text, resolve_device
 from memory_envs import curriculum as curricula
 from memory_envs import make_batch, tasks
 
 MILESTONES = (8, 16, 32)
-OPTIMIZER_CHOICES = ("auto", "sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -62,10 +68,12 @@ class BenchmarkSpec:
     """Where every run trains and is tested: ``"cpu"``, ``"cuda[:i]"`` or ``"auto"`` (the workers share it)."""
     population_size: int | None = None
     """Runs of one core trained side by side in one process; None: all runs of a core."""
+    timescale_steps: int = 4000
+    """Steps of the random-bit drive (4 trials) behind the score card's timescales at the largest N."""
     optimizer: str = "auto"
-    """``"auto"``: the paper's settings per core, SGD lr 0.05 (Nesterov) for the leaky RNN and Adam
-    lr 1e-3 for the others (the paper's LSTM setting; gated cores barely move under that SGD);
-    ``"sgd"`` or ``"adam"``: that optimizer with the paper's learning rate for it, for every core."""
+    """``"auto"``: each kind's optimizer and learning rate (``KIND_OPTIMIZERS``: the paper's SGD lr 0.05 for
+    the leaky RNN, Adam for the others); ``"sgd"`` or ``"adam"``: that optimizer for every core, at the
+    kind's learning rate where it is the kind's optimizer, else the paper's for it (``PAPER_LR``)."""
 
     def validate(self) -> "BenchmarkSpec":
         """Check every choice and the budget before any training starts (imports external cores)."""
@@ -78,31 +86,58 @@ class BenchmarkSpec:
             if kind not in curricula.KINDS:
                 raise ValueError(f"curriculum must be one of {curricula.KINDS}, got {kind!r}")
         for name in ("max_steps", "hidden_size", "eval_every", "eval_batches", "test_length", "test_batch",
-                     "workers"):
+                     "workers", "timescale_steps"):
             tasks.check_positive_int(getattr(self, name), name)
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ValueError(f"max_seconds must be > 0 or None, got {self.max_seconds!r}")
         resolve_device(self.device)
         if self.population_size is not None:
             tasks.check_positive_int(self.population_size, "population_size")
-        if self.optimizer not in OPTIMIZER_CHOICES:
-            raise ValueError(f"optimizer must be one of {OPTIMIZER_CHOICES}, got {self.optimizer!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         for core in self.cores:
             self.config(core, self.tasks[0], self.curricula[0], self.seeds[0]).validate()
         return self
 
     def config(self, core: str, task: str, curriculum: str, seed: int) -> TrainConfig:
-        optimizer = self.optimizer
-        if optimizer == "auto":
-            optimizer = "sgd" if core in ("leaky", "leaky_mod") else "adam"
-        return TrainConfig(task=task, curriculum=curriculum, core=core, hidden_size=self.hidden_size,
-                           optimizer=optimizer, lr=0.05 if optimizer == "sgd" else 1e-3,
+        kind, options = core_variant(core)
+        return TrainConfig(task=task, curriculum=curriculum, core=kind, core_options=options, hidden_size=self.hidden_size,
+                           optimizer=self.optimizer,
                            eval_every=self.eval_every, eval_batches=self.eval_batches, max_steps=self.max_steps,
                            max_seconds=self.max_seconds, seed=seed, device=self.device,
                            p=0.5 if task == "parity" else None)
 
     def runs(self) -> list[tuple[str, str, str, int]]:
         return [(c, t, k, s) for c in self.cores for t in self.tasks for k in self.curricula for s in self.seeds]
+
+
+SIGNED = "+signed"
+
+
+def core_variant(core: str) -> tuple[str, dict[str, Any]]:
+    """A benchmark core -> (kind or import path, core_options): ``KIND+signed`` is the kind with
+    ``eigenvalues="signed"``; ValueError for a suffix on a kind without that option."""
+    if not core.endswith(SIGNED):
+        return core, {}
+    kind = core[: -len(SIGNED)]
+    signed_kinds = [k for k in agents_cores.KINDS if "eigenvalues" in getattr(agents_cores.core_class(k), "block_options", {})]
+    if kind not in signed_kinds:
+        raise ValueError(f"core {core!r}: '+signed' applies to the kinds with an eigenvalues option {signed_kinds}")
+    return kind, {"eigenvalues": "signed"}
+
+
+def core_label(config: dict[str, Any]) -> str:
+    """The benchmark core a run folder's config.json was trained as (inverse of ``core_variant``)."""
+    signed = (config.get("core_options") or {}).get("eigenvalues") == "signed"
+    return config.get("core", "?") + (SIGNED if signed else "")
+
+
+def expand_cores(cores: Sequence[str]) -> tuple[str, ...]:
+    """``all`` -> every built-in kind (in ``agents.cores.KINDS`` order); other names as given."""
+    out: list[str] = []
+    for core in cores:
+        out += list(agents_cores.KINDS) if core == "all" else [core]
+    return tuple(dict.fromkeys(out))
 
 
 def run_name(core: str, task: str, curriculum: str, seed: int) -> str:
@@ -117,8 +152,8 @@ def heldout_accuracy(run_dir: Path, spec: BenchmarkSpec, seed: int) -> dict[str,
 
     summary = read_json(run_dir / "summary.json")
     config = read_json(run_dir / "config.json")
-    if config.get("core") not in spec.cores:
-        raise ValueError(f"{run_dir / 'config.json'}: core {config.get('core')!r} is not one of the benchmark's "
+    if core_label(config) not in spec.cores:
+        raise ValueError(f"{run_dir / 'config.json'}: core {core_label(config)!r} is not one of the benchmark's "
                          f"cores {spec.cores}")
     core_class = import_core_class(config["core"]) if is_import_path(config["core"]) else None  # named by the spec
     device = resolve_device(spec.device)
@@ -147,8 +182,35 @@ def run_population(runs_root: str, spec: BenchmarkSpec, runs: Sequence[tuple[str
     configs = [spec.config(*run) for run in runs]
     Population(configs, run_dirs, resume=[(d / "config.json").exists() for d in run_dirs]).run()
     for run, run_dir in zip(runs, run_dirs):
+        atomic_write_text(run_dir / "timescales.json", json.dumps(timescales_at_max_n(run_dir, spec, run[3]), indent=2))
         atomic_write_text(run_dir / "heldout.json", json.dumps(heldout_accuracy(run_dir, spec, run[3]), indent=2))
     return [collect(run_dir) for run_dir in run_dirs]
+
+
+def timescales_at_max_n(run_dir: Path, spec: BenchmarkSpec, seed: int) -> dict[str, Any]:
+    """tau_net (robust fit, median and mean over neurons with tau_net > 1) and the own timescale (median
+    over units, with its measure) of the run's largest solved N, on a short drive; NaN if none solved."""
+    import agents
+    from baselines.analysis import network_timescales
+
+    summary, config = read_json(run_dir / "summary.json"), read_json(run_dir / "config.json")
+    empty = {"n": None, "tau_net_median": None, "tau_net_mean": None, "own_timescale_median": None,
+             "own_timescale_measure": None}
+    if not summary["steps_to_n"]:
+        return empty
+    n = max(int(k) for k in summary["steps_to_n"])
+    core_class = import_core_class(config["core"]) if is_import_path(config["core"]) else None
+    model = agents.load(run_dir / "checkpoints" / f"n{n:03d}", map_location=resolve_device(spec.device),
+                        core_class=core_class)
+    r = network_timescales(model, trials=4, steps=spec.timescale_steps, burn_in=200, seed=seed)
+    own = r["own_timescale"]
+
+    def finite(value: float) -> float | None:
+        return float(value) if np.isfinite(value) else None
+
+    return {"n": n, "tau_net_median": finite(r["tau_net_median"]), "tau_net_mean": finite(r["tau_net_mean"]),
+            "own_timescale_median": finite(own["median"]) if own else None,
+            "own_timescale_measure": own["measure"] if own else None}
 
 
 def populations(spec: BenchmarkSpec, runs: Sequence[tuple[str, str, str, int]]) -> list[list[tuple[str, str, str, int]]]:
@@ -166,9 +228,11 @@ def populations(spec: BenchmarkSpec, runs: Sequence[tuple[str, str, str, int]]) 
 def collect(run_dir: Path) -> dict[str, Any]:
     """The numbers of one finished run that the score card uses."""
     summary, config, heldout = (read_json(run_dir / name) for name in ("summary.json", "config.json", "heldout.json"))
-    return {"core": config["core"], "task": config["task"], "curriculum": config["curriculum"],
+    timescales = read_json(run_dir / "timescales.json") if (run_dir / "timescales.json").exists() else {}
+    return {"core": core_label(config), "task": config["task"], "curriculum": config["curriculum"],
             "seed": config["seed"], "max_n": summary["max_n"], "steps": summary["steps"],
-            "steps_to_n": summary["steps_to_n"], "heldout": heldout, "run_dir": str(run_dir)}
+            "steps_to_n": summary["steps_to_n"], "heldout": heldout, "timescales": timescales,
+            "run_dir": str(run_dir)}
 
 
 def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, backend: BackendConfig | None = None,
@@ -192,7 +256,7 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, backend: BackendC
         saved = read_json(spec_path)
         mine = json.loads(json.dumps(spec.__dict__))
         budget = ("max_steps", "max_seconds", "hidden_size", "eval_every", "eval_batches", "test_length", "test_batch",
-                  "optimizer")
+                  "optimizer", "timescale_steps")
         differ = [k for k in budget if saved.get(k) != mine[k]]
         if differ:
             raise ValueError(f"{out} holds a benchmark with another budget ({differ}); use another --out")
@@ -252,6 +316,11 @@ def scorecard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             row[f"steps_to_{n}_reached"] = len(reached)
         heldout = [r["heldout"][str(r["max_n"])] for r in runs if r["max_n"] is not None]
         row["heldout_at_max_n_median"] = _median(heldout, digits=3)
+        for key in ("tau_net_median", "own_timescale_median"):
+            values = [r["timescales"][key] for r in runs if r["timescales"].get(key) is not None]
+            row[f"{key.removesuffix('_median')}_at_max_n"] = _median(values, digits=2)
+        measures = {r["timescales"].get("own_timescale_measure") for r in runs} - {None}
+        row["own_timescale_measure"] = ",".join(sorted(measures)) or "-"
         rows.append(row)
     return rows
 
@@ -264,11 +333,14 @@ def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
     writer.writerows(rows)
     atomic_write_text(out / "scorecard.csv", buffer.getvalue())
     lines = ["| core | task | curriculum | largest N: median [min, max] | steps to N=8 | steps to N=16 | "
-             "steps to N=32 | held-out accuracy at largest N |", "|---|---|---|---|---|---|---|---|"]
+             "steps to N=32 | held-out accuracy at largest N | tau_net at largest N | own timescale at largest N |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         steps = [f"{r[f'steps_to_{n}_median']} ({r[f'steps_to_{n}_reached']}/{r['seeds']})" for n in MILESTONES]
+        own = "-" if r["own_timescale_at_max_n"] == "-" else f"{r['own_timescale_at_max_n']} ({r['own_timescale_measure']})"
         lines.append(f"| {r['core']} | {r['task']} | {r['curriculum']} | {r['max_n_median']:g} "
-                     f"[{r['max_n_min']}, {r['max_n_max']}] | {' | '.join(steps)} | {r['heldout_at_max_n_median']} |")
+                     f"[{r['max_n_min']}, {r['max_n_max']}] | {' | '.join(steps)} | {r['heldout_at_max_n_median']} | "
+                     f"{r['tau_net_at_max_n']} | {own} |")
     atomic_write_text(out / "scorecard.md", "\n".join(lines) + "\n")
     try:
         plot_scorecard(results, out / "n_over_steps.png")
@@ -299,4 +371,5 @@ def plot_scorecard(results: Sequence[dict[str, Any]], path: Path) -> None:
     save_figure(fig, path)
 
 
-__all__ = ["BenchmarkSpec", "run_benchmark", "scorecard_rows", "heldout_accuracy"]
+__all__ = ["BenchmarkSpec", "core_label", "core_variant", "expand_cores", "heldout_accuracy", "run_benchmark",
+           "scorecard_rows", "timescales_at_max_n"]

@@ -220,7 +220,7 @@ def population_units(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os
 
 
 def grid(base: TrainConfig, *, seeds: Sequence[int] = (), tasks: Sequence[str] = (), curricula: Sequence[str] = (),
-         lrs: Sequence[float] = ()) -> list[tuple[str, TrainConfig]]:
+         lrs: Sequence[float | None] = ()) -> list[tuple[str, TrainConfig]]:
     """One member per combination of the given values (an empty axis keeps ``base``'s value), each with
     its folder name ``<task>-<curriculum>-lr<lr>-s<seed>``, in the order task, curriculum, lr, seed."""
     members = []
@@ -229,7 +229,7 @@ def grid(base: TrainConfig, *, seeds: Sequence[int] = (), tasks: Sequence[str] =
             for lr in lrs or (base.lr,):
                 for seed in seeds or (base.seed,):
                     config = dataclasses.replace(base, task=task, curriculum=curriculum, lr=lr, seed=seed)
-                    members.append((f"{task}-{curriculum}-lr{lr:g}-s{seed}", config))
+                    members.append((f"{task}-{curriculum}-lr{config.optimizer_settings()[1]:g}-s{seed}", config))
     names = [name for name, _ in members]
     if len(set(names)) != len(names):
         raise ValueError(f"the grid repeats a combination: {sorted(n for n in names if names.count(n) > 1)}")

@@ -19,8 +19,17 @@ import agents
 from agents.protocol import import_core_class, is_import_path
 from memory_envs import Curriculum, sizes, tasks
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("auto", "sgd", "adam")
 CORES = agents.cores.KINDS
+PAPER_LR = {"sgd": 0.05, "adam": 1e-3}
+"""The paper's learning rate for each optimizer: SGD for its leaky RNN, Adam for its LSTM."""
+KIND_OPTIMIZERS: dict[str, tuple[str, float]] = {
+    "leaky": ("sgd", 0.05), "leaky_mod": ("sgd", 0.05),  # the paper's
+    "gru": ("adam", 1e-3), "lstm": ("adam", 1e-3),  # the paper's LSTM setting; gated cores barely move under its SGD
+    "mingru": ("adam", 3e-3),
+}
+"""What ``optimizer="auto"`` trains each built-in kind with (docs/leaderboard.md says how the zoo's were
+chosen); an external core gets Adam at the paper's lr."""
 RESUME_MAY_CHANGE = ("max_steps", "max_seconds", "device")
 """The config fields a resumed run may change; every other field must equal the folder's config.json."""
 STOP_REASONS = ("target_reached", "max_steps", "max_seconds", "non_finite")
@@ -62,8 +71,8 @@ class TrainConfig:
     tau_param: str = "clamp"
     core_options: dict[str, Any] = field(default_factory=dict)
     p: float | str | None = None
-    optimizer: str = "sgd"
-    lr: float = 0.05
+    optimizer: str = "auto"
+    lr: float | None = None
     momentum: float = 0.1
     nesterov: bool = True
     clip_grad: float = 2.0
@@ -92,8 +101,10 @@ class TrainConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         for name in ("hidden_size", "batch_size", "eval_every", "eval_batches", "max_steps"):
             tasks.check_positive_int(getattr(self, name), name)
-        for name in ("lr", "clip_grad"):
-            check_finite(getattr(self, name), name, 0.0, strict=True)
+        if self.lr is not None:
+            check_finite(self.lr, "lr", 0.0, strict=True)
+        check_finite(self.clip_grad, "clip_grad", 0.0, strict=True)
+        self.check_tau_options()
         check_finite(self.momentum, "momentum", 0.0, strict=False)
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ValueError(f"max_seconds must be > 0 or None, got {self.max_seconds!r}")
@@ -110,6 +121,26 @@ class TrainConfig:
                              f"{self.train_tau}, tau_param {self.tau_param!r}, core_options "
                              f"{self.core_options}): {error}") from None
         return self
+
+    def optimizer_settings(self) -> tuple[str, float]:
+        """The optimizer and learning rate a run uses: ``"auto"`` takes the kind's (KIND_OPTIMIZERS), and an
+        unset ``lr`` the kind's for that optimizer, else the paper's for it (PAPER_LR)."""
+        kind_optimizer, kind_lr = KIND_OPTIMIZERS.get(self.core, ("adam", PAPER_LR["adam"]))
+        optimizer = kind_optimizer if self.optimizer == "auto" else self.optimizer
+        if self.lr is not None:
+            return optimizer, float(self.lr)
+        return optimizer, kind_lr if optimizer == kind_optimizer else PAPER_LR[optimizer]
+
+    def check_tau_options(self) -> None:
+        """The tau settings are options of the cores with a per-neuron tau only: refuse them elsewhere."""
+        if is_import_path(self.core) or self.core in agents.cores.TAU_KINDS:
+            return
+        defaults = TrainConfig()
+        changed = [name for name in ("tau_init", "train_tau", "tau_param")
+                   if tuple(np.atleast_1d(getattr(self, name))) != tuple(np.atleast_1d(getattr(defaults, name)))]
+        if changed:
+            raise ValueError(f"{', '.join(changed)} only apply to the cores with a per-neuron tau "
+                             f"{agents.cores.TAU_KINDS}; core {self.core!r} has none")
 
     def check_memory(self) -> None:
         """Refuse a batch whose training step would not fit in memory (at ``target_n`` if set), before any."""
@@ -158,8 +189,9 @@ def resolve_device(device: str) -> torch.device:
 
 def build_model(config: TrainConfig, heads: list[int], generator: torch.Generator | None
                 ) -> agents.MultiHeadModel:
-    """The core (built-in with the tau options, or external with ``core_options`` only) plus heads."""
-    if is_import_path(config.core):
+    """The core (a tau core with the tau options; the others, external ones included, with ``core_options``
+    only) plus heads."""
+    if is_import_path(config.core) or config.core not in agents.cores.TAU_KINDS:
         options = dict(config.core_options)
     else:
         options = {"tau_init": config.tau_init, "train_tau": config.train_tau, "tau_param": config.tau_param,
@@ -168,5 +200,5 @@ def build_model(config: TrainConfig, heads: list[int], generator: torch.Generato
     return agents.MultiHeadModel(core, heads, generator=generator)
 
 
-__all__ = ["ACTIVATION_COPIES", "CORES", "OPTIMIZERS", "RESUME_MAY_CHANGE", "STOP_REASONS", "TrainConfig", "build_model",
+__all__ = ["ACTIVATION_COPIES", "CORES", "KIND_OPTIMIZERS", "OPTIMIZERS", "PAPER_LR", "RESUME_MAY_CHANGE", "STOP_REASONS", "TrainConfig", "build_model",
            "check_finite", "check_seed", "resolve_device"]

@@ -51,9 +51,10 @@ def build_optimizer(config: TrainConfig, model: agents.MultiHeadModel) -> torch.
     """One parameter group for the core, then one per head in the order the heads were added."""
     groups = [{"params": list(model.core.parameters())}]
     groups += [{"params": list(model.head(n).parameters())} for n in model.ns]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
-    return torch.optim.Adam(groups, lr=config.lr)
+    optimizer, lr = config.optimizer_settings()
+    if optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=config.momentum, nesterov=config.nesterov)
+    return torch.optim.Adam(groups, lr=lr)
 
 
 def tau_stats(core: torch.nn.Module) -> dict[str, float | None]:
@@ -321,7 +322,7 @@ class Trainer:
         self.seconds = time.perf_counter() - self._started
         if not math.isfinite(loss):
             self._non_finite = (f"the training loss became {loss} at step {self.step + 1}; the run stopped (last/ "
-                                f"keeps the state of the last finite evaluation). Lower lr ({self.config.lr:g}) "
+                                f"keeps the state of the last finite evaluation). Lower lr ({self.config.optimizer_settings()[1]:g}) "
                                 "or clip_grad.")
             return False
         self._losses.append(loss)
@@ -339,7 +340,7 @@ class Trainer:
         bad = self.non_finite_parameter()
         if bad is not None:
             self._non_finite = (f"parameter {bad} became non-finite by step {self.step}; the run stopped (last/ "
-                                f"keeps the state of the last finite evaluation). Lower lr ({self.config.lr:g}) "
+                                f"keeps the state of the last finite evaluation). Lower lr ({self.config.optimizer_settings()[1]:g}) "
                                 "or clip_grad.")
             return None
         ns = list(self.curriculum.ns)

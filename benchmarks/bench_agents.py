@@ -4,9 +4,13 @@ LeakyRNN is compared with the matmul bound measured in the same run (6 H^2 flops
 GFLOP/s of a [B, H] x [H, H] torch.matmul), with a per-step nn.Module the way the paper's code
 writes it, and with the same folded recurrence under plain autograd. LeakyGRU/LeakyLSTM with
 trainable tau (their hand-written BPTT kernels) are compared with the same loop under plain autograd
-and with torch's fused nn.GRU/nn.LSTM (which cannot leak). Run:
+and with torch's fused nn.GRU/nn.LSTM (which cannot leak). Every built-in kind (the architecture
+zoo's included) is timed against the GRU core (trainable tau) at batch 256, T = 30 and 120, H = 64
+and 256: the kinds run interleaved in each round, and the ratio printed is the median over rounds
+with its range. Run:
 
     python3 benchmarks/bench_agents.py --threads 2
+    python3 benchmarks/bench_agents.py --threads 1 --sections kinds --rounds 5
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from torch import nn
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's agents package
-from agents import LeakyGRU, LeakyLSTM, LeakyRNN  # noqa: E402
+from agents import LeakyGRU, LeakyLSTM, LeakyRNN, make_core  # noqa: E402
+from agents.cores import KINDS  # noqa: E402
 
 
 class PaperStep(nn.Module):
@@ -117,7 +122,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the every-kind table")
+    parser.add_argument("--sections", default="leaky,gated,kinds",
+                        help="comma list of leaky, gated, kinds (default: all three)")
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    if not sections <= {"leaky", "gated", "kinds"}:
+        parser.error(f"--sections must be a comma list of leaky, gated, kinds, got {args.sections!r}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     B, T = args.batch, args.steps
@@ -126,6 +137,37 @@ def main() -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {B}, T {T}; "
           "forward+backward tokens/s (median of {args.reps})".replace("{args.reps}", str(args.reps)))
 
+    if "leaky" in sections:
+        leaky_section(args, x, B, tokens)
+    if "gated" in sections:
+        gated_section(args, B, T)
+    if "kinds" in sections:
+        kinds_section(args)
+
+
+def kinds_section(args: argparse.Namespace) -> None:
+    """Every built-in kind's forward+backward time over the GRU core's, median [min, max] over rounds."""
+    print(f"\nEvery kind vs the GRU core (trainable tau), batch {args.batch}: forward+backward time ratio "
+          f"(> 1: slower than the GRU), median [min, max] of {args.rounds} interleaved rounds")
+    for hidden in (64, 256):
+        for steps in (30, 120):
+            x = torch.rand(steps, args.batch, 1)
+            cores = {kind: make_core(kind, 1, hidden, generator=torch.Generator().manual_seed(0)) for kind in KINDS}
+            states = {kind: core.initial_state(args.batch) for kind, core in cores.items()}
+            times: dict[str, list[float]] = {kind: [] for kind in KINDS}
+            for _ in range(args.rounds):
+                for kind, core in cores.items():
+                    go = fwd_bwd(lambda core=core, kind=kind: core(x, states[kind])[0], list(core.parameters()))
+                    times[kind].append(seconds(go, max(3, args.reps // 3)))
+            gru = times["gru"]
+            cells = []
+            for kind in KINDS:
+                ratios = [t / g for t, g in zip(times[kind], gru)]
+                cells.append(f"{kind} {statistics.median(ratios):.2f} [{min(ratios):.2f}, {max(ratios):.2f}]")
+            print(f"  H={hidden:3d} T={steps:3d} (GRU {statistics.median(gru) * 1e3:6.1f} ms): " + "; ".join(cells))
+
+
+def leaky_section(args: argparse.Namespace, x: torch.Tensor, B: int, tokens: int) -> None:
     print("\nLeakyRNN (trainable tau, no self-connections, leaky_relu)")
     for hidden in (128, 500):
         core = LeakyRNN(1, hidden)
@@ -143,6 +185,9 @@ def main() -> None:
         print(f"          paper-style per-step module {base:10.0f} -> LeakyRNN is {ours / base:.2f}x; "
               f"same recurrence under autograd {auto:10.0f} -> {ours / auto:.2f}x")
 
+
+
+def gated_section(args: argparse.Namespace, B: int, T: int) -> None:
     print("\nLeakyGRU / LeakyLSTM with trainable tau: hand-written BPTT kernel vs the same loop under autograd "
           "and vs torch's nn.GRU / nn.LSTM (tau = 1, fused)")
     for batch, steps, hidden in ((B, T, 128), (B, T, 500), (16, 9, 64), (16, 9, 256)):  # the last two: RL minibatches

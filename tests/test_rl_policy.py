@@ -20,6 +20,8 @@ from sb3_contrib.common.recurrent.type_aliases import RNNStates  # noqa: E402
 from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
 
 from agents import RecurrentCorePolicy  # noqa: E402
+from agents import cores as agents_cores  # noqa: E402
+from agents.rl_policy import _join_state, state_layers  # noqa: E402
 from conftest import requires_cuda  # noqa: E402
 
 torch.set_num_threads(1)
@@ -268,3 +270,43 @@ def test_docs_example_runs():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**__import__("os").environ, "PYTHONPATH": ":".join(sys.path)})
     assert out.stdout.strip() == "[1.]"
+
+
+ZOO = [kind for kind in agents_cores.KINDS if kind not in agents_cores.TAU_KINDS]
+
+
+@pytest.mark.parametrize("core", ZOO)
+def test_zoo_cores_as_the_policy(core, device):
+    """Every zoo core: its state fills sb3-contrib's (h, c) buffers of state_layers rows, fused path ==
+    per-step loop from a non-zero state, resets give the zero-state run, and RecurrentPPO trains."""
+    model = make_model(core, policy_kwargs={"core_options": {"layers": 2}}, device=device)
+    policy, H = model.policy, 16
+    actor = policy.lstm_actor
+    layers = state_layers(actor)
+    assert layers * 2 * H >= actor.state_size and actor.num_layers == layers
+    n_seq, T = 3, 7
+    gen = torch.Generator().manual_seed(0)
+    obs = torch.randint(0, 2, (n_seq * T, 1), generator=gen).float().to(policy.device)
+    starts = torch.zeros(n_seq, T)
+    starts[0, 0] = 1.0
+    starts = starts.reshape(-1).to(policy.device)
+    prefix = torch.randint(0, 2, (5, n_seq, actor.input_size), generator=gen).float().to(policy.device)
+    with torch.no_grad():
+        _, live = actor(prefix)  # a reachable non-zero state
+    h, c = _join_state(actor, live)
+    assert h.shape == (layers, n_seq, H)
+
+    def run(force_loop):
+        policy.force_loop = force_loop
+        return policy._process_sequence(obs, (h, c), starts, actor)
+
+    (fused, (hf, cf)), (loop, (hl, cl)) = run(False), run(True)
+    policy.force_loop = False
+    for a, b in ((fused, loop), (hf, hl), (cf, cl)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    zero = torch.zeros(layers, n_seq, H, device=policy.device)
+    out0, _ = policy._process_sequence(obs, (zero, zero), torch.zeros(n_seq * T, device=policy.device), actor)
+    torch.testing.assert_close(fused.reshape(n_seq, T, H)[0], out0.reshape(n_seq, T, H)[0])
+    assert not torch.allclose(fused.reshape(n_seq, T, H)[1], out0.reshape(n_seq, T, H)[1])
+    model.learn(32)
+    assert model._last_lstm_states.pi[0].shape == (layers, 4, H)

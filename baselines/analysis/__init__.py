@@ -36,13 +36,13 @@ from baselines.analysis.report import (
 from baselines.analysis.runs import AnalysisError, Run, check_head, load_model, load_run
 from baselines.analysis.synthetic import PAPER_CHECK_CASES, SyntheticCase, accuracy_row, fit_accuracy
 from baselines.analysis.timescales import (
-    ForgetGate, LagSums, autocorrelation, drive, network_timescales, population_autocorrelation, tau_net_summary,
+    ForgetGate, LagSums, OwnTimescale, autocorrelation, drive, network_timescales, population_autocorrelation, tau_net_summary,
     timescales_from_lag_sums, trace_timescales,
 )
 
 __all__ = [
     "ANALYSES", "DEFAULT_EPS", "FIT_RULES", "PAPER_CHECK_CASES", "TAU_PERTURB_TARGETS", "AnalysisError",
-    "AnalysisOptions", "ForgetGate", "LagSums", "Run", "Stream", "SyntheticCase", "ablate", "ablation",
+    "AnalysisOptions", "ForgetGate", "LagSums", "OwnTimescale", "Run", "Stream", "SyntheticCase", "ablate", "ablation",
     "accuracy_on_ns", "accuracy_row", "aic", "analyze_run", "ar1_ac_covariance", "autocorrelation", "check_head",
     "compare_runs", "default_max_lag", "default_min_weight", "dimensionality", "drive", "fit_accuracy",
     "fit_timescale", "fit_timescales", "forgetting_matrix", "lag_grid", "load_model", "load_run", "make_stream",

@@ -17,7 +17,7 @@ def dimensionality(core_or_model, *, trials: int = 10, steps: int = 10_000, burn
     ``threshold`` (90%) of the variance, and the explained-variance ratios."""
     core = core_or_model.core if isinstance(core_or_model, agents.MultiHeadModel) else core_or_model
     hsz = core.hidden_size
-    device = core.time_constant.raw.device  # the sums stay where the activity is
+    device = next(core.parameters()).device  # the sums stay where the activity is
     s1 = torch.zeros(hsz, dtype=torch.float64, device=device)
     s2 = torch.zeros(hsz, hsz, dtype=torch.float64, device=device)
     count = [0]

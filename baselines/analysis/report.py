@@ -4,6 +4,7 @@ every checkpoint, tidy CSV + PNG), the figures, and :func:`compare_runs` (severa
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 import time
@@ -127,6 +128,22 @@ def _analysis_n(run: Run, n: int | None) -> int:
     return n
 
 
+def _without_tau_lesions(options: AnalysisOptions, run: Run, device: torch.device,
+                         log: Callable[[str], None]) -> AnalysisOptions:
+    """Ablation and perturbation rank and perturb the per-neuron tau: for a core without one (the
+    architecture zoo's) they are dropped from the default (all analyses) with a note, and refused when
+    asked for by name."""
+    lesions = [a for a in ("ablation", "perturbation") if a in options.analyses]
+    if not lesions or isinstance(getattr(run.load(max(run.checkpoints), device).core, "tau", None), torch.Tensor):
+        return options
+    kind = run.config.get("core", "?")
+    if tuple(options.analyses) != ANALYSES:
+        raise AnalysisError(f"{', '.join(lesions)} act on the per-neuron tau, and core {kind!r} has none: "
+                            f"choose among {[a for a in ANALYSES if a not in ('ablation', 'perturbation')]}")
+    log(f"skipping ablation and perturbation: core {kind!r} has no per-neuron tau")
+    return dataclasses.replace(options, analyses=tuple(a for a in options.analyses if a not in lesions))
+
+
 def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                 options: AnalysisOptions | None = None, log: Callable[[str], None] = lambda s: None, *,
                 core_class: type[torch.nn.Module] | None = None) -> dict[str, Any]:
@@ -139,6 +156,7 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     out = Path(out) if out is not None else run.path / "analysis"
     # check everything the options ask for before the slow work starts
     ts_ns = _pick(run, options.ns)
+    options = _without_tau_lesions(options, run, device, log)
     target = _analysis_n(run, options.n) if {"ablation", "perturbation"} & set(options.analyses) else None
     if target is not None and "perturbation" in options.analyses:
         recurrent_weight_param(run.load(target, device).core)
@@ -148,7 +166,7 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     base = {"run": run.path.name, "curriculum": curriculum, "core": run.config.get("core", "?")}
 
     if "timescales" in options.analyses:
-        neuron_rows, summary_rows, pop_rows = [], [], []
+        neuron_rows, summary_rows, pop_rows, own_rows = [], [], [], []
         for n in ts_ns:
             started = time.perf_counter()
             r = network_timescales(run.load(n, device), trials=options.trials, steps=options.steps, burn_in=options.burn_in,
@@ -160,11 +178,17 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
                                     "fit": f["model"], "tau_single": f["tau_single"], "tau_fast": f["tau_fast"],
                                     "tau_slow": f["tau_slow"], "a_slow": f["a_slow"], "window": f["window"],
                                     "flag": f["flag"]})
-            forget = r["forget_timescale"]
+            forget, own = r["forget_timescale"], r["own_timescale"]
             summary_rows.append({**base, "n": n, "tau_mean": float(r["tau"].mean()), "tau_max": float(r["tau"].max()),
                                  **{k: r[k] for k in SUMMARY_KEYS}, "fit_rule": options.fit_rule,
                                  "forget_gate_timescale": forget["timescale"] if forget else math.nan,
+                                 "own_timescale_measure": own["measure"] if own else "none",
+                                 "own_timescale_mean": own["mean"] if own else math.nan,
+                                 "own_timescale_median": own["median"] if own else math.nan,
                                  "seconds": round(seconds, 2)})
+            if own:
+                own_rows += [{**base, "n": n, "unit": i, "measure": own["measure"], "own_timescale": float(v)}
+                             for i, v in enumerate(own["per_unit"])]
             pop_rows += [{**base, "n": n, "lag": k, "ac": float(v)} for k, v in enumerate(r["population_ac"])]
             log(f"timescales N={n}: tau mean {summary_rows[-1]['tau_mean']:.2f}, tau_net mean "
                 f"{r['tau_net_mean']:.2f} / median {r['tau_net_median']:.2f}, {r['neurons_failed']} failed and "
@@ -172,6 +196,8 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
         files += [write_csv(out / "timescales_neurons.csv", neuron_rows),
                   write_csv(out / "timescales.csv", summary_rows),
                   write_csv(out / "population_ac.csv", pop_rows)]
+        if own_rows:
+            files.append(write_csv(out / "own_timescales.csv", own_rows))
         results["timescales"] = summary_rows
         if options.plots:
             files.append(plot_timescales([summary_rows], [run.label], out / "timescales.png", neuron_rows, pop_rows))
@@ -237,9 +263,13 @@ def plot_timescales(summaries: Sequence[list[dict]], labels: Sequence[str], path
         axes[0].plot(ns, [r["tau_mean"] for r in rows], "o-", label=label)
         line, = axes[1].plot(ns, [r["tau_net_mean"] for r in rows], "o-", label=f"{label} mean")
         axes[1].plot(ns, [r["tau_net_median"] for r in rows], "s--", color=line.get_color(), label=f"{label} median")
+        own = [r.get("own_timescale_median", math.nan) for r in rows]
+        if any(math.isfinite(v) for v in own):
+            axes[1].plot(ns, own, "^:", color=line.get_color(),
+                         label=f"{label} own ({rows[0]['own_timescale_measure']}), median")
     axes[0].set(xlabel="N (checkpoint)", ylabel="mean trained tau", title="single-neuron tau")
     axes[1].set(xlabel="N (checkpoint)", ylabel="tau_net (neurons with tau_net > 1)",
-                title="network timescale: mean (o) and median (s)")
+                title="tau_net: mean (o), median (s); own timescale (^)")
     axes[1].legend(fontsize=6)
     axes[0].legend(fontsize=7)
     if extra:

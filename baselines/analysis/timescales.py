@@ -1,6 +1,7 @@
 """How long a network remembers: random-bit drive, lag sums and autocorrelation by FFT, tau_net per
-neuron (fits in :mod:`baselines.analysis.fits`) with its robust summaries, and the LSTM forget-gate
-timescale (SPEC 5)."""
+neuron (fits in :mod:`baselines.analysis.fits`) with its robust summaries, and each architecture's own
+timescale beside it (the LSTM forget-gate timescale of SPEC 5; -1/ln|lambda| of a fixed diagonal
+recurrence; the mean input-dependent decay of the zoo's selective cores)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def drive(core: agents.Core, consume: Callable[[torch.Tensor, torch.Tensor, Any]
 
 def _drive(core, consume, trials, steps, burn_in, chunk, seed, p) -> None:
     g = torch.Generator().manual_seed(seed)
-    ref = core.time_constant.raw
+    ref = next(core.parameters())
     state = core.initial_state(trials, generator=g)
 
     def bits(length: int) -> torch.Tensor:
@@ -227,23 +228,77 @@ def network_timescales(core_or_model, *, trials: int = 10, steps: int = 100_000,
     ``rule`` "robust" (default) or "paper" picks the fit (:mod:`baselines.analysis.fits`);
     ``max_lag`` is the most lags accumulated (default: 30 for "paper", min(2000, steps // 4) for
     "robust", whose window adapts within it). Returns ``timescales_from_lag_sums``'s dict plus
-    {"tau": trained tau' [H], "forget_timescale": LSTM only (else None)}; tau_net is NaN where both
-    fits failed or the neuron is silent.
+    {"tau": trained tau' [H] (NaN for a core without one), "forget_timescale": LSTM only (else None),
+    "own_timescale": ``OwnTimescale.result()``}; tau_net is NaN where both fits failed or the neuron is silent.
     """
     max_lag = _lag_bound(rule, steps, max_lag)
     core = core_or_model.core if isinstance(core_or_model, agents.MultiHeadModel) else core_or_model
     sums = LagSums(max_lag)
-    forget = ForgetGate(core) if isinstance(core, agents.LeakyLSTM) else None
+    own = OwnTimescale(core)
 
     def consume(hidden, x, state):
         sums.add(hidden)
-        if forget is not None:
-            forget.add(hidden, x, state)
+        own.add(hidden, x, state)
 
     drive(core, consume, trials=trials, steps=steps, burn_in=burn_in, chunk=max(chunk, max_lag), seed=seed)
-    return {"tau": core.tau.detach().cpu().numpy().astype(np.float64),
+    tau = getattr(core, "tau", None)
+    return {"tau": tau.detach().cpu().numpy().astype(np.float64) if isinstance(tau, torch.Tensor)
+            else np.full(core.hidden_size, math.nan),
             **timescales_from_lag_sums(sums, rule=rule, min_weight=min_weight),
-            "forget_timescale": forget.timescale() if forget is not None else None}
+            "forget_timescale": own.forget.timescale() if own.forget is not None else None,
+            "own_timescale": own.result()}
+
+
+class OwnTimescale:
+    """The architecture's own per-unit timescale, gathered while the network is driven:
+
+    - "forget_gate" (LeakyLSTM): 1 / (1 - mean f) per unit (``ForgetGate``, the paper's LSTM measure);
+    - "eigenvalue" (a fixed diagonal recurrence, ``core.own_timescales()``: LRU, S5): -1/ln|lambda|;
+    - "mean_decay" (an input-dependent decay, ``core.decays(x, state)``: minGRU, Mamba, DeltaNet):
+      -1/ln(mean |a_t|) per unit, the timescale of a constant decay equal to the mean over the drive.
+
+    Cores with none of these (the leaky RNN and GRU, whose timescale is tau; the transformer, whose memory
+    is its window) give None.
+    """
+
+    def __init__(self, core: torch.nn.Module) -> None:
+        self.core = core
+        self.forget = ForgetGate(core) if isinstance(core, agents.LeakyLSTM) else None
+        fixed = core.own_timescales() if isinstance(core, agents.Core) else None
+        self.fixed = None if fixed is None else fixed.detach().cpu().numpy().astype(np.float64)
+        self.total: torch.Tensor | None = None
+        self.count = 0
+        self.input_dependent = isinstance(core, agents.Core) and self.forget is None and self.fixed is None
+
+    def add(self, hidden: torch.Tensor, x: torch.Tensor, state: Any) -> None:
+        if self.forget is not None:
+            self.forget.add(hidden, x, state)
+        elif self.input_dependent:
+            decays = self.core.decays(x, state)
+            if decays is None:
+                self.input_dependent = False
+                return
+            total = decays.sum(dim=(0, 1)).to(torch.float64)
+            self.total = total if self.total is None else self.total + total
+            self.count += decays.shape[0] * decays.shape[1]
+
+    def result(self) -> dict[str, Any] | None:
+        """{"measure", "per_unit" [U], "mean" and "median" over the units with a finite timescale}, or None."""
+        if self.forget is not None:
+            measure, per_unit = "forget_gate", self.forget.timescale()["per_neuron"]
+        elif self.fixed is not None:
+            measure, per_unit = "eigenvalue", self.fixed
+        elif self.total is not None and self.count:
+            mean_decay = (self.total / self.count).cpu().numpy().clip(0.0, 1.0)
+            with np.errstate(divide="ignore"):
+                per_unit = -1.0 / np.log(mean_decay)
+            measure = "mean_decay"
+        else:
+            return None
+        finite = per_unit[np.isfinite(per_unit)]
+        return {"measure": measure, "per_unit": per_unit, "units": int(per_unit.size),
+                "mean": float(finite.mean()) if finite.size else math.inf,
+                "median": float(np.median(finite)) if finite.size else math.inf}
 
 
 class ForgetGate:

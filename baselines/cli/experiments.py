@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from agents.cores import KINDS
 from baselines.cli.args import (
     add_backend_options, backend_from_args, comma_ints, comma_list, positive_int, print_error,
 )
@@ -43,12 +44,13 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from baselines.backends import UnitsFailed
-    from baselines.benchmark import BenchmarkSpec, run_benchmark
+    from baselines.benchmark import BenchmarkSpec, expand_cores, run_benchmark
 
-    spec = BenchmarkSpec(cores=args.cores, tasks=args.tasks, curricula=args.curricula, seeds=args.seeds,
+    spec = BenchmarkSpec(cores=expand_cores(args.cores), tasks=args.tasks, curricula=args.curricula, seeds=args.seeds,
                          max_steps=args.max_steps, max_seconds=args.max_seconds, hidden_size=args.hidden_size,
                          eval_every=args.eval_every, eval_batches=args.eval_batches, workers=args.workers,
-                         population_size=args.population_size, optimizer=args.optimizer, device=args.device)
+                         population_size=args.population_size, optimizer=args.optimizer, device=args.device,
+                         timescale_steps=args.timescale_steps)
     try:
         spec.validate()
         backend = backend_from_args(args, workers=args.workers)
@@ -95,7 +97,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     "every solved N on held-out streams, and write a score card. External cores by import path "
                     "package.module:ClassName (see agents.protocol). Re-run the same command to resume.")
     bench.add_argument("--cores", type=comma_list, default=("leaky", "gru", "lstm"),
-                       help="comma-separated cores (default: leaky,gru,lstm)")
+                       help=f"comma-separated cores: kinds ({', '.join(KINDS)}), 'all' for every kind, KIND+signed "
+                            "for a kind with eigenvalues='signed', or import paths (default: leaky,gru,lstm)")
     bench.add_argument("--tasks", type=comma_list, default=("parity", "dms"), help="default: parity,dms")
     bench.add_argument("--curricula", type=comma_list, default=("single", "multi"), help="default: single,multi")
     bench.add_argument("--seeds", type=comma_ints, default=(0, 1, 2), help="default: 0,1,2")
@@ -105,11 +108,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--eval-every", type=int, default=100, help="default: 100")
     bench.add_argument("--eval-batches", type=int, default=10, help="default: 10")
     bench.add_argument("--workers", type=int, default=2, help="parallel processes (default: 2)")
+    bench.add_argument("--timescale-steps", type=positive_int, default=4000,
+                       help="steps of the 4-trial random-bit drive behind the timescales at the largest N (default: 4000)")
     bench.add_argument("--population-size", type=positive_int, default=None,
                        help="runs of one core trained side by side in one process (default: all runs of a core)")
     bench.add_argument("--optimizer", default="auto",
-                       help="auto (default): SGD lr 0.05 for the leaky RNN, Adam lr 1e-3 for the others; "
-                            "or sgd / adam for every core")
+                       help="auto (default): each kind's optimizer and lr (the paper's SGD lr 0.05 for the leaky "
+                            "RNN, Adam for the others; docs/leaderboard.md); or sgd / adam for every core")
     bench.add_argument("--device", default="cpu",
                        help="where every run trains and is tested: cpu, cuda[:i] or auto (default: cpu); the "
                             "workers share it")

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from agents.cores import TAU_KINDS
 from agents.protocol import import_core_class, is_import_path
 from baselines.cli.args import (
     add_backend_options, backend_from_args, bit_probability, comma_choices, comma_floats, comma_ints, parse_core_options,
@@ -46,14 +47,18 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                    help="an option of the core's constructor (VALUE parsed as JSON if it parses); repeatable")
     g.add_argument("--hidden-size", type=int, default=128, help=f"units (default: 128; paper: {PAPER.hidden_size})")
     g.add_argument("--tau-init", type=float, nargs=2, default=list(PAPER.tau_init), metavar=("LOW", "HIGH"),
-                   help="initial tau ~ U(LOW, HIGH); equal values fix it (default: 1 2)")
+                   help="initial tau ~ U(LOW, HIGH); equal values fix it (default: 1 2); the tau options are "
+                        f"options of the cores with a tau: {', '.join(TAU_KINDS)}")
     g.add_argument("--fixed-tau", action="store_true", help="do not train tau")
     g.add_argument("--tau-param", default="clamp", choices=("clamp", "softplus"),
                    help="clamp: tau' = max(tau, 1) (paper); softplus: tau' = 1 + softplus(raw)")
     g = parser.add_argument_group("optimization")
-    g.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS, help="sgd (paper: Nesterov) or adam")
-    g.add_argument("--lr", type=comma_floats, default=(PAPER.lr,),
-                   help=f"learning rate; a comma list trains a population (default: {PAPER.lr})")
+    g.add_argument("--optimizer", default="auto", choices=OPTIMIZERS,
+                   help="auto (default: the paper's SGD with Nesterov for the leaky cores, Adam for the others, "
+                        "at each kind's learning rate; docs/leaderboard.md), sgd or adam")
+    g.add_argument("--lr", type=comma_floats, default=(None,),
+                   help="learning rate; a comma list trains a population (default: the kind's for its optimizer, "
+                        "e.g. 0.05 for the paper's SGD)")
     g.add_argument("--momentum", type=float, default=PAPER.momentum, help=f"SGD momentum (default: {PAPER.momentum})")
     g.add_argument("--no-nesterov", action="store_true", help="plain momentum instead of Nesterov")
     g.add_argument("--clip-grad", type=float, default=PAPER.clip_grad,

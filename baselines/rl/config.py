@@ -17,6 +17,8 @@ RL_CURRICULA = ("single", "multi")
 STOP_REASONS = ("target_reached", "max_timesteps", "max_seconds", "non_finite")
 DEFAULT_LR = {"leaky": 3e-3, "leaky_mod": 3e-3, "gru": 1e-2, "lstm": 1e-2}
 """Learning rates that learned n=2 well (docs/rl.md); used when ``lr`` is None."""
+ZOO_LR = 3e-3
+"""The learning rate of the architecture zoo's cores when ``lr`` is None (not tuned for RL yet)."""
 VEC_ENVS = ("dummy", "subproc")
 """How the training envs run: SB3's DummyVecEnv (one process) or SubprocVecEnv (one process per env)."""
 RESUME_MAY_CHANGE = ("total_timesteps", "max_seconds", "device", "vec_env")
@@ -62,7 +64,7 @@ class RLConfig:
 
     @property
     def learning_rate(self) -> float:
-        return DEFAULT_LR[self.core] if self.lr is None else float(self.lr)
+        return DEFAULT_LR.get(self.core, ZOO_LR) if self.lr is None else float(self.lr)
 
     def validate(self) -> "RLConfig":
         """Raise ValueError naming the first field that is not allowed."""
@@ -111,10 +113,14 @@ class RLConfig:
 
         check_seed(self.seed)
         resolve_device(self.device)
+        if self.core not in agents.cores.TAU_KINDS and (tuple(self.tau_init) != (1.0, 2.0) or not self.train_tau):
+            raise ValueError(f"tau_init and train_tau only apply to the cores with a per-neuron tau "
+                             f"{agents.cores.TAU_KINDS}; core {self.core!r} has none")
         self.check_memory()
         options = self.policy_kwargs()["core_options"]
         try:  # a throwaway generator: no global RNG is drawn from
-            agents.make_core(self.core, 1, self.hidden_size, generator=torch.Generator(), **{**options, "h0": "zero"})
+            zero = {"h0": "zero"} if self.core in agents.cores.TAU_KINDS else {}
+            agents.make_core(self.core, 1, self.hidden_size, generator=torch.Generator(), **{**options, **zero})
         except (TypeError, ValueError) as e:
             raise ValueError(f"core_options / tau_init {options!r} do not fit core {self.core!r}: {e}") from None
         return self
@@ -160,7 +166,10 @@ class RLConfig:
         return kwargs
 
     def policy_kwargs(self) -> dict[str, Any]:
-        options = {"tau_init": list(self.tau_init), "train_tau": self.train_tau, **self.core_options}
+        import agents
+
+        tau = {"tau_init": list(self.tau_init), "train_tau": self.train_tau} if self.core in agents.cores.TAU_KINDS else {}
+        options = {**tau, **self.core_options}
         return {"core": self.core, "core_options": options, "lstm_hidden_size": self.hidden_size}
 
     def to_json(self) -> dict[str, Any]:
