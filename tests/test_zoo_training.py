@@ -14,9 +14,16 @@ from baselines.cli import main
 from baselines.train_config import KIND_OPTIMIZERS, TrainConfig
 
 ZOO = [kind for kind in KINDS if kind not in TAU_KINDS]
-SHORT = ["--task", "parity", "--p", "0.5", "--curriculum", "single", "--start-n", "3", "--target-n", "3",
-         "--hidden-size", "32", "--batch-size", "64", "--eval-every", "50", "--eval-batches", "4",
-         "--max-steps", "2000", "--max-seconds", "300", "--threads", "1", "--device", "cpu", "--seed", "0"]
+
+
+def short(max_steps: int = 2000) -> list[str]:
+    """A short single-head run at N = 3 on 32 units (its seed not included)."""
+    return ["--task", "parity", "--p", "0.5", "--curriculum", "single", "--start-n", "3", "--target-n", "3",
+            "--hidden-size", "32", "--batch-size", "64", "--eval-every", "50", "--eval-batches", "4",
+            "--max-steps", str(max_steps), "--max-seconds", "300", "--threads", "1", "--device", "cpu"]
+
+
+SHORT = [*short(), "--seed", "0"]
 
 
 def read_csv(path):
@@ -58,3 +65,20 @@ def test_tau_options_and_optimizer_defaults():
     assert TrainConfig(core="gru").optimizer_settings() == ("adam", 1e-3)
     assert TrainConfig(core="mingru", optimizer="sgd").optimizer_settings() == ("sgd", 0.05)
     assert TrainConfig(core="mingru", lr=0.01).optimizer_settings() == ("adam", 0.01)
+
+
+def test_a_population_of_zoo_cores_trains_its_members_one_by_one_as_their_solo_runs(tmp_path):
+    """Zoo cores do not group (Core.groups_with): a population runs its members one after the other,
+    each exactly its solo run."""
+    budget = short(max_steps=100)  # two evaluations
+    assert main(["train", "--core", "mingru", "--seeds", "0,1", "--run-dir", str(tmp_path / "pop"), "--no-plots",
+                 *budget]) == 0
+    assert main(["train", "--core", "mingru", "--run-dir", str(tmp_path / "solo"), "--no-plots", *budget,
+                 "--seed", "0"]) == 0
+    member = (tmp_path / "pop" / "parity-single-lr0.003-s0" / "metrics.jsonl").read_text().splitlines()
+    solo = (tmp_path / "solo" / "metrics.jsonl").read_text().splitlines()
+    assert len(member) == len(solo) == 2
+    for a, b in zip(member, solo):
+        a, b = json.loads(a), json.loads(b)
+        assert a["accuracy"] == b["accuracy"] and a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+    assert (tmp_path / "pop" / "parity-single-lr0.003-s1" / "summary.json").exists()

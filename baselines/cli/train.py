@@ -156,7 +156,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar.update(line["step"] - bar.n)
         ns = line["ns"]
         newest = line["accuracy"][str(ns[-1])]
-        bar.set_postfix_str(f"N={ns[0]}..{ns[-1]} acc(N={ns[-1]})={newest:.3f} tau={line['tau_mean']:.2f}")
+        tau = "" if line["tau_mean"] is None else f" tau={line['tau_mean']:.2f}"
+        bar.set_postfix_str(f"N={ns[0]}..{ns[-1]} acc(N={ns[-1]})={newest:.3f}{tau}")
 
     summary = trainer.run(on_eval)
     bar.close()
