@@ -26,12 +26,14 @@ initialised as in the reference code (mamba_simple.py): W_dt ~ U(+-R^-1/2), soft
 log dt ~ U(log 1e-3, log 1e-1), D = 1, the linear maps U(+-1/sqrt(fan_in)) like nn.Linear. Where we differ:
 B_t x_t is discretised by Euler (Delta B x), as the paper's own implementation does (the paper's ZOH
 formula for B would be (Delta A)^-1 (exp(Delta A) - 1) Delta B); the conv's last K - 1 inputs are part
-of the state so that split runs equal one pass (the paper only keeps them for inference); the scan is the
-doubling scan of blocks.linear_scan in chunks of ``CHUNK`` steps under activation checkpointing instead
-of the paper's fused CUDA kernel (same numbers, the backward's memory is one chunk's [CHUNK, B, E, N]
-intermediates plus the chunk boundaries' states). With ``eigenvalues="signed"`` the transition is
-2 exp(Delta_t A) - 1 in (-1, 1) (Grazzi et al., ICLR 2025); B_t's input term is unchanged.
-``decays`` reports |Abar_t| averaged over the N states of each channel, [T, B, E] per layer.
+of the state so that split runs equal one pass (the paper only keeps them for inference); instead of
+the paper's fused CUDA kernel (which recomputes h in the backward), the scan is a step loop over
+``CHUNK``-step pieces under activation checkpointing (blocks.in_chunks): the same numbers, with the
+backward holding one piece's [B, E, N] states and the pieces' boundary states rather than every step's
+(blocks.linear_scan's doubling scan would keep about 2 log2 T tensors of [T, B, E, N] and do log2 T
+times the work). With ``eigenvalues="signed"`` the transition is 2 exp(Delta_t A) - 1 in (-1, 1)
+(Grazzi et al., ICLR 2025); B_t's input term is unchanged. ``decays`` reports |Abar_t| averaged over the
+N states of each channel, [T, B, E] per layer, without a graph (an analysis quantity).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from .._validate import positive_int, uniform_
 from .blocks import Block, BlockCore, BlockState, CausalConv, conv_kernel, in_chunks, linear, linear_scan, signed
 
 MLP_RATIO = 2
-#: Steps per checkpointed piece of Mamba's scan (the backward holds one piece's [CHUNK, B, E, N] tensors).
+#: Steps per checkpointed piece of Mamba's scan (the backward holds one piece's [B, E, N] states at a time).
 CHUNK = 16
 #: Mamba's initial step sizes: softplus(b_dt) log-uniform in [DT_MIN, DT_MAX].
 DT_MIN, DT_MAX = 1e-3, 1e-1
@@ -127,11 +129,13 @@ class MambaBlock(Block):
         return signed(torch.exp(delta.unsqueeze(-1) * -torch.exp(self.a_log)), self.eigenvalues)
 
     def _scan(self, delta: torch.Tensor, x: torch.Tensor, b: torch.Tensor, c: torch.Tensor, h0: torch.Tensor
-              ) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """One piece of the selective scan: (y = h_t C_t [L, B, E], mean_n |Abar| [L, B, E]), h_L."""
-        a = self.transition(delta)
-        h = linear_scan(a, (delta * x).unsqueeze(-1) * b.unsqueeze(-2), h0)
-        return ((h @ c.unsqueeze(-1)).squeeze(-1), a.abs().mean(-1)), h[-1]
+              ) -> tuple[tuple[torch.Tensor], torch.Tensor]:
+        """One piece of the selective scan, step by step: (y_t = h_t C_t [L, B, E],), h_L."""
+        h, ys = h0, []
+        for step, drive, b_t, c_t in zip(delta.unbind(0), (delta * x).unbind(0), b.unbind(0), c.unbind(0)):
+            h = torch.addcmul(self.transition(step) * h, drive.unsqueeze(-1), b_t.unsqueeze(-2))
+            ys.append((h * c_t.unsqueeze(-2)).sum(-1))
+        return (torch.stack(ys),), h
 
     def run(self, u: torch.Tensor, state: BlockState) -> tuple[torch.Tensor, BlockState, torch.Tensor]:
         x, z = self.in_proj(u).chunk(2, dim=-1)
@@ -142,8 +146,10 @@ class MambaBlock(Block):
         x = F.silu(x)
         dt, b, c = self.x_proj(x).split([self.rank, self.d_state, self.d_state], dim=-1)
         delta = F.softplus(self.dt_proj(dt))
-        (y, decay), h = in_chunks(self._scan, (delta, x, b, c), state[-1], CHUNK)
+        (y,), h = in_chunks(self._scan, (delta, x, b, c), state[-1], CHUNK)
         out = self.out_proj((y + self.skip * x) * F.silu(z))
+        with torch.no_grad():  # an analysis quantity: no graph through the [T, B, E, N] transitions
+            decay = self.transition(delta).abs().mean(-1)
         return out, (*conv_state, h), decay
 
 
