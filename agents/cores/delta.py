@@ -82,11 +82,14 @@ class DeltaNetBlock(Block):
     def run(self, u: torch.Tensor, state: BlockState) -> tuple[torch.Tensor, BlockState, torch.Tensor]:
         q, k, v, beta, past = self.features(u, state[0] if self.conv is not None else None)
         memory, outs = state[-1], []
-        for t in range(u.shape[0]):
-            key = k[t].unsqueeze(-1)  # [B, heads, d, 1]
-            error = v[t].unsqueeze(-1) - memory @ key
-            memory = memory + beta[t, ..., None, None] * error * key.transpose(-1, -2)
-            outs.append(memory @ q[t].unsqueeze(-1))
+        # S_t is read twice, o_t = S_t q_t and S_t k_{t+1} for the next write: one product with [q_t, k_{t+1}]
+        reads = torch.stack((q, torch.cat((k[1:], torch.zeros_like(k[:1])))), dim=-1)  # [T, B, heads, d, 2]
+        recalled = memory @ k[0].unsqueeze(-1)
+        for key, value, strength, read in zip(k.unbind(0), v.unbind(0), beta.unbind(0), reads.unbind(0)):
+            error = strength[..., None, None] * (value.unsqueeze(-1) - recalled)
+            memory = torch.addcmul(memory, error, key.unsqueeze(-2))
+            out, recalled = (memory @ read).split(1, dim=-1)
+            outs.append(out)
         o = F.rms_norm(torch.stack(outs).squeeze(-1), (self.head_dim,), self.norm, EPS)
         out = self.out_proj(o.flatten(-2))
         decay = (1.0 - beta * (k * k).sum(-1)).abs()
