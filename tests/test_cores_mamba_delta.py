@@ -132,6 +132,7 @@ def test_gradients_equal_the_references(kind):
         torch.testing.assert_close(got, want, msg=name)
 
 
+@torch.no_grad()
 def test_mamba_initialisation_follows_the_reference_code():
     block = block_of("mamba", 32, expand=3, d_state=5)
     inner = 96
