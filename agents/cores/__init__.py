@@ -7,6 +7,8 @@ leaky          LeakyRNN (the paper's model)         agents/cores/leaky.py
 leaky_mod      LeakyRNN(variant="mod")              agents/cores/leaky.py
 gru, lstm      LeakyGRU, LeakyLSTM (tau-leaky)      agents/cores/gated.py
 mingru         MinGRU (Feng et al. 2024)            agents/cores/selective.py
+mamba          Mamba (Gu & Dao 2023, Mamba-1)       agents/cores/selective.py
+deltanet       DeltaNet (Yang et al. 2024)          agents/cores/delta.py
 =============  ===================================  ======================================
 
 What every core shares (the protocol's checks, the flat state, the grouped run) is in
@@ -24,11 +26,13 @@ from torch import nn
 from .._validate import choice
 from ..protocol import build_external_core, is_import_path
 from .base import Core, State, TauCore, member_results, run_side_by_side
+from .delta import DeltaNet
 from .gated import LeakyGRU, LeakyLSTM
 from .leaky import LeakyRNN
-from .selective import MinGRU
+from .selective import Mamba, MinGRU
 
-CORES: dict[str, type[Core]] = {"leaky": LeakyRNN, "gru": LeakyGRU, "lstm": LeakyLSTM, "mingru": MinGRU}
+CORES: dict[str, type[Core]] = {"leaky": LeakyRNN, "gru": LeakyGRU, "lstm": LeakyLSTM, "mingru": MinGRU,
+                             "mamba": Mamba, "deltanet": DeltaNet}
 """Built-in core classes by kind."""
 KINDS = ("leaky", "leaky_mod", *(kind for kind in CORES if kind != "leaky"))
 """Every built-in kind make_core takes ("leaky_mod" is LeakyRNN with variant="mod")."""
@@ -53,5 +57,5 @@ def make_core(kind: str, input_size: int, hidden_size: int, **options: Any) -> n
     return cls(input_size, hidden_size, **options)
 
 
-__all__ = ["CORES", "KINDS", "TAU_KINDS", "Core", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "MinGRU", "State", "TauCore",
-           "core_class", "make_core", "member_results", "run_side_by_side"]
+__all__ = ["CORES", "KINDS", "TAU_KINDS", "Core", "DeltaNet", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "Mamba", "MinGRU",
+           "State", "TauCore", "core_class", "make_core", "member_results", "run_side_by_side"]

@@ -15,12 +15,13 @@ zero state (what the RL policy resets to at episode starts). Parameters are draw
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils import skip_init
+from torch.utils.checkpoint import checkpoint
 
 from .._validate import choice, positive_int, uniform_
 from .base import Core, State
@@ -67,6 +68,64 @@ def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Ten
             a = torch.cat((a[:shift], a[shift:] * a[:-shift]))
         shift *= 2
     return x
+
+
+def in_chunks(fn: Callable[..., tuple[tuple[torch.Tensor, ...], torch.Tensor]], xs: Sequence[torch.Tensor],
+              state: torch.Tensor, chunk: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Run ``fn(*pieces, state) -> (outputs, state)`` over consecutive pieces of xs [T, ...] of ``chunk`` steps,
+    each under activation checkpointing; returns the outputs concatenated over T and the last state.
+
+    For recurrences whose state is much wider than their outputs (an SSM's [B, E, N] state against its
+    [B, E] output): the backward holds the chunk boundaries' states and one chunk's intermediates at a
+    time instead of every intermediate of all T steps, at the price of running each chunk's forward twice.
+    """
+    outputs = []
+    for start in range(0, xs[0].shape[0], chunk):
+        pieces = [x[start: start + chunk] for x in xs]
+        if torch.is_grad_enabled():
+            out, state = checkpoint(fn, *pieces, state, use_reentrant=False)
+        else:
+            out, state = fn(*pieces, state)
+        outputs.append(out)
+    return [torch.cat(parts) for parts in zip(*outputs)], state
+
+
+def conv_kernel(value: object) -> int:
+    """The ``conv`` option: 0 or None (no convolution) -> 0, else an int >= 2 (ValueError/TypeError naming it)."""
+    if value is None or (value == 0 and not isinstance(value, bool)):
+        return 0
+    if positive_int("conv", value) < 2:
+        raise ValueError(f"conv must be 0, None or a kernel size >= 2, got {value}")
+    return value  # type: ignore[return-value]
+
+
+class CausalConv(nn.Module):
+    """Depthwise causal conv1d over time (Mamba's and DeltaNet's short convolution), kernel K:
+
+        y_t = bias + sum_j weight[:, j] * x_{t-K+1+j}
+
+    Its last K - 1 inputs are state [B, K - 1, C] (zeros: the zero padding of a fresh sequence), so that a
+    sequence run in pieces equals one pass. Weights drawn like nn.Conv1d's, U(+-1/sqrt(K)), from `generator`.
+    """
+
+    def __init__(self, channels: int, kernel: int, generator: torch.Generator | None) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.weight = nn.Parameter(torch.empty(channels, kernel))
+        self.bias = nn.Parameter(torch.empty(channels))
+        bound = 1.0 / math.sqrt(kernel)
+        uniform_(self.weight, -bound, bound, generator)
+        uniform_(self.bias, -bound, bound, generator)
+
+    def state_shape(self) -> tuple[int, int]:
+        return (self.kernel - 1, self.weight.shape[0])
+
+    def forward(self, x: torch.Tensor, past: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [T, B, C], past [B, K - 1, C] -> (y [T, B, C], the last K - 1 inputs [B, K - 1, C])."""
+        steps = x.shape[0]
+        padded = torch.cat((past.transpose(0, 1), x))
+        y = self.bias + sum(self.weight[:, j] * padded[j: j + steps] for j in range(self.kernel))
+        return y, padded[steps:].transpose(0, 1)
 
 
 class Block(nn.Module):
@@ -185,5 +244,5 @@ def check_divides(name: str, value: int, width: int) -> int:
     return value
 
 
-__all__ = ["EIGENVALUES", "Block", "BlockCore", "BlockState", "check_divides", "linear", "linear_scan", "signed",
-           "split_heads"]
+__all__ = ["EIGENVALUES", "Block", "BlockCore", "BlockState", "CausalConv", "check_divides", "conv_kernel", "in_chunks",
+           "linear", "linear_scan", "signed", "split_heads"]

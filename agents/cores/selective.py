@@ -1,4 +1,4 @@
-"""Recurrences whose diagonal decay is chosen by the input at every step ("selective").
+"""Recurrences whose diagonal decay is chosen by the input at every step ("selective"): minGRU and Mamba.
 
 minGRU (Feng et al. 2024, "Were RNNs All We Needed?", arXiv:2410.01201), per unit:
 
@@ -9,17 +9,49 @@ The gates see only the input, not h_{t-1}, so the recurrence is linear in h and 
 scan. With ``eigenvalues="signed"`` the transition is 2 a_t - 1 in [-1, 1] (Grazzi et al., ICLR 2025).
 The block's mixing after the recurrence is a two-layer GELU MLP (width ``MLP_RATIO`` * D), as in
 the residual blocks of Feng et al.'s language models.
+
+Mamba-1 (Gu & Dao 2023, "Mamba: Linear-Time Sequence Modeling with Selective State Spaces",
+arXiv:2312.00752), on u_t of width D with E = expand * D channels and N = d_state states per channel:
+
+    x_t, z_t = W_in u_t                      (in_proj, no bias)
+    x_t = SiLU(conv_K(x)_t)                  (depthwise causal conv, kernel K = ``conv``; skipped if 0/None)
+    dt_t, B_t, C_t = W_x x_t                 (x_proj: dt_t of rank R = ceil(D / 16), B_t, C_t in R^N)
+    Delta_t = softplus(W_dt dt_t + b_dt)     (one step size per channel)
+    A = -exp(A_log),  Abar_t = exp(Delta_t A)   (per channel and state; S4D-real init A_{e,n} = -(n + 1))
+    h_t = Abar_t * h_{t-1} + (Delta_t * x_t) B_t     h_t in R^{E x N}
+    y_t = h_t C_t + D * x_t
+    out_t = W_out (y_t * SiLU(z_t))          (Mamba's gated output projection, no bias)
+
+initialised as in the reference code (mamba_simple.py): W_dt ~ U(+-R^-1/2), softplus(b_dt) = dt with
+log dt ~ U(log 1e-3, log 1e-1), D = 1, the linear maps U(+-1/sqrt(fan_in)) like nn.Linear. Where we differ:
+B_t x_t is discretised by Euler (Delta B x), as the paper's own implementation does (the paper's ZOH
+formula for B would be (Delta A)^-1 (exp(Delta A) - 1) Delta B); the conv's last K - 1 inputs are part
+of the state so that split runs equal one pass (the paper only keeps them for inference); instead of
+the paper's fused CUDA kernel (which recomputes h in the backward), the scan is a step loop over
+``CHUNK``-step pieces under activation checkpointing (blocks.in_chunks): the same numbers, with the
+backward holding one piece's [B, E, N] states and the pieces' boundary states rather than every step's
+(blocks.linear_scan's doubling scan would keep about 2 log2 T tensors of [T, B, E, N] and do log2 T
+times the work). With ``eigenvalues="signed"`` the transition is 2 exp(Delta_t A) - 1 in (-1, 1)
+(Grazzi et al., ICLR 2025); B_t's input term is unchanged. ``decays`` reports |Abar_t| averaged over the
+N states of each channel, [T, B, E] per layer, without a graph (an analysis quantity).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .blocks import Block, BlockCore, BlockState, linear, linear_scan, signed
+from .._validate import positive_int, uniform_
+from .blocks import Block, BlockCore, BlockState, CausalConv, conv_kernel, in_chunks, linear, linear_scan, signed
 
 MLP_RATIO = 2
+#: Steps per checkpointed piece of Mamba's scan (the backward holds one piece's [B, E, N] states at a time).
+CHUNK = 16
+#: Mamba's initial step sizes: softplus(b_dt) log-uniform in [DT_MIN, DT_MAX].
+DT_MIN, DT_MAX = 1e-3, 1e-1
 
 
 class MLP(nn.Module):
@@ -64,4 +96,70 @@ class MinGRU(BlockCore):
     block_options = {"eigenvalues": "positive"}
 
 
-__all__ = ["MLP", "MinGRU", "MinGRUBlock"]
+class MambaBlock(Block):
+    """A Mamba-1 selective SSM on width D: in_proj, causal conv, selective scan, gated out_proj."""
+
+    def __init__(self, width: int, *, expand: int = 2, d_state: int = 16, conv: int | None = 4,
+                 eigenvalues: str = "positive", generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        inner = width * positive_int("expand", expand)
+        self.d_state = positive_int("d_state", d_state)
+        self.eigenvalues = eigenvalues
+        self.rank = math.ceil(width / 16)
+        self.in_proj = linear(width, 2 * inner, generator, bias=False)
+        kernel = conv_kernel(conv)
+        self.conv = CausalConv(inner, kernel, generator) if kernel else None
+        self.x_proj = linear(inner, self.rank + 2 * d_state, generator, bias=False)
+        self.dt_proj = linear(self.rank, inner, generator)
+        uniform_(self.dt_proj.weight, -self.rank ** -0.5, self.rank ** -0.5, generator)
+        with torch.no_grad():
+            uniform_(self.dt_proj.bias, math.log(DT_MIN), math.log(DT_MAX), generator)
+            dt = self.dt_proj.bias.exp()
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # the inverse of softplus
+        self.a_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(inner, 1))
+        self.skip = nn.Parameter(torch.ones(inner))  # the paper's D
+        self.out_proj = linear(inner, width, generator, bias=False)
+
+    def state_shapes(self) -> tuple[tuple[int, ...], ...]:
+        ssm = (self.skip.shape[0], self.d_state)
+        return (self.conv.state_shape(), ssm) if self.conv is not None else (ssm,)
+
+    def transition(self, delta: torch.Tensor) -> torch.Tensor:
+        """Abar = exp(Delta A) (or 2 exp(Delta A) - 1 "signed") for Delta [..., E] -> [..., E, N]."""
+        return signed(torch.exp(delta.unsqueeze(-1) * -torch.exp(self.a_log)), self.eigenvalues)
+
+    def _scan(self, delta: torch.Tensor, x: torch.Tensor, b: torch.Tensor, c: torch.Tensor, h0: torch.Tensor
+              ) -> tuple[tuple[torch.Tensor], torch.Tensor]:
+        """One piece of the selective scan, step by step: (y_t = h_t C_t [L, B, E],), h_L."""
+        h, ys = h0, []
+        for step, drive, b_t, c_t in zip(delta.unbind(0), (delta * x).unbind(0), b.unbind(0), c.unbind(0)):
+            h = torch.addcmul(self.transition(step) * h, drive.unsqueeze(-1), b_t.unsqueeze(-2))
+            ys.append((h * c_t.unsqueeze(-2)).sum(-1))
+        return (torch.stack(ys),), h
+
+    def run(self, u: torch.Tensor, state: BlockState) -> tuple[torch.Tensor, BlockState, torch.Tensor]:
+        x, z = self.in_proj(u).chunk(2, dim=-1)
+        conv_state: BlockState = ()
+        if self.conv is not None:
+            x, past = self.conv(x, state[0])
+            conv_state = (past,)
+        x = F.silu(x)
+        dt, b, c = self.x_proj(x).split([self.rank, self.d_state, self.d_state], dim=-1)
+        delta = F.softplus(self.dt_proj(dt))
+        (y,), h = in_chunks(self._scan, (delta, x, b, c), state[-1], CHUNK)
+        out = self.out_proj((y + self.skip * x) * F.silu(z))
+        with torch.no_grad():  # an analysis quantity: no graph through the [T, B, E, N] transitions
+            decay = self.transition(delta).abs().mean(-1)
+        return out, (*conv_state, h), decay
+
+
+class Mamba(BlockCore):
+    """Mamba-1 core (Gu & Dao 2023): options ``layers``, ``expand`` (E = expand * hidden_size), ``d_state``
+    (N), ``conv`` (kernel size, 0/None for none) and ``eigenvalues``."""
+
+    kind = "mamba"
+    block_type = MambaBlock
+    block_options = {"expand": 2, "d_state": 16, "conv": 4, "eigenvalues": "positive"}
+
+
+__all__ = ["MLP", "Mamba", "MambaBlock", "MinGRU", "MinGRUBlock"]
