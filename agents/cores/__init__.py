@@ -7,6 +7,8 @@ leaky          LeakyRNN (the paper's model)         agents/cores/leaky.py
 leaky_mod      LeakyRNN(variant="mod")              agents/cores/leaky.py
 gru, lstm      LeakyGRU, LeakyLSTM (tau-leaky)      agents/cores/gated.py
 mingru         MinGRU (Feng et al. 2024)            agents/cores/selective.py
+lru            LRU (Orvieto et al. 2023)            agents/cores/ssm.py
+s5             S5 (Smith et al. 2023, S4D-Lin)      agents/cores/ssm.py
 =============  ===================================  ======================================
 
 What every core shares (the protocol's checks, the flat state, the grouped run) is in
@@ -27,8 +29,10 @@ from .base import Core, State, TauCore, member_results, run_side_by_side
 from .gated import LeakyGRU, LeakyLSTM
 from .leaky import LeakyRNN
 from .selective import MinGRU
+from .ssm import LRU, S5
 
-CORES: dict[str, type[Core]] = {"leaky": LeakyRNN, "gru": LeakyGRU, "lstm": LeakyLSTM, "mingru": MinGRU}
+CORES: dict[str, type[Core]] = {"leaky": LeakyRNN, "gru": LeakyGRU, "lstm": LeakyLSTM, "mingru": MinGRU,
+                             "lru": LRU, "s5": S5}
 """Built-in core classes by kind."""
 KINDS = ("leaky", "leaky_mod", *(kind for kind in CORES if kind != "leaky"))
 """Every built-in kind make_core takes ("leaky_mod" is LeakyRNN with variant="mod")."""
@@ -53,5 +57,5 @@ def make_core(kind: str, input_size: int, hidden_size: int, **options: Any) -> n
     return cls(input_size, hidden_size, **options)
 
 
-__all__ = ["CORES", "KINDS", "TAU_KINDS", "Core", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "MinGRU", "State", "TauCore",
-           "core_class", "make_core", "member_results", "run_side_by_side"]
+__all__ = ["CORES", "KINDS", "TAU_KINDS", "Core", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "LRU", "MinGRU", "S5", "State",
+           "TauCore", "core_class", "make_core", "member_results", "run_side_by_side"]

@@ -51,13 +51,14 @@ def signed(a: torch.Tensor, eigenvalues: str) -> torch.Tensor:
 
 def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
     """All states of h_t = a_t * h_{t-1} + b_t (elementwise, real or complex) for t = 1..T: a and b [T, ...]
-    (a broadcastable to b), h0 [...]; returns [T, ...].
+    (a broadcastable to b; where a has b's dimensions only its time dimension is expanded, so a
+    time-invariant a [T, 1, ...] keeps its products small), h0 [...]; returns [T, ...].
 
     A Hillis-Steele doubling scan: ceil(log2 T) rounds of whole-sequence products instead of T small
     steps, exact up to float rounding (it only multiplies and adds; |a| <= 1 keeps every product
     bounded). The backward keeps about 2 log2(T) tensors of b's size.
     """
-    a = a.expand_as(b)
+    a = a.expand(b.shape[0], *a.shape[1:]) if a.dim() == b.dim() else a.expand_as(b)
     x = torch.cat(((a[0] * h0 + b[0]).unsqueeze(0), b[1:]))
     steps = x.shape[0]
     shift = 1
