@@ -65,9 +65,10 @@ from .._validate import normal_, uniform_
 from .blocks import Block, BlockCore, BlockState, linear, linear_scan
 
 
-def _positive_float(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
+def _number(name: str, value: object) -> float:
+    """``value`` as a float if it is a finite real number, else ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
     return float(value)
 
 
@@ -142,10 +143,12 @@ class LRUBlock(DiagonalSSMBlock):
                  max_phase: float = math.pi / 10, eigenvalues: str = "positive",
                  generator: torch.Generator | None = None) -> None:
         super().__init__(width, state_size, generator)
-        r_min, r_max = float(r_min), _positive_float("r_max", r_max)
+        r_min, r_max, max_phase = (_number(*item) for item in
+                                   (("r_min", r_min), ("r_max", r_max), ("max_phase", max_phase)))
         if not 0.0 <= r_min < r_max < 1.0:
             raise ValueError(f"r_min and r_max must satisfy 0 <= r_min < r_max < 1, got {r_min}, {r_max}")
-        max_phase = _positive_float("max_phase", max_phase)
+        if not max_phase > 0.0:
+            raise ValueError(f"max_phase must be > 0, got {max_phase}")
         p = self.state_size
         radius2, phase = torch.empty(p, dtype=torch.float64), torch.empty(p, dtype=torch.float64)
         uniform_(radius2, r_min ** 2, r_max ** 2, generator)
@@ -172,9 +175,9 @@ class S5Block(DiagonalSSMBlock):
     def __init__(self, width: int, *, state_size: int | None = None, dt_min: float = 0.01, dt_max: float = 1.0,
                  generator: torch.Generator | None = None) -> None:
         super().__init__(width, state_size, generator)
-        dt_min, dt_max = _positive_float("dt_min", dt_min), _positive_float("dt_max", dt_max)
-        if dt_min > dt_max:
-            raise ValueError(f"dt_min must be <= dt_max, got {dt_min}, {dt_max}")
+        dt_min, dt_max = _number("dt_min", dt_min), _number("dt_max", dt_max)
+        if not 0.0 < dt_min <= dt_max:
+            raise ValueError(f"dt_min and dt_max must satisfy 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
         p = self.state_size
         self.log_dt = nn.Parameter(torch.empty(p))
         uniform_(self.log_dt, math.log(dt_min), math.log(dt_max), generator)
