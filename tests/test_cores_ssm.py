@@ -12,6 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from agents.cores import make_core
+from agents.cores.blocks import linear_scan
 from agents.cores.ssm import LRUBlock, S5Block
 
 
@@ -197,3 +198,19 @@ def test_the_zero_state_with_zero_input_stays_zero_and_the_recurrence_is_time_in
     late, _, _ = block.run(torch.cat([torch.zeros(4, 2, 6, dtype=torch.float64), u]), (zeros,))
     early, _, _ = block.run(u, (zeros,))
     torch.testing.assert_close(late[4:], early, atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
+@pytest.mark.parametrize("a_shape", [(13, 3, 4), (13, 1, 4), (4,)], ids=["per-step", "time-invariant", "fixed"])
+def test_linear_scan_and_its_adjoint_backward_match_the_step_by_step_recurrence(dtype, a_shape):
+    """The scan the state-space kinds run on, with a complex and time-invariant a: values and gradients."""
+    gen = torch.Generator().manual_seed(6)
+    a = (0.95 * torch.rand(a_shape, dtype=dtype, generator=gen)).requires_grad_(True)
+    b = torch.randn(13, 3, 4, dtype=dtype, generator=gen, requires_grad=True)
+    h0 = torch.randn(3, 4, dtype=dtype, generator=gen, requires_grad=True)
+    h, steps = h0, []
+    for t in range(13):
+        h = a.expand_as(b)[t] * h + b[t]
+        steps.append(h)
+    torch.testing.assert_close(linear_scan(a, b, h0), torch.stack(steps), atol=1e-12, rtol=1e-10)
+    assert torch.autograd.gradcheck(linear_scan, (a, b, h0))

@@ -155,9 +155,10 @@ class LRUBlock(DiagonalSSMBlock):
         uniform_(phase, 0.0, max_phase, generator)
         if eigenvalues == "signed":
             phase[1::2] += math.pi  # every second unit mirrored: lambda -> -lambda
-        self.nu_log = nn.Parameter(torch.log(-0.5 * torch.log(radius2)).float())
-        self.theta_log = nn.Parameter(torch.log(phase).float())
-        self.gamma_log = nn.Parameter(0.5 * torch.log(1.0 - radius2).float())
+        dtype = torch.get_default_dtype()  # drawn in float64 for the logs near |lambda| = 1, stored as usual
+        self.nu_log = nn.Parameter(torch.log(-0.5 * torch.log(radius2)).to(dtype))
+        self.theta_log = nn.Parameter(torch.log(phase).to(dtype))
+        self.gamma_log = nn.Parameter(0.5 * torch.log(1.0 - radius2).to(dtype))
 
     def transition(self) -> tuple[torch.Tensor, torch.Tensor]:
         lam = torch.exp(torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log)))
@@ -182,7 +183,7 @@ class S5Block(DiagonalSSMBlock):
         self.log_dt = nn.Parameter(torch.empty(p))
         uniform_(self.log_dt, math.log(dt_min), math.log(dt_max), generator)
         self.a_log = nn.Parameter(torch.full((p,), math.log(0.5)))
-        self.a_im = nn.Parameter(math.pi * torch.arange(p, dtype=torch.float32))
+        self.a_im = nn.Parameter(math.pi * torch.arange(p, dtype=torch.get_default_dtype()))
 
     def transition(self) -> tuple[torch.Tensor, torch.Tensor]:
         a = torch.complex(-torch.exp(self.a_log), self.a_im)
