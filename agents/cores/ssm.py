@@ -29,8 +29,8 @@ restrict. What the published ring init fixes is where the eigenvalues start: the
 {r e^{i theta}: theta in [0, max_phase]} around the positive real axis. "signed" (the analogue of
 [0, 1] -> [-1, 1], Grazzi et al., ICLR 2025) mirrors that sector through the origin for every second
 unit (theta_j + pi, i.e. lambda_j -> -lambda_j), so the initial real parts span [-r_max, r_max] and
-half the units start alternating in sign (x_t sums (-r)^k u_{t-k}: e.g. |x_t - x_{t-1}| of two bits is
-their XOR). Phase init over [0, pi] was not chosen: with conjugate symmetry it covers the whole disc,
+half the units start alternating in sign (x_t weights u_{t-k} by (-r)^k, and an alternating sum is
+what parity needs: |u_t - u_{t-1}| of two bits is their XOR). Phase init over [0, pi] was not chosen: with conjugate symmetry it covers the whole disc,
 making "signed" the paper's max_phase = 2 pi setting rather than a sign extension of a given sector.
 A real-valued signed variant was not chosen: it would change two things at once (complex -> real and
 the sign), so a positive/signed difference could not be read.
