@@ -9,6 +9,8 @@ gru, lstm      LeakyGRU, LeakyLSTM (tau-leaky)      agents/cores/gated.py
 mingru         MinGRU (Feng et al. 2024)            agents/cores/selective.py
 mamba          Mamba (Gu & Dao 2023, Mamba-1)       agents/cores/selective.py
 deltanet       DeltaNet (Yang et al. 2024)          agents/cores/delta.py
+lru            LRU (Orvieto et al. 2023)            agents/cores/ssm.py
+s5             S5 (Smith et al. 2023, S4D-Lin)      agents/cores/ssm.py
 =============  ===================================  ======================================
 
 What every core shares (the protocol's checks, the flat state, the grouped run) is in
@@ -30,9 +32,10 @@ from .delta import DeltaNet
 from .gated import LeakyGRU, LeakyLSTM
 from .leaky import LeakyRNN
 from .selective import Mamba, MinGRU
+from .ssm import LRU, S5
 
 CORES: dict[str, type[Core]] = {"leaky": LeakyRNN, "gru": LeakyGRU, "lstm": LeakyLSTM, "mingru": MinGRU,
-                             "mamba": Mamba, "deltanet": DeltaNet}
+                             "lru": LRU, "s5": S5, "mamba": Mamba, "deltanet": DeltaNet}
 """Built-in core classes by kind."""
 KINDS = ("leaky", "leaky_mod", *(kind for kind in CORES if kind != "leaky"))
 """Every built-in kind make_core takes ("leaky_mod" is LeakyRNN with variant="mod")."""
@@ -57,5 +60,5 @@ def make_core(kind: str, input_size: int, hidden_size: int, **options: Any) -> n
     return cls(input_size, hidden_size, **options)
 
 
-__all__ = ["CORES", "KINDS", "TAU_KINDS", "Core", "DeltaNet", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "Mamba", "MinGRU",
-           "State", "TauCore", "core_class", "make_core", "member_results", "run_side_by_side"]
+__all__ = ["CORES", "KINDS", "TAU_KINDS", "Core", "DeltaNet", "LRU", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "Mamba",
+           "MinGRU", "S5", "State", "TauCore", "core_class", "make_core", "member_results", "run_side_by_side"]

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.nn.utils import skip_init
 from torch.utils.checkpoint import checkpoint
 
@@ -50,20 +51,15 @@ def signed(a: torch.Tensor, eigenvalues: str) -> torch.Tensor:
     return a if eigenvalues == "positive" else 2.0 * a - 1.0
 
 
-def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
-    """All states of h_t = a_t * h_{t-1} + b_t (elementwise, real or complex) for t = 1..T: a and b [T, ...]
-    (a broadcastable to b), h0 [...]; returns [T, ...].
-
-    A Hillis-Steele doubling scan: ceil(log2 T) rounds of whole-sequence products instead of T small
-    steps, exact up to float rounding (it only multiplies and adds; |a| <= 1 keeps every product
-    bounded). The backward keeps about 2 log2(T) tensors of b's size.
-    """
-    a = a.expand_as(b)
-    x = torch.cat(((a[0] * h0 + b[0]).unsqueeze(0), b[1:]))
+def _doubling_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+    """h_t = a_t h_{t-1} + b_t for t = 1..T as a Hillis-Steele doubling scan (a with b's time dimension),
+    updated in place (no graph is recorded inside _LinearScan): each product is taken before it is added."""
+    x = torch.empty(b.shape, dtype=torch.result_type(a, b), device=b.device).copy_(b)
+    x[0] += a[0] * h0
     steps = x.shape[0]
     shift = 1
     while shift < steps:
-        x = torch.cat((x[:shift], a[shift:] * x[:-shift] + x[shift:]))
+        x[shift:] += a[shift:] * x[:-shift]
         if 2 * shift < steps:
             a = torch.cat((a[:shift], a[shift:] * a[:-shift]))
         shift *= 2
@@ -126,6 +122,56 @@ class CausalConv(nn.Module):
         padded = torch.cat((past.transpose(0, 1), x))
         y = self.bias + sum(self.weight[:, j] * padded[j: j + steps] for j in range(self.kernel))
         return y, padded[steps:].transpose(0, 1)
+
+
+def _gradient_for(grad: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+    """``grad`` reduced to ``tensor``'s shape (summed over broadcast dimensions) and kind (real part for a
+    real tensor in a complex scan)."""
+    if grad.is_complex() and not tensor.is_complex():
+        grad = grad.real
+    return grad.sum_to_size(tensor.shape)
+
+
+class _LinearScan(torch.autograd.Function):
+    """The doubling scan with its adjoint as the backward: g_t = dL/dh_t + conj(a_{t+1}) g_{t+1}, one reverse
+    scan, then dL/db_t = g_t, dL/da_t = g_t conj(h_{t-1}), dL/dh0 = conj(a_1) g_1. It saves only a, h0 and
+    the states, where autograd through the scan's rounds would keep about 2 log2(T) tensors of b's size
+    and zero-fill one per slice."""
+
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+        h = _doubling_scan(a, b, h0)
+        ctx.save_for_backward(a, h0, h)
+        ctx.b_meta = b.new_zeros(()).expand(b.shape)  # b's shape and dtype, without keeping b
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        a, h0, h = ctx.saved_tensors
+        grad = grad.to(h.dtype)
+        coefficients = torch.cat((torch.zeros_like(a[:1]), a[1:].conj().flip(0)))
+        g = _doubling_scan(coefficients, grad.flip(0), torch.zeros_like(grad[0])).flip(0)
+        grad_a = grad_h0 = None
+        if ctx.needs_input_grad[0]:
+            grad_a = _gradient_for(g * torch.cat((h0.expand_as(h[:1]), h[:-1])).conj(), a)
+        if ctx.needs_input_grad[2]:
+            grad_h0 = _gradient_for(g[0] * a[0].conj(), h0)
+        return grad_a, _gradient_for(g, ctx.b_meta) if ctx.needs_input_grad[1] else None, grad_h0
+
+
+def linear_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+    """All states of h_t = a_t * h_{t-1} + b_t (elementwise, real or complex) for t = 1..T: a and b [T, ...]
+    (a broadcastable to b; where a has b's dimensions only its time dimension is expanded, so a
+    time-invariant a [T, 1, ...] keeps its products small), h0 [...]; returns [T, ...].
+
+    A Hillis-Steele doubling scan: ceil(log2 T) rounds of whole-sequence products instead of T small
+    steps, exact up to float rounding (it only multiplies and adds; |a| <= 1 keeps every product
+    bounded). The backward is the adjoint recurrence, itself one reverse doubling scan (_LinearScan): it
+    keeps a, h0 and the states, and supports first derivatives only.
+    """
+    a = a.expand(b.shape[0], *a.shape[1:]) if a.dim() == b.dim() else a.expand_as(b)
+    return _LinearScan.apply(a, b, h0)
 
 
 class Block(nn.Module):
