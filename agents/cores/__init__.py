@@ -7,6 +7,7 @@ leaky          LeakyRNN (the paper's model)         agents/cores/leaky.py
 leaky_mod      LeakyRNN(variant="mod")              agents/cores/leaky.py
 gru, lstm      LeakyGRU, LeakyLSTM (tau-leaky)      agents/cores/gated.py
 mingru         MinGRU (Feng et al. 2024)            agents/cores/selective.py
+transformer    Transformer (sliding-window, causal) agents/cores/attention.py
 =============  ===================================  ======================================
 
 What every core shares (the protocol's checks, the flat state, the grouped run) is in
@@ -23,17 +24,22 @@ from torch import nn
 
 from .._validate import choice
 from ..protocol import build_external_core, is_import_path
+from .attention import Transformer
 from .base import Core, State, TauCore, member_results, run_side_by_side
 from .gated import LeakyGRU, LeakyLSTM
 from .leaky import LeakyRNN
 from .selective import MinGRU
 
-CORES: dict[str, type[Core]] = {"leaky": LeakyRNN, "gru": LeakyGRU, "lstm": LeakyLSTM, "mingru": MinGRU}
+CORES: dict[str, type[Core]] = {"leaky": LeakyRNN, "gru": LeakyGRU, "lstm": LeakyLSTM, "mingru": MinGRU,
+                               "transformer": Transformer}
 """Built-in core classes by kind."""
 KINDS = ("leaky", "leaky_mod", *(kind for kind in CORES if kind != "leaky"))
 """Every built-in kind make_core takes ("leaky_mod" is LeakyRNN with variant="mod")."""
 TAU_KINDS = tuple(kind for kind in KINDS if issubclass(CORES.get(kind, LeakyRNN), TauCore))
 """The kinds with a per-neuron time constant tau (the tau options, ablation by tau, tau perturbation)."""
+NO_OWN_TIMESCALE = ("transformer",)
+"""The kinds with neither an own timescale nor input-dependent decays: the transformer, whose memory is
+its window (Transformer.context_length)."""
 
 
 def core_class(kind: str) -> type[Core]:
@@ -53,5 +59,5 @@ def make_core(kind: str, input_size: int, hidden_size: int, **options: Any) -> n
     return cls(input_size, hidden_size, **options)
 
 
-__all__ = ["CORES", "KINDS", "TAU_KINDS", "Core", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "MinGRU", "State", "TauCore",
-           "core_class", "make_core", "member_results", "run_side_by_side"]
+__all__ = ["CORES", "KINDS", "NO_OWN_TIMESCALE", "TAU_KINDS", "Core", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "MinGRU",
+           "State", "TauCore", "Transformer", "core_class", "make_core", "member_results", "run_side_by_side"]
