@@ -86,11 +86,16 @@ class AttentionBlock(Block):
     def run(self, u: torch.Tensor, state: BlockState) -> tuple[torch.Tensor, BlockState, None]:
         past, valid = state  # [B, C-1, D], [B, C-1]
         steps, batch = u.shape[:2]
-        window = torch.cat((past.transpose(0, 1), u))  # [S, B, D], S = C - 1 + T
-        seen = torch.cat((valid > 0.5, valid.new_ones(batch, steps, dtype=torch.bool)), dim=1)  # [B, S]
-        keys, values = self.key_value(window).chunk(2, dim=-1)
+        window = torch.cat((past.transpose(0, 1), u))  # [C-1+T, B, D]
+        seen = torch.cat((valid > 0.5, valid.new_ones(batch, steps, dtype=torch.bool)), dim=1)
+        # attend over the window from its oldest slot that any sequence holds: the slots before it
+        # would get weight exactly zero (a fresh start, as in training, attends over the new steps only)
+        first = int(seen.any(dim=0).to(torch.int8).argmax())
+        keys, values = self.key_value(window[first:]).chunk(2, dim=-1)
         q, k, v = (split_heads(t, self.heads).permute(1, 2, 0, 3) for t in (self.query(u), keys, values))
-        mask = self._bias(steps, window.shape[0]).masked_fill(~seen[:, None, None, :], float("-inf"))
+        mask = self._bias(steps, window.shape[0] - first)
+        if not bool(seen[:, first:].all()):
+            mask = mask.masked_fill(~seen[:, None, None, first:], float("-inf"))
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [B, H, T, d]
         out = self.out(attended.permute(2, 0, 1, 3).reshape(steps, batch, self.width))
         final = (window[-(self.context - 1):].transpose(0, 1), seen[:, -(self.context - 1):].to(past.dtype))
