@@ -66,8 +66,8 @@ class AttentionBlock(Block):
         self.query = linear(width, width, generator)
         self.key_value = linear(width, 2 * width, generator)
         self.out = linear(width, width, generator)
-        offsets = torch.arange(context, dtype=torch.float64)
-        self.position_bias = nn.Parameter((-alibi_slopes(heads)[:, None] * offsets).to(torch.get_default_dtype()))  # r [H, C]
+        alibi = -alibi_slopes(heads)[:, None] * torch.arange(context, dtype=torch.float64)
+        self.position_bias = nn.Parameter(alibi.to(torch.get_default_dtype()))  # r [H, C], by offset
         self.norm_mlp = nn.LayerNorm(width)
         self.mlp = MLP(width, generator, MLP_RATIO)
 
@@ -75,7 +75,7 @@ class AttentionBlock(Block):
         return ((self.context - 1, self.width), (self.context - 1,))
 
     def _bias(self, steps: int, keys: int) -> torch.Tensor:
-        """The additive score bias [H, T, S] of T queries over S = C - 1 + T keys: r at offset t - s
+        """The additive score bias [H, T, S] of the T newest of S steps over all S: r at offset t - s
         inside the window, -inf outside it."""
         bias = self.position_bias
         query_index = torch.arange(steps, device=bias.device)[:, None] + (keys - steps)
