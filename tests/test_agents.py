@@ -428,7 +428,7 @@ def test_mismatched_checkpoint_raises(tmp_path):
     with pytest.raises(ValueError, match="unexpected tensors.*heads.2"):
         agents.load(tmp_path)
     agents.save(model, tmp_path)
-    _edit_config(tmp_path, lambda c: c["core"].update(kind="transformer"))
+    _edit_config(tmp_path, lambda c: c["core"].update(kind="no_such_core"))
     with pytest.raises(ValueError, match="kind must be one of"):
         agents.load(tmp_path)
     (tmp_path / "model.safetensors").unlink()
@@ -503,7 +503,7 @@ def test_same_seed_same_initial_network_on_cpu_and_cuda(kind):
     (lambda: LeakyRNN(1, 4, tau_param="exp"), ValueError, "tau_param.*softplus"),
     (lambda: LeakyRNN(1, 4, variant="fancy"), ValueError, "variant.*mod"),
     (lambda: LeakyRNN(1, 4, h0="ones"), ValueError, "h0.*zero"),
-    (lambda: make_core("transformer", 1, 4), ValueError, "kind.*leaky_mod"),
+    (lambda: make_core("no_such_core", 1, 4), ValueError, "kind.*leaky_mod"),
     (lambda: make_core("gru", 1, 4, activation="tanh"), TypeError, "activation"),
     (lambda: LeakyRNN(1, 4)(torch.rand(5, 1)), ValueError, r"\[T, B, F\]"),
     (lambda: LeakyRNN(1, 4)(torch.rand(5, 2, 3)), ValueError, "input_size == 1"),

@@ -332,7 +332,7 @@ def test_bad_input_exits_2(tmp_path, capsys, argv, field):
 
 
 @pytest.mark.parametrize("changes, field", [
-    ({"env_id": "CartPole-v1"}, "env_id"), ({"core": "transformer"}, "core"), ({"curriculum": "sliding"}, "curriculum"),
+    ({"env_id": "CartPole-v1"}, "env_id"), ({"core": "no_such_core"}, "core"), ({"curriculum": "sliding"}, "curriculum"),
     ({"total_timesteps": 0}, "total_timesteps"), ({"eval_episodes": 0}, "eval_episodes"),
     ({"max_seconds": 0}, "max_seconds"), ({"core_options": {"nonsense": 1}}, "core_options"),
     ({"tau_init": (0.5, 2.0)}, "tau_init"), ({"hidden_size": 0}, "hidden_size"), ({"batch_size": -1}, "batch_size"),

@@ -227,7 +227,7 @@ def _policy(core="gru", obs_space=None, act_space=None, **kwargs):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"core": "transformer"}, "core must be one of"),
+    ({"core": "no_such_core"}, "core must be one of"),
     ({"core": "gru", "core_options": {"activation": "relu"}}, "do not fit core 'gru'"),
     ({"core": "leaky", "core_options": {"activation": "nope"}}, "do not fit core 'leaky'"),
     ({"core": "leaky", "core_options": {"h0": "random"}}, "h0 must be 'zero'"),

@@ -176,7 +176,7 @@ def test_resume_config_check_counts_fields_on_either_side(tmp_path):
     [
         (dict(task="copy"), "task must be one of"),
         (dict(curriculum="spiral"), "kind must be one of"),
-        (dict(core="transformer"), "core must be one of"),
+        (dict(core="no_such_core"), "core must be one of"),
         (dict(optimizer="rmsprop"), "optimizer must be one of"),
         (dict(hidden_size=0), "hidden_size must be a positive integer"),
         (dict(max_steps=0), "max_steps must be a positive integer"),
@@ -248,7 +248,7 @@ def test_command_rejects_unknown_choices(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--task", "copy"])
     assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
-    assert main(["train", "--core", "transformer", "--quiet"]) == 2
+    assert main(["train", "--core", "no_such_core", "--quiet"]) == 2
     assert "core must be one of" in capsys.readouterr().err
     assert main(["train", "--core-option", "novalue", "--quiet"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err

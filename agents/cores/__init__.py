@@ -11,6 +11,7 @@ mamba          Mamba (Gu & Dao 2023, Mamba-1)       agents/cores/selective.py
 deltanet       DeltaNet (Yang et al. 2024)          agents/cores/delta.py
 lru            LRU (Orvieto et al. 2023)            agents/cores/ssm.py
 s5             S5 (Smith et al. 2023, S4D-Lin)      agents/cores/ssm.py
+transformer    Transformer (sliding-window, causal) agents/cores/attention.py
 =============  ===================================  ======================================
 
 What every core shares (the protocol's checks, the flat state, the grouped run) is in
@@ -27,6 +28,7 @@ from torch import nn
 
 from .._validate import choice
 from ..protocol import build_external_core, is_import_path
+from .attention import Transformer
 from .base import Core, State, TauCore, member_results, run_side_by_side
 from .delta import DeltaNet
 from .gated import LeakyGRU, LeakyLSTM
@@ -35,12 +37,15 @@ from .selective import Mamba, MinGRU
 from .ssm import LRU, S5
 
 CORES: dict[str, type[Core]] = {"leaky": LeakyRNN, "gru": LeakyGRU, "lstm": LeakyLSTM, "mingru": MinGRU,
-                             "lru": LRU, "s5": S5, "mamba": Mamba, "deltanet": DeltaNet}
+                             "lru": LRU, "s5": S5, "mamba": Mamba, "deltanet": DeltaNet, "transformer": Transformer}
 """Built-in core classes by kind."""
 KINDS = ("leaky", "leaky_mod", *(kind for kind in CORES if kind != "leaky"))
 """Every built-in kind make_core takes ("leaky_mod" is LeakyRNN with variant="mod")."""
 TAU_KINDS = tuple(kind for kind in KINDS if issubclass(CORES.get(kind, LeakyRNN), TauCore))
 """The kinds with a per-neuron time constant tau (the tau options, ablation by tau, tau perturbation)."""
+NO_OWN_TIMESCALE = ("transformer",)
+"""The kinds with neither an own timescale nor input-dependent decays: the transformer, whose memory is
+its window (Transformer.context_length)."""
 
 
 def core_class(kind: str) -> type[Core]:
@@ -60,5 +65,6 @@ def make_core(kind: str, input_size: int, hidden_size: int, **options: Any) -> n
     return cls(input_size, hidden_size, **options)
 
 
-__all__ = ["CORES", "KINDS", "TAU_KINDS", "Core", "DeltaNet", "LRU", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "Mamba",
-           "MinGRU", "S5", "State", "TauCore", "core_class", "make_core", "member_results", "run_side_by_side"]
+__all__ = ["CORES", "KINDS", "NO_OWN_TIMESCALE", "TAU_KINDS", "Core", "DeltaNet", "LRU", "LeakyGRU", "LeakyLSTM",
+           "LeakyRNN", "Mamba", "MinGRU", "S5", "State", "TauCore", "Transformer", "core_class", "make_core",
+           "member_results", "run_side_by_side"]

@@ -193,6 +193,15 @@ class Block(nn.Module):
         """-1/ln|lambda_i| per unit of a fixed diagonal recurrence; None for input-dependent ones."""
         return None
 
+    def residual(self, u: torch.Tensor, norm: nn.Module, state: BlockState
+                 ) -> tuple[torch.Tensor, BlockState, torch.Tensor | None]:
+        """The residual stream after this block, u + run(norm(u)), with run's final state and decays.
+
+        A block with more than one residual sublayer (a transformer layer) extends this.
+        """
+        out, final, decay = self.run(norm(u), state)
+        return u + out, final, decay
+
 
 class BlockCore(Core):
     """A zoo core: embedding, ``layers`` pre-norm residual blocks of ``block_type``, final LayerNorm.
@@ -243,8 +252,7 @@ class BlockCore(Core):
         finals: list[torch.Tensor] = []
         decays = []
         for norm, block, block_state in zip(self.norms, self.blocks, self._block_states(state)):
-            out, final, decay = block.run(norm(u), block_state)
-            u = u + out
+            u, final, decay = block.residual(u, norm, block_state)
             finals += final
             decays.append(decay)
         return self.norm_out(u), (finals[0] if len(finals) == 1 else tuple(finals)), decays

@@ -1,0 +1,123 @@
+"""A causal transformer over a sliding window of past steps, run as a recurrent core.
+
+The layer is the pre-norm transformer layer (Vaswani et al. 2017, "Attention Is All You Need",
+arXiv:1706.03762, with the norm before each sublayer as in Xiong et al. 2020, "On Layer Normalization
+in the Transformer Architecture", arXiv:2002.04745). On the residual stream u_t of width D, with
+H ``heads`` of width d = D / H and the window of the ``context`` C latest steps W_t = {t-C+1, ..., t}:
+
+    z_s = LayerNorm_1(u_s)                                   (BlockCore's pre-norm)
+    q_t = W_q z_t + b_q,   k_s = W_k z_s + b_k,   v_s = W_v z_s + b_v      (split into H heads)
+    alpha^h_{t,s} = softmax_{s in W_t} (q^h_t . k^h_s / sqrt(d) + r^h_{t-s})
+    x_t = u_t + W_o concat_h (sum_{s in W_t} alpha^h_{t,s} v^h_s) + b_o
+    u'_t = x_t + W_2 GELU(W_1 LayerNorm_2(x_t) + b_1) + b_2        (feed-forward, width 4 D)
+
+Positions enter only as a learned bias r^h_o per head and offset o = t - s in 0..C-1 (relative
+positions, as T5's bias without buckets), so the computation is the same at every step and the window
+slides forever. r is initialised to ALiBi's linear penalty r^h_o = -m_h o with the geometric slopes
+m_h = 2^(-8 h / H) (Press et al. 2022, "Train Short, Test Long", arXiv:2108.12409): at the start every
+head already prefers recent steps at its own range, and training reshapes the profile per offset.
+Where this differs from the papers: no sinusoidal or absolute position embedding (a core runs forever,
+absolute positions would make it non-stationary); no dropout (the trainer draws no dropout noise).
+
+The recurrent state of each layer is its window of the past C - 1 normed inputs z_s [C-1, D] (keys
+and values are recomputed from them: half the size of storing k and v) and their validity mask [C-1]
+(1 = a real past step, oldest first). The all-zeros state is an empty history, so a reset is zeros;
+a step attends only to itself and the valid past, so ``step``, a run in two halves and one pass agree.
+
+Memory is the window alone: an input more than ``layers * (C - 1)`` steps back cannot reach the output
+(``context_length``), and a window shorter than N makes N-parity and N-DMS unsolvable. A run that
+targets N_max should size ``context`` 4 N_max + 2 (``memory-envs train``), the longest trial, so the
+window holds every trial whole as a recurrent core sees it. The core has no timescale of its own nor
+an input-dependent decay (``own_timescales`` and ``decays`` are None; agents.cores.NO_OWN_TIMESCALE).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .._validate import positive_int
+from .blocks import Block, BlockCore, BlockState, check_divides, linear, split_heads
+from .selective import MLP
+
+MLP_RATIO = 4
+"""The feed-forward width over D, as in Vaswani et al. (d_ff = 4 d_model)."""
+
+
+def alibi_slopes(heads: int) -> torch.Tensor:
+    """ALiBi's slopes m_h = 2^(-8 h / heads), h = 1..heads (Press et al. 2022)."""
+    return torch.pow(2.0, -8.0 * torch.arange(1, heads + 1, dtype=torch.float64) / heads)
+
+
+class AttentionBlock(Block):
+    """One transformer layer: windowed causal self-attention (the block's ``run``, on the BlockCore's
+    pre-norm) and its feed-forward sublayer with its own pre-norm and residual (``residual``)."""
+
+    def __init__(self, width: int, *, heads: int = 4, context: int = 128,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.width = width
+        self.heads = check_divides("heads", heads, width)
+        if positive_int("context", context) < 2:
+            raise ValueError(f"context must be an int >= 2 (the current step and at least one past one), "
+                             f"got {context}")
+        self.context = context
+        self.query = linear(width, width, generator)
+        self.key_value = linear(width, 2 * width, generator)
+        self.out = linear(width, width, generator)
+        alibi = -alibi_slopes(heads)[:, None] * torch.arange(context, dtype=torch.float64)
+        self.position_bias = nn.Parameter(alibi.to(torch.get_default_dtype()))  # r [H, C], by offset
+        self.norm_mlp = nn.LayerNorm(width)
+        self.mlp = MLP(width, generator, MLP_RATIO)
+
+    def state_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return ((self.context - 1, self.width), (self.context - 1,))
+
+    def _bias(self, steps: int, keys: int) -> torch.Tensor:
+        """The additive score bias [H, T, S] of the T newest of S steps over all S: r at offset t - s
+        inside the window, -inf outside it."""
+        bias = self.position_bias
+        query_index = torch.arange(steps, device=bias.device)[:, None] + (keys - steps)
+        offset = query_index - torch.arange(keys, device=bias.device)[None, :]  # [T, S]
+        outside = (offset < 0) | (offset >= self.context)
+        return bias[:, offset.clamp(0, self.context - 1)].masked_fill(outside, float("-inf"))
+
+    def run(self, u: torch.Tensor, state: BlockState) -> tuple[torch.Tensor, BlockState, None]:
+        past, valid = state  # [B, C-1, D], [B, C-1]
+        steps, batch = u.shape[:2]
+        window = torch.cat((past.transpose(0, 1), u))  # [C-1+T, B, D]
+        seen = torch.cat((valid > 0.5, valid.new_ones(batch, steps, dtype=torch.bool)), dim=1)
+        # attend over the window from its oldest slot that any sequence holds: the slots before it
+        # would get weight exactly zero (a fresh start, as in training, attends over the new steps only)
+        first = int(seen.any(dim=0).to(torch.int8).argmax())
+        keys, values = self.key_value(window[first:]).chunk(2, dim=-1)
+        q, k, v = (split_heads(t, self.heads).permute(1, 2, 0, 3) for t in (self.query(u), keys, values))
+        mask = self._bias(steps, window.shape[0] - first)
+        if not bool(seen[:, first:].all()):
+            mask = mask.masked_fill(~seen[:, None, None, first:], float("-inf"))
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [B, H, T, d]
+        out = self.out(attended.permute(2, 0, 1, 3).reshape(steps, batch, self.width))
+        final = (window[-(self.context - 1):].transpose(0, 1), seen[:, -(self.context - 1):].to(past.dtype))
+        return out, final, None
+
+    def residual(self, u: torch.Tensor, norm: nn.Module, state: BlockState) -> tuple[torch.Tensor, BlockState, None]:
+        x, final, _ = super().residual(u, norm, state)
+        return x + self.mlp(self.norm_mlp(x)), final, None
+
+
+class Transformer(BlockCore):
+    """A causal sliding-window transformer core: options ``layers`` (default 1), ``heads`` (default 4,
+    dividing hidden_size) and ``context`` (default 128 steps, the current one included)."""
+
+    kind = "transformer"
+    block_type = AttentionBlock
+    block_options = {"heads": 4, "context": 128}
+
+    def context_length(self) -> int:
+        """The most steps back (the current one counted) an input can reach the output from:
+        layers * (context - 1) + 1, the core's memory in place of a timescale."""
+        return self.layers * (self._options["context"] - 1) + 1
+
+
+__all__ = ["AttentionBlock", "MLP_RATIO", "Transformer", "alibi_slopes"]
