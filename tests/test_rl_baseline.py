@@ -244,7 +244,7 @@ def test_resume_checks_folder_and_config(tmp_path):
     RLRun(HARD, run_dir)  # what a run killed before its first saved state leaves: config.json, no last/
     with pytest.raises(RunFolderError, match=r"differs in \['hidden_size', 'seed'\]"):
         RLRun(dataclasses.replace(HARD, hidden_size=8, seed=2), run_dir, resume=True)
-    with pytest.raises(ValueError, match="resume and overwrite exclude each other"):
+    with pytest.raises(ValueError, match="resume=True and overwrite=True exclude each other"):
         RLRun(HARD, run_dir, resume=True, overwrite=True)
     (run_dir / "metrics.jsonl").write_text('{"timesteps": 512}\n')
     with pytest.raises(RunFolderError, match="it has no saved state .* but holds results"):  # a restart would lose them
@@ -276,8 +276,8 @@ def test_resume_from_the_command_line(tmp_path, capsys):
     assert main([*argv, "--resume", "--total-timesteps", "8192"]) == 0  # finished: prints the summary only
     assert "largest N solved: 2" in capsys.readouterr().out
     assert read_metrics(run_dir) == lines and (run_dir / "model.zip").stat().st_mtime_ns == written
-    for extra, words in ((["--hidden-size", "8"], "differs in ['hidden_size']"),
-                         (["--overwrite"], "resume and overwrite exclude each other")):
+    for extra, words in ((["--hidden-size", "8"], "differs in ['--hidden-size']"),
+                         (["--overwrite"], "--resume and --overwrite exclude each other")):
         assert main([*argv, "--resume", *extra]) == 2
         err = capsys.readouterr().err
         assert err.startswith("memory-envs: error: ") and words in err and len(err.strip().splitlines()) == 1

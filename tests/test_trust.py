@@ -184,7 +184,7 @@ def test_resume_without_saved_state_is_an_error_that_loses_nothing(run, capsys):
 def test_resume_and_overwrite_together_are_refused(run, capsys):
     before = snapshot(run)
     code, err = cli_train(["--run-dir", str(run), "--resume", "--overwrite"], capsys)
-    assert code == 2 and "resume and overwrite exclude each other" in err and snapshot(run) == before
+    assert code == 2 and "--resume and --overwrite exclude each other" in err and snapshot(run) == before
 
 
 # ----- 4. one writer per run folder; benchmark workers die with their parent ---------------------------
@@ -249,17 +249,17 @@ def test_benchmark_workers_die_with_a_killed_parent(tmp_path):
 
 # ----- 5. every option is checked before the folder is written ----------------------------------------
 @pytest.mark.parametrize("argv, words", [
-    (["--tau-init", "3", "2"], "tau_init"),
+    (["--tau-init", "3", "2"], "--tau-init"),
     (["--core-option", "foo=1"], "foo"),
-    (["--momentum", "-1"], "momentum must be >= 0"),
-    (["--momentum", "nan"], "momentum must be >= 0 and finite"),
-    (["--seed", "-1"], "seed must be an integer in [0, 2**63)"),
-    (["--seed", str(2**64)], "seed must be"),
-    (["--lr", "inf"], "lr must be > 0 and finite"),
-    (["--clip-grad", "0"], "clip_grad must be > 0"),
-    (["--target-n", "1"], "target_n must be an integer >= 2"),
+    (["--momentum", "-1"], "--momentum must be >= 0"),
+    (["--momentum", "nan"], "--momentum must be >= 0 and finite"),
+    (["--seed", "-1"], "--seed must be an integer in [0, 2**63)"),
+    (["--seed", str(2**64)], "--seed must be"),
+    (["--lr", "inf"], "--lr must be > 0 and finite"),
+    (["--clip-grad", "0"], "--clip-grad must be > 0"),
+    (["--target-n", "1"], "--target-n must be an integer >= 2"),
     (["--window", "0"], "window"),
-    (["--core", "leaky", "--tau-param", "softplus", "--tau-init", "0.5", "2"], "tau_init"),
+    (["--core", "leaky", "--tau-param", "softplus", "--tau-init", "0.5", "2"], "--tau-init"),
 ])
 def test_bad_options_leave_no_folder_behind(tmp_path, capsys, argv, words):
     code, err = cli_train(["--run-dir", str(tmp_path / "run"), *argv], capsys)
@@ -267,8 +267,8 @@ def test_bad_options_leave_no_folder_behind(tmp_path, capsys, argv, words):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("argv, words", [(["--seed", "-1"], "seed"), (["--tau-init", "3", "2"], "tau_init"),
-                                         (["--n-max", "0", "--curriculum", "single"], "n_max")])
+@pytest.mark.parametrize("argv, words", [(["--seed", "-1"], "--seed"), (["--tau-init", "3", "2"], "--tau-init"),
+                                         (["--n-max", "0", "--curriculum", "single"], "--n-max")])
 def test_bad_rl_options_leave_no_folder_behind(tmp_path, capsys, argv, words):
     pytest.importorskip("sb3_contrib")
     assert main(["rl", "--run-dir", str(tmp_path / "run"), "--quiet", *argv]) == 2
