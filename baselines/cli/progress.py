@@ -66,14 +66,15 @@ class BudgetBar:
         seconds = self.start_seconds + now - self.started
         step_share = min(step / self.max_steps, 1.0)
         time_share = 0.0 if self.max_seconds is None else min(seconds / self.max_seconds, 1.0)
-        if time_share >= step_share:
+        by_time = self.max_seconds is not None and time_share >= step_share
+        if by_time:
             desc = f"time budget {seconds:.0f}/{self.max_seconds:.0f} s"
             left = self.max_seconds - seconds  # type: ignore[operator]
         else:
             desc = f"step budget {step}/{self.max_steps} {self.unit}"
             taken = step - self.start_step
             left = (self.max_steps - step) * (now - self.started) / taken if taken else None
-        parts = [f"{step} {self.unit}", self.text] if time_share >= step_share else [self.text]
+        parts = [f"{step} {self.unit}", self.text] if by_time else [self.text]
         if left is not None:
             parts.append(f"~{_duration(max(left, 0.0))} left")
         tail = ", ".join(p for p in parts if p).replace("{", "{{").replace("}", "}}")

@@ -121,8 +121,9 @@ def cmd_rl(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
         print_error(error, args)
         return 2
-    for line in (note, run.resume_note, threads, f"run folder: {run_dir}"):
-        if line and not args.quiet:
+    for line in (note, run.resume_note, None if args.quiet else threads,
+                 None if args.quiet else f"run folder: {run_dir}"):
+        if line:
             print(line, flush=True)
     state = run.state or {}
     bar = BudgetBar(config.total_timesteps, config.max_seconds, step=state.get("timesteps", 0),

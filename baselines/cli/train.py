@@ -156,8 +156,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
         print_error(error, args)
         return 2
-    for line in (note, trainer.resume_note, threads, f"run folder: {run_dir}"):
-        if line and not args.quiet:
+    for line in (note, trainer.resume_note, None if args.quiet else threads,
+                 None if args.quiet else f"run folder: {run_dir}"):
+        if line:
             print(line, flush=True)
     bar = BudgetBar(config.max_steps, config.max_seconds, step=trainer.step, seconds=trainer.seconds,
                     disable=args.quiet)
