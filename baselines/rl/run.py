@@ -212,6 +212,10 @@ class RLRun:
             cuda = self.model.device.type == "cuda"
             set_rng_state(read_state(self.last, "rng"), cuda)
             venv.seed(int(np.random.SeedSequence([c.seed, self.model.num_timesteps]).generate_state(1)[0]))
+        if tb is None:  # no tensorboard: log nowhere (SB3's default logger would make a /tmp/SB3-* folder)
+            from stable_baselines3.common.logger import Logger
+
+            self.model.set_logger(Logger(folder=None, output_formats=[]))
         callback = make_callback(self, on_progress, on_eval)
         reason = callback.stop_reason()  # a restored run can be done already (e.g. a smaller max_seconds)
         if reason is not None:
