@@ -303,7 +303,7 @@ def test_cli_paper_rule_and_options(runs, tmp_path, capsys):
     assert "note: reduced size" in capsys.readouterr().out
     assert run_cli(*argv, "--analyses", "ablation") == 0
     assert "reduced size" not in capsys.readouterr().out  # no timescales, no note
-    for bad, message in ((["--max-lag", "200"], "max_lag"), (["--min-weight", "0.7"], "min_weight")):
+    for bad, message in ((["--max-lag", "200"], "--max-lag must"), (["--min-weight", "0.7"], "--min-weight")):
         assert run_cli(*argv, *bad) == 2 and message in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run_cli(*argv, "--fit", "aic")
