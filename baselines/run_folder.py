@@ -123,7 +123,7 @@ def _foreign_entries(run_dir: Path) -> list[str]:
 def check_open_mode(resume: bool, overwrite: bool) -> None:
     """Refuse ``resume`` with ``overwrite``: one continues a run folder, the other replaces it."""
     if resume and overwrite:
-        raise ValueError("resume and overwrite exclude each other: resume continues the run folder, "
+        raise ValueError("resume=True and overwrite=True exclude each other: resume continues the run folder, "
                          "overwrite replaces it")
 
 
@@ -135,8 +135,8 @@ def check_new(run_dir: Path, overwrite: bool) -> None:
     if not run_dir.exists() or not any(run_dir.iterdir()):
         return
     if not overwrite:
-        raise RunFolderError(f"run folder {run_dir} is not empty: pass resume to continue it or "
-                             "overwrite to replace it")
+        raise RunFolderError(f"run folder {run_dir} is not empty: pass resume=True to continue it or "
+                             "overwrite=True to replace it")
     here = Path.cwd().resolve()
     if run_dir.resolve() in (here, *here.parents):
         raise RunFolderError(f"overwrite refuses {run_dir}: it is the current folder or holds it; pick a "
@@ -239,7 +239,7 @@ def check_metrics(run_dir: Path, lines: int, state: Path | None = None) -> None:
     if len(raw) < lines:
         raise RunFolderError(f"{path} holds {len(raw)} complete lines but the saved state in {state} counts "
                              f"{lines}: it was cut or edited; nothing was changed (restore it, or start again "
-                             "with overwrite)")
+                             "with overwrite=True)")
     atomic_write_text(path, "".join(line + "\n" for line in raw[:lines]))
 
 
@@ -282,8 +282,9 @@ def restore_last(run_dir: Path, restore: Callable[[Path], Any]) -> tuple[Path, A
     return None
 
 
-def check_restart(run_dir: Path) -> None:
-    """Refuse a resume of ``run_dir`` that has no saved state but holds results a restart would lose."""
+def check_restart(run_dir: Path) -> str:
+    """Refuse a resume of ``run_dir`` that has no saved state but holds results a restart would lose; else
+    return the line that says the run starts again from the beginning."""
     results = [name for name in ("summary.json", "model.zip") if (run_dir / name).exists()]
     checkpoints = run_dir / "checkpoints"
     if checkpoints.is_dir() and any(checkpoints.iterdir()):
@@ -294,8 +295,10 @@ def check_restart(run_dir: Path) -> None:
     if results:
         raise RunFolderError(f"cannot resume {run_dir}: it has no saved state (last/ is missing) but holds "
                              f"results ({', '.join(sorted(results))}); nothing was changed. Restore last/, or "
-                             "start the run again with overwrite (this deletes those results), or use another "
+                             "start the run again with overwrite=True (this deletes those results), or use another "
                              "run folder")
+    return (f"{run_dir} has no saved state yet (its run stopped before its first evaluation): resume starts "
+            "it again from the beginning")
 
 
 __all__ = ["MARKER", "RunFolderError", "RunLock", "append_metrics", "atomic_write_text", "check_metrics", "check_new",

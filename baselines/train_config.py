@@ -34,7 +34,7 @@ KIND_OPTIMIZERS: dict[str, tuple[str, float]] = {
 chosen); an external core gets Adam at the paper's lr."""
 RESUME_MAY_CHANGE = ("max_steps", "max_seconds", "device")
 """The config fields a resumed run may change; every other field must equal the folder's config.json."""
-STOP_REASONS = ("target_reached", "max_steps", "max_seconds", "non_finite")
+STOP_REASONS = ("target_reached", "max_steps", "max_seconds", "non_finite", "interrupted")
 ACTIVATION_COPIES = 4
 """Float32 copies of the hidden activity [T, B, H] one training step keeps (forward, saved for backward,
 gradients): the size check's estimate."""

@@ -15,7 +15,9 @@ The folder's shared parts (config check on resume, the ``last/`` swap, metrics t
 :mod:`baselines.run_folder`'s, used by the RL baseline too.
 
 A non-finite loss or parameter stops the run (``stopped_because: "non_finite"``, with a message);
-``last/`` then keeps the last finite state.
+``last/`` then keeps the last finite state. A SIGINT or SIGTERM under :func:`baselines.interrupt.stop_on_signals`
+stops it at the next step (``"interrupted"``), with its state saved at that step: ``--resume`` goes on
+as if it had not stopped.
 
 The loop is written straight through (CleanRL style): draw a batch, summed cross-entropy over
 the active heads, clipped SGD step; every ``eval_every`` steps evaluate, update the curriculum,
@@ -36,6 +38,7 @@ import torch.nn.functional as F
 
 import agents
 from agents.protocol import import_core_class, is_import_path
+from baselines import interrupt
 from baselines.resume_state import read_state, write_state
 from baselines.run_folder import (
     RunFolderError, RunLock, append_metrics, atomic_write_text, check_metrics, check_open_mode, check_restart,
@@ -98,8 +101,12 @@ class Trainer:
         self.steps_to_n: dict[int, int] = {}
         self.tau_at_n: dict[int, float] = {}
         self.metrics_lines = 0
+        self._losses: list[float] = []
+        """The losses of the steps since the last evaluation: its metrics line reports their mean."""
         self.resumed_from: Path | None = None
         """The saved state this run continues (``last/`` or, if that was damaged, ``last.old/``)."""
+        self.resume_note: str | None = None
+        """Set when a resume found no saved state and starts the run again: the line saying so."""
         self._lock: RunLock | None = None
         self._prepare_folder(resume, overwrite)
 
@@ -114,7 +121,7 @@ class Trainer:
         try:
             restored = restore_last(self.run_dir, self._restore)
             if restored is None:  # killed before the first saved state: start again, if that loses nothing
-                check_restart(self.run_dir)
+                self.resume_note = check_restart(self.run_dir)
                 check_metrics(self.run_dir, 0)
             else:
                 self.resumed_from, apply = restored
@@ -145,6 +152,7 @@ class Trainer:
             "steps_to_n": self.steps_to_n,
             "tau_at_n": self.tau_at_n,
             "metrics_lines": self.metrics_lines,
+            "losses": self._losses,
         }
 
     def _save_last(self) -> None:
@@ -180,6 +188,7 @@ class Trainer:
             step, seconds, lines = state["step"], state["seconds"], state["metrics_lines"]
             steps_to_n = {int(k): int(v) for k, v in state["steps_to_n"].items()}
             tau_at_n = {int(k): v for k, v in state["tau_at_n"].items()}
+            losses = [float(v) for v in state.get("losses", [])]  # states saved before interrupts had none
             if not (isinstance(step, int) and isinstance(lines, int) and step >= 0 and lines >= 0
                     and isinstance(seconds, (int, float))):
                 raise ValueError(f"step {step!r}, metrics_lines {lines!r} and seconds {seconds!r} must be counts")
@@ -194,7 +203,7 @@ class Trainer:
             self.data_rng, self.eval_rng, self.generator = data_rng, eval_rng, generator
             torch.set_rng_state(torch_rng)
             self.step, self.seconds, self.metrics_lines = step, float(seconds), lines
-            self.steps_to_n, self.tau_at_n = steps_to_n, tau_at_n
+            self.steps_to_n, self.tau_at_n, self._losses = steps_to_n, tau_at_n, losses
 
         return {"metrics_lines": lines, "apply": apply}
 
@@ -301,13 +310,14 @@ class Trainer:
         if self.resumed_from is not None or self.step:
             (self.run_dir / "summary.json").unlink(missing_ok=True)  # stale until this run stops
         self._started = time.perf_counter() - self.seconds
-        self._losses: list[float] = []
         self._non_finite: str | None = None
 
     def stop_reason(self) -> str | None:
         """Why the run stops now (one of STOP_REASONS), or None to go on."""
         if self._non_finite is not None:
             return "non_finite"
+        if interrupt.requested():
+            return "interrupted"
         if self.curriculum.finished:
             return "target_reached"
         if self.step >= self.config.max_steps:
@@ -363,7 +373,10 @@ class Trainer:
         return self.write_summary(reason)
 
     def write_summary(self, stopped_because: str) -> dict[str, Any]:
-        """Write (and return) summary.json: the folder is final."""
+        """Write (and return) summary.json: the folder is final. An interrupted run first saves its state at
+        this step, so a resume loses no step."""
+        if stopped_because == "interrupted":
+            self._save_last()
         message = self._non_finite if stopped_because == "non_finite" else None
         summary = {
             "max_n": self.curriculum.solved,

@@ -8,11 +8,16 @@ of the built-in cores, 64 units, 2,000 steps) and the CPU reproduction (128 unit
 * Easy: every core and curriculum of the score card solved it (also the default N of the bare ids).
 * Medium: only the best score-card runs solved it.
 * Hard: beyond every run of this project (the reproduction reached parity 27 and DMS 37).
+
+A preset is defined by its task, N, p and scoring mode: ``gym.make(preset, n=3)`` (or ``heads``, another
+``p`` or ``mode``) is refused with a ValueError naming the preset and the base id to use instead. The
+other keyword arguments (``length_range``, ``max_heads``, ``render_mode``) pass through.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 
@@ -23,6 +28,10 @@ _CLASS_NAMES: dict[str, str] = {"parity": "NParity", "dms": "NDMS"}
 DIFFICULTIES: tuple[str, ...] = ("Easy", "Medium", "Hard")
 PRESET_P = 0.5
 """The presets' bit probability (the score card's: parity chance is then exactly 0.5)."""
+PRESET_MODE = "final"
+"""The presets' scoring mode (the paper's)."""
+DEFINING = ("n", "heads", "p", "mode")
+"""The keyword arguments that define a preset: ``gym.make(preset, ...)`` refuses other values for them."""
 PRESET_N: dict[str, dict[str, int]] = {
     "parity": {"Easy": tasks.DEFAULT_N["parity"], "Medium": 10, "Hard": 40},
     "dms": {"Easy": tasks.DEFAULT_N["dms"], "Medium": 11, "Hard": 40},
@@ -65,15 +74,59 @@ def register_envs() -> None:
     for task, env_id in ENV_IDS.items():
         _register(env_id, task, {})
     for env_id, preset in PRESETS.items():
-        _register(env_id, preset.task, {"n": preset.n, "p": PRESET_P})
+        _register(env_id, preset.task, {"preset": env_id, "n": preset.n, "p": PRESET_P, "mode": PRESET_MODE})
 
 
-def _register(env_id: str, task: str, kwargs: dict[str, int | float]) -> None:
+def _register(env_id: str, task: str, kwargs: dict[str, Any]) -> None:
     if env_id not in gym.registry:
         name = _CLASS_NAMES[task]
+        preset = "preset" in kwargs
         gym.register(
             id=env_id,
-            entry_point=f"memory_envs.envs:{name}Env",
-            vector_entry_point=f"memory_envs.vector:{name}VectorEnv",
+            entry_point="memory_envs.presets:make_preset_env" if preset else f"memory_envs.envs:{name}Env",
+            vector_entry_point=("memory_envs.presets:make_preset_vector_env" if preset
+                                else f"memory_envs.vector:{name}VectorEnv"),
             kwargs=kwargs,
         )
+
+
+def preset_kwargs(preset: str, kwargs: dict[str, Any]) -> tuple[Preset, dict[str, Any]]:
+    """The preset named ``preset`` and ``kwargs`` checked against it: Gymnasium merges a caller's keyword
+    arguments over the registered ones, so a value of :data:`DEFINING` that differs from the preset's
+    was passed by the caller, and is refused (a ValueError naming the preset and its base id)."""
+    spec = PRESETS[preset]
+    fixed = {"n": spec.n, "heads": [spec.n], "p": PRESET_P, "mode": PRESET_MODE}
+    changed = [name for name in DEFINING if name in kwargs and _differs(kwargs[name], fixed[name])]
+    if changed:
+        given = ", ".join(f"{name}={kwargs[name]!r}" for name in changed)
+        instead = given if "p" in changed else f"{given}, p={PRESET_P}"
+        raise ValueError(f"{preset} is a preset ({spec.task} at n={spec.n}, p={PRESET_P}, mode={PRESET_MODE!r}) and "
+                         f"refuses {given}, which would change what defines it; use the base id instead: "
+                         f"gym.make({ENV_IDS[spec.task]!r}, {instead})")
+    kwargs = dict(kwargs)
+    kwargs.pop("heads", None)  # [n]: the same env as n alone
+    return spec, kwargs
+
+
+def _differs(value: Any, fixed: Any) -> bool:
+    """Whether a caller's ``value`` differs from the preset's ``fixed`` one (a list for ``heads``)."""
+    try:
+        return list(value) != fixed if isinstance(fixed, list) else bool(value != fixed)
+    except (TypeError, ValueError):  # not comparable: not the preset's value
+        return True
+
+
+def make_preset_env(preset: str, **kwargs: Any) -> gym.Env:
+    """The entry point of the preset ids: the task's env class with the preset's values (see :func:`preset_kwargs`)."""
+    from memory_envs import envs
+
+    spec, kwargs = preset_kwargs(preset, kwargs)
+    return getattr(envs, f"{_CLASS_NAMES[spec.task]}Env")(**kwargs)
+
+
+def make_preset_vector_env(preset: str, num_envs: int = 1, **kwargs: Any) -> gym.vector.VectorEnv:
+    """The vector entry point of the preset ids (see :func:`preset_kwargs`)."""
+    from memory_envs import vector
+
+    spec, kwargs = preset_kwargs(preset, kwargs)
+    return getattr(vector, f"{_CLASS_NAMES[spec.task]}VectorEnv")(num_envs=num_envs, **kwargs)

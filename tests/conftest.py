@@ -1,10 +1,12 @@
-"""Shared fixtures: the devices the suite runs on.
+"""Shared fixtures: the devices the suite runs on, and where SB3 logs.
 
 ``device`` runs a test on the CPU always and on CUDA when torch sees a GPU; without one the CUDA
 case is reported as skipped with the reason. Tests that mean the CPU say ``device="cpu"`` themselves.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -18,3 +20,13 @@ DEVICES = ["cpu", pytest.param("cuda", marks=requires_cuda)]
 def device(request: pytest.FixtureRequest) -> torch.device:
     """torch.device("cpu"), then torch.device("cuda") where a GPU is available."""
     return torch.device(request.param)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sb3_logs_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """SB3's default logger (a RecurrentPPO without tensorboard_log) writes into the session's temporary folder,
+    not a new /tmp/SB3-* folder per model; subprocesses inherit it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3")))
+        yield
+

@@ -266,7 +266,31 @@ def test_cli_writes_tables_figures_and_comparison(runs, trained, tmp_path, capsy
     assert [r["n"] for r in table] == [2, 3, 4]
     assert all(r["fit_rule"] == "robust" and r["tau_net_median"] > 0 and 0 <= r["share_failed_or_bound"] <= 1
                for r in table)
-    assert "note: reduced size (2 trials x 200 steps" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "note: reduced size (2 trials x 200 steps" in printed
+    wrote = next(line for line in printed.splitlines() if line.strip().startswith("wrote"))
+    listed = set(wrote.strip().removeprefix("wrote ").split(", "))
+    assert {p.name for p in out.glob("*.png")} <= listed and "population_ac.png" in listed  # every figure named
+
+
+def test_forgetting_figure_holds_its_whole_title(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from baselines.analysis import report
+
+    seen = []
+
+    def save(fig, path):  # the saved figure's title lies inside the figure, after the layout save_figure makes
+        fig.tight_layout()
+        fig.canvas.draw()
+        title = fig.axes[0].title.get_window_extent()
+        box = fig.bbox
+        seen.append(title.x0 >= box.x0 and title.x1 <= box.x1 and title.y1 <= box.y1)
+        return save_figure(fig, path)
+
+    save_figure = report.save_figure
+    monkeypatch.setattr(report, "save_figure", save)
+    A.plot_forgetting([2, 3], [2, 3, 4], np.full((2, 3), 0.9), "parity-multi-leaky-h128-s0", tmp_path / "f.png")
+    assert seen == [True] and (tmp_path / "f.png").is_file()
 
 
 def test_cli_paper_rule_and_options(runs, tmp_path, capsys):
@@ -279,7 +303,7 @@ def test_cli_paper_rule_and_options(runs, tmp_path, capsys):
     assert "note: reduced size" in capsys.readouterr().out
     assert run_cli(*argv, "--analyses", "ablation") == 0
     assert "reduced size" not in capsys.readouterr().out  # no timescales, no note
-    for bad, message in ((["--max-lag", "200"], "max_lag"), (["--min-weight", "0.7"], "min_weight")):
+    for bad, message in ((["--max-lag", "200"], "--max-lag must"), (["--min-weight", "0.7"], "--min-weight")):
         assert run_cli(*argv, *bad) == 2 and message in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run_cli(*argv, "--fit", "aic")

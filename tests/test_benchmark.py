@@ -101,7 +101,7 @@ def test_heldout_accuracy_on_the_device(tmp_path, device):
         (["--cores", "example_core:Missing"], "has no attribute 'Missing'"),
         (["--tasks", "copy"], "task must be one of"),
         (["--curricula", "spiral"], "curriculum must be one of"),
-        (["--max-steps", "0"], "max_steps must be a positive integer"),
+        (["--max-steps", "0"], "--max-steps must be a positive integer"),
         (["--seeds", ""], "seeds must not be empty"),
         (["--optimizer", "rmsprop"], "optimizer must be one of"),
         (["--device", "tpu"], "device must be"),

@@ -1,5 +1,7 @@
 """The single and vector environments: API conformance, the timing contract, determinism, oracle, bad input."""
 
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -247,6 +249,17 @@ def test_info_has_fixed_keys_shapes_and_dtypes_in_single_and_vector_env(kwargs):
             assert info["_" + key].all()
 
 
+@pytest.mark.parametrize("kwargs", [{"n": 3}, {"heads": [2, 3]}, {"p": 0.3}, {"mode": "every_step"}])
+def test_a_preset_refuses_arguments_that_change_what_defines_it(kwargs):
+    """Issue 23, point 7: gym.make("NDMS-Hard-v0", n=3) does not silently build an N = 3 env."""
+    ((name, value),) = kwargs.items()
+    for make in (lambda **kw: gym.make("NDMS-Hard-v0", **kw),
+                 lambda **kw: gym.make_vec("NDMS-Hard-v0", num_envs=2, vectorization_mode="vector_entry_point", **kw)):
+        with pytest.raises(ValueError, match=r"NDMS-Hard-v0 is a preset \(dms at n=40.*refuses "
+                                             rf"{re.escape(f'{name}={value!r}')}.*gym.make\('NDMS-v0', {name}="):
+            make(**kwargs)
+
+
 def test_ids_build_without_arguments_and_presets_by_difficulty():
     """gym.make(id) needs no N (issue 15, failure 2); presets Easy/Medium/Hard per task, single and vector."""
     assert gym.make("NParity-v0").unwrapped.ns == (tasks.DEFAULT_N["parity"],)
@@ -265,6 +278,7 @@ def test_ids_build_without_arguments_and_presets_by_difficulty():
         assert env.action_space == gym.spaces.Discrete(2)
         venv = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point")
         assert venv.unwrapped.ns == (preset.n,)
-    assert gym.make("NDMS-Hard-v0", mode="every_step").unwrapped.config.mode == "every_step"
+    assert gym.make("NDMS-Hard-v0", length_range=(42, 50)).unwrapped.config.lengths == (42, 50)
+    assert gym.make("NDMS-Hard-v0", n=40, p=0.5, mode="final").unwrapped.ns == (40,)  # the preset's own values
     with pytest.raises(ValueError, match="difficulty must be one of"):
         memory_envs.presets("Extreme")

@@ -72,7 +72,9 @@ def test_tiny_run_writes_the_run_folder(tmp_path, capsys):
 
     run_dir = tmp_path / "run"
     assert rl_main([*TINY, "--run-dir", str(run_dir)]) == 0
-    assert "largest N solved" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "largest N solved" not in out and ("N = 2 solved" in out or "N = 2 not solved" in out)  # a fixed N
+    assert "(NDMS-v0, fixed N, leaky core, 16 units)" in out
     assert {p.name for p in run_dir.iterdir()} >= {"config.json", "metrics.jsonl", "model.zip", "summary.json"}
     assert not list(run_dir.glob(".*tmp*"))
     config = json.loads((run_dir / "config.json").read_text())
@@ -244,7 +246,7 @@ def test_resume_checks_folder_and_config(tmp_path):
     RLRun(HARD, run_dir)  # what a run killed before its first saved state leaves: config.json, no last/
     with pytest.raises(RunFolderError, match=r"differs in \['hidden_size', 'seed'\]"):
         RLRun(dataclasses.replace(HARD, hidden_size=8, seed=2), run_dir, resume=True)
-    with pytest.raises(ValueError, match="resume and overwrite exclude each other"):
+    with pytest.raises(ValueError, match="resume=True and overwrite=True exclude each other"):
         RLRun(HARD, run_dir, resume=True, overwrite=True)
     (run_dir / "metrics.jsonl").write_text('{"timesteps": 512}\n')
     with pytest.raises(RunFolderError, match="it has no saved state .* but holds results"):  # a restart would lose them
@@ -274,10 +276,10 @@ def test_resume_from_the_command_line(tmp_path, capsys):
     capsys.readouterr()
     written = (run_dir / "model.zip").stat().st_mtime_ns
     assert main([*argv, "--resume", "--total-timesteps", "8192"]) == 0  # finished: prints the summary only
-    assert "largest N solved: 2" in capsys.readouterr().out
+    assert "N = 2 solved  (NDMS-v0, fixed N" in capsys.readouterr().out
     assert read_metrics(run_dir) == lines and (run_dir / "model.zip").stat().st_mtime_ns == written
-    for extra, words in ((["--hidden-size", "8"], "differs in ['hidden_size']"),
-                         (["--overwrite"], "resume and overwrite exclude each other")):
+    for extra, words in ((["--hidden-size", "8"], "differs in ['--hidden-size']"),
+                         (["--overwrite"], "--resume and --overwrite exclude each other")):
         assert main([*argv, "--resume", *extra]) == 2
         err = capsys.readouterr().err
         assert err.startswith("memory-envs: error: ") and words in err and len(err.strip().splitlines()) == 1
@@ -307,20 +309,20 @@ def test_tensorboard_logs_the_evaluations(tmp_path):
 
 
 @pytest.mark.parametrize("argv, field", [
-    (["--env", "Foo-v0"], "env_id"),
-    (["--core", "rnn"], "core"),
-    (["--curriculum", "sliding", "--n-max", "4"], "curriculum"),
-    (["--curriculum", "single"], "n_max"),
-    (["--n-max", "4"], "n_max"),
-    (["--curriculum", "multi", "--n-max", "1"], "n_max"),
-    (["--total-timesteps", "0"], "total_timesteps"),
-    (["--eval-every", "-5"], "eval_every"),
-    (["--n-envs", "0"], "n_envs"),
-    (["--n", "1"], "n"),
-    (["--lr", "0"], "lr"),
-    (["--mode", "sometimes"], "mode"),
-    (["--p", "1.5"], "p"),
-    (["--curriculum", "single", "--n-max", "6", "--length-range", "4", "8"], "length_range"),
+    (["--env", "Foo-v0"], "--env"),
+    (["--core", "rnn"], "--core"),
+    (["--curriculum", "sliding", "--n-max", "4"], "--curriculum"),
+    (["--curriculum", "single"], "--n-max"),
+    (["--n-max", "4"], "--n-max"),
+    (["--curriculum", "multi", "--n-max", "1"], "--n-max"),
+    (["--total-timesteps", "0"], "--total-timesteps"),
+    (["--eval-every", "-5"], "--eval-every"),
+    (["--n-envs", "0"], "--n-envs"),
+    (["--n", "1"], "--n"),
+    (["--lr", "0"], "--lr"),
+    (["--mode", "sometimes"], "--mode"),
+    (["--p", "1.5"], "--p"),
+    (["--curriculum", "single", "--n-max", "6", "--length-range", "4", "8"], "--length-range"),
     (["--resume"], "cannot resume"),
 ])
 def test_bad_input_exits_2(tmp_path, capsys, argv, field):

@@ -232,8 +232,8 @@ def test_reproduce_smoke_writes_table_and_resumes(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, words",
     [
-        (["--hidden-size", "0"], "hidden_size must be a positive integer"),
-        (["--max-steps", "0"], "max_steps must be a positive integer"),
+        (["--hidden-size", "0"], "--hidden-size must be a positive integer"),
+        (["--max-steps", "0"], "--max-steps must be a positive integer"),
         (["--resume"], "not a run folder"),
         (["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "tpu"], "device"),
     ],
@@ -260,7 +260,7 @@ def test_command_rejects_unknown_choices(capsys):
 
 def test_reproduce_command_rejects_bad_budget(tmp_path, capsys):
     assert main(["reproduce", "--scale", "smoke", "--max-seconds", "0", "--out", str(tmp_path / "r")]) == 2
-    assert "max_seconds must be > 0" in capsys.readouterr().err
+    assert "--max-seconds must be > 0" in capsys.readouterr().err
     assert main(["reproduce", "--scale", "smoke", "--device", "tpu", "--out", str(tmp_path / "r")]) == 2
     assert "device must be" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()  # checked before anything is written

@@ -184,7 +184,7 @@ def test_resume_without_saved_state_is_an_error_that_loses_nothing(run, capsys):
 def test_resume_and_overwrite_together_are_refused(run, capsys):
     before = snapshot(run)
     code, err = cli_train(["--run-dir", str(run), "--resume", "--overwrite"], capsys)
-    assert code == 2 and "resume and overwrite exclude each other" in err and snapshot(run) == before
+    assert code == 2 and "--resume and --overwrite exclude each other" in err and snapshot(run) == before
 
 
 # ----- 4. one writer per run folder; benchmark workers die with their parent ---------------------------
@@ -249,17 +249,17 @@ def test_benchmark_workers_die_with_a_killed_parent(tmp_path):
 
 # ----- 5. every option is checked before the folder is written ----------------------------------------
 @pytest.mark.parametrize("argv, words", [
-    (["--tau-init", "3", "2"], "tau_init"),
+    (["--tau-init", "3", "2"], "--tau-init"),
     (["--core-option", "foo=1"], "foo"),
-    (["--momentum", "-1"], "momentum must be >= 0"),
-    (["--momentum", "nan"], "momentum must be >= 0 and finite"),
-    (["--seed", "-1"], "seed must be an integer in [0, 2**63)"),
-    (["--seed", str(2**64)], "seed must be"),
-    (["--lr", "inf"], "lr must be > 0 and finite"),
-    (["--clip-grad", "0"], "clip_grad must be > 0"),
-    (["--target-n", "1"], "target_n must be an integer >= 2"),
+    (["--momentum", "-1"], "--momentum must be >= 0"),
+    (["--momentum", "nan"], "--momentum must be >= 0 and finite"),
+    (["--seed", "-1"], "--seed must be an integer in [0, 2**63)"),
+    (["--seed", str(2**64)], "--seed must be"),
+    (["--lr", "inf"], "--lr must be > 0 and finite"),
+    (["--clip-grad", "0"], "--clip-grad must be > 0"),
+    (["--target-n", "1"], "--target-n must be an integer >= 2"),
     (["--window", "0"], "window"),
-    (["--core", "leaky", "--tau-param", "softplus", "--tau-init", "0.5", "2"], "tau_init"),
+    (["--core", "leaky", "--tau-param", "softplus", "--tau-init", "0.5", "2"], "--tau-init"),
 ])
 def test_bad_options_leave_no_folder_behind(tmp_path, capsys, argv, words):
     code, err = cli_train(["--run-dir", str(tmp_path / "run"), *argv], capsys)
@@ -267,8 +267,8 @@ def test_bad_options_leave_no_folder_behind(tmp_path, capsys, argv, words):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("argv, words", [(["--seed", "-1"], "seed"), (["--tau-init", "3", "2"], "tau_init"),
-                                         (["--n-max", "0", "--curriculum", "single"], "n_max")])
+@pytest.mark.parametrize("argv, words", [(["--seed", "-1"], "--seed"), (["--tau-init", "3", "2"], "--tau-init"),
+                                         (["--n-max", "0", "--curriculum", "single"], "--n-max")])
 def test_bad_rl_options_leave_no_folder_behind(tmp_path, capsys, argv, words):
     pytest.importorskip("sb3_contrib")
     assert main(["rl", "--run-dir", str(tmp_path / "run"), "--quiet", *argv]) == 2
@@ -536,3 +536,160 @@ def test_a_non_finite_rl_policy_stops_the_run(rl_finished, tmp_path):
     assert summary["stopped_because"] == "non_finite" and "lr" in summary["message"]
     assert json.loads((tmp_path / "run" / "summary.json").read_text()) == summary
     assert not (tmp_path / "run" / "model.zip").exists()  # no non-finite policy is saved
+
+
+# ----- 9. a signal stops a run cleanly (issue 23, point 8) ---------------------------------------------
+SIGNAL_ARGV = ["--hidden-size", "8", "--batch-size", "16", "--eval-every", "10", "--eval-batches", "1",
+               "--max-steps", "1000000", "--max-seconds", "300", "--device", "cpu", "--threads", "1", "--quiet",
+               "--no-plots"]
+
+
+def signal_when_started(argv: list[str], folders: list[Path], signum: int) -> subprocess.CompletedProcess:
+    """Run ``memory-envs ARGV`` from this tree in a process of its own, send it ``signum`` once every folder
+    holds a metrics line (it is training), and return the ended process."""
+    proc = subprocess.Popen([sys.executable, "-m", "baselines.cli", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 180
+        while not all((f / "metrics.jsonl").is_file() and (f / "metrics.jsonl").read_text() for f in folders):
+            assert time.monotonic() < deadline and proc.poll() is None, f"it did not start: {proc.communicate()}"
+            time.sleep(0.1)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def assert_interrupted(folder: Path, state: str = "trainer.json", count: str = "step") -> dict:
+    """The folder's summary says interrupted, its lock is free and its saved state (``last/STATE``, whose
+    ``count`` is the steps taken) is at the summary's step: no step after the signal is lost."""
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["stopped_because"] == "interrupted"
+    RunLock(folder).release()  # free: the process let go of it
+    saved = json.loads((folder / "last" / state).read_text())[count]
+    assert saved == summary["steps" if count == "step" else count]
+    return summary
+
+
+def without_time(lines: list[dict]) -> list[dict]:
+    return [{k: v for k, v in line.items() if k != "time"} for line in lines]
+
+
+def test_sigint_stops_train_at_a_step_and_resume_goes_on_as_if_uninterrupted(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    ended = signal_when_started(["train", *SIGNAL_ARGV, "--run-dir", str(run_dir)], [run_dir], signal.SIGINT)
+    assert ended.returncode == 130, ended.stderr
+    assert "stopped by SIGINT" in ended.stdout and "Traceback" not in ended.stderr
+    summary = assert_interrupted(run_dir)
+    target = (summary["steps"] // 10 + 2) * 10  # two evaluations on: one of them in the interrupted block
+    assert main(["train", *SIGNAL_ARGV, "--run-dir", str(run_dir), "--resume", "--max-steps", str(target)]) == 0
+    resumed = json.loads((run_dir / "summary.json").read_text())
+    assert resumed["stopped_because"] == "max_steps" and resumed["steps"] == target
+    train(tiny(max_steps=target), tmp_path / "uninterrupted")
+    # the same losses and accuracies to the last bit: the interrupted block's steps were saved, not lost
+    assert without_time(read_metrics(run_dir)) == without_time(read_metrics(tmp_path / "uninterrupted"))
+
+
+def test_sigterm_stops_a_population_and_each_member_resumes(tmp_path):
+    grid = tmp_path / "grid"
+    members = [grid / f"parity-multi-lr0.05-s{seed}" for seed in (0, 1)]
+    argv = ["train", *SIGNAL_ARGV, "--seeds", "0,1", "--run-dir", str(grid)]
+    ended = signal_when_started(argv, members, signal.SIGTERM)
+    assert ended.returncode == 143, ended.stderr
+    summaries = [assert_interrupted(member) for member in members]
+    target = max(s["steps"] for s in summaries) + 10
+    assert main([*argv, "--resume", "--max-steps", str(target)]) == 0
+    for member, before in zip(members, summaries):
+        after = json.loads((member / "summary.json").read_text())
+        assert after["stopped_because"] == "max_steps" and after["steps"] == target > before["steps"]
+
+
+def test_sigint_stops_rl_with_its_state_saved_and_resume_goes_on(tmp_path):
+    pytest.importorskip("sb3_contrib")
+    run_dir = tmp_path / "rl"
+    argv = ["rl", "--env", "NDMS-v0", "--n", "2", "--mode", "every_step", "--p", "0.5", "--length-range", "4", "8",
+            "--hidden-size", "8", "--n-envs", "2", "--n-steps", "16", "--batch-size", "32", "--n-epochs", "1",
+            "--eval-every", "64", "--eval-episodes", "2", "--total-timesteps", "10000000", "--threads", "1",
+            "--quiet", "--run-dir", str(run_dir)]
+    ended = signal_when_started(argv, [run_dir], signal.SIGINT)
+    assert ended.returncode == 130, ended.stderr
+    summary = assert_interrupted(run_dir, "state.json", "timesteps")
+    lines = read_metrics(run_dir)
+    total = summary["timesteps"] + 64
+    assert main([*argv, "--resume", "--total-timesteps", str(total)]) == 0
+    resumed = json.loads((run_dir / "summary.json").read_text())
+    assert resumed["stopped_because"] in ("max_timesteps", "target_reached") and resumed["timesteps"] >= total
+    assert read_metrics(run_dir)[: len(lines)] == lines and len(read_metrics(run_dir)) > len(lines)
+
+
+def test_a_second_signal_ends_the_process_at_once():
+    script = textwrap.dedent("""
+        import os, signal, time
+        from baselines.interrupt import requested, stop_on_signals
+        with stop_on_signals() as stop:
+            os.kill(os.getpid(), signal.SIGTERM)
+            print("first:", requested(), stop.exit_code, flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)
+            print("not reached", flush=True)
+    """)
+    ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert ended.returncode == -signal.SIGTERM and ended.stdout == "first: True 143\n"
+
+
+# ----- 10. the command's own words, and a second run of the same command (issue 23, points 3, 4, 9) -----
+def test_cli_errors_name_the_flags_and_the_library_its_fields(tmp_path, capsys):
+    from baselines.rl import RLConfig
+
+    code, err = cli_train(["--run-dir", str(tmp_path / "run"), "--max-seconds", "-5"], capsys)
+    assert code == 2 and err == "memory-envs: error: --max-seconds must be > 0 or None, got -5.0\n"
+    with pytest.raises(ValueError, match="^max_seconds must be > 0"):
+        tiny(max_seconds=-5).validate()
+    pytest.importorskip("sb3_contrib")
+    assert main(["rl", "--curriculum", "multi", "--run-dir", str(tmp_path / "rl"), "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith("memory-envs: error: --n-max is required with a curriculum")
+    with pytest.raises(ValueError, match="^n_max is required"):
+        RLConfig(curriculum="multi").validate()
+    assert not (tmp_path / "run").exists() and not (tmp_path / "rl").exists()
+
+
+def test_flag_names_leave_prose_alone():
+    from baselines.cli.args import flag_names
+
+    flags = {"resume": "--resume", "overwrite": "--overwrite", "n": "--n", "n_max": "--n-max", "seed": "--seed"}
+    assert (flag_names("cannot resume runs/n_max: pass resume=True; n must be >= 2, n_max=3, seed= 4; the seed", flags)
+            == "cannot resume runs/n_max: pass --resume; --n must be >= 2, --n-max=3, --seed= 4; the seed")
+
+
+def test_running_train_twice_without_run_dir_starts_a_numbered_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = [*TINY_ARGV, "--threads", "1"]
+    assert main(["train", *argv]) == 0
+    assert main(["train", *argv]) == 0
+    out = capsys.readouterr().out
+    first, second = Path("runs/parity-multi-leaky-h8-s0"), Path("runs/parity-multi-leaky-h8-s0-2")
+    assert f"{first} holds an earlier run: this run writes {second}" in out
+    assert without_time(read_metrics(first)) == without_time(read_metrics(second))  # two whole runs, one seed
+    assert main(["train", *argv, "--resume", "--max-steps", "30"]) == 0  # --resume means the default folder itself
+    assert json.loads((first / "summary.json").read_text())["steps"] == 30
+    assert not Path("runs/parity-multi-leaky-h8-s0-3").exists()
+    code, err = cli_train(["--run-dir", str(second)], capsys)  # a folder the user named is refused, in flags
+    assert code == 2 and "pass --resume to continue it or --overwrite to replace it" in err
+
+
+def test_a_resume_with_nothing_saved_says_it_starts_again(tmp_path, capsys):
+    Trainer(tiny(), tmp_path / "run").close()  # a run killed before its first evaluation
+    assert main(["train", *TINY_ARGV, "--run-dir", str(tmp_path / "run"), "--resume"]) == 0
+    assert "has no saved state yet (its run stopped before its first evaluation): resume starts it again" in \
+        capsys.readouterr().out
+    pytest.importorskip("sb3_contrib")
+    from baselines.rl import RLConfig, RLRun
+
+    RLRun(RLConfig(hidden_size=8), tmp_path / "rl").close()
+    run = RLRun(RLConfig(hidden_size=8), tmp_path / "rl", resume=True)
+    run.close()
+    assert "has no saved state yet" in run.resume_note

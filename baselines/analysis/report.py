@@ -201,6 +201,8 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
         results["timescales"] = summary_rows
         if options.plots:
             files.append(plot_timescales([summary_rows], [run.label], out / "timescales.png", neuron_rows, pop_rows))
+            if pop_rows:  # plot_timescales drew it too
+                files.append(out / POPULATION_AC_PNG)
 
     if target is not None:
         model = run.load(target, device)
@@ -253,6 +255,10 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     return results
 
 
+POPULATION_AC_PNG = "population_ac.png"
+"""The population autocorrelation figure :func:`plot_timescales` draws next to its own when given ``pop_rows``."""
+
+
 def plot_timescales(summaries: Sequence[list[dict]], labels: Sequence[str], path: Path,
                     neuron_rows: list[dict] | None = None, pop_rows: list[dict] | None = None) -> Path:
     plt = pyplot()
@@ -285,7 +291,7 @@ def plot_timescales(summaries: Sequence[list[dict]], labels: Sequence[str], path
             ax.plot([r["lag"] for r in pts], [r["ac"] for r in pts], label=f"N={n}")
         ax.set(xlabel="lag (steps)", ylabel="population autocorrelation")
         ax.legend(fontsize=6, ncol=2)
-        save_figure(fig, path.with_name("population_ac.png"))
+        save_figure(fig, path.with_name(POPULATION_AC_PNG))
     return path
 
 
@@ -320,11 +326,13 @@ def plot_perturbation(tables: Sequence[list[dict]], labels: Sequence[str], path:
 
 def plot_forgetting(row_ns: list[int], col_ns: list[int], matrix: np.ndarray, label: str, path: Path) -> Path:
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(1.2 + 0.25 * len(col_ns), 1.2 + 0.25 * len(row_ns)))
+    # at least wide enough for the title (the run's label) and tall enough for the axis labels
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.2 + 0.25 * len(col_ns)), max(3.0, 1.2 + 0.25 * len(row_ns))))
     im = ax.imshow(np.ma.masked_invalid(matrix), vmin=0.5, vmax=1.0, cmap="viridis", aspect="auto", origin="lower",
                    extent=(col_ns[0] - 0.5, col_ns[-1] + 0.5, -0.5, len(row_ns) - 0.5))
     ax.set_yticks(range(len(row_ns)), [str(n) for n in row_ns])
-    ax.set(xlabel="evaluated N", ylabel="checkpoint N", title=label)
+    ax.set(xlabel="evaluated N", ylabel="checkpoint N")
+    ax.set_title(f"forgetting: {label}", fontsize=8, wrap=True)
     fig.colorbar(im, ax=ax, label="accuracy")
     return save_figure(fig, path)
 

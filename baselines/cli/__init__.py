@@ -20,6 +20,7 @@ import argparse
 from typing import Sequence
 
 from baselines.cli import analyze, experiments, rl, train
+from baselines.cli.args import option_flags
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     experiments.add_parsers(sub)
     rl.add_parsers(sub)
     analyze.add_parsers(sub)
+    for command in sub.choices.values():  # errors name a command's own options (args.print_error)
+        command.set_defaults(flags=option_flags(command))
     return parser
 
 

@@ -133,7 +133,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             results.append(result)
     except (AnalysisError, ValueError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print_error(message)
+        print_error(message, args)
         return 2
     except ImportError as error:
         print_error(f"{error} (figures need matplotlib; or pass --no-plots)")

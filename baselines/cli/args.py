@@ -8,13 +8,62 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
+FIELD_ALIASES = {"env_id": "env", "core_options": "core_option"}
+"""Library config fields whose option has another name (``RLConfig.env_id`` is ``--env``)."""
 
-def print_error(message: object) -> None:
-    """A user error, in the one form every command uses: ``memory-envs: error: MESSAGE`` on stderr."""
-    print(f"memory-envs: error: {message}", file=sys.stderr)
+
+def option_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """``{dest: its long option}`` for every option of ``parser`` (``max_seconds`` -> ``--max-seconds``), plus
+    :data:`FIELD_ALIASES`: what :func:`flag_names` writes for the library's field names."""
+    flags = {action.dest: max(action.option_strings, key=len) for action in parser._actions
+             if action.option_strings and action.dest != "help"}
+    flags.update({field: flags[dest] for field, dest in FIELD_ALIASES.items() if dest in flags})
+    return flags
+
+
+def flag_names(message: str, flags: dict[str, str]) -> str:
+    """``message`` (a library error, which names config fields and keyword arguments) in the command's words:
+    ``resume=True`` -> ``--resume``; a field with an underscore wherever it appears (``max_seconds must be``
+    -> ``--max-seconds must be``); a one-word field only where it is the subject or a keyword
+    (``seed must``, ``seed=``, ``n is required``, ``core needs``), so prose ("cannot resume") is left alone;
+    a keyword given a name (``agents.load(path, core_class=YourCore)``) is Python for the reader, left too."""
+    for field, flag in sorted(flags.items(), key=lambda item: -len(item[0])):
+        message = re.sub(rf"(?<![\w./-]){field}=True\b", flag, message)
+        tail = "" if "_" in field else r"(?=\s+must\b|\s+is required\b|\s+needs\b|=)"
+        message = re.sub(rf"(?<![\w./-]){field}\b(?![-/]|=[A-Za-z_]){tail}", flag, message)
+    return message
+
+
+def print_error(message: object, args: argparse.Namespace | None = None) -> None:
+    """A user error, in the one form every command uses: ``memory-envs: error: MESSAGE`` on stderr. With
+    the command's ``args``, the library's field names become the command's options (:func:`flag_names`)."""
+    text = str(message)
+    if args is not None and getattr(args, "flags", None):
+        text = flag_names(text, args.flags)
+    print(f"memory-envs: error: {text}", file=sys.stderr)
+
+
+def default_run_dir(args: argparse.Namespace, default: str) -> tuple[Path, str | None]:
+    """The run folder of a command given no ``--run-dir``: ``default`` itself with ``--resume`` or ``--overwrite``
+    (they mean that folder) or when it is free; else the first free ``default-2``, ``default-3``, ... (free:
+    missing or empty), so running a command twice starts a second run. Returns the folder and, when it is
+    not ``default``, a line saying so. Reads only."""
+    base = Path(default)
+    if args.resume or args.overwrite:
+        return base, None
+    folder, number = base, 1
+    while folder.exists() and not (folder.is_dir() and not any(folder.iterdir())):
+        number += 1
+        folder = base.with_name(f"{base.name}-{number}")
+    if folder == base:
+        return base, None
+    return folder, (f"{base} holds an earlier run: this run writes {folder} (--resume or --overwrite act on "
+                    f"{base}; --run-dir picks the folder)")
 
 
 def positive_int(value: str) -> int:

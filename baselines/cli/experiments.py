@@ -33,7 +33,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print_error(error)
         return 1
     except (ValueError, ImportError) as error:
-        print_error(error)
+        print_error(error, args)
         return 2
     print((Path(args.out) / "reproduce.md").read_text())
     print(f"tables and figures in {args.out}")
@@ -55,7 +55,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         spec.validate()
         backend = backend_from_args(args, workers=args.workers)
     except (ValueError, TypeError, ImportError) as error:
-        print_error(error)
+        print_error(error, args)
         return 2
     try:
         with tqdm(total=len(spec.runs()), unit="run", dynamic_ncols=True, file=sys.stderr) as bar:
@@ -65,7 +65,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         print_error(error)
         return 1
     except (ValueError, TypeError) as error:
-        print_error(error)
+        print_error(error, args)
         return 2
     print((Path(args.out) / "scorecard.md").read_text())
     print(f"score card and figure in {args.out}")

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-import torch
-from tqdm import tqdm
-
-from baselines.cli.args import bit_probability, positive_int, print_error
+from baselines.cli.args import bit_probability, default_run_dir, positive_int, print_error
+from baselines.cli.progress import BudgetBar, set_threads
+from baselines.interrupt import stop_on_signals
 from baselines.rl import TASK_OF_ENV, RLConfig, RLRun
 from baselines.trainer import CORES
 
@@ -59,7 +57,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     g.add_argument("--eval-episodes", type=int, default=d.eval_episodes, help=f"episodes per evaluation (default: {d.eval_episodes})")
     g.add_argument("--seed", type=int, default=d.seed, help="seed of the envs, the policy and PPO (default: 0)")
     g.add_argument("--device", default=d.device, help="cpu, cuda[:i] or auto (default: cpu)")
-    g.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--threads", type=positive_int, default=None,
+                   help="torch CPU threads (default: the cores not busy with other jobs, by the 1-minute load)")
     g.add_argument("--run-dir", default=None, help="run folder (default: runs/rl-<env>-n<N>-<core>-s<seed>)")
     g.add_argument("--resume", action="store_true",
                    help="continue the run in the run folder from its last saved state (the same options; "
@@ -84,7 +83,8 @@ def rl_config_from_args(args: argparse.Namespace) -> RLConfig:
     )
 
 
-def default_rl_run_dir(config: RLConfig) -> str:
+def default_rl_run_name(config: RLConfig) -> str:
+    """The default run folder, before :func:`~baselines.cli.args.default_run_dir` numbers it."""
     cur = f"-{config.curriculum}" if config.curriculum else ""
     return f"runs/rl-{config.env_id}-n{config.n}{cur}-{config.core}-h{config.hidden_size}-s{config.seed}"
 
@@ -92,8 +92,15 @@ def default_rl_run_dir(config: RLConfig) -> str:
 def format_rl_summary(summary: dict[str, Any]) -> str:
     ev = summary["final_eval"] or {}
     acc = ", ".join(f"N={n}: {a:.3f}" for n, a in ev.get("accuracy", {}).items())
-    return (f"largest N solved: {summary['max_n']}  ({summary['env_id']}, curriculum: {summary['curriculum']}, "
-            f"{summary['core']} core, {summary['hidden_size']} units)\n"
+    if summary["curriculum"] is None:  # a fixed N: solved or not
+        ns = summary["active_ns"]
+        solved = (f"N = {ns[0]} solved" if summary["max_n"] is not None
+                  else f"N = {ns[0]} not solved (accuracy <= the threshold)")
+        what = f"{summary['env_id']}, fixed N"
+    else:
+        solved = f"largest N solved: {'none' if summary['max_n'] is None else summary['max_n']}"
+        what = f"{summary['env_id']}, {summary['curriculum']} curriculum"
+    return (f"{solved}  ({what}, {summary['core']} core, {summary['hidden_size']} units)\n"
             f"timesteps: {summary['timesteps']}  time: {summary['seconds']:.0f} s  "
             f"stopped because: {summary['stopped_because']}\n"
             f"final evaluation: mean return {ev.get('mean_return', float('nan')):.3f}, "
@@ -101,8 +108,7 @@ def format_rl_summary(summary: dict[str, Any]) -> str:
 
 
 def cmd_rl(args: argparse.Namespace) -> int:
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    threads = set_threads(args.threads)
     try:
         import sb3_contrib  # noqa: F401
     except ImportError:
@@ -110,23 +116,34 @@ def cmd_rl(args: argparse.Namespace) -> int:
         return 2
     try:
         config = rl_config_from_args(args)
-        run_dir = args.run_dir or default_rl_run_dir(config)
+        run_dir, note = (args.run_dir, None) if args.run_dir else default_run_dir(args, default_rl_run_name(config))
         run = RLRun(config, run_dir, resume=args.resume, overwrite=args.overwrite)
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
-        print_error(error)
+        print_error(error, args)
         return 2
-    bar = tqdm(total=config.total_timesteps, initial=run.state["timesteps"] if run.state else 0, unit="step",
-               disable=args.quiet, dynamic_ncols=True, file=sys.stderr)
+    for line in (note, run.resume_note, None if args.quiet else threads,
+                 None if args.quiet else f"run folder: {run_dir}"):
+        if line:
+            print(line, flush=True)
+    state = run.state or {}
+    bar = BudgetBar(config.total_timesteps, config.max_seconds, step=state.get("timesteps", 0),
+                    seconds=state.get("seconds", 0.0), unit="timesteps", disable=args.quiet)
 
     def on_eval(line: dict[str, Any]) -> None:
         ns = line["ns"]
         newest = line["accuracy"][str(ns[-1])]
-        bar.set_postfix_str(f"N={ns[0]}..{ns[-1]} acc(N={ns[-1]})={newest:.3f} success={line['success_rate']:.2f}")
+        solved = "" if run.curriculum is None else f"N solved: {run.curriculum.solved or 'none yet'}, "
+        bar.update(line["timesteps"], f"{solved}N={ns[0]}..{ns[-1]} acc(N={ns[-1]})={newest:.3f} "
+                                      f"success={line['success_rate']:.2f}")
 
-    summary = run.run(on_progress=lambda timesteps: bar.update(timesteps - bar.n), on_eval=on_eval)
+    with stop_on_signals() as stop:
+        summary = run.run(on_progress=bar.update, on_eval=on_eval)
     bar.close()
     print(format_rl_summary(summary))
     print(f"run folder: {run_dir}")
+    if stop.signum is not None:
+        print(f"stopped by {stop.name}: the state is saved; --resume --run-dir {run_dir} continues the run")
+        return stop.exit_code
     if "message" in summary:
         print_error(summary["message"])
         return 1

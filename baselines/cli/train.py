@@ -11,9 +11,11 @@ import torch
 from agents.cores import TAU_KINDS
 from agents.protocol import import_core_class, is_import_path
 from baselines.cli.args import (
-    add_backend_options, backend_from_args, bit_probability, comma_choices, comma_floats, comma_ints, parse_core_options,
-    positive_int, print_error,
+    add_backend_options, backend_from_args, bit_probability, comma_choices, comma_floats, comma_ints, default_run_dir,
+    parse_core_options, positive_int, print_error,
 )
+from baselines.cli.progress import BudgetBar, set_threads
+from baselines.interrupt import stop_on_signals
 from baselines.population import Population, grid
 from baselines.trainer import CORES, OPTIMIZERS, TrainConfig, Trainer
 from memory_envs import curriculum as curricula
@@ -76,7 +78,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                    help="comma list of seeds: train one population, a member per seed (and per --task, "
                         "--curriculum, --lr value), side by side in this process")
     g.add_argument("--device", default="auto", help="auto, cpu or cuda[:i] (default: auto)")
-    g.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--threads", type=positive_int, default=None,
+                   help="torch CPU threads (default: the cores not busy with other jobs, by the 1-minute load)")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -93,7 +96,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-def default_run_dir(config: TrainConfig) -> str:
+def default_run_name(config: TrainConfig) -> str:
+    """The default run folder of a solo run, before :func:`~baselines.cli.args.default_run_dir` numbers it."""
     core = config.core.replace(":", ".")
     return f"runs/{config.task}-{config.curriculum}-{core}-h{config.hidden_size}-s{config.seed}"
 
@@ -104,18 +108,24 @@ def is_population(args: argparse.Namespace) -> bool:
 
 
 def population_from_args(args: argparse.Namespace) -> tuple[Path, list[str], list[TrainConfig]]:
-    """The population's folder, its members' folder names and configs (one per grid combination)."""
+    """The population's folder, its members' folder names and configs (one per grid combination); a
+    numbered default folder is announced (see :func:`~baselines.cli.args.default_run_dir`)."""
     base = config_from_args(args)
     members = grid(base, seeds=args.seeds or (), tasks=args.task, curricula=args.curriculum, lrs=args.lr)
     core = base.core.replace(":", ".")
-    run_dir = Path(args.run_dir or f"runs/population-{core}-h{base.hidden_size}")
+    if args.run_dir:
+        run_dir = Path(args.run_dir)
+    else:
+        run_dir, note = default_run_dir(args, f"runs/population-{core}-h{base.hidden_size}")
+        if note:
+            print(note)
     return run_dir, [name for name, _ in members], [config for _, config in members]
 
 
 def format_summary(summary: dict[str, Any]) -> str:
     steps_to = ", ".join(f"N={n}: {s}" for n, s in summary["steps_to_n"].items()) or "none"
     return (
-        f"largest N solved: {summary['max_n']}  ({summary['task']}, {summary['curriculum']}-head curriculum, "
+        f"largest N solved: {_solved(summary['max_n'])}  ({summary['task']}, {summary['curriculum']}-head curriculum, "
         f"{summary['core']} core, {summary['hidden_size']} units)\n"
         f"steps: {summary['steps']}  time: {summary['seconds']:.0f} s  stopped because: {summary['stopped_because']}\n"
         f"steps to solve each N: {steps_to}"
@@ -132,37 +142,46 @@ def _write_plots(run_dirs: list[Path], core_class: type[torch.nn.Module] | None)
         print(f"no figures: {error}")
 
 
+def _solved(n: int | None) -> str:
+    return "none" if n is None else str(n)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    threads = set_threads(args.threads)
     if is_population(args):
-        return _train_population(args)
+        return _train_population(args, threads)
     if args.backend is not None or args.population_size is not None:
         print_error("--backend and --population-size train a grid: give --seeds or comma lists in "
                     "--task, --curriculum or --lr")
         return 2
-    from tqdm import tqdm
-
     try:
         config = config_from_args(args)
-        run_dir = args.run_dir or default_run_dir(config)
+        run_dir, note = (args.run_dir, None) if args.run_dir else default_run_dir(args, default_run_name(config))
         trainer = Trainer(config, run_dir, resume=args.resume, overwrite=args.overwrite)
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
-        print_error(error)
+        print_error(error, args)
         return 2
-    bar = tqdm(total=config.max_steps, initial=trainer.step, unit="step", disable=args.quiet, dynamic_ncols=True)
+    for line in (note, trainer.resume_note, None if args.quiet else threads,
+                 None if args.quiet else f"run folder: {run_dir}"):
+        if line:
+            print(line, flush=True)
+    bar = BudgetBar(config.max_steps, config.max_seconds, step=trainer.step, seconds=trainer.seconds,
+                    disable=args.quiet)
 
     def on_eval(line: dict[str, Any]) -> None:
-        bar.update(line["step"] - bar.n)
         ns = line["ns"]
         newest = line["accuracy"][str(ns[-1])]
-        tau = "" if line["tau_mean"] is None else f" tau={line['tau_mean']:.2f}"
-        bar.set_postfix_str(f"N={ns[0]}..{ns[-1]} acc(N={ns[-1]})={newest:.3f}{tau}")
+        bar.update(line["step"], f"N solved: {_solved(trainer.curriculum.solved)}, training N={ns[0]}..{ns[-1]} "
+                                 f"acc(N={ns[-1]})={newest:.3f}")
 
-    summary = trainer.run(on_eval)
+    with stop_on_signals() as stop:
+        summary = trainer.run(on_eval)
     bar.close()
     print(format_summary(summary))
     print(f"run folder: {run_dir}")
+    if stop.signum is not None:
+        print(f"stopped by {stop.name}: the state is saved; --resume --run-dir {run_dir} continues the run")
+        return stop.exit_code
     if not args.no_plots:
         _write_plots([Path(run_dir)], trainer.core_class)
     if "message" in summary:
@@ -171,9 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_population(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+def _train_population(args: argparse.Namespace, threads: str) -> int:
     try:
         run_dir, names, configs = population_from_args(args)
         folders = [run_dir / name for name in names]
@@ -182,25 +199,35 @@ def _train_population(args: argparse.Namespace) -> int:
             return _train_population_units(args, run_dir, names, configs, backend)
         population = Population(configs, folders, resume=args.resume, overwrite=args.overwrite)
     except (ValueError, TypeError, ImportError) as error:
-        print_error(error)
+        print_error(error, args)
         return 2
-    print(f"population of {len(names)} in {run_dir}: {', '.join(names)}")
-    bar = tqdm(total=max(c.max_steps for c in configs), initial=population.progress([])["step"], unit="step",
-               disable=args.quiet, dynamic_ncols=True)
+    if not args.quiet:
+        print(threads)
+    print(f"population of {len(names)} in {run_dir}: {', '.join(names)}", flush=True)
+    start = population.progress([])
+    max_seconds = [c.max_seconds for c in configs]
+    bar = BudgetBar(max(c.max_steps for c in configs), None if None in max_seconds else max(max_seconds),
+                    step=start["step"], seconds=max(m.seconds for m in population.members), disable=args.quiet)
 
     def on_progress(progress: dict[str, Any]) -> None:
-        bar.update(progress["step"] - bar.n)
-        bar.set_postfix_str(f"running {progress['running']}/{progress['members']} "
-                            f"N={progress['n_min']}..{progress['n_max']}")
+        solved = [m.curriculum.solved for m in population.members if m.curriculum.solved is not None]
+        bar.update(progress["step"], f"running {progress['running']}/{progress['members']}, largest N solved: "
+                                     f"{_solved(max(solved, default=None))}, training N up to {progress['n_max']}")
 
-    summaries = population.run(on_progress=on_progress)
+    with stop_on_signals() as stop:
+        summaries = population.run(on_progress=on_progress)
     bar.close()
     memory = population.progress([])
     estimate = memory["memory_per_member_estimate"]
     where = "GPU allocator peak" if population.members[0].device.type == "cuda" else "process peak resident memory"
     print(f"peak memory per member: {memory['peak_memory_per_member'] / 2**20:.0f} MiB ({where} / members)"
           + ("" if estimate is None else f"; estimated need {estimate / 2**20:.0f} MiB"))
-    return _report_members(args, run_dir, dict(zip(names, summaries)), population.members[0].core_class)
+    code = _report_members(args, run_dir, dict(zip(names, summaries)), population.members[0].core_class,
+                           plots=stop.signum is None)
+    if stop.signum is not None:
+        print(f"stopped by {stop.name}: every member's state is saved; the same command with --resume continues")
+        return stop.exit_code
+    return code
 
 
 def _train_population_units(args: argparse.Namespace, run_dir: Path, names: list[str], configs: list[TrainConfig],
@@ -236,15 +263,16 @@ def _train_population_units(args: argparse.Namespace, run_dir: Path, names: list
 
 
 def _report_members(args: argparse.Namespace, run_dir: Path, summaries: dict[str, dict[str, Any]],
-                    core_class: type[torch.nn.Module] | None) -> int:
-    """Print a line per finished member, write their figures; 1 if a member stopped on an error."""
+                    core_class: type[torch.nn.Module] | None, plots: bool = True) -> int:
+    """Print a line per finished member, write their figures (unless ``plots`` is False); 1 if a member
+    stopped on an error."""
     if summaries:
         width = max(len(name) for name in summaries)
         print(f"{'member':{width}s}  largest N  steps  stopped because")
         for name, summary in summaries.items():
             print(f"{name:{width}s}  {str(summary['max_n']):>9s}  {summary['steps']:5d}  {summary['stopped_because']}")
     print(f"member folders in {run_dir}")
-    if not args.no_plots and summaries:
+    if plots and not args.no_plots and summaries:
         _write_plots([run_dir / name for name in summaries], core_class)
     failed = [(name, s["message"]) for name, s in summaries.items() if "message" in s]
     for name, message in failed:
@@ -259,7 +287,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         try:
             paths = plot_run(run_dir)
         except (FileNotFoundError, ValueError) as error:
-            print_error(error)
+            print_error(error, args)
             return 2
         print(f"{run_dir}: " + ", ".join(p.name for p in paths))
     return 0

@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from baselines import interrupt
 from baselines.resume_state import write_state
 from baselines.run_folder import append_metrics, save_last
 
@@ -110,8 +111,11 @@ class _RunCallbackMixin:
         return cur.finished if cur is not None else self.fixed_solved
 
     def stop_reason(self) -> str | None:
-        """``"target_reached"`` or ``"max_seconds"`` if the run must stop now, else None (the
-        timestep budget is ``learn``'s: it ends after training on the last rollout)."""
+        """``"interrupted"`` (a SIGINT or SIGTERM, :mod:`baselines.interrupt`), ``"target_reached"`` or
+        ``"max_seconds"`` if the run must stop now, else None (the timestep budget is ``learn``'s: it ends
+        after training on the last rollout)."""
+        if interrupt.requested():
+            return "interrupted"
         if self._target_reached():
             return "target_reached"
         max_seconds = self.run.config.max_seconds
@@ -213,13 +217,13 @@ class _RunCallbackMixin:
         return True
 
     def finish(self) -> None:
-        """The final evaluation (unless one just ran at this timestep), the final resume state; closes
-        the evaluation env."""
+        """The final evaluation (unless one just ran at this timestep, or the run was interrupted: it stops
+        at once), the final resume state; closes the evaluation env."""
         self._note_solved()
         if self.message is not None:  # non-finite: no evaluation, and last/ keeps the last finite state
             self.eval_env.close()
             return
-        if self.last_eval_timesteps != self.num_timesteps:
+        if self.last_eval_timesteps != self.num_timesteps and self.stopped_because != "interrupted":
             self._evaluate()
             if self._target_reached() and self.stopped_because != "max_seconds":
                 self.stopped_because = "target_reached"

@@ -14,7 +14,7 @@ from memory_envs.envs import MODES, EnvConfig
 
 TASK_OF_ENV = {env_id: task for task, env_id in ENV_IDS.items()}
 RL_CURRICULA = ("single", "multi")
-STOP_REASONS = ("target_reached", "max_timesteps", "max_seconds", "non_finite")
+STOP_REASONS = ("target_reached", "max_timesteps", "max_seconds", "non_finite", "interrupted")
 DEFAULT_LR = {"leaky": 3e-3, "leaky_mod": 3e-3, "gru": 1e-2, "lstm": 1e-2}
 """Learning rates that learned n=2 well (docs/rl.md); used when ``lr`` is None."""
 ZOO_LR = 3e-3

@@ -57,6 +57,8 @@ class RLRun:
         """The ``last/`` folder this run continues from (None: training starts from scratch)."""
         self.state: dict[str, Any] | None = None
         """The contents of ``last/state.json`` (None: training starts from scratch)."""
+        self.resume_note: str | None = None
+        """Set when a resume found no saved state and starts the run again: the line saying so."""
         self.finished_summary: dict[str, Any] | None = None
         """The summary of a resumed folder that is already finished; :meth:`run` returns it."""
         self._lock: RunLock | None = None
@@ -89,7 +91,7 @@ class RLRun:
         restored = restore_last(self.run_dir, self._read_last)
         if restored is None:  # killed before the first saved state: start again, if that loses nothing
             summary_path.unlink(missing_ok=True)  # an unfinished run's summary: training goes on
-            check_restart(self.run_dir)
+            self.resume_note = check_restart(self.run_dir)
             check_metrics(self.run_dir, 0)
         else:
             self.last, (self.state, curriculum, shared) = restored
@@ -210,6 +212,10 @@ class RLRun:
             cuda = self.model.device.type == "cuda"
             set_rng_state(read_state(self.last, "rng"), cuda)
             venv.seed(int(np.random.SeedSequence([c.seed, self.model.num_timesteps]).generate_state(1)[0]))
+        if tb is None:  # no tensorboard: log nowhere (SB3's default logger would make a /tmp/SB3-* folder)
+            from stable_baselines3.common.logger import Logger
+
+            self.model.set_logger(Logger(folder=None, output_formats=[]))
         callback = make_callback(self, on_progress, on_eval)
         reason = callback.stop_reason()  # a restored run can be done already (e.g. a smaller max_seconds)
         if reason is not None:
