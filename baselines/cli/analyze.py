@@ -1,4 +1,6 @@
-"""``memory-envs analyze RUN_DIR [RUN_DIR ...]``: the command-line face of :mod:`baselines.analysis`."""
+"""``memory-envs analyze RUN_DIR [RUN_DIR ...]``: the command-line face of :mod:`baselines.analysis`; and
+``memory-envs import-authors SRC_DIR OUT_DIR``: the paper's authors' published networks as a run folder
+to analyze (:mod:`baselines.authors`)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from baselines.analysis import (
     ANALYSES, FIT_RULES, PAPER_CHECK_CASES, TAU_PERTURB_TARGETS, AnalysisError, AnalysisOptions, analyze_run,
     compare_runs, fit_accuracy, load_run,
 )
+from baselines.authors import CURRICULA, import_authors
 from baselines.cli.args import comma_floats, comma_ints, comma_list, print_error
 
 
@@ -102,6 +105,43 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                    help=f"where the networks run: cpu, cuda[:i] or auto (default: {d.device}); draws stay on the CPU")
     p.set_defaults(func=cmd_analyze)
     return p
+
+
+def add_import_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``memory-envs import-authors``."""
+    p = subparsers.add_parser(
+        "import-authors", help="one of the paper's authors' network folders -> a run folder to analyze",
+        description="Turn one network folder of the authors' repository (LevinaLab/rnn_timescale_public, "
+                    "trained_models/<network>/: rnn_N{a}_N{b} files, rnn_init, stats.npy) into a run folder of "
+                    "this project (config.json, checkpoints/nNNN, metrics.jsonl with one line per epoch of 600 "
+                    "steps, summary.json), so that analyze and plot work on it. Their files are read without "
+                    "running code (torch weights only; stats.npy through an unpickler that admits numpy arrays "
+                    "and builtin containers only).")
+    p.add_argument("src_dir", metavar="SRC_DIR", help="their network folder, e.g. trained_models/single_parity_network_1")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="the run folder to write (missing or empty)")
+    p.add_argument("--curriculum", choices=CURRICULA, default=None,
+                   help="default: from the folder name (cumulative_ -> multi, single_, sliding_W_F_)")
+    p.add_argument("--task", choices=("parity", "dms"), default=None, help="default: from the folder name")
+    p.add_argument("--variant", choices=("standard", "mod"), default=None,
+                   help="their RNN_Stack (standard) or RNN_Mod (mod) (default: mod if the folder name has their "
+                        "'mod' affix)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run folder made by memory-envs (never a folder holding other files)")
+    p.set_defaults(func=cmd_import_authors)
+    return p
+
+
+def cmd_import_authors(args: argparse.Namespace) -> int:
+    try:
+        summary = import_authors(args.src_dir, args.out_dir, curriculum=args.curriculum, task=args.task,
+                                 variant=args.variant, overwrite=args.overwrite)
+    except (OSError, ValueError) as error:
+        print_error(error)
+        return 2
+    epochs = ", ".join(f"N={n}: {e}" for n, e in summary["epochs_to_n"].items())
+    print(f"{args.out_dir}: {summary['curriculum']}-head {summary['task']} network of {summary['hidden_size']} "
+          f"units, checkpoints up to N={summary['max_n']}; epochs to each N (stats.npy): {epochs or 'none'}")
+    return 0
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
