@@ -5,6 +5,7 @@ to analyze (:mod:`baselines.authors`)."""
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import torch
@@ -22,6 +23,19 @@ def analysis_names(text: str) -> tuple[str, ...]:
     """``--analyses``: a comma list of analysis names, or ``all``."""
     names = comma_list(text)
     return ANALYSES if names == ("all",) else names
+
+
+def drive_p(text: str) -> float | str:
+    """``--drive-p``: a number in [0, 1] or 'uniform'."""
+    if text == "uniform":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1] or 'uniform', got {text!r}")
+    return value
 
 
 #: The paper's data for tau_net: 10 trials x 10^5 steps.
@@ -62,14 +76,18 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     g.add_argument("--burn-in", type=int, default=d.burn_in, help=f"discarded steps (default: {d.burn_in})")
     g.add_argument("--fit", choices=FIT_RULES, default=d.fit_rule,
                    help="tau_net fit: 'robust' (adaptive lag window, fits weighted by the estimate's covariance, "
-                        "likelihood-ratio choice of the double exponential) or 'paper' (lags 0..30, plain AIC) "
+                        "likelihood-ratio choice of the double exponential), 'paper' (lags 0..30, plain AIC) or "
+                        "'authors' (the authors' script: lags 0..30, free amplitude, taus capped at 100, AIC) "
                         f"(default: {d.fit_rule})")
+    g.add_argument("--drive-p", type=drive_p, default=d.drive_p,
+                   help="bit probability of the random-bit drive for tau_net: a number in [0, 1], or 'uniform' "
+                        "(each trial draws p ~ U(0, 1), as the authors' script does) (default: 0.5)")
     g.add_argument("--max-lag", type=int, default=None,
-                   help="most lags accumulated; the paper rule fits lags 0..K, the robust rule's window adapts "
-                        "within it (default: 30 with --fit paper, min(2000, steps/4) with robust)")
+                   help="most lags accumulated; the paper and authors rules fit lags 0..K, the robust rule's window adapts "
+                        "within it (default: 30 with --fit paper or authors, min(2000, steps/4) with robust)")
     g.add_argument("--min-weight", type=float, default=None,
                    help="smallest component weight of an accepted double-exponential fit "
-                        "(default: 0 with --fit paper, 0.05 with robust)")
+                        "(default: 0 with --fit paper or authors, 0.05 with robust)")
     g.add_argument("--pca-steps", type=int, default=d.pca_steps, help=f"steps per trial for PCA (default: {d.pca_steps})")
     g = p.add_argument_group("ablation and perturbation")
     g.add_argument("--k", type=int, default=d.k, help=f"slowest and fastest neurons ablated (default: {d.k})")
@@ -149,7 +167,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     options = AnalysisOptions(
         analyses=tuple(args.analyses), ns=args.ns, n=args.n, trials=args.trials, steps=args.steps,
-        burn_in=args.burn_in, fit_rule=args.fit, max_lag=args.max_lag, min_weight=args.min_weight,
+        burn_in=args.burn_in, fit_rule=args.fit, drive_p=args.drive_p, max_lag=args.max_lag, min_weight=args.min_weight,
         pca_steps=args.pca_steps, tau_perturb=args.tau_perturb,
         k=args.k, zero_bias=not args.keep_bias, stream_length=args.stream_length, stream_batch=args.stream_batch,
         eps=tuple(args.eps), tau_eps=tuple(args.tau_eps), draws=args.draws, eval_batches=args.eval_batches,
