@@ -38,10 +38,10 @@ def ns_from_name(path: str | os.PathLike) -> list[int] | None:
     return list(range(first, last + 1)) if first <= last else None
 
 
-def variant_from_folder(path: str | os.PathLike) -> str:
-    """"mod" when the file's folder name carries their ``mod`` affix (``{curriculum}_{task}_mod_..._network_k``,
+def variant_from_folder(folder: str | os.PathLike) -> str:
+    """"mod" when a network folder's name carries their ``mod`` affix (``{curriculum}_{task}_mod_..._network_k``,
     as their ``save_model`` writes it), else "standard"."""
-    return "mod" if "mod" in Path(path).parent.name.split("_") else "standard"
+    return "mod" if "mod" in Path(folder).name.split("_") else "standard"
 
 
 def _tensor(state: dict, key: str, where: Path) -> torch.Tensor:
@@ -74,7 +74,7 @@ def load_authors(path: str | os.PathLike, ns: Sequence[int] | None = None, *, va
     if not where.is_file():
         raise FileNotFoundError(f"{where} is not a file (expected one of the authors' rnn_N*_N* network files)")
     if variant is None:
-        variant = variant_from_folder(where)
+        variant = variant_from_folder(where.parent)
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
     try:

@@ -147,10 +147,13 @@ def import_authors(src_dir: str | os.PathLike, out_dir: str | os.PathLike, *, cu
     task = task_from_folder(src.name) if task is None else task
     if task not in TASKS:
         raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
-    variant = variant_from_folder(src / "x") if variant is None else variant
+    variant = variant_from_folder(src) if variant is None else variant
     files = sorted((p for p in src.iterdir() if FILE_NAME.fullmatch(p.name)), key=lambda p: ns_from_name(p)[-1])
     if not files:
         raise ValueError(f"{src} holds no network files rnn_N{{a}}_N{{b}} (the authors' trained_models/<network>/)")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"out_dir {out} is not empty: pick a new folder, or pass overwrite to replace a run "
+                         "folder made by memory-envs")
     check_new(out, overwrite)
     models = {ns_from_name(p)[-1]: load_authors(p, variant=variant) for p in files}
     first_ns = ns_from_name(files[0])
