@@ -5,6 +5,10 @@
   the autocorrelation estimate itself (Bartlett's formula under the single-exponential fit), and the
   double exponential is chosen only when its chi-square improvement passes a likelihood-ratio test.
 - ``"paper"``: the paper's rule: lags 0..30 (``max_lag``), unweighted least squares, plain AIC.
+- ``"authors"``: the fit of the authors' script (``analysis/timescales/timescales_utils.py``): lags
+  0..30, a free amplitude a <= 1 (a exp(-k/tau); a (c exp(-k/tau1) + (1 - c) exp(-k/tau2))), every tau
+  in [0, 100], scipy's default start, AIC with k = 2 and 4, NaN on a tie; the caller feeds it the
+  unbiased autocovariance (each lag divided by T - k), as their script computes it.
 
 Why the robust rule departs from the paper: see docs/analysis.md ("Timescale fits").
 """
@@ -19,7 +23,7 @@ import numpy as np
 
 from baselines.analysis.runs import AnalysisError
 
-FIT_RULES = ("robust", "paper")
+FIT_RULES = ("robust", "paper", "authors")
 #: The paper's fitted lags 0..30.
 PAPER_MAX_LAG = 30
 #: Robust rule: the most lags accumulated (the window never grows past it; steps // 4 if smaller).
@@ -30,6 +34,8 @@ WINDOW_FACTOR = 4.0
 LR_CRITICAL = 13.8
 #: Bounds of every fitted tau; a tau within 1% of TAU_MAX "hit the bound".
 TAU_MIN, TAU_MAX = 1e-3, 1e5
+#: The authors' script: every tau in [0, AUTHORS_TAU_MAX]; curve_fit's maxfev.
+AUTHORS_TAU_MAX, AUTHORS_MAXFEV = 100.0, 2000
 _GRID_HEAD, _GRID_TAIL = 16, 32
 
 
@@ -40,13 +46,14 @@ def check_rule(rule: str) -> str:
 
 
 def default_max_lag(rule: str, steps: int) -> int:
-    """Lags accumulated when the caller does not say: 30 (paper), else min(2000, steps // 4)."""
-    return PAPER_MAX_LAG if check_rule(rule) == "paper" else max(1, min(ROBUST_MAX_LAG, int(steps) // 4))
+    """Lags accumulated when the caller does not say: 30 (paper, authors), else min(2000, steps // 4)."""
+    return PAPER_MAX_LAG if check_rule(rule) in ("paper", "authors") else max(1, min(ROBUST_MAX_LAG, int(steps) // 4))
 
 
 def default_min_weight(rule: str) -> float:
-    """Smallest component weight of an accepted double fit: 0 (the paper's plain choice) or 0.05 (robust)."""
-    return 0.0 if check_rule(rule) == "paper" else 0.05
+    """Smallest component weight of an accepted double fit: 0 (the paper's and the authors' plain choice)
+    or 0.05 (robust)."""
+    return 0.05 if check_rule(rule) == "robust" else 0.0
 
 
 def _single(k, tau):
@@ -166,6 +173,52 @@ def _fit_window(ac: np.ndarray, window: int, rule: str, samples: float, min_weig
     return out
 
 
+def _authors_single(k, a, tau):
+    return a * np.exp(-k / tau)
+
+
+def _authors_double(k, a, tau1, tau2, c):
+    return a * c * np.exp(-k / tau1) + a * (1.0 - c) * np.exp(-k / tau2)
+
+
+def _fit_authors(ac: np.ndarray, min_weight: float) -> dict[str, Any]:
+    """The authors' rule on lags 0..K of ``ac`` (see the module docstring)."""
+    from scipy.optimize import curve_fit
+
+    out = _empty()
+    lags = np.arange(ac.shape[0], dtype=np.float64)
+    out["window"] = int(lags[-1])
+    n = lags.size
+    aic1 = aic2 = 1e5  # their value for a fit that raised
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tau = 0 on a bound divides by zero inside curve_fit's steps
+        try:
+            p1, _ = curve_fit(_authors_single, lags, ac, maxfev=AUTHORS_MAXFEV,
+                              bounds=((0, 0), (1.0, AUTHORS_TAU_MAX)))
+            aic1 = 2 * 2 + n * np.log(float(((_authors_single(lags, *p1) - ac) ** 2).sum()) / n)
+            out["tau_single"] = float(p1[1])
+        except (RuntimeError, ValueError, np.linalg.LinAlgError):
+            pass
+        try:
+            p2, _ = curve_fit(_authors_double, lags, ac, maxfev=AUTHORS_MAXFEV,
+                              bounds=((0, 0, 0, 0), (1.0, AUTHORS_TAU_MAX, AUTHORS_TAU_MAX, 1.0)))
+            _, t1, t2, c = (float(v) for v in p2)
+            out.update(tau_fast=min(t1, t2), tau_slow=max(t1, t2), a_slow=c if t1 > t2 else 1.0 - c)
+            if min(c, 1.0 - c) >= min_weight:  # min_weight 0 (default): every double fit competes, as theirs
+                aic2 = 2 * 4 + n * np.log(float(((_authors_double(lags, *p2) - ac) ** 2).sum()) / n)
+        except (RuntimeError, ValueError, np.linalg.LinAlgError):
+            pass
+    if aic1 < aic2:
+        out.update(tau=out["tau_single"], model=1, flag="")
+    elif aic2 < aic1:
+        out.update(tau=out["tau_slow"], model=2, flag="")
+    else:  # a tie (both fits raised, or equal AIC): NaN, as their script gives
+        return out
+    if out["tau"] >= 0.99 * AUTHORS_TAU_MAX:
+        out["flag"] = "bound"
+    return out
+
+
 def fit_timescale(ac: np.ndarray, *, samples: float | None = None, rule: str = "robust",
                   min_weight: float | None = None) -> dict[str, Any]:
     """Fit a neuron's normalized autocorrelation ``ac`` (lags 0..K, ac[0] = 1).
@@ -175,7 +228,8 @@ def fit_timescale(ac: np.ndarray, *, samples: float | None = None, rule: str = "
     paper rule, 0.05 for robust) never wins. ``rule`` "paper": lags 0..K, least squares, plain AIC.
     ``rule`` "robust" (needs ``samples``, the time points behind the estimate, trials x steps):
     window 1..WINDOW_FACTOR * tau within 1..K, iterated; GLS with Bartlett's covariance; double only
-    if chi2 drops by more than LR_CRITICAL. Returns {"tau": the single tau or the slower of the two,
+    if chi2 drops by more than LR_CRITICAL. ``rule`` "authors": the authors' script (lags 0..K, free
+    amplitude, taus in [0, 100], AIC; "bound" = tau at 100). Returns {"tau": the single tau or the slower of the two,
     "model": 1 or 2 (0: failed, tau NaN), "tau_single", "tau_fast", "tau_slow", "a_slow", "window":
     the last lag fitted, "flag": "" | "failed" | "bound" (tau at TAU_MAX, or the window wanted more
     than K lags)}.
@@ -186,6 +240,8 @@ def fit_timescale(ac: np.ndarray, *, samples: float | None = None, rule: str = "
     max_lag = ac.shape[0] - 1
     if max_lag < 1 or not np.all(np.isfinite(ac)):
         return _empty()
+    if rule == "authors":
+        return _fit_authors(ac, min_weight)
     if rule == "paper":
         out = _fit_window(ac, max_lag, rule, math.nan, min_weight)
         wanted = max_lag

@@ -101,25 +101,52 @@ def ablate(model: agents.MultiHeadModel, neurons: int | Iterable[int], *, zero_b
     return copy_
 
 
-def ablation(model: agents.MultiHeadModel, stream: Stream, *, k: int = 20, zero_bias: bool = True,
-             head: int | None = None) -> list[dict[str, Any]]:
-    """Silence the k slowest and the k fastest neurons by trained tau, one at a time (the paper).
+#: Chance of a streaming test (p = 0.5 bits): the floor of the paper's chance-corrected relative accuracy.
+CHANCE = 0.5
 
-    Returns rows {"group": "slow"|"fast", "rank", "neuron", "tau", "accuracy", "intact", "relative"}
-    with relative = ablated accuracy / intact accuracy on ``stream``.
+
+def relative_accuracies(accuracy: float, baseline: float) -> dict[str, float]:
+    """{"relative": accuracy / baseline, "relative_chance": (accuracy - 0.5) / (baseline - 0.5)}: the plain
+    ratio and the chance-corrected one the paper plots (the authors' plotting scripts; 0 at chance, 1 at
+    the baseline); NaN where the baseline is not above 0 (resp. chance)."""
+    return {"relative": accuracy / baseline if baseline > 0 else math.nan,
+            "relative_chance": (accuracy - CHANCE) / (baseline - CHANCE) if baseline > CHANCE else math.nan}
+
+
+def trained_tau(core: agents.Core) -> torch.Tensor:
+    """The trained tau before the clamp tau' = max(tau, 1) (the clamp parametrisation's raw values, which
+    may sit below 1); tau' itself for softplus and fixed tau, which have no clamp."""
+    tc = core.time_constant
+    return tc.raw if tc.trainable and tc.parametrisation == "clamp" else core.tau
+
+
+def tau_order(tau: np.ndarray, seed: int) -> np.ndarray:
+    """Neuron indices from the fastest to the slowest tau; equal taus in an order drawn from ``seed``."""
+    tiebreak = np.random.default_rng(seed).permutation(tau.size)
+    return np.lexsort((tiebreak, tau))
+
+
+def ablation(model: agents.MultiHeadModel, stream: Stream, *, k: int = 20, zero_bias: bool = True,
+             head: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    """Silence the k slowest and the k fastest neurons, one at a time (the paper).
+
+    Neurons are ranked by the trained tau before the clamp (:func:`trained_tau`), as the authors do,
+    ties broken at random from ``seed`` (:func:`tau_order`). Returns rows {"group": "slow"|"fast",
+    "rank", "neuron", "tau" (that raw tau), "accuracy", "intact", "relative", "relative_chance"}
+    (:func:`relative_accuracies` of the ablated against the intact accuracy on ``stream``).
     """
     head = stream.n if head is None else head
     check_head(model, head)
     intact = streaming_accuracy(model, stream, head)
-    tau = model.tau.detach().cpu().numpy()
-    order = np.argsort(tau, kind="stable")
+    tau = trained_tau(model.core).detach().cpu().numpy().astype(np.float64)
+    order = tau_order(tau, seed)
     k = min(k, tau.size)
     rows = []
     for group, picked in (("slow", order[::-1][:k]), ("fast", order[:k])):
         for rank, i in enumerate(picked):
             acc = streaming_accuracy(ablate(model, int(i), zero_bias=zero_bias), stream, head)
             rows.append({"group": group, "rank": rank, "neuron": int(i), "tau": float(tau[i]), "accuracy": acc,
-                         "intact": intact, "relative": acc / intact if intact > 0 else math.nan})
+                         "intact": intact, **relative_accuracies(acc, intact)})
     return rows
 
 
@@ -165,7 +192,7 @@ def perturb_tau(model: agents.MultiHeadModel, eps: float, generator: torch.Gener
     copy_ = copy.deepcopy(model)
     tc = copy_.core.time_constant
     clamp = on == "raw" and tc.trainable and tc.parametrisation == "clamp"
-    tau = (tc.raw if clamp else copy_.core.tau).detach().to(torch.float64)
+    tau = (trained_tau(copy_.core) if clamp else copy_.core.tau).detach().to(torch.float64)
     d = torch.randn(tau.shape, generator=generator, dtype=torch.float64).to(tau.device)  # CPU draw, then moved
     if eps != 0:
         new = (tau + eps * tau.norm() / d.norm() * d.abs()).to(tc.raw.dtype)
@@ -184,7 +211,8 @@ def perturbation(model: agents.MultiHeadModel, stream: Stream, *, kind: str = "w
     for every eps and draw, relative to the unperturbed model (eps = 0 returns that baseline exactly;
     its perturbed copy is the model).
 
-    Rows {"kind", "eps", "draw", "accuracy", "baseline", "relative"}.
+    Rows {"kind", "eps", "draw", "accuracy", "baseline", "relative", "relative_chance"}
+    (:func:`relative_accuracies`).
     """
     if kind not in ("weight", "tau"):
         raise AnalysisError(f"perturbation kind must be 'weight' or 'tau', got {kind!r}")
@@ -204,5 +232,5 @@ def perturbation(model: agents.MultiHeadModel, stream: Stream, *, kind: str = "w
         for draw in range(draws if e != 0 else 1):
             acc = streaming_accuracy(make(model, e, g), stream, head)
             rows.append({"kind": kind, "eps": e, "draw": draw, "accuracy": acc, "baseline": baseline,
-                         "relative": acc / baseline if baseline > 0 else math.nan})
+                         **relative_accuracies(acc, baseline)})
     return rows

@@ -23,7 +23,7 @@ from baselines.analysis.lesions import (
     DEFAULT_EPS, TAU_PERTURB_TARGETS, ablation, make_stream, perturbation, recurrent_weight_param,
 )
 from baselines.analysis.runs import AnalysisError, Run, load_run
-from baselines.analysis.timescales import network_timescales
+from baselines.analysis.timescales import check_drive_p, network_timescales
 from baselines.plots import pyplot, save_figure
 from baselines.trainer import resolve_device
 
@@ -43,7 +43,8 @@ class AnalysisOptions:
     trials: int = 10
     steps: int = 100_000
     burn_in: int = 500
-    fit_rule: str = "robust"  # "paper": lags 0..30, plain AIC (see baselines.analysis.fits)
+    fit_rule: str = "robust"  # "paper": lags 0..30, plain AIC; "authors": their script's fit (baselines.analysis.fits)
+    drive_p: float | str = 0.5  # bit probability of the tau_net drive; "uniform": p ~ U(0, 1) per trial (theirs)
     max_lag: int | None = None  # None: 30 (paper) or min(2000, steps // 4) (robust)
     min_weight: float | None = None  # None: 0 (paper) or 0.05 (robust)
     pca_steps: int = 10_000
@@ -71,6 +72,7 @@ class AnalysisOptions:
             if int(getattr(self, name)) < 1:
                 raise AnalysisError(f"{name} must be >= 1, got {getattr(self, name)}")
         check_rule(self.fit_rule)
+        check_drive_p(self.drive_p)
         if self.max_lag is not None and not 1 <= self.max_lag < self.steps:
             raise AnalysisError(f"max_lag must be >= 1 and below steps ({self.steps}), got {self.max_lag}")
         if self.min_weight is not None and not 0 <= self.min_weight < 0.5:
@@ -171,7 +173,7 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
             started = time.perf_counter()
             r = network_timescales(run.load(n, device), trials=options.trials, steps=options.steps, burn_in=options.burn_in,
                                    max_lag=options.max_lag, seed=options.seed, rule=options.fit_rule,
-                                   min_weight=options.min_weight)
+                                   min_weight=options.min_weight, p=options.drive_p)
             seconds = time.perf_counter() - started
             for i, f in enumerate(r["fits"]):
                 neuron_rows.append({**base, "n": n, "neuron": i, "tau": float(r["tau"][i]), "tau_net": f["tau"],
@@ -181,6 +183,7 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
             forget, own = r["forget_timescale"], r["own_timescale"]
             summary_rows.append({**base, "n": n, "tau_mean": float(r["tau"].mean()), "tau_max": float(r["tau"].max()),
                                  **{k: r[k] for k in SUMMARY_KEYS}, "fit_rule": options.fit_rule,
+                                 "drive_p": options.drive_p,
                                  "forget_gate_timescale": forget["timescale"] if forget else math.nan,
                                  "own_timescale_measure": own["measure"] if own else "none",
                                  "own_timescale_mean": own["mean"] if own else math.nan,
@@ -209,12 +212,15 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
         stream = make_stream(run.task, target, length=options.stream_length, batch_size=options.stream_batch,
                              seed=options.seed)
     if "ablation" in options.analyses:
-        rows = [{**base, "n": target, **r} for r in ablation(model, stream, k=options.k, zero_bias=options.zero_bias)]
+        rows = [{**base, "n": target, **r} for r in ablation(model, stream, k=options.k, zero_bias=options.zero_bias,
+                                                             seed=options.seed)]
         files.append(write_csv(out / "ablation.csv", rows))
         results["ablation"] = rows
         for g in ("slow", "fast"):
             rel = [r["relative"] for r in rows if r["group"] == g]
-            log(f"ablation N={target}: {g}est {len(rel)} neurons, mean relative accuracy {np.mean(rel):.3f}")
+            chance = [r["relative_chance"] for r in rows if r["group"] == g]
+            log(f"ablation N={target}: {g}est {len(rel)} neurons, mean relative accuracy {np.mean(chance):.3f} "
+                f"chance-corrected (the paper's), {np.mean(rel):.3f} as a plain ratio")
         if options.plots:
             files.append(plot_ablation([rows], [run.label], out / "ablation.png"))
     if "perturbation" in options.analyses:
@@ -300,10 +306,11 @@ def plot_ablation(tables: Sequence[list[dict]], labels: Sequence[str], path: Pat
     fig, ax = plt.subplots(figsize=(5, 3.6))
     width = 0.8 / max(len(tables), 1)
     for j, (rows, label) in enumerate(zip(tables, labels)):
-        means = [np.mean([r["relative"] for r in rows if r["group"] == g]) for g in ("slow", "fast")]
+        means = [np.mean([r["relative_chance"] for r in rows if r["group"] == g]) for g in ("slow", "fast")]
         ax.bar(np.arange(2) + j * width, means, width, label=f"{label} N={rows[0]['n']}")
     ax.set_xticks(np.arange(2) + width * (len(tables) - 1) / 2, ["slowest tau", "fastest tau"])
-    ax.set(ylabel="relative accuracy (ablated / intact)", ylim=(0, 1.05), title="single-neuron ablation")
+    ax.set(ylabel="(ablated - 0.5) / (intact - 0.5)", ylim=(0, 1.05),
+           title="single-neuron ablation (chance-corrected, as the paper)")
     ax.legend(fontsize=7)
     return save_figure(fig, path)
 
@@ -315,11 +322,12 @@ def plot_perturbation(tables: Sequence[list[dict]], labels: Sequence[str], path:
         for ax, kind in zip(axes, ("weight", "tau")):
             pts = [r for r in rows if r["kind"] == kind and r["eps"] > 0]
             eps = sorted({r["eps"] for r in pts})
-            mean = [np.mean([r["relative"] for r in pts if r["eps"] == e]) for e in eps]
-            std = [np.std([r["relative"] for r in pts if r["eps"] == e]) for e in eps]
+            mean = [np.mean([r["relative_chance"] for r in pts if r["eps"] == e]) for e in eps]
+            std = [np.std([r["relative_chance"] for r in pts if r["eps"] == e]) for e in eps]
             ax.errorbar(eps, mean, yerr=std, marker="o", capsize=2, label=label)
     for ax, kind in zip(axes, ("weight", "tau")):
-        ax.set(xscale="log", xlabel="eps", ylabel="relative accuracy", title=f"{kind} perturbation", ylim=(0, 1.1))
+        ax.set(xscale="log", xlabel="eps", ylabel="(accuracy - 0.5) / (baseline - 0.5)",
+               title=f"{kind} perturbation (chance-corrected)", ylim=(-0.1, 1.1))
     axes[0].legend(fontsize=7)
     return save_figure(fig, path)
 

@@ -18,9 +18,11 @@ from baselines.analysis.runs import AnalysisError
 
 @torch.no_grad()
 def drive(core: agents.Core, consume: Callable[[torch.Tensor, torch.Tensor, Any], None], *, trials: int = 10,
-          steps: int = 100_000, burn_in: int = 500, chunk: int = 2048, seed: int = 0, p: float = 0.5) -> None:
+          steps: int = 100_000, burn_in: int = 500, chunk: int = 2048, seed: int = 0, p: float | str = 0.5) -> None:
     """Run ``core`` on ``trials`` parallel streams of Bernoulli(p) bits (batch B = trials), on the
-    core's device (bits and initial state drawn on the CPU from ``seed``, then moved).
+    core's device (bits and initial state drawn on the CPU from ``seed``, then moved). ``p``: one bit
+    probability for every trial, or "uniform": each trial draws its own p ~ U(0, 1) once, for its
+    burn-in and all its steps (the authors' script: ``torch.rand(M) < torch.rand(1)`` per trial).
 
     After ``burn_in`` discarded steps, ``consume(hidden [C, B, H], inputs [C, B, 1], state_before)`` is
     called for consecutive chunks of at most ``chunk`` steps (``steps`` in all); only one chunk is
@@ -29,6 +31,7 @@ def drive(core: agents.Core, consume: Callable[[torch.Tensor, torch.Tensor, Any]
     for name, value in (("trials", trials), ("steps", steps), ("chunk", chunk)):
         if int(value) < 1:
             raise AnalysisError(f"{name} must be >= 1, got {value}")
+    check_drive_p(p)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # per-step [B, H] x [H, H] products: one thread is fastest, and on a busy
     try:                      # 2-core machine 2 threads were measured 80x slower (OpenMP contention)
@@ -37,13 +40,27 @@ def drive(core: agents.Core, consume: Callable[[torch.Tensor, torch.Tensor, Any]
         torch.set_num_threads(threads)
 
 
+DRIVE_P_CHOICES = ("uniform",)
+
+
+def check_drive_p(p: float | str) -> float | str:
+    """A drive bit probability: a number in [0, 1] or "uniform"; AnalysisError naming both otherwise."""
+    if isinstance(p, str) and p in DRIVE_P_CHOICES:
+        return p
+    if isinstance(p, (int, float)) and not isinstance(p, bool) and 0.0 <= p <= 1.0:
+        return float(p)
+    raise AnalysisError(f"drive p must be a number in [0, 1] or 'uniform', got {p!r}")
+
+
 def _drive(core, consume, trials, steps, burn_in, chunk, seed, p) -> None:
     g = torch.Generator().manual_seed(seed)
     ref = next(core.parameters())
     state = core.initial_state(trials, generator=g)
+    probs = torch.rand(trials, 1, dtype=ref.dtype, generator=g) if p == "uniform" else None
 
     def bits(length: int) -> torch.Tensor:
-        return torch.bernoulli(torch.full((length, trials, 1), p, dtype=ref.dtype), generator=g).to(ref.device)
+        source = torch.full((length, trials, 1), p, dtype=ref.dtype) if probs is None else probs.expand(length, trials, 1)
+        return torch.bernoulli(source, generator=g).to(ref.device)
 
     done = 0
     while done < burn_in:
@@ -117,8 +134,9 @@ class LagSums:
         """Time points behind the trial-averaged estimate: steps x trials."""
         return self.length * (self.sums.shape[1] if self.sums is not None else 0)
 
-    def autocovariance(self) -> np.ndarray:
-        """Mean-subtracted autocovariance per trial, biased (divided by T): [K+1, B, H]."""
+    def autocovariance(self, unbiased: bool = False) -> np.ndarray:
+        """Mean-subtracted autocovariance per trial, biased (divided by T) or ``unbiased`` (lag k divided
+        by T - k, as the authors' script does): [K+1, B, H]."""
         if self.pending is None:
             raise ValueError("no data")
         if self.length <= self.max_lag:
@@ -133,7 +151,7 @@ class LagSums:
         a = (self.total[:, None] - last).permute(1, 0, 2)  # sum_{t < T-lag} x_t  [K+1, B, H]
         b = (self.total[:, None] - first).permute(1, 0, 2)  # sum_{t >= lag} x_t
         lags = torch.arange(k + 1, dtype=torch.float64, device=self.sums.device)[:, None, None]
-        out = (self.sums - m * (a + b) + (t - lags) * m * m) / t
+        out = (self.sums - m * (a + b) + (t - lags) * m * m) / ((t - lags) if unbiased else t)
         return out.cpu().numpy()
 
 
@@ -193,9 +211,10 @@ def tau_net_summary(tau_net: np.ndarray, fits: list[dict[str, Any]]) -> dict[str
 def timescales_from_lag_sums(sums: LagSums, *, rule: str = "robust", min_weight: float | None = None
                              ) -> dict[str, Any]:
     """tau_net of every neuron whose lag sums are in ``sums``: the one fitting path of
-    ``network_timescales`` and ``trace_timescales``. Returns {"tau_net": [H], "fits", the
-    ``tau_net_summary`` keys, "population_ac": [K+1], "autocov": [K+1, H], "samples"}."""
-    autocov = sums.autocovariance().mean(axis=1)
+    ``network_timescales`` and ``trace_timescales``; the "authors" rule fits the unbiased estimate,
+    as their script does. Returns {"tau_net": [H], "fits", the ``tau_net_summary`` keys,
+    "population_ac": [K+1], "autocov": [K+1, H], "samples"}."""
+    autocov = sums.autocovariance(unbiased=rule == "authors").mean(axis=1)
     fits = fit_timescales(autocov, samples=sums.samples, rule=rule, min_weight=min_weight)
     tau_net = np.array([f["tau"] for f in fits])
     return {"tau_net": tau_net, "fits": fits, **tau_net_summary(tau_net, fits),
@@ -222,8 +241,9 @@ def trace_timescales(chunks: Iterable[np.ndarray | torch.Tensor], *, steps: int,
 
 def network_timescales(core_or_model, *, trials: int = 10, steps: int = 100_000, burn_in: int = 500,
                        max_lag: int | None = None, chunk: int = 2048, seed: int = 0, rule: str = "robust",
-                       min_weight: float | None = None) -> dict[str, Any]:
-    """The network-mediated timescale tau_net of every neuron (SPEC 5).
+                       min_weight: float | None = None, p: float | str = 0.5) -> dict[str, Any]:
+    """The network-mediated timescale tau_net of every neuron (SPEC 5), driven by bits of probability
+    ``p`` (0.5, or "uniform": p ~ U(0, 1) per trial as in the authors' script; see :func:`drive`).
 
     ``rule`` "robust" (default) or "paper" picks the fit (:mod:`baselines.analysis.fits`);
     ``max_lag`` is the most lags accumulated (default: 30 for "paper", min(2000, steps // 4) for
@@ -232,6 +252,7 @@ def network_timescales(core_or_model, *, trials: int = 10, steps: int = 100_000,
     "own_timescale": ``OwnTimescale.result()``}; tau_net is NaN where both fits failed or the neuron is silent.
     """
     max_lag = _lag_bound(rule, steps, max_lag)
+    check_drive_p(p)
     core = core_or_model.core if isinstance(core_or_model, agents.MultiHeadModel) else core_or_model
     sums = LagSums(max_lag)
     own = OwnTimescale(core)
@@ -240,7 +261,7 @@ def network_timescales(core_or_model, *, trials: int = 10, steps: int = 100_000,
         sums.add(hidden)
         own.add(hidden, x, state)
 
-    drive(core, consume, trials=trials, steps=steps, burn_in=burn_in, chunk=max(chunk, max_lag), seed=seed)
+    drive(core, consume, trials=trials, steps=steps, burn_in=burn_in, chunk=max(chunk, max_lag), seed=seed, p=p)
     tau = getattr(core, "tau", None)
     return {"tau": tau.detach().cpu().numpy().astype(np.float64) if isinstance(tau, torch.Tensor)
             else np.full(core.hidden_size, math.nan),

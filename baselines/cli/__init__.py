@@ -6,6 +6,7 @@
     memory-envs benchmark --cores ...    score card of recurrent cores (built-in or your own)
     memory-envs rl --env NDMS-v0 --n 2   RecurrentPPO with our cores, optional curriculum
     memory-envs analyze RUN [RUN ...]    timescales, ablation, perturbation, forgetting, dimensionality
+    memory-envs import-authors SRC OUT   the paper's authors' published networks as a run folder
 
 One module per command family (:mod:`~baselines.cli.train`, :mod:`~baselines.cli.experiments`,
 :mod:`~baselines.cli.rl`, :mod:`~baselines.cli.analyze`), each with an ``add_parsers(subparsers)``;
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     experiments.add_parsers(sub)
     rl.add_parsers(sub)
     analyze.add_parsers(sub)
+    analyze.add_import_parser(sub)
     for command in sub.choices.values():  # errors name a command's own options (args.print_error)
         command.set_defaults(flags=option_flags(command))
     return parser

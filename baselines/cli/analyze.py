@@ -1,8 +1,11 @@
-"""``memory-envs analyze RUN_DIR [RUN_DIR ...]``: the command-line face of :mod:`baselines.analysis`."""
+"""``memory-envs analyze RUN_DIR [RUN_DIR ...]``: the command-line face of :mod:`baselines.analysis`; and
+``memory-envs import-authors SRC_DIR OUT_DIR``: the paper's authors' published networks as a run folder
+to analyze (:mod:`baselines.authors`)."""
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import torch
@@ -12,6 +15,7 @@ from baselines.analysis import (
     ANALYSES, FIT_RULES, PAPER_CHECK_CASES, TAU_PERTURB_TARGETS, AnalysisError, AnalysisOptions, analyze_run,
     compare_runs, fit_accuracy, load_run,
 )
+from baselines.authors import CURRICULA, import_authors
 from baselines.cli.args import comma_floats, comma_ints, comma_list, print_error
 
 
@@ -19,6 +23,19 @@ def analysis_names(text: str) -> tuple[str, ...]:
     """``--analyses``: a comma list of analysis names, or ``all``."""
     names = comma_list(text)
     return ANALYSES if names == ("all",) else names
+
+
+def drive_p(text: str) -> float | str:
+    """``--drive-p``: a number in [0, 1] or 'uniform'."""
+    if text == "uniform":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1] or 'uniform', got {text!r}")
+    return value
 
 
 #: The paper's data for tau_net: 10 trials x 10^5 steps.
@@ -59,14 +76,18 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     g.add_argument("--burn-in", type=int, default=d.burn_in, help=f"discarded steps (default: {d.burn_in})")
     g.add_argument("--fit", choices=FIT_RULES, default=d.fit_rule,
                    help="tau_net fit: 'robust' (adaptive lag window, fits weighted by the estimate's covariance, "
-                        "likelihood-ratio choice of the double exponential) or 'paper' (lags 0..30, plain AIC) "
+                        "likelihood-ratio choice of the double exponential), 'paper' (lags 0..30, plain AIC) or "
+                        "'authors' (the authors' script: lags 0..30, free amplitude, taus capped at 100, AIC) "
                         f"(default: {d.fit_rule})")
+    g.add_argument("--drive-p", type=drive_p, default=d.drive_p,
+                   help="bit probability of the random-bit drive for tau_net: a number in [0, 1], or 'uniform' "
+                        "(each trial draws p ~ U(0, 1), as the authors' script does) (default: 0.5)")
     g.add_argument("--max-lag", type=int, default=None,
-                   help="most lags accumulated; the paper rule fits lags 0..K, the robust rule's window adapts "
-                        "within it (default: 30 with --fit paper, min(2000, steps/4) with robust)")
+                   help="most lags accumulated; the paper and authors rules fit lags 0..K, the robust rule's window adapts "
+                        "within it (default: 30 with --fit paper or authors, min(2000, steps/4) with robust)")
     g.add_argument("--min-weight", type=float, default=None,
                    help="smallest component weight of an accepted double-exponential fit "
-                        "(default: 0 with --fit paper, 0.05 with robust)")
+                        "(default: 0 with --fit paper or authors, 0.05 with robust)")
     g.add_argument("--pca-steps", type=int, default=d.pca_steps, help=f"steps per trial for PCA (default: {d.pca_steps})")
     g = p.add_argument_group("ablation and perturbation")
     g.add_argument("--k", type=int, default=d.k, help=f"slowest and fastest neurons ablated (default: {d.k})")
@@ -104,12 +125,49 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     return p
 
 
+def add_import_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``memory-envs import-authors``."""
+    p = subparsers.add_parser(
+        "import-authors", help="one of the paper's authors' network folders -> a run folder to analyze",
+        description="Turn one network folder of the authors' repository (LevinaLab/rnn_timescale_public, "
+                    "trained_models/<network>/: rnn_N{a}_N{b} files, rnn_init, stats.npy) into a run folder of "
+                    "this project (config.json, checkpoints/nNNN, metrics.jsonl with one line per epoch of 600 "
+                    "steps, summary.json), so that analyze and plot work on it. Their files are read without "
+                    "running code (torch weights only; stats.npy through an unpickler that admits numpy arrays "
+                    "and builtin containers only).")
+    p.add_argument("src_dir", metavar="SRC_DIR", help="their network folder, e.g. trained_models/single_parity_network_1")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="the run folder to write (missing or empty)")
+    p.add_argument("--curriculum", choices=CURRICULA, default=None,
+                   help="default: from the folder name (cumulative_ -> multi, single_, sliding_W_F_)")
+    p.add_argument("--task", choices=("parity", "dms"), default=None, help="default: from the folder name")
+    p.add_argument("--variant", choices=("standard", "mod"), default=None,
+                   help="their RNN_Stack (standard) or RNN_Mod (mod) (default: mod if the folder name has their "
+                        "'mod' affix)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run folder made by memory-envs (never a folder holding other files)")
+    p.set_defaults(func=cmd_import_authors)
+    return p
+
+
+def cmd_import_authors(args: argparse.Namespace) -> int:
+    try:
+        summary = import_authors(args.src_dir, args.out_dir, curriculum=args.curriculum, task=args.task,
+                                 variant=args.variant, overwrite=args.overwrite)
+    except (OSError, ValueError) as error:
+        print_error(error)
+        return 2
+    epochs = ", ".join(f"N={n}: {e}" for n, e in summary["epochs_to_n"].items())
+    print(f"{args.out_dir}: {summary['curriculum']}-head {summary['task']} network of {summary['hidden_size']} "
+          f"units, checkpoints up to N={summary['max_n']}; epochs to each N (stats.npy): {epochs or 'none'}")
+    return 0
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     options = AnalysisOptions(
         analyses=tuple(args.analyses), ns=args.ns, n=args.n, trials=args.trials, steps=args.steps,
-        burn_in=args.burn_in, fit_rule=args.fit, max_lag=args.max_lag, min_weight=args.min_weight,
+        burn_in=args.burn_in, fit_rule=args.fit, drive_p=args.drive_p, max_lag=args.max_lag, min_weight=args.min_weight,
         pca_steps=args.pca_steps, tau_perturb=args.tau_perturb,
         k=args.k, zero_bias=not args.keep_bias, stream_length=args.stream_length, stream_batch=args.stream_batch,
         eps=tuple(args.eps), tau_eps=tuple(args.tau_eps), draws=args.draws, eval_batches=args.eval_batches,
