@@ -116,11 +116,14 @@ def test_benchmark_bad_input_exits_before_training(tmp_path, capsys, argv, words
 
 def test_optimizer_per_core():
     spec = BenchmarkSpec()
-    assert (spec.config("leaky", "parity", "multi", 0).optimizer, spec.config("leaky", "parity", "multi", 0).lr) == (
-        "sgd", 0.05)
-    assert (spec.config("gru", "dms", "single", 0).optimizer, spec.config("gru", "dms", "single", 0).lr) == (
-        "adam", 1e-3)
-    assert BenchmarkSpec(optimizer="sgd").config("lstm", "dms", "multi", 0).optimizer == "sgd"
+    assert spec.config("leaky", "parity", "multi", 0).optimizer_settings() == ("sgd", 0.05)
+    assert spec.config("gru", "dms", "single", 0).optimizer_settings() == ("adam", 1e-3)
+    assert spec.config("deltanet", "dms", "single", 0).optimizer_settings() == ("adam", 1e-2)
+    assert BenchmarkSpec(optimizer="sgd").config("lstm", "dms", "multi", 0).optimizer_settings() == ("sgd", 0.05)
+    signed = spec.config("lru+signed", "parity", "single", 0)
+    assert signed.core == "lru" and signed.core_options == {"eigenvalues": "signed"}
+    with pytest.raises(ValueError, match="'\\+signed' applies to the kinds with an eigenvalues option"):
+        spec.config("gru+signed", "parity", "single", 0)
 
 
 def test_benchmark_refuses_a_folder_with_another_budget(tmp_path):
