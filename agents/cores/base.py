@@ -80,12 +80,13 @@ class Core(nn.Module):
         parts = tuple(ref.new_zeros(batch_size, *shape) for shape in self.state_shapes())
         return parts[0] if len(parts) == 1 else parts
 
-    def _parts(self, state: State) -> tuple[torch.Tensor, ...]:
+    def state_parts(self, state: State) -> tuple[torch.Tensor, ...]:
+        """The state's tensors as a tuple (one tensor or a tuple of them, as ``state_shapes`` lists)."""
         return (state,) if self.state_tensors == 1 else tuple(state)
 
     def flatten_state(self, state: State) -> torch.Tensor:
         """The state as one [B, state_size] tensor."""
-        parts = self._parts(state)
+        parts = self.state_parts(state)
         return torch.cat([p.reshape(p.shape[0], -1) for p in parts], dim=1)
 
     def unflatten_state(self, flat: torch.Tensor) -> State:
@@ -121,7 +122,7 @@ class Core(nn.Module):
             or any(tuple(p.shape) != (batch_size, *shape) for p, shape in zip(parts, shapes))
         ):
             expected = ", ".join(str([batch_size, *shape]) for shape in shapes)
-            what = "a tensor" if len(shapes) == 1 else f"a tuple of {len(shapes)} tensors"
+            what = "a tensor" if len(shapes) == 1 else f"a tuple ({', '.join(self.state_names())}) of tensors"
             raise ValueError(f"state must be {what} of shape {expected}")
 
     def state_names(self) -> tuple[str, ...]:
@@ -135,18 +136,22 @@ class Core(nn.Module):
         core's device (checked before any kernel runs, where a mix would fail deep inside one)."""
         device = self._reference().device
         check_same_device("x", x, device)
-        for name, part in zip(self.state_names(), self._parts(state)):
+        for name, part in zip(self.state_names(), self.state_parts(state)):
             check_same_device(name, part, device)
 
-    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """Run over x [T, B, F]; returns hidden [T, B, H] and the final state."""
+    def _prepare(self, x: torch.Tensor, state: State | None) -> State:
+        """Check x [T, B, F] and the state (the initial state if None) and return the state."""
         self._check_input(x, 3)
         if state is None:
             state = self.initial_state(x.shape[1])
         else:
             self._check_state(state, x.shape[1])
         self.check_devices(x, state)
-        return self._run(x, state)
+        return state
+
+    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Run over x [T, B, F]; returns hidden [T, B, H] and the final state."""
+        return self._run(x, self._prepare(x, state))
 
     def step(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """One time step on x [B, F]; returns h [B, H] and the new state."""
@@ -251,17 +256,6 @@ class TauCore(Core):
 
     def state_names(self) -> tuple[str, ...]:
         return ("state",) if self.state_tensors == 1 else ("state h", "state c")
-
-    def _check_state(self, state: State, batch_size: int) -> None:
-        parts = (state,) if self.state_tensors == 1 else state
-        if (
-            not isinstance(parts, tuple)
-            or len(parts) != self.state_tensors
-            or not all(isinstance(p, torch.Tensor) for p in parts)
-            or any(p.shape != (batch_size, self.hidden_size) for p in parts)
-        ):
-            what = "a tensor" if self.state_tensors == 1 else "a tuple (h, c) of tensors"
-            raise ValueError(f"state must be {what} of shape [{batch_size}, {self.hidden_size}]")
 
     @classmethod
     def min_parameters(cls, config: dict[str, Any]) -> int | None:

@@ -240,7 +240,7 @@ class BlockCore(Core):
         return len(self.state_shapes())
 
     def _block_states(self, state: State) -> list[BlockState]:
-        parts, out = self._parts(state), []
+        parts, out = self.state_parts(state), []
         for block in self.blocks:
             count = len(block.state_shapes())
             out.append(tuple(parts[:count]))
@@ -268,11 +268,7 @@ class BlockCore(Core):
 
     def decays(self, x: torch.Tensor, state: State | None = None) -> torch.Tensor | None:
         """|a_t| of every input-dependent recurrent unit of every block, [T, B, U] (None if fixed)."""
-        self._check_input(x, 3)
-        state = self.initial_state(x.shape[1]) if state is None else state
-        self._check_state(state, x.shape[1])
-        self.check_devices(x, state)
-        _, _, decays = self._run_blocks(x, state)
+        _, _, decays = self._run_blocks(x, self._prepare(x, state))
         if any(d is None for d in decays):
             return None
         return torch.cat([d.reshape(d.shape[0], d.shape[1], -1) for d in decays], dim=2)
