@@ -83,7 +83,8 @@ def _join_state(core: Core, state: Any) -> tuple[th.Tensor, th.Tensor]:
 
 def _mask(core: Core, state: Any, keep: th.Tensor) -> Any:
     """Zero the state where keep == 0 (keep is [B, 1]): the zero state is every core's reset state."""
-    return core.unflatten_state(core.flatten_state(state) * keep)
+    parts = [part * keep.reshape(-1, *[1] * (part.dim() - 1)) for part in core.state_parts(state)]
+    return parts[0] if len(parts) == 1 else tuple(parts)
 
 
 def build_optimizer(optimizer_class: type[th.optim.Optimizer], params: Any, lr: float,
