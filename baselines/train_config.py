@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -53,6 +53,19 @@ def check_finite(value: object, name: str, minimum: float, strict: bool) -> None
           and (value > minimum if strict else value >= minimum))
     if not ok:
         raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum:g} and finite, got {value!r}")
+
+
+def refuse_tau_options(config: Any, names: Sequence[str]) -> None:
+    """ValueError naming the tau settings among ``names`` that ``config`` (a dataclass with a ``core``)
+    changes from its defaults, unless its core has a per-neuron tau (or is an external core)."""
+    if is_import_path(config.core) or config.core in agents.cores.TAU_KINDS:
+        return
+    defaults = type(config)()
+    changed = [name for name in names
+               if tuple(np.atleast_1d(getattr(config, name))) != tuple(np.atleast_1d(getattr(defaults, name)))]
+    if changed:
+        raise ValueError(f"{', '.join(changed)} only apply to the cores with a per-neuron tau "
+                         f"{agents.cores.TAU_KINDS}; core {config.core!r} has none")
 
 
 @dataclass
@@ -135,14 +148,7 @@ class TrainConfig:
 
     def check_tau_options(self) -> None:
         """The tau settings are options of the cores with a per-neuron tau only: refuse them elsewhere."""
-        if is_import_path(self.core) or self.core in agents.cores.TAU_KINDS:
-            return
-        defaults = TrainConfig()
-        changed = [name for name in ("tau_init", "train_tau", "tau_param")
-                   if tuple(np.atleast_1d(getattr(self, name))) != tuple(np.atleast_1d(getattr(defaults, name)))]
-        if changed:
-            raise ValueError(f"{', '.join(changed)} only apply to the cores with a per-neuron tau "
-                             f"{agents.cores.TAU_KINDS}; core {self.core!r} has none")
+        refuse_tau_options(self, ("tau_init", "train_tau", "tau_param"))
 
     def check_memory(self) -> None:
         """Refuse a batch whose training step would not fit in memory (at ``target_n`` if set), before any."""

@@ -338,6 +338,8 @@ def test_bad_input_exits_2(tmp_path, capsys, argv, field):
     ({"total_timesteps": 0}, "total_timesteps"), ({"eval_episodes": 0}, "eval_episodes"),
     ({"max_seconds": 0}, "max_seconds"), ({"core_options": {"nonsense": 1}}, "core_options"),
     ({"tau_init": (0.5, 2.0)}, "tau_init"), ({"hidden_size": 0}, "hidden_size"), ({"batch_size": -1}, "batch_size"),
+    ({"core": "lru", "train_tau": False}, "train_tau only apply to the cores with a per-neuron tau"),
+    ({"core": "mamba", "tau_init": (1.0, 3.0)}, "tau_init only apply to the cores with a per-neuron tau"),
 ])
 def test_config_validation_names_the_field(changes, field):
     with pytest.raises(ValueError, match=field):

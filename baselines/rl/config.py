@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from baselines.train_config import refuse_tau_options
 from baselines.trainer import CORES, check_seed, resolve_device
 from memory_envs import ENV_IDS, Curriculum, sizes, tasks
 from memory_envs.envs import MODES, EnvConfig
@@ -113,9 +114,7 @@ class RLConfig:
 
         check_seed(self.seed)
         resolve_device(self.device)
-        if self.core not in agents.cores.TAU_KINDS and (tuple(self.tau_init) != (1.0, 2.0) or not self.train_tau):
-            raise ValueError(f"tau_init and train_tau only apply to the cores with a per-neuron tau "
-                             f"{agents.cores.TAU_KINDS}; core {self.core!r} has none")
+        refuse_tau_options(self, ("tau_init", "train_tau"))
         self.check_memory()
         options = self.policy_kwargs()["core_options"]
         try:  # a throwaway generator: no global RNG is drawn from
