@@ -120,9 +120,9 @@ def core_variant(core: str) -> tuple[str, dict[str, Any]]:
     if not core.endswith(SIGNED):
         return core, {}
     kind = core[: -len(SIGNED)]
-    signed_kinds = [k for k in agents_cores.KINDS if "eigenvalues" in getattr(agents_cores.core_class(k), "block_options", {})]
-    if kind not in signed_kinds:
-        raise ValueError(f"core {core!r}: '+signed' applies to the kinds with an eigenvalues option {signed_kinds}")
+    if kind not in agents_cores.EIGENVALUE_KINDS:
+        raise ValueError(f"core {core!r}: '+signed' applies to the kinds with an eigenvalues option "
+                         f"{list(agents_cores.EIGENVALUE_KINDS)}")
     return kind, {"eigenvalues": "signed"}
 
 

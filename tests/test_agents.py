@@ -513,7 +513,7 @@ def test_same_seed_same_initial_network_on_cpu_and_cuda(kind):
     (lambda: LeakyRNN(1, 4)([[0.0]]), TypeError, "torch.Tensor"),
     (lambda: LeakyRNN(1, 4).step(torch.rand(5, 2, 1), None), ValueError, r"\[B, F\]"),
     (lambda: LeakyRNN(1, 4)(torch.rand(5, 2, 1), torch.rand(3, 4)), ValueError, "state"),
-    (lambda: LeakyLSTM(1, 4)(torch.rand(5, 2, 1), torch.rand(2, 4)), ValueError, r"tuple \(h, c\)"),
+    (lambda: LeakyLSTM(1, 4)(torch.rand(5, 2, 1), torch.rand(2, 4)), ValueError, r"tuple \(state h, state c\)"),
     (lambda: LeakyRNN(1, 4).initial_state(0), ValueError, "batch_size"),
     (lambda: MultiHeadModel(nn.GRU(1, 4), [2]), TypeError, "core"),
     (lambda: MultiHeadModel(LeakyRNN(1, 4), [0]), ValueError, "n must be"),

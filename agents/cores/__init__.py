@@ -43,6 +43,8 @@ KINDS = ("leaky", "leaky_mod", *(kind for kind in CORES if kind != "leaky"))
 """Every built-in kind make_core takes ("leaky_mod" is LeakyRNN with variant="mod")."""
 TAU_KINDS = tuple(kind for kind in KINDS if issubclass(CORES.get(kind, LeakyRNN), TauCore))
 """The kinds with a per-neuron time constant tau (the tau options, ablation by tau, tau perturbation)."""
+EIGENVALUE_KINDS = tuple(kind for kind in KINDS if "eigenvalues" in getattr(CORES.get(kind), "block_options", {}))
+"""The kinds with the ``eigenvalues="positive"|"signed"`` option (Grazzi et al. 2025's [-1, 1] extension)."""
 NO_OWN_TIMESCALE = ("transformer",)
 """The kinds with neither an own timescale nor input-dependent decays: the transformer, whose memory is
 its window (Transformer.context_length)."""
@@ -65,6 +67,6 @@ def make_core(kind: str, input_size: int, hidden_size: int, **options: Any) -> n
     return cls(input_size, hidden_size, **options)
 
 
-__all__ = ["CORES", "KINDS", "NO_OWN_TIMESCALE", "TAU_KINDS", "Core", "DeltaNet", "LRU", "LeakyGRU", "LeakyLSTM",
+__all__ = ["CORES", "EIGENVALUE_KINDS", "KINDS", "NO_OWN_TIMESCALE", "TAU_KINDS", "Core", "DeltaNet", "LRU", "LeakyGRU", "LeakyLSTM",
            "LeakyRNN", "Mamba", "MinGRU", "S5", "State", "TauCore", "Transformer", "core_class", "make_core",
            "member_results", "run_side_by_side"]
