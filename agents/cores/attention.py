@@ -26,8 +26,9 @@ a step attends only to itself and the valid past, so ``step``, a run in two halv
 
 Memory is the window alone: an input more than ``layers * (C - 1)`` steps back cannot reach the output
 (``context_length``), and a window shorter than N makes N-parity and N-DMS unsolvable. A run that
-targets N_max should size ``context`` 4 N_max + 2 (``memory-envs train``), the longest trial, so the
-window holds every trial whole as a recurrent core sees it. The core has no timescale of its own nor
+targets N_max should size ``context`` to at least 4 N_max + 2, the longest trial (default 128: every trial
+whole up to N_max = 31; beyond, ``memory-envs train --core-option context=...``), so the window holds
+every trial whole as a recurrent core sees it. The core has no timescale of its own nor
 an input-dependent decay (``own_timescales`` and ``decays`` are None; agents.cores.NO_OWN_TIMESCALE).
 """
 
