@@ -17,9 +17,10 @@ the ``eigenvalues`` option trained with ``eigenvalues="signed"``, or an external
 Score card (``scorecard.csv`` / ``scorecard.md``), one row per core x task x curriculum: the
 median and range over seeds of the largest N solved, the median steps to reach N = 8 / 16 / 32
 (with how many seeds reached it), the held-out streaming accuracy of the largest solved N, and at
-that N the median tau_net and the architecture's own timescale (``baselines.analysis.network_timescales``
-on a short drive of ``timescale_steps`` steps); ``n_over_steps.png`` plots N reached against training
-steps for all cores.
+that N the median tau_net (with the neurons it is the median of, those with tau_net > 1, and the share of
+fits that failed or hit their bound) and the architecture's own timescale
+(``baselines.analysis.network_timescales`` on a short drive of ``timescale_steps`` steps);
+``n_over_steps.png`` plots N reached against training steps for all cores.
 """
 
 from __future__ import annotations
@@ -194,8 +195,8 @@ def timescales_at_max_n(run_dir: Path, spec: BenchmarkSpec, seed: int) -> dict[s
     from baselines.analysis import network_timescales
 
     summary, config = read_json(run_dir / "summary.json"), read_json(run_dir / "config.json")
-    empty = {"n": None, "tau_net_median": None, "tau_net_mean": None, "own_timescale_median": None,
-             "own_timescale_measure": None}
+    empty = {"n": None, "tau_net_median": None, "tau_net_mean": None, "tau_net_neurons": None,
+             "tau_net_share_failed_or_bound": None, "own_timescale_median": None, "own_timescale_measure": None}
     if not summary["steps_to_n"]:
         return empty
     n = max(int(k) for k in summary["steps_to_n"])
@@ -209,6 +210,8 @@ def timescales_at_max_n(run_dir: Path, spec: BenchmarkSpec, seed: int) -> dict[s
         return float(value) if np.isfinite(value) else None
 
     return {"n": n, "tau_net_median": finite(r["tau_net_median"]), "tau_net_mean": finite(r["tau_net_mean"]),
+            "tau_net_neurons": r["neurons_tau_net_gt1"],
+            "tau_net_share_failed_or_bound": finite(r["share_failed_or_bound"]),
             "own_timescale_median": finite(own["median"]) if own else None,
             "own_timescale_measure": own["measure"] if own else None}
 
@@ -319,10 +322,24 @@ def scorecard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         for key in ("tau_net_median", "own_timescale_median"):
             values = [r["timescales"][key] for r in runs if r["timescales"].get(key) is not None]
             row[f"{key.removesuffix('_median')}_at_max_n"] = _median(values, digits=2)
+        for key, column, digits in (("tau_net_neurons", "tau_net_neurons", None),
+                                    ("tau_net_share_failed_or_bound", "tau_net_share_failed_or_bound", 2)):
+            values = [r["timescales"][key] for r in runs if r["timescales"].get(key) is not None]
+            row[f"{column}_at_max_n"] = _median(values, digits=digits)
         measures = {r["timescales"].get("own_timescale_measure") for r in runs} - {None}
         row["own_timescale_measure"] = ",".join(sorted(measures)) or "-"
         rows.append(row)
     return rows
+
+
+def tau_net_cell(row: dict[str, Any]) -> str:
+    """tau_net with what it rests on: "3.52 (2; 0%)" is the median over 2 neurons with tau_net > 1, no fit
+    failed or at its bound (a value from few neurons, or mostly from fits at the bound, is no timescale)."""
+    if row["tau_net_at_max_n"] == "-":
+        return "-"
+    share = row["tau_net_share_failed_or_bound_at_max_n"]
+    share = "-" if share == "-" else f"{float(share):.0%}"
+    return f"{row['tau_net_at_max_n']} ({row['tau_net_neurons_at_max_n']}; {share})"
 
 
 def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
@@ -333,14 +350,15 @@ def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
     writer.writerows(rows)
     atomic_write_text(out / "scorecard.csv", buffer.getvalue())
     lines = ["| core | task | curriculum | largest N: median [min, max] | steps to N=8 | steps to N=16 | "
-             "steps to N=32 | held-out accuracy at largest N | tau_net at largest N | own timescale at largest N |",
+             "steps to N=32 | held-out accuracy at largest N | tau_net at largest N (neurons > 1; failed or at "
+             "bound) | own timescale at largest N |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         steps = [f"{r[f'steps_to_{n}_median']} ({r[f'steps_to_{n}_reached']}/{r['seeds']})" for n in MILESTONES]
         own = "-" if r["own_timescale_at_max_n"] == "-" else f"{r['own_timescale_at_max_n']} ({r['own_timescale_measure']})"
         lines.append(f"| {r['core']} | {r['task']} | {r['curriculum']} | {r['max_n_median']:g} "
                      f"[{r['max_n_min']}, {r['max_n_max']}] | {' | '.join(steps)} | {r['heldout_at_max_n_median']} | "
-                     f"{r['tau_net_at_max_n']} | {own} |")
+                     f"{tau_net_cell(r)} | {own} |")
     atomic_write_text(out / "scorecard.md", "\n".join(lines) + "\n")
     try:
         plot_scorecard(results, out / "n_over_steps.png")

@@ -51,6 +51,11 @@ def test_benchmark_end_to_end_resume_and_scorecard(tmp_path):
         heldout = json.loads((out / "runs" / name / "heldout.json").read_text())
         assert set(heldout) == set(summary["steps_to_n"])
         assert all(0.0 <= a <= 1.0 for a in heldout.values())
+        timescales = json.loads((out / "runs" / name / "timescales.json").read_text())
+        if timescales["n"] is not None:  # tau_net comes with the neurons it rests on
+            assert timescales["n"] == summary["max_n"]
+            assert 0 <= timescales["tau_net_neurons"] <= 16 and row["tau_net_neurons_at_max_n"] == str(
+                timescales["tau_net_neurons"])
     assert "example_core:ElmanCore" in (out / "scorecard.md").read_text()
     assert (out / "n_over_steps.png").exists()
 
@@ -144,3 +149,76 @@ def test_runs_are_grouped_by_core_into_populations():
     assert [len(g) for g in groups] == [3, 1, 3, 1] and sorted(r for g in groups for r in g) == sorted(spec.runs())
     with pytest.raises(ValueError, match="population_size"):
         BenchmarkSpec(population_size=0).validate()
+
+
+LEADERBOARD = Path(__file__).resolve().parents[1] / "docs" / "leaderboard.md"
+
+
+def leaderboard_commands() -> list[list[str]]:
+    """The `memory-envs benchmark` commands of docs/leaderboard.md's bash blocks, as argv lists."""
+    import re
+    import shlex
+
+    blocks = re.findall(r"```bash\n(.*?)```", LEADERBOARD.read_text(), flags=re.S)
+    lines = " ".join(blocks).replace("\\\n", " ").splitlines()
+    return [shlex.split(line.split("#")[0])[1:] for line in lines if line.startswith("memory-envs benchmark")]
+
+
+def test_leaderboard_commands_run_the_documented_protocol(tmp_path, monkeypatch):
+    """The commands that wrote docs/leaderboard.md still parse, validate and cover every kind (main table)
+    and every kind with the eigenvalues option as +signed (the second table), at one budget."""
+    import baselines.benchmark
+
+    specs = []
+
+    def record(spec, out, **kwargs):
+        specs.append(spec)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "scorecard.md").write_text("")
+        return []
+
+    monkeypatch.setattr(baselines.benchmark, "run_benchmark", record)
+    commands = leaderboard_commands()
+    assert len(commands) == 2, commands
+    for argv in commands:
+        out = argv.index("--out") + 1
+        argv[out] = str(tmp_path / argv[out])
+        assert main(argv) == 0
+    main_card, signed = specs
+    assert set(main_card.cores) == set(agents.cores.KINDS)
+    assert set(main_card.tasks) == {"parity", "dms"} and set(main_card.curricula) == {"single", "multi"}
+    assert set(signed.cores) == {f"{kind}+signed" for kind in agents.cores.EIGENVALUE_KINDS}
+    assert signed.tasks == ("parity",)
+    budget = ("max_steps", "max_seconds", "hidden_size", "eval_every", "eval_batches", "optimizer", "seeds")
+    assert [getattr(signed, k) for k in budget] == [getattr(main_card, k) for k in budget]
+
+
+def test_timescales_at_max_n_name_the_neurons_behind_tau_net(tmp_path, device):
+    """The score card's tau_net comes with how many neurons it is the median of and the share of fits that
+    failed or hit a bound, as network_timescales reports them for the largest solved N's checkpoint."""
+    from baselines.analysis import network_timescales
+    from baselines.benchmark import scorecard_rows, tau_net_cell, timescales_at_max_n
+
+    g = torch.Generator().manual_seed(3)
+    model = agents.MultiHeadModel(agents.make_core("leaky", 1, 12, tau_init=(1.0, 8.0), generator=g), heads=[2, 3],
+                                  generator=g)
+    run_dir = tmp_path / "run"
+    for n in (2, 3):
+        agents.save(model, run_dir / "checkpoints" / f"n{n:03d}")
+    (run_dir / "summary.json").write_text(json.dumps({"steps_to_n": {"2": 10, "3": 20}}))
+    (run_dir / "config.json").write_text(json.dumps({"core": "leaky"}))
+    spec = BenchmarkSpec(timescale_steps=600, device=str(device))
+    got = timescales_at_max_n(run_dir, spec, seed=0)
+    want = network_timescales(agents.load(run_dir / "checkpoints" / "n003"), trials=4, steps=600, burn_in=200, seed=0)
+    assert got["n"] == 3 and got["tau_net_neurons"] == want["neurons_tau_net_gt1"] > 0
+    assert got["tau_net_share_failed_or_bound"] == pytest.approx(want["share_failed_or_bound"])
+    assert got["tau_net_median"] == pytest.approx(want["tau_net_median"])
+
+    results = [{"core": "leaky", "task": "dms", "curriculum": "multi", "seed": seed, "max_n": 3, "steps": 20,
+                "steps_to_n": {"3": 20}, "heldout": {"3": 0.9},
+                "timescales": {**got, "tau_net_median": tau, "tau_net_neurons": neurons,
+                               "tau_net_share_failed_or_bound": share}}
+               for seed, tau, neurons, share in ((0, 2.0, 4, 0.0), (1, 4.0, 6, 0.5))]
+    (row,) = scorecard_rows(results)
+    assert (row["tau_net_at_max_n"], row["tau_net_neurons_at_max_n"]) == ("3.00", "5")
+    assert tau_net_cell(row) == "3.00 (5; 25%)"
