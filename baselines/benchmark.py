@@ -252,6 +252,8 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, backend: BackendC
     out = Path(out)
     runs_root = (Path(storage) if storage is not None else out) / "runs"
     spec_path = out / "benchmark.json"
+    if (out / "rl_benchmark.json").exists():
+        raise ValueError(f"{out} holds an RL score card (rl_benchmark.json); use another --out for the supervised one")
     if spec_path.exists():
         saved = read_json(spec_path)
         mine = json.loads(json.dumps(spec.__dict__))

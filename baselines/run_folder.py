@@ -35,7 +35,7 @@ from agents.checkpoint import atomic_write
 MARKER = ".memory-envs-run"
 LOCK = ".lock"
 RUN_ENTRIES = frozenset({MARKER, LOCK, "config.json", "metrics.jsonl", "summary.json", "last", "last.new",
-                         "last.old", "checkpoints", "model.zip", "tb", "heldout.json", "analysis"})
+                         "last.old", "checkpoints", "model.zip", "tb", "heldout.json", "rlcard.json", "analysis"})
 """Every name a run of this project writes at the top of its folder (figures ``*.png`` and temporary
 ``.*.tmp`` files besides): ``overwrite`` replaces a folder holding nothing else."""
 
