@@ -109,7 +109,9 @@ class RLScorecardSpec:
                 raise ValueError(f"policies must be {STOCK_LSTM} or core kinds {POLICY_CORES[:-1]}, got {policy!r}")
         if self.curriculum is not None and self.curriculum not in CURRICULA:
             raise ValueError(f"curriculum must be None or one of {CURRICULA}, got {self.curriculum!r}")
-        tasks.check_positive_int(self.workers, "workers")
+        for name in ("timesteps", "hidden_size", "n_envs", "n_steps", "batch_size", "n_epochs", "eval_every",
+                     "eval_episodes", "workers"):  # here, so that errors name the card's fields, not RLConfig's
+            tasks.check_positive_int(getattr(self, name), name)
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):  # RLConfig takes None (its defaults): not here
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         for preset in self.presets:
