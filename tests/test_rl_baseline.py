@@ -164,7 +164,7 @@ def test_curriculum_run_with_envs_in_subprocesses(tmp_path):
     summary = train_rl(config, tmp_path / "run")
     assert summary["max_n"] == 3 and summary["stopped_because"] == "target_reached"
     assert summary["active_ns"] == [2, 3] and set(summary["timesteps_to_n"]) == {"2", "3"}
-    with pytest.raises(ValueError, match=r"vec_env must be one of \('dummy', 'subproc'\)"):
+    with pytest.raises(ValueError, match=r"vec_env must be one of \('dummy', 'subproc', 'native'\)"):
         dataclasses.replace(config, vec_env="threads").validate()
 
 
