@@ -24,8 +24,6 @@ steps for all cores.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from dataclasses import dataclass
@@ -39,7 +37,7 @@ from agents import cores as agents_cores
 from agents.protocol import import_core_class, is_import_path
 from baselines.backends import BackendConfig, Unit, UnitsFailed, run_units
 from baselines.population import Population
-from baselines.run_folder import read_json
+from baselines.run_folder import read_json, write_csv
 from baselines.train_config import OPTIMIZERS
 from baselines.trainer import TrainConfig, atomic_write_text, resolve_device
 from memory_envs import curriculum as curricula
@@ -329,11 +327,7 @@ def scorecard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
     rows = scorecard_rows(results)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "scorecard.csv", buffer.getvalue())
+    write_csv(out / "scorecard.csv", rows)
     lines = ["| core | task | curriculum | largest N: median [min, max] | steps to N=8 | steps to N=16 | "
              "steps to N=32 | held-out accuracy at largest N | tau_net at largest N | own timescale at largest N |",
              "|---|---|---|---|---|---|---|---|---|---|"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
@@ -77,9 +78,6 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         return 2
     if args.rl:
         return cmd_rl_benchmark(args)
-    from tqdm import tqdm
-
-    from baselines.backends import UnitsFailed
     from baselines.benchmark import BenchmarkSpec, expand_cores, run_benchmark
 
     spec = BenchmarkSpec(cores=expand_cores(args.cores), tasks=args.tasks, curricula=args.curricula, seeds=args.seeds,
@@ -87,32 +85,11 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                          eval_every=args.eval_every, eval_batches=args.eval_batches, workers=args.workers,
                          population_size=args.population_size, optimizer=args.optimizer, device=args.device,
                          timescale_steps=args.timescale_steps)
-    try:
-        spec.validate()
-        backend = backend_from_args(args, workers=args.workers)
-    except (ValueError, TypeError, ImportError) as error:
-        print_error(error, args)
-        return 2
-    try:
-        with tqdm(total=len(spec.runs()), unit="run", dynamic_ncols=True, file=sys.stderr) as bar:
-            run_benchmark(spec, args.out, backend=backend, storage=args.storage, log=bar.write,
-                          on_run=lambda result: bar.update())
-    except UnitsFailed as error:
-        print_error(error)
-        return 1
-    except (ValueError, TypeError) as error:
-        print_error(error, args)
-        return 2
-    print((Path(args.out) / "scorecard.md").read_text())
-    print(f"score card and figure in {args.out}")
-    return 0
+    return run_card(args, spec, run_benchmark, "scorecard.md", "score card and figure")
 
 
 def cmd_rl_benchmark(args: argparse.Namespace) -> int:
     """``benchmark --rl``: the RL score card (:mod:`baselines.rl.scorecard`)."""
-    from tqdm import tqdm
-
-    from baselines.backends import UnitsFailed
     from baselines.rl.scorecard import PPO_LR, RLScorecardSpec, expand_presets, run_rl_scorecard
 
     try:
@@ -126,6 +103,16 @@ def cmd_rl_benchmark(args: argparse.Namespace) -> int:
                            lr=PPO_LR if args.lr is None else args.lr, gamma=args.gamma, ent_coef=args.ent_coef,
                            eval_every=args.eval_every, eval_episodes=args.eval_episodes, max_seconds=args.max_seconds,
                            workers=args.workers, device=args.device)
+    return run_card(args, spec, run_rl_scorecard, "rl_scorecard.md", "RL score card")
+
+
+def run_card(args: argparse.Namespace, spec: Any, run: Callable[..., Any], table: str, what: str) -> int:
+    """Validate ``spec`` and the backend options, ``run(spec, out, ...)`` with a progress bar over its runs,
+    print the card's ``table``; exit code 2 for bad options, 1 if some units failed."""
+    from tqdm import tqdm
+
+    from baselines.backends import UnitsFailed
+
     try:
         spec.validate()
         backend = backend_from_args(args, workers=args.workers)
@@ -134,16 +121,15 @@ def cmd_rl_benchmark(args: argparse.Namespace) -> int:
         return 2
     try:
         with tqdm(total=len(spec.runs()), unit="run", dynamic_ncols=True, file=sys.stderr) as bar:
-            run_rl_scorecard(spec, args.out, backend=backend, storage=args.storage, log=bar.write,
-                             on_run=lambda result: bar.update())
+            run(spec, args.out, backend=backend, storage=args.storage, log=bar.write, on_run=lambda result: bar.update())
     except UnitsFailed as error:
         print_error(error)
         return 1
     except (ValueError, TypeError) as error:
         print_error(error, args)
         return 2
-    print((Path(args.out) / "rl_scorecard.md").read_text())
-    print(f"RL score card in {args.out}")
+    print((Path(args.out) / table).read_text())
+    print(f"{what} in {args.out}")
     return 0
 
 

@@ -28,8 +28,6 @@ and the median training timesteps per second (evaluations included).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from dataclasses import dataclass
@@ -41,7 +39,7 @@ import numpy as np
 from baselines.backends import BackendConfig, Unit, UnitsFailed, run_units
 from baselines.rl.callback import evaluate_policy
 from baselines.rl.config import POLICY_CORES, STOCK_LSTM, RLConfig
-from baselines.run_folder import read_json, read_metrics
+from baselines.run_folder import read_json, read_metrics, write_csv
 from baselines.trainer import atomic_write_text
 from memory_envs import DIFFICULTIES, ENV_IDS, PRESETS, OraclePolicy
 from memory_envs import presets as preset_ids
@@ -389,11 +387,7 @@ def scorecard_rows(results: Sequence[dict[str, Any]], spec: RLScorecardSpec) -> 
 def write_scorecard(results: Sequence[dict[str, Any]], spec: RLScorecardSpec, out: Path) -> None:
     """``rl_scorecard.csv`` (one row per preset x policy) and ``rl_scorecard.md`` (the table and the references)."""
     rows = scorecard_rows(results, spec)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "rl_scorecard.csv", buffer.getvalue())
+    write_csv(out / "rl_scorecard.csv", rows)
     lines = ["| preset | policy | normalized return: median [min, max] | success rate | per-head accuracy | "
              "timesteps to 0.5 | timesteps to 0.9 | timesteps/s |",
              "|---|---|---|---|---|---|---|---|"]
