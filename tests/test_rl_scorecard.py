@@ -73,6 +73,7 @@ def test_tiny_card_end_to_end_resumes_after_a_kill(tmp_path):
         assert [t for t, _ in card["curve"]] == [512, 1024, 1536]
         assert row["accuracy_median"].startswith(f"N={card['n']}:") and float(row["timesteps_per_second_median"]) > 0
     assert "| NDMS-Easy-v0 | leaky |" in (out / "rl_scorecard.md").read_text()
+    assert (out / "normalized_over_timesteps.png").exists()
 
     # Run again: everything is finished, nothing is redone.
     stamp = (killed / "summary.json").stat().st_mtime_ns

@@ -23,7 +23,8 @@ preset's episodes, so the same reference applies. An evaluation before N is acti
 Score card (``rl_scorecard.csv`` / ``rl_scorecard.md``), one row per preset x policy: the median and
 range over seeds of the final normalized return, the median success rate and per-head accuracy, the
 median timesteps at which an evaluation first reached normalized 0.5 / 0.9 (with how many seeds did),
-and the median training timesteps per second (evaluations included).
+and the median training timesteps per second (evaluations included); ``normalized_over_timesteps.png``
+plots every run's evaluations.
 """
 
 from __future__ import annotations
@@ -404,7 +405,36 @@ def write_scorecard(results: Sequence[dict[str, Any]], spec: RLScorecardSpec, ou
                   f"each seed's {spec.eval_episodes} evaluation episodes, oracle / uniformly random policy): "
               + "; ".join(f"{p} seed {s}: {o:g} / {q:g}" for p, s, o, q in refs) + "."]
     atomic_write_text(out / "rl_scorecard.md", "\n".join(lines) + "\n")
+    try:
+        plot_scorecard(results, spec, out / "normalized_over_timesteps.png")
+    except ImportError:
+        pass
 
 
-__all__ = ["CARD_FILE", "LEVELS", "PPO_LR", "RLScorecardSpec", "Reference", "expand_presets", "reference", "references",
-           "run_rl_scorecard", "scorecard_rows", "write_scorecard"]
+def plot_scorecard(results: Sequence[dict[str, Any]], spec: RLScorecardSpec, path: Path) -> None:
+    """Each run's normalized return over training timesteps, one panel per preset, one color per policy
+    (needs matplotlib)."""
+    from baselines.plots import pyplot, save_figure
+
+    plt = pyplot()
+    presets = [p for p in spec.presets if any(r["preset"] == p for r in results)]
+    fig, axes = plt.subplots(1, len(presets), figsize=(4.5 * len(presets), 3.5), squeeze=False)
+    colors = {policy: f"C{i % 10}" for i, policy in enumerate(spec.policies)}
+    for ax, preset in zip(axes[0], presets):
+        labelled = set()
+        for r in sorted((r for r in results if r["preset"] == preset), key=lambda r: (r["policy"], r["seed"])):
+            points = [(t, v) for t, v in r["curve"] if v is not None]
+            if points:
+                ax.plot(*zip(*points), color=colors.get(r["policy"], "k"), alpha=0.7,
+                        label=None if r["policy"] in labelled else r["policy"])
+                labelled.add(r["policy"])
+        ax.axhline(0.0, color="grey", lw=0.8, ls=":")
+        ax.set_title(f"{preset} (N = {PRESETS[preset].n})")
+        ax.set_xlabel("training timesteps")
+        ax.set_ylabel("normalized return (random 0, oracle 1)")
+        ax.legend(fontsize=7)
+    save_figure(fig, path)
+
+
+__all__ = ["CARD_FILE", "LEVELS", "PPO_LR", "RLScorecardSpec", "Reference", "expand_presets", "plot_scorecard", "reference",
+           "references", "run_rl_scorecard", "scorecard_rows", "write_scorecard"]
