@@ -119,7 +119,15 @@ class RLConfig:
             if self.curriculum is not None:
                 raise ValueError(f"curriculum: {self.env_id} is a preset (one N); run a curriculum on the base id "
                                  f"{ENV_IDS[self.task]!r} with n_max={self.preset.n}")
-            preset_kwargs(self.env_id, self.env_kwargs())  # n, p and mode must be the preset's
+            base, preset = ENV_IDS[self.task], self.preset
+            fixed = {"n": (self.n == preset.n, preset.n), "mode": (self.mode == "final", "'final'"),
+                     "p": (self.p in (None, PRESET_P), f"{PRESET_P} or None")}
+            for name, (ok, allowed) in fixed.items():
+                if not ok:
+                    raise ValueError(f"{name} must be {allowed} for the preset {self.env_id} ({self.task} at N = "
+                                     f"{preset.n}, p = {PRESET_P}, final scoring), got {getattr(self, name)!r}; use "
+                                     f"the base id {base!r} for other values")
+            preset_kwargs(self.env_id, self.env_kwargs())  # what the env itself checks
         if self.vec_env == "native" and self.curriculum is not None:
             raise ValueError("vec_env='native' runs no curriculum (its driver collects episodes from single envs): "
                              "use vec_env='dummy' or 'subproc' with a curriculum")
