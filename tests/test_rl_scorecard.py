@@ -157,3 +157,15 @@ def test_a_folder_with_a_supervised_card_is_refused(tmp_path, capsys):
     assert main(["benchmark", "--rl", "--out", str(tmp_path), "--timesteps", "512"]) == 2
     assert "holds a supervised benchmark" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["benchmark.json"]
+
+
+def test_the_commands_defaults_are_the_cards():
+    from baselines.cli import build_parser
+    from baselines.cli.experiments import RL_DEFAULTS, resolve_benchmark_args
+
+    args = resolve_benchmark_args(build_parser().parse_args(["benchmark", "--rl"]))
+    spec = RLScorecardSpec()
+    for name, value in RL_DEFAULTS.items():
+        if name not in ("presets", "out"):
+            assert getattr(args, name) == getattr(spec, name), name
+    assert scorecard.expand_presets(args.presets) == spec.presets
