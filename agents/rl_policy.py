@@ -215,6 +215,8 @@ class RecurrentCorePolicy(RecurrentActorCriticPolicy):
         self.lstm_actor = self._make_core(core, hidden, options)
         if self.lstm_critic is not None:
             self.lstm_critic = self._make_core(core, hidden, options)
+        # predict() builds a missing state from this shape: the core's rows, not nn.LSTM's one
+        self.lstm_hidden_state_shape = (self.lstm_actor.num_layers, 1, hidden)
         # The parent built its optimizer over nn.LSTM parameters: rebuild it over ours.
         self.optimizer = build_optimizer(self.optimizer_class, self.parameters(), lr_schedule(1),
                                          self.optimizer_kwargs)

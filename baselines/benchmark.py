@@ -25,8 +25,6 @@ fits that failed or hit their bound) and the architecture's own timescale
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from dataclasses import dataclass
@@ -40,7 +38,7 @@ from agents import cores as agents_cores
 from agents.protocol import import_core_class, is_import_path
 from baselines.backends import BackendConfig, Unit, UnitsFailed, run_units
 from baselines.population import Population
-from baselines.run_folder import read_json
+from baselines.run_folder import read_json, write_csv
 from baselines.train_config import OPTIMIZERS
 from baselines.trainer import TrainConfig, atomic_write_text, resolve_device
 from memory_envs import curriculum as curricula
@@ -255,6 +253,8 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, backend: BackendC
     out = Path(out)
     runs_root = (Path(storage) if storage is not None else out) / "runs"
     spec_path = out / "benchmark.json"
+    if (out / "rl_benchmark.json").exists():
+        raise ValueError(f"{out} holds an RL score card (rl_benchmark.json); use another --out for the supervised one")
     if spec_path.exists():
         saved = read_json(spec_path)
         mine = json.loads(json.dumps(spec.__dict__))
@@ -344,11 +344,7 @@ def tau_net_cell(row: dict[str, Any]) -> str:
 
 def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
     rows = scorecard_rows(results)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "scorecard.csv", buffer.getvalue())
+    write_csv(out / "scorecard.csv", rows)
     lines = ["| core | task | curriculum | largest N: median [min, max] | steps to N=8 | steps to N=16 | "
              "steps to N=32 | held-out accuracy at largest N | tau_net at largest N (neurons > 1; failed or at "
              "bound) | own timescale at largest N |",

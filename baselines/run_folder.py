@@ -22,7 +22,9 @@ folder or one above it.
 
 from __future__ import annotations
 
+import csv
 import fcntl
+import io
 import json
 import math
 import os
@@ -35,7 +37,7 @@ from agents.checkpoint import atomic_write
 MARKER = ".memory-envs-run"
 LOCK = ".lock"
 RUN_ENTRIES = frozenset({MARKER, LOCK, "config.json", "metrics.jsonl", "summary.json", "last", "last.new",
-                         "last.old", "checkpoints", "model.zip", "tb", "heldout.json", "analysis"})
+                         "last.old", "checkpoints", "model.zip", "tb", "heldout.json", "rlcard.json", "analysis"})
 """Every name a run of this project writes at the top of its folder (figures ``*.png`` and temporary
 ``.*.tmp`` files besides): ``overwrite`` replaces a folder holding nothing else."""
 
@@ -63,6 +65,15 @@ def strict_json(value: Any) -> Any:
 def write_json(path: Path, value: Any) -> None:
     """Write ``value`` as strict, indented JSON (non-finite floats as null), atomically."""
     atomic_write_text(path, json.dumps(strict_json(value), indent=2, allow_nan=False))
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """``rows`` (dicts with the keys of the first) as a CSV table with a header, written atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def read_json(path: Path, kind: type = dict) -> Any:
@@ -303,4 +314,5 @@ def check_restart(run_dir: Path) -> str:
 
 __all__ = ["MARKER", "RunFolderError", "RunLock", "append_metrics", "atomic_write_text", "check_metrics", "check_new",
            "check_restart", "check_resume_config", "create_run_folder", "open_for_resume", "read_json",
-           "read_metrics", "restore_last", "save_last", "saved_states", "strict_json", "write_config", "write_json"]
+           "read_metrics", "restore_last", "save_last", "saved_states", "strict_json", "write_config", "write_csv",
+           "write_json"]

@@ -5,6 +5,7 @@ rerun finishes only what is missing."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -159,3 +160,25 @@ def test_train_grid_and_reproduce_on_ray_equal_the_in_process_population(local_r
     reproduce("smoke", tmp_path / "repro-ray", backend=BackendConfig(backend="ray"), population_size=3)
     for name in ("parity-single", "parity-multi", "dms-single", "dms-multi"):
         assert same_metrics(tmp_path / "repro-here" / name, tmp_path / "repro-ray" / name)
+
+
+def test_rl_card_on_ray_gives_the_local_card(local_ray, tmp_path):
+    """`benchmark --rl --backend ray`: each run a Ray task; the same run folders and card as local processes
+    (seeded RL runs repeat on the CPU), the timesteps per second aside."""
+    pytest.importorskip("sb3_contrib")
+    from baselines.rl.scorecard import RLScorecardSpec, run_rl_scorecard
+
+    spec = RLScorecardSpec(presets=("NDMS-Easy-v0",), policies=("leaky", "stock-lstm"), seeds=(0,), timesteps=1024,
+                           hidden_size=8, eval_every=512, eval_episodes=50)
+    run_rl_scorecard(spec, tmp_path / "local")
+    run_rl_scorecard(spec, tmp_path / "ray", backend=BackendConfig(backend="ray"))
+
+    def card(out: Path) -> list[dict[str, str]]:
+        rows = list(csv.DictReader((out / "rl_scorecard.csv").open()))
+        return [{k: v for k, v in row.items() if k != "timesteps_per_second_median"} for row in rows]
+
+    assert card(tmp_path / "local") == card(tmp_path / "ray") and len(card(tmp_path / "ray")) == 2
+    for name in ("NDMS-Easy-v0-leaky-s0", "NDMS-Easy-v0-stock-lstm-s0"):
+        lines = [(tmp_path / where / "runs" / name / "metrics.jsonl").read_text().splitlines() for where in ("local", "ray")]
+        local, remote = ([{k: v for k, v in json.loads(t).items() if k != "time"} for t in text] for text in lines)
+        assert local == remote

@@ -116,6 +116,21 @@ def test_seeded_runs_repeat(tmp_path):
     assert a["timesteps"] == b["timesteps"] == 1024
 
 
+def test_stock_lstm_on_a_preset_with_the_native_vec_env_repeats(tmp_path):
+    """core="stock-lstm" (sb3-contrib's MlpLstmPolicy) on a preset id through make_sb3_vec_env: seeded runs repeat."""
+    from sb3_contrib import RecurrentPPO
+
+    config = RLConfig(env_id="NParity-Easy-v0", n=4, core="stock-lstm", vec_env="native", hidden_size=8,
+                      total_timesteps=1024, eval_every=512, eval_episodes=10, seed=2)
+    a, b = (train_rl(config, tmp_path / name) for name in "ab")
+    assert without_time(read_metrics(tmp_path / "a")) == without_time(read_metrics(tmp_path / "b"))
+    assert a["timesteps"] == b["timesteps"] == 1024 and a["env_id"] == "NParity-Easy-v0"
+    models = [RecurrentPPO.load(tmp_path / name / "model.zip") for name in "ab"]
+    assert type(models[0].policy).__name__ == "RecurrentActorCriticPolicy"  # the stock policy, not ours
+    for x, y in zip(models[0].policy.state_dict().values(), models[1].policy.state_dict().values()):
+        assert torch.equal(x, y)
+
+
 def test_curriculum_advances_during_rl(tmp_path):
     config = RLConfig(env_id="NDMS-v0", n=2, mode="every_step", p=0.5, length_range=(6, 14), curriculum="single",
                       n_max=3, threshold=0.9, window=50, hidden_size=32, total_timesteps=8192, eval_every=2048,
@@ -149,7 +164,7 @@ def test_curriculum_run_with_envs_in_subprocesses(tmp_path):
     summary = train_rl(config, tmp_path / "run")
     assert summary["max_n"] == 3 and summary["stopped_because"] == "target_reached"
     assert summary["active_ns"] == [2, 3] and set(summary["timesteps_to_n"]) == {"2", "3"}
-    with pytest.raises(ValueError, match=r"vec_env must be one of \('dummy', 'subproc'\)"):
+    with pytest.raises(ValueError, match=r"vec_env must be one of \('dummy', 'subproc', 'native'\)"):
         dataclasses.replace(config, vec_env="threads").validate()
 
 
@@ -340,6 +355,14 @@ def test_bad_input_exits_2(tmp_path, capsys, argv, field):
     ({"tau_init": (0.5, 2.0)}, "tau_init"), ({"hidden_size": 0}, "hidden_size"), ({"batch_size": -1}, "batch_size"),
     ({"core": "lru", "train_tau": False}, "train_tau only apply to the cores with a per-neuron tau"),
     ({"core": "mamba", "tau_init": (1.0, 3.0)}, "tau_init only apply to the cores with a per-neuron tau"),
+    ({"env_id": "NDMS-Easy-v0"}, "n must be 6 for the preset NDMS-Easy-v0 .* got 2; use the base id 'NDMS-v0'"),
+    ({"env_id": "NDMS-Easy-v0", "n": 6, "p": 0.3}, "p must be 0.5 or None for the preset"),
+    ({"env_id": "NParity-Easy-v0", "n": 4, "mode": "every_step"}, "mode must be 'final' for the preset"),
+    ({"env_id": "NParity-Easy-v0", "n": 4, "curriculum": "multi", "n_max": 5}, "curriculum: NParity-Easy-v0 is a preset"),
+    ({"core": "stock-lstm", "core_options": {"variant": "mod"}}, "core_options apply to our cores"),
+    ({"core": "stock-lstm", "train_tau": False}, "train_tau only apply"),
+    ({"vec_env": "native", "curriculum": "multi", "n_max": 4}, "vec_env='native' runs no curriculum"),
+    ({"vec_env": "ray"}, "vec_env must be one of"),
 ])
 def test_config_validation_names_the_field(changes, field):
     with pytest.raises(ValueError, match=field):

@@ -310,3 +310,8 @@ def test_zoo_cores_as_the_policy(core, device):
     assert not torch.allclose(fused.reshape(n_seq, T, H)[1], out0.reshape(n_seq, T, H)[1])
     model.learn(32)
     assert model._last_lstm_states.pi[0].shape == (layers, 4, H)
+    actions, (h1, c1) = model.predict(np.zeros((2, 1), np.float32))  # no state given: predict makes zeros of the core's rows
+    assert actions.shape == (2,) and h1.shape == c1.shape == (layers, 2, H)
+    again, _ = model.predict(np.zeros((2, 1), np.float32), state=(np.zeros_like(h1), np.zeros_like(c1)),
+                             episode_start=np.ones(2), deterministic=True)
+    assert np.array_equal(again, model.predict(np.zeros((2, 1), np.float32), deterministic=True)[0])

@@ -4,6 +4,7 @@
     memory-envs plot RUN_DIR [...]       figures of finished or running runs
     memory-envs reproduce --scale quick  single- vs multi-head on parity and DMS, with a table
     memory-envs benchmark --cores ...    score card of recurrent cores (built-in or your own)
+    memory-envs benchmark --rl ...       RL score card: RecurrentPPO policies on the presets
     memory-envs rl --env NDMS-v0 --n 2   RecurrentPPO with our cores, optional curriculum
     memory-envs analyze RUN [RUN ...]    timescales, ablation, perturbation, forgetting, dimensionality
     memory-envs import-authors SRC OUT   the paper's authors' published networks as a run folder

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
@@ -40,10 +41,43 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_benchmark(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+SUPERVISED_DEFAULTS = {"cores": ("leaky", "gru", "lstm"), "tasks": ("parity", "dms"), "curricula": ("single", "multi"),
+                       "seeds": (0, 1, 2), "max_steps": 3000, "max_seconds": 600.0, "hidden_size": 64, "eval_every": 100,
+                       "eval_batches": 10, "timescale_steps": 4000, "optimizer": "auto", "out": "runs/benchmark"}
+"""``benchmark``'s defaults without ``--rl``; only these options (and the shared ones) apply there."""
+RL_DEFAULTS = {"presets": ("Easy",), "policies": ("stock-lstm", "leaky", "gru", "lstm"), "seeds": (0, 1),
+               "timesteps": 100_000, "curriculum": None, "max_seconds": None, "hidden_size": 32, "eval_every": 10_000,
+               "eval_episodes": 200, "n_envs": 8, "n_steps": 64, "batch_size": 128, "n_epochs": 4, "lr": 3e-3,
+               "gamma": 0.99, "ent_coef": 0.01, "out": "runs/rl-benchmark"}
+"""``benchmark --rl``'s defaults: ``baselines.rl.scorecard.RLScorecardSpec``'s (the card's tuned lr and entropy bonus)."""
+SHARED = ("seeds", "max_seconds", "hidden_size", "eval_every", "out")
 
-    from baselines.backends import UnitsFailed
+
+def resolve_benchmark_args(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the options not given with the defaults of the score card asked for (``--rl`` or not); ValueError
+    naming an option given that only the other card takes."""
+    mine, other = (RL_DEFAULTS, SUPERVISED_DEFAULTS) if args.rl else (SUPERVISED_DEFAULTS, RL_DEFAULTS)
+    foreign = [name for name in other if name not in mine and getattr(args, name) is not None]
+    if args.rl and args.population_size is not None:
+        foreign.append("population_size")
+    if foreign:
+        flags = ", ".join(args.flags[name] for name in foreign)
+        raise ValueError(f"{flags}: only {'without' if args.rl else 'with'} --rl "
+                         f"({'the supervised score card' if args.rl else 'the RL score card'})")
+    for name, value in mine.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    try:
+        resolve_benchmark_args(args)
+    except ValueError as error:
+        print_error(error)
+        return 2
+    if args.rl:
+        return cmd_rl_benchmark(args)
     from baselines.benchmark import BenchmarkSpec, expand_cores, run_benchmark
 
     spec = BenchmarkSpec(cores=expand_cores(args.cores), tasks=args.tasks, curricula=args.curricula, seeds=args.seeds,
@@ -51,6 +85,34 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                          eval_every=args.eval_every, eval_batches=args.eval_batches, workers=args.workers,
                          population_size=args.population_size, optimizer=args.optimizer, device=args.device,
                          timescale_steps=args.timescale_steps)
+    return run_card(args, spec, run_benchmark, "scorecard.md", "score card and figure")
+
+
+def cmd_rl_benchmark(args: argparse.Namespace) -> int:
+    """``benchmark --rl``: the RL score card (:mod:`baselines.rl.scorecard`)."""
+    from baselines.rl.scorecard import RLScorecardSpec, expand_presets, run_rl_scorecard
+
+    try:
+        import sb3_contrib  # noqa: F401
+    except ImportError:
+        print_error("benchmark --rl needs sb3-contrib: pip install 'memory-envs[rl]'")
+        return 2
+    spec = RLScorecardSpec(presets=expand_presets(args.presets), policies=args.policies, seeds=args.seeds,
+                           timesteps=args.timesteps, curriculum=args.curriculum, hidden_size=args.hidden_size,
+                           n_envs=args.n_envs, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
+                           lr=args.lr, gamma=args.gamma, ent_coef=args.ent_coef,
+                           eval_every=args.eval_every, eval_episodes=args.eval_episodes, max_seconds=args.max_seconds,
+                           workers=args.workers, device=args.device)
+    return run_card(args, spec, run_rl_scorecard, "rl_scorecard.md", "RL score card")
+
+
+def run_card(args: argparse.Namespace, spec: Any, run: Callable[..., Any], table: str, what: str) -> int:
+    """Validate ``spec`` and the backend options, ``run(spec, out, ...)`` with a progress bar over its runs,
+    print the card's ``table``; exit code 2 for bad options, 1 if some units failed."""
+    from tqdm import tqdm
+
+    from baselines.backends import UnitsFailed
+
     try:
         spec.validate()
         backend = backend_from_args(args, workers=args.workers)
@@ -59,16 +121,15 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         return 2
     try:
         with tqdm(total=len(spec.runs()), unit="run", dynamic_ncols=True, file=sys.stderr) as bar:
-            run_benchmark(spec, args.out, backend=backend, storage=args.storage, log=bar.write,
-                          on_run=lambda result: bar.update())
+            run(spec, args.out, backend=backend, storage=args.storage, log=bar.write, on_run=lambda result: bar.update())
     except UnitsFailed as error:
         print_error(error)
         return 1
     except (ValueError, TypeError) as error:
         print_error(error, args)
         return 2
-    print((Path(args.out) / "scorecard.md").read_text())
-    print(f"score card and figure in {args.out}")
+    print((Path(args.out) / table).read_text())
+    print(f"{what} in {args.out}")
     return 0
 
 
@@ -91,33 +152,60 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_backend_options(repro, "population")
     repro.set_defaults(func=cmd_reproduce)
     bench = sub.add_parser(
-        "benchmark", help="score card of recurrent cores across N, tasks and curricula",
+        "benchmark", help="score card of recurrent cores across N, tasks and curricula (--rl: of RL policies on the presets)",
         description="Train every core x task x curriculum x seed with one budget (the runs of a core as populations, "
                     "side by side in one process; populations in parallel processes), test "
                     "every solved N on held-out streams, and write a score card. External cores by import path "
-                    "package.module:ClassName (see agents.protocol). Re-run the same command to resume.")
-    bench.add_argument("--cores", type=comma_list, default=("leaky", "gru", "lstm"),
-                       help=f"comma-separated cores: kinds ({', '.join(KINDS)}), 'all' for every kind, KIND+signed "
-                            "for a kind with eigenvalues='signed', or import paths (default: leaky,gru,lstm)")
-    bench.add_argument("--tasks", type=comma_list, default=("parity", "dms"), help="default: parity,dms")
-    bench.add_argument("--curricula", type=comma_list, default=("single", "multi"), help="default: single,multi")
-    bench.add_argument("--seeds", type=comma_ints, default=(0, 1, 2), help="default: 0,1,2")
-    bench.add_argument("--max-steps", type=int, default=3000, help="training steps per run (default: 3000)")
-    bench.add_argument("--max-seconds", type=float, default=600.0, help="wall-time cap per run (default: 600)")
-    bench.add_argument("--hidden-size", type=int, default=64, help="units per core (default: 64)")
-    bench.add_argument("--eval-every", type=int, default=100, help="default: 100")
-    bench.add_argument("--eval-batches", type=int, default=10, help="default: 10")
-    bench.add_argument("--workers", type=int, default=2, help="parallel processes (default: 2)")
-    bench.add_argument("--timescale-steps", type=positive_int, default=4000,
-                       help="steps of the 4-trial random-bit drive behind the timescales at the largest N (default: 4000)")
-    bench.add_argument("--population-size", type=positive_int, default=None,
-                       help="runs of one core trained side by side in one process (default: all runs of a core)")
-    bench.add_argument("--optimizer", default="auto",
-                       help="auto (default): each kind's optimizer and lr (the paper's SGD lr 0.05 for the leaky "
-                            "RNN, Adam for the others; docs/leaderboard.md); or sgd / adam for every core")
-    bench.add_argument("--device", default="cpu",
-                       help="where every run trains and is tested: cpu, cuda[:i] or auto (default: cpu); the "
-                            "workers share it")
-    bench.add_argument("--out", default="runs/benchmark", help="output folder (default: runs/benchmark)")
-    add_backend_options(bench, "population", storage=True, population_size=False)
+                    "package.module:ClassName (see agents.protocol). With --rl: train RecurrentPPO with every "
+                    "policy x preset x seed (the same PPO hyperparameters for all) and write the RL score card of "
+                    "normalized returns (random policy 0, oracle 1). Re-run the same command to resume.")
+    bench.add_argument("--rl", action="store_true",
+                       help="the RL score card (RecurrentPPO on the presets) instead of the supervised one")
+    g = bench.add_argument_group("supervised score card (without --rl)")
+    g.add_argument("--cores", type=comma_list, default=None,
+                   help=f"comma-separated cores: kinds ({', '.join(KINDS)}), 'all' for every kind, KIND+signed "
+                        "for a kind with eigenvalues='signed', or import paths (default: leaky,gru,lstm)")
+    g.add_argument("--tasks", type=comma_list, default=None, help="default: parity,dms")
+    g.add_argument("--curricula", type=comma_list, default=None, help="default: single,multi")
+    g.add_argument("--max-steps", type=int, default=None, help="training steps per run (default: 3000)")
+    g.add_argument("--eval-batches", type=int, default=None, help="default: 10")
+    g.add_argument("--timescale-steps", type=positive_int, default=None,
+                   help="steps of the 4-trial random-bit drive behind the timescales at the largest N (default: 4000)")
+    g.add_argument("--population-size", type=positive_int, default=None,
+                   help="runs of one core trained side by side in one process (default: all runs of a core)")
+    g.add_argument("--optimizer", default=None,
+                   help="auto (default): each kind's optimizer and lr (the paper's SGD lr 0.05 for the leaky "
+                        "RNN, Adam for the others; docs/leaderboard.md); or sgd / adam for every core")
+    g = bench.add_argument_group("RL score card (with --rl; the PPO options are the same for every run)")
+    g.add_argument("--presets", type=comma_list, default=None,
+                   help="comma-separated difficulties (Easy, Medium, Hard: both tasks) or preset ids (default: Easy)")
+    g.add_argument("--policies", type=comma_list, default=None,
+                   help=f"comma-separated: stock-lstm (sb3-contrib's MlpLstmPolicy) or core kinds ({', '.join(KINDS)}) "
+                        "as agents.RecurrentCorePolicy (default: stock-lstm,leaky,gru,lstm)")
+    g.add_argument("--timesteps", type=int, default=None, help="training timesteps per run (default: 100000)")
+    g.add_argument("--curriculum", default=None,
+                   help="multi: train through the multi-head curriculum up to each preset's N (default: none, "
+                        "train at the preset's N)")
+    g.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation (default: 200)")
+    g.add_argument("--n-envs", type=int, default=None, help="parallel envs (default: 8)")
+    g.add_argument("--n-steps", type=int, default=None, help="rollout steps per env (default: 64)")
+    g.add_argument("--batch-size", type=int, default=None, help="default: 128")
+    g.add_argument("--n-epochs", type=int, default=None, help="default: 4")
+    g.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: 3e-3, tuned on NDMS-Easy-v0: docs/rl_baselines.md)")
+    g.add_argument("--gamma", type=float, default=None, help="discount (default: 0.99)")
+    g.add_argument("--ent-coef", type=float, default=None, help="entropy bonus (default: 0.01, tuned with --lr)")
+    g = bench.add_argument_group("both score cards")
+    g.add_argument("--seeds", type=comma_ints, default=None, help="default: 0,1,2; with --rl 0,1")
+    g.add_argument("--max-seconds", type=float, default=None,
+                   help="wall-time cap per run (default: 600; with --rl none)")
+    g.add_argument("--hidden-size", type=int, default=None, help="units per core (default: 64; with --rl 32)")
+    g.add_argument("--eval-every", type=int, default=None,
+                   help="training steps between evaluations (default: 100; with --rl timesteps, 10000)")
+    g.add_argument("--workers", type=int, default=2, help="parallel processes (default: 2)")
+    g.add_argument("--device", default="cpu",
+                   help="where every run trains and is tested: cpu, cuda[:i] or auto (default: cpu); the "
+                        "workers share it")
+    g.add_argument("--out", default=None, help="output folder (default: runs/benchmark; with --rl runs/rl-benchmark)")
+    add_backend_options(bench, "population (with --rl: run)", storage=True, population_size=False)
     bench.set_defaults(func=cmd_benchmark)

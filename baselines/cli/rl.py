@@ -8,7 +8,7 @@ from typing import Any
 from baselines.cli.args import bit_probability, default_run_dir, positive_int, print_error
 from baselines.cli.progress import BudgetBar, set_threads
 from baselines.interrupt import stop_on_signals
-from baselines.rl import TASK_OF_ENV, RLConfig, RLRun
+from baselines.rl import STOCK_LSTM, TASK_OF_ENV, RLConfig, RLRun
 from baselines.trainer import CORES
 
 
@@ -21,7 +21,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                     "optionally with a curriculum over N, and write a run folder "
                     "(config.json, metrics.jsonl, last/, model.zip, summary.json) that --resume continues.")
     g = parser.add_argument_group("environment and curriculum")
-    g.add_argument("--env", default=d.env_id, help=f"env id: {' or '.join(sorted(TASK_OF_ENV))} (default: {d.env_id})")
+    g.add_argument("--env", default=d.env_id,
+                   help=f"env id: {', '.join(TASK_OF_ENV)}; a preset needs its own --n and no curriculum "
+                        f"(default: {d.env_id})")
     g.add_argument("--n", type=int, default=d.n, help="N, or the first N of the curriculum (default: 2)")
     g.add_argument("--mode", default=d.mode, help="final (the paper) or every_step (default: final)")
     g.add_argument("--p", type=bit_probability, default=None, help="bit probability: a float or 'uniform' (default: the env's)")
@@ -34,7 +36,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     g.add_argument("--window", type=int, default=d.window,
                    help="training episodes per N that the curriculum averages (default: 100)")
     g = parser.add_argument_group("policy")
-    g.add_argument("--core", default=d.core, help=f"recurrent core: {', '.join(CORES)} (default: {d.core})")
+    g.add_argument("--core", default=d.core,
+                   help=f"recurrent core: {', '.join(CORES)}, or {STOCK_LSTM} for sb3-contrib's own MlpLstmPolicy "
+                        f"(default: {d.core})")
     g.add_argument("--hidden-size", type=int, default=d.hidden_size, help=f"units (default: {d.hidden_size})")
     g.add_argument("--tau-init", type=float, nargs=2, default=list(d.tau_init), metavar=("LOW", "HIGH"),
                    help="initial tau ~ U(LOW, HIGH) (default: 1 2)")
@@ -43,7 +47,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     g.add_argument("--n-envs", type=int, default=d.n_envs, help=f"parallel envs (default: {d.n_envs})")
     g.add_argument("--vec-env", default=d.vec_env,
                    help="dummy (SB3's DummyVecEnv, one process) or subproc (SubprocVecEnv, one process per env; "
-                        "the curriculum is still driven from the main process) (default: dummy)")
+                        "the curriculum is still driven from the main process), or native (the native vector env, "
+                        "memory_envs.make_sb3_vec_env; no curriculum) (default: dummy)")
     g.add_argument("--n-steps", type=int, default=d.n_steps, help=f"rollout steps per env (default: {d.n_steps})")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default: {d.batch_size}")
     g.add_argument("--n-epochs", type=int, default=d.n_epochs, help=f"default: {d.n_epochs}")

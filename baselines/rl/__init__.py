@@ -14,7 +14,10 @@ One run lives in one folder, like the supervised trainer's (:mod:`baselines.trai
     tb/              TensorBoard logs, only if ``tensorboard`` is installed (the ``rl`` extra)
 
 Training envs: ``n_envs`` single envs (``gym.make(env_id, **env_kwargs)``) in an SB3 DummyVecEnv
-(``vec_env="dummy"``) or SubprocVecEnv (``"subproc"``), seeded ``seed + i``. With a curriculum, ONE
+(``vec_env="dummy"``) or SubprocVecEnv (``"subproc"``), or the native vector env as an SB3 VecEnv
+(``"native"``, :func:`memory_envs.make_sb3_vec_env`; no curriculum), seeded ``seed + i``. ``env_id`` is
+a base id or a preset (``NDMS-Easy-v0``: ``n`` must be its N, no curriculum). ``core="stock-lstm"``
+trains sb3-contrib's own ``MlpLstmPolicy`` instead of our :class:`agents.RecurrentCorePolicy`. With a curriculum, ONE
 :class:`memory_envs.Curriculum` and ONE :class:`memory_envs.EpisodeAccuracyTracker` serve the whole
 run, driven from the training side by a :class:`memory_envs.CurriculumDriver`: after every step in
 which episodes ended, it collects their ``head_accuracy`` from every env (``env_method``, so the envs
@@ -53,9 +56,10 @@ rl`` command is in :mod:`baselines.cli.rl`.
 
 from baselines.rl.callback import evaluate_policy
 from baselines.rl.config import (
-    DEFAULT_LR, RESUME_MAY_CHANGE, RL_CURRICULA, STOP_REASONS, TASK_OF_ENV, VEC_ENVS, RLConfig,
+    DEFAULT_LR, EVAL_SEED_OFFSET, POLICY_CORES, RESUME_MAY_CHANGE, RL_CURRICULA, STOCK_LSTM, STOP_REASONS, TASK_OF_ENV,
+    VEC_ENVS, RLConfig,
 )
 from baselines.rl.run import RLRun, train_rl
 
-__all__ = ["DEFAULT_LR", "RESUME_MAY_CHANGE", "RL_CURRICULA", "STOP_REASONS", "TASK_OF_ENV", "VEC_ENVS", "RLConfig",
-           "RLRun", "evaluate_policy", "train_rl"]
+__all__ = ["DEFAULT_LR", "EVAL_SEED_OFFSET", "POLICY_CORES", "RESUME_MAY_CHANGE", "RL_CURRICULA", "STOCK_LSTM",
+           "STOP_REASONS", "TASK_OF_ENV", "VEC_ENVS", "RLConfig", "RLRun", "evaluate_policy", "train_rl"]

@@ -144,7 +144,7 @@ class _RunCallbackMixin:
     def _evaluate(self) -> dict[str, Any]:
         c = self.run.config
         ns = self.run.ns
-        result = evaluate_policy(self.model, self.eval_env, c.eval_episodes, c.seed + 1_000_003, ns)
+        result = evaluate_policy(self.model, self.eval_env, c.eval_episodes, c.eval_seed, ns)
         self.seconds = time.perf_counter() - self.started
         if self.run.curriculum is None:
             acc = result["accuracy"][str(c.n)]

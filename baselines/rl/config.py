@@ -10,18 +10,31 @@ import numpy as np
 
 from baselines.train_config import refuse_tau_options
 from baselines.trainer import CORES, check_seed, resolve_device
-from memory_envs import ENV_IDS, Curriculum, sizes, tasks
+from memory_envs import ENV_IDS, PRESETS, Curriculum, sizes, tasks
 from memory_envs.envs import MODES, EnvConfig
+from memory_envs.presets import PRESET_P, preset_kwargs
 
-TASK_OF_ENV = {env_id: task for task, env_id in ENV_IDS.items()}
+TASK_OF_ENV = {**{env_id: task for task, env_id in ENV_IDS.items()},
+               **{env_id: preset.task for env_id, preset in PRESETS.items()}}
+"""Every env id an RL run takes and its task: the two base ids and the presets (one N each: ``n`` must be
+the preset's, and a curriculum runs on the base id)."""
+STOCK_LSTM = "stock-lstm"
+"""The ``core`` that means sb3-contrib's own ``MlpLstmPolicy`` (its nn.LSTM, no tau) instead of
+:class:`agents.RecurrentCorePolicy`: the reference RL users know."""
+POLICY_CORES = (*CORES, STOCK_LSTM)
+"""Every ``core`` an RL run takes."""
+EVAL_SEED_OFFSET = 1_000_003
+"""An evaluation's episodes are the eval env's from ``reset(seed=seed + EVAL_SEED_OFFSET)`` on (:attr:`RLConfig.eval_seed`)."""
 RL_CURRICULA = ("single", "multi")
 STOP_REASONS = ("target_reached", "max_timesteps", "max_seconds", "non_finite", "interrupted")
-DEFAULT_LR = {"leaky": 3e-3, "leaky_mod": 3e-3, "gru": 1e-2, "lstm": 1e-2}
-"""Learning rates that learned n=2 well (docs/rl.md); used when ``lr`` is None."""
+DEFAULT_LR = {"leaky": 3e-3, "leaky_mod": 3e-3, "gru": 1e-2, "lstm": 1e-2, STOCK_LSTM: 1e-2}
+"""Learning rates that learned n=2 well (docs/rl.md; the stock LSTM takes our LSTM's); used when ``lr`` is None."""
 ZOO_LR = 3e-3
 """The learning rate of the architecture zoo's cores when ``lr`` is None (not tuned for RL yet)."""
-VEC_ENVS = ("dummy", "subproc")
-"""How the training envs run: SB3's DummyVecEnv (one process) or SubprocVecEnv (one process per env)."""
+VEC_ENVS = ("dummy", "subproc", "native")
+"""How the training envs run: SB3's DummyVecEnv (one process), SubprocVecEnv (one process per env), or the
+native vector env as an SB3 VecEnv (:func:`memory_envs.make_sb3_vec_env`: all envs as numpy arrays in one
+process; no curriculum yet, its driver needs single envs)."""
 RESUME_MAY_CHANGE = ("total_timesteps", "max_seconds", "device", "vec_env")
 """The config fields a resumed run may change; every other field must equal the folder's config.json."""
 
@@ -64,6 +77,16 @@ class RLConfig:
         return TASK_OF_ENV[self.env_id]
 
     @property
+    def preset(self) -> Any:
+        """The :class:`memory_envs.Preset` of ``env_id``, or None for a base id."""
+        return PRESETS.get(self.env_id)
+
+    @property
+    def eval_seed(self) -> int:
+        """The seed of every evaluation's episodes (the same episodes at each evaluation)."""
+        return self.seed + EVAL_SEED_OFFSET
+
+    @property
     def learning_rate(self) -> float:
         return DEFAULT_LR.get(self.core, ZOO_LR) if self.lr is None else float(self.lr)
 
@@ -71,8 +94,8 @@ class RLConfig:
         """Raise ValueError naming the first field that is not allowed."""
         if self.env_id not in TASK_OF_ENV:
             raise ValueError(f"env_id must be one of {sorted(TASK_OF_ENV)}, got {self.env_id!r}")
-        if self.core not in CORES:
-            raise ValueError(f"core must be one of {CORES}, got {self.core!r}")
+        if self.core not in POLICY_CORES:
+            raise ValueError(f"core must be one of {POLICY_CORES}, got {self.core!r}")
         if self.curriculum is not None and self.curriculum not in RL_CURRICULA:
             raise ValueError(f"curriculum must be None or one of {RL_CURRICULA}, got {self.curriculum!r}")
         if self.mode not in MODES:
@@ -92,6 +115,22 @@ class RLConfig:
         elif self.n_max is None:
             raise ValueError("n_max is required with a curriculum (the action space is fixed at its size)")
         self.make_curriculum()  # checks n_max >= n and threshold
+        if self.preset is not None:
+            if self.curriculum is not None:
+                raise ValueError(f"curriculum: {self.env_id} is a preset (one N); run a curriculum on the base id "
+                                 f"{ENV_IDS[self.task]!r} with n_max={self.preset.n}")
+            base, preset = ENV_IDS[self.task], self.preset
+            fixed = {"n": (self.n == preset.n, preset.n), "mode": (self.mode == "final", "'final'"),
+                     "p": (self.p in (None, PRESET_P), f"{PRESET_P} or None")}
+            for name, (ok, allowed) in fixed.items():
+                if not ok:
+                    raise ValueError(f"{name} must be {allowed} for the preset {self.env_id} ({self.task} at N = "
+                                     f"{preset.n}, p = {PRESET_P}, final scoring), got {getattr(self, name)!r}; use "
+                                     f"the base id {base!r} for other values")
+            preset_kwargs(self.env_id, self.env_kwargs())  # what the env itself checks
+        if self.vec_env == "native" and self.curriculum is not None:
+            raise ValueError("vec_env='native' runs no curriculum (its driver collects episodes from single envs): "
+                             "use vec_env='dummy' or 'subproc' with a curriculum")
         if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise ValueError(f"lr must be > 0 or None, got {self.lr!r}")
         if not (isinstance(self.gamma, (int, float)) and 0.0 <= self.gamma <= 1.0):
@@ -109,13 +148,18 @@ class RLConfig:
             raise ValueError(f"tau_init must be (low, high), got {self.tau_init!r}")
         if not isinstance(self.core_options, dict):
             raise ValueError(f"core_options must be a dict, got {type(self.core_options).__name__}")
-        import agents
-        import torch
-
         check_seed(self.seed)
         resolve_device(self.device)
         refuse_tau_options(self, ("tau_init", "train_tau"))
         self.check_memory()
+        if self.core == STOCK_LSTM:
+            if self.core_options:
+                raise ValueError(f"core_options apply to our cores; core {STOCK_LSTM!r} (sb3-contrib's MlpLstmPolicy) "
+                                 f"takes none, got {self.core_options!r}")
+            return self
+        import agents
+        import torch
+
         options = self.policy_kwargs()["core_options"]
         try:  # a throwaway generator: no global RNG is drawn from
             zero = {"h0": "zero"} if self.core in agents.cores.TAU_KINDS else {}
@@ -155,7 +199,8 @@ class RLConfig:
 
     def env_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``gym.make(env_id, ...)`` for the training and evaluation envs."""
-        kwargs: dict[str, Any] = {"mode": self.mode, "p": self.p}
+        p = PRESET_P if self.preset is not None and self.p is None else self.p  # a preset's p is its own
+        kwargs: dict[str, Any] = {"mode": self.mode, "p": p}
         if self.length_range is not None:
             kwargs["length_range"] = tuple(self.length_range)
         if self.curriculum == "multi":
@@ -164,8 +209,19 @@ class RLConfig:
             kwargs["n"] = self.n
         return kwargs
 
+    def policy(self) -> Any:
+        """RecurrentPPO's policy: ``"MlpLstmPolicy"`` for :data:`STOCK_LSTM`, else :class:`agents.RecurrentCorePolicy`."""
+        if self.core == STOCK_LSTM:
+            return "MlpLstmPolicy"
+        from agents.rl_policy import RecurrentCorePolicy
+
+        return RecurrentCorePolicy
+
     def policy_kwargs(self) -> dict[str, Any]:
         import agents
+
+        if self.core == STOCK_LSTM:
+            return {"lstm_hidden_size": self.hidden_size}
 
         tau = {"tau_init": list(self.tau_init), "train_tau": self.train_tau} if self.core in agents.cores.TAU_KINDS else {}
         options = {**tau, **self.core_options}

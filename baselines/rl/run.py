@@ -22,7 +22,7 @@ from baselines.run_folder import (
     RunFolderError, RunLock, check_metrics, check_open_mode, check_restart, create_run_folder, open_for_resume,
     read_json, restore_last, write_config, write_json,
 )
-from memory_envs import Curriculum, CurriculumDriver, EpisodeAccuracyTracker, EpisodeResultsWrapper
+from memory_envs import Curriculum, CurriculumDriver, EpisodeAccuracyTracker, EpisodeResultsWrapper, make_sb3_vec_env
 
 
 def tensorboard_available() -> bool:
@@ -154,8 +154,11 @@ class RLRun:
         from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
         c = self.config
-        factory = functools.partial(_make_train_env, c.env_id, c.env_kwargs(), self.shared is not None)
-        venv = (DummyVecEnv if c.vec_env == "dummy" else SubprocVecEnv)([factory] * c.n_envs)
+        if c.vec_env == "native":  # all envs in one numpy env, Monitor's statistics built in; no curriculum
+            venv = make_sb3_vec_env(c.env_id, c.n_envs, **c.env_kwargs())
+        else:
+            factory = functools.partial(_make_train_env, c.env_id, c.env_kwargs(), self.shared is not None)
+            venv = (DummyVecEnv if c.vec_env == "dummy" else SubprocVecEnv)([factory] * c.n_envs)
         venv.seed(c.seed)
         if self.shared is not None:  # the curriculum is driven from here, wherever the envs run
             self.driver = CurriculumDriver(venv, self.shared)
@@ -184,8 +187,6 @@ class RLRun:
              on_eval: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
         from sb3_contrib import RecurrentPPO
 
-        from agents.rl_policy import RecurrentCorePolicy
-
         c = self.config
         import memory_envs  # noqa: F401  (registers the env ids)
 
@@ -194,7 +195,7 @@ class RLRun:
         if self.last is None:
             torch.manual_seed(c.seed)
             self.model = RecurrentPPO(
-                RecurrentCorePolicy, venv, n_steps=c.n_steps, batch_size=c.batch_size, n_epochs=c.n_epochs,
+                c.policy(), venv, n_steps=c.n_steps, batch_size=c.batch_size, n_epochs=c.n_epochs,
                 learning_rate=c.learning_rate, gamma=c.gamma, ent_coef=c.ent_coef, seed=c.seed, device=c.device,
                 policy_kwargs=c.policy_kwargs(), tensorboard_log=tb, verbose=0,
             )
