@@ -161,11 +161,18 @@ def test_a_folder_with_a_supervised_card_is_refused(tmp_path, capsys):
 
 def test_the_commands_defaults_are_the_cards():
     from baselines.cli import build_parser
-    from baselines.cli.experiments import RL_DEFAULTS, resolve_benchmark_args
+    from baselines.cli.experiments import RL_OPTIONS, resolve_benchmark_args
 
     args = resolve_benchmark_args(build_parser().parse_args(["benchmark", "--rl"]))
     spec = RLScorecardSpec()
-    for name, value in RL_DEFAULTS.items():
-        if name not in ("presets", "out"):
+    for name in RL_OPTIONS:
+        if name != "presets":
             assert getattr(args, name) == getattr(spec, name), name
+    assert args.out == "runs/rl-benchmark"
+    from baselines.benchmark import BenchmarkSpec
+    from baselines.cli.experiments import SUPERVISED_OPTIONS
+
+    supervised = resolve_benchmark_args(build_parser().parse_args(["benchmark"]))
+    assert [getattr(supervised, n) for n in SUPERVISED_OPTIONS] == [getattr(BenchmarkSpec(), n) for n in SUPERVISED_OPTIONS]
+    assert supervised.out == "runs/benchmark"
     assert scorecard.expand_presets(args.presets) == spec.presets

@@ -41,22 +41,34 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-SUPERVISED_DEFAULTS = {"cores": ("leaky", "gru", "lstm"), "tasks": ("parity", "dms"), "curricula": ("single", "multi"),
-                       "seeds": (0, 1, 2), "max_steps": 3000, "max_seconds": 600.0, "hidden_size": 64, "eval_every": 100,
-                       "eval_batches": 10, "timescale_steps": 4000, "optimizer": "auto", "out": "runs/benchmark"}
-"""``benchmark``'s defaults without ``--rl``; only these options (and the shared ones) apply there."""
-RL_DEFAULTS = {"presets": ("Easy",), "policies": ("stock-lstm", "leaky", "gru", "lstm"), "seeds": (0, 1),
-               "timesteps": 100_000, "curriculum": None, "max_seconds": None, "hidden_size": 32, "eval_every": 10_000,
-               "eval_episodes": 200, "n_envs": 8, "n_steps": 64, "batch_size": 128, "n_epochs": 4, "lr": 3e-3,
-               "gamma": 0.99, "ent_coef": 0.01, "out": "runs/rl-benchmark"}
-"""``benchmark --rl``'s defaults: ``baselines.rl.scorecard.RLScorecardSpec``'s (the card's tuned lr and entropy bonus)."""
-SHARED = ("seeds", "max_seconds", "hidden_size", "eval_every", "out")
+SUPERVISED_OPTIONS = ("cores", "tasks", "curricula", "seeds", "max_steps", "max_seconds", "hidden_size", "eval_every",
+                      "eval_batches", "timescale_steps", "optimizer")
+"""``benchmark``'s options without ``--rl`` (fields of ``BenchmarkSpec``, whose defaults they take)."""
+RL_OPTIONS = ("presets", "policies", "seeds", "timesteps", "curriculum", "max_seconds", "hidden_size", "eval_every",
+              "eval_episodes", "n_envs", "n_steps", "batch_size", "n_epochs", "lr", "gamma", "ent_coef")
+"""``benchmark --rl``'s options (fields of ``RLScorecardSpec``, whose defaults they take)."""
+OUT = {False: "runs/benchmark", True: "runs/rl-benchmark"}
+
+
+def card_defaults(rl: bool) -> dict[str, Any]:
+    """The defaults of the score card's options: its spec's field defaults (``--presets`` Easy, which the RL
+    spec holds expanded to preset ids) and its output folder."""
+    if rl:
+        from baselines.rl.scorecard import RLScorecardSpec as spec
+
+        overrides: dict[str, Any] = {"presets": ("Easy",)}
+    else:
+        from baselines.benchmark import BenchmarkSpec as spec
+
+        overrides = {}
+    names = RL_OPTIONS if rl else SUPERVISED_OPTIONS
+    return {**{name: getattr(spec, name) for name in names}, **overrides, "out": OUT[rl]}
 
 
 def resolve_benchmark_args(args: argparse.Namespace) -> argparse.Namespace:
     """Fill the options not given with the defaults of the score card asked for (``--rl`` or not); ValueError
     naming an option given that only the other card takes."""
-    mine, other = (RL_DEFAULTS, SUPERVISED_DEFAULTS) if args.rl else (SUPERVISED_DEFAULTS, RL_DEFAULTS)
+    mine, other = (RL_OPTIONS, SUPERVISED_OPTIONS) if args.rl else (SUPERVISED_OPTIONS, RL_OPTIONS)
     foreign = [name for name in other if name not in mine and getattr(args, name) is not None]
     if args.rl and args.population_size is not None:
         foreign.append("population_size")
@@ -64,7 +76,7 @@ def resolve_benchmark_args(args: argparse.Namespace) -> argparse.Namespace:
         flags = ", ".join(args.flags[name] for name in foreign)
         raise ValueError(f"{flags}: only {'without' if args.rl else 'with'} --rl "
                          f"({'the supervised score card' if args.rl else 'the RL score card'})")
-    for name, value in mine.items():
+    for name, value in card_defaults(args.rl).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     return args
