@@ -14,9 +14,10 @@ from baselines.cli.args import (
     add_backend_options, backend_from_args, bit_probability, comma_choices, comma_floats, comma_ints, default_run_dir,
     parse_core_options, positive_int, print_error,
 )
-from baselines.cli.progress import BudgetBar, set_threads
+from baselines.cli.progress import BudgetBar
 from baselines.interrupt import stop_on_signals
 from baselines.population import Population, grid
+from baselines.threads import set_threads
 from baselines.trainer import CORES, OPTIMIZERS, TrainConfig, Trainer
 from memory_envs import curriculum as curricula
 from memory_envs import tasks
