@@ -9,6 +9,7 @@ from baselines.cli.args import bit_probability, default_run_dir, positive_int, p
 from baselines.cli.progress import BudgetBar
 from baselines.interrupt import stop_on_signals
 from baselines.rl import DEFAULT_N, STOCK_LSTM, TASK_OF_ENV, RLConfig, RLRun
+from baselines.run_folder import solved_text
 from baselines.threads import set_threads
 from baselines.trainer import CORES
 
@@ -115,7 +116,7 @@ def format_rl_summary(summary: dict[str, Any]) -> str:
                   else f"N = {ns[0]} not solved (accuracy <= the threshold)")
         what = f"{summary['env_id']}, fixed N"
     else:
-        solved = f"largest N solved: {'none' if summary['max_n'] is None else summary['max_n']}"
+        solved = f"largest N solved: {solved_text(summary['max_n'])}"
         what = f"{summary['env_id']}, {summary['curriculum']} curriculum"
     return (f"{solved}  ({what}, {summary['core']} core, {summary['hidden_size']} units)\n"
             f"timesteps: {summary['timesteps']}  time: {summary['seconds']:.0f} s  "
