@@ -24,7 +24,7 @@ import numpy as np
 import agents
 from agents.authors import FILE_NAME, load_authors, ns_from_name, variant_from_folder
 from baselines.run_folder import (
-    atomic_write_text, check_new, create_run_folder, strict_json, write_json,
+    atomic_write_text, check_new, create_run_folder, overwrite_refusal, strict_json, write_json,
 )
 from baselines.trainer import tau_stats
 
@@ -152,8 +152,10 @@ def import_authors(src_dir: str | os.PathLike, out_dir: str | os.PathLike, *, cu
     if not files:
         raise ValueError(f"{src} holds no network files rnn_N{{a}}_N{{b}} (the authors' trained_models/<network>/)")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ValueError(f"out_dir {out} is not empty: pick a new folder, or pass overwrite to replace a run "
-                         "folder made by memory-envs")
+        refusal = overwrite_refusal(out)
+        raise ValueError(f"out_dir {out} is not empty: pick a new folder" + (
+            ", or pass overwrite=True to replace it (a run folder made by memory-envs)" if refusal is None
+            else f" ({refusal})"))
     check_new(out, overwrite)
     models = {ns_from_name(p)[-1]: load_authors(p, variant=variant) for p in files}
     first_ns = ns_from_name(files[0])

@@ -32,6 +32,7 @@ from agents.cores import run_side_by_side
 from baselines.backends import Unit
 from baselines.population_memory import check_memory, peak_memory
 from baselines.run_folder import check_new, check_resume_config
+from baselines.threads import torch_threads
 from baselines.trainer import RESUME_MAY_CHANGE, Trainer, TrainConfig
 from memory_envs.tasks import check_positive_int
 
@@ -194,9 +195,12 @@ class Population:
 def train_population(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os.PathLike], *,
                      resume: bool | Sequence[bool] = False, overwrite: bool = False,
                      on_eval: Callable[[int, dict[str, Any]], None] | None = None,
-                     on_progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Train the population ``configs`` into ``run_dirs`` and return each member's summary."""
-    return Population(configs, run_dirs, resume=resume, overwrite=overwrite).run(on_eval, on_progress)
+                     on_progress: Callable[[dict[str, Any]], None] | None = None,
+                     threads: int | None = None) -> list[dict[str, Any]]:
+    """Train the population ``configs`` into ``run_dirs`` and return each member's summary. ``threads``: torch
+    CPU threads during the run (default: the cores not busy with other jobs, :mod:`baselines.threads`)."""
+    with torch_threads(threads):
+        return Population(configs, run_dirs, resume=resume, overwrite=overwrite).run(on_eval, on_progress)
 
 
 def population_units(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os.PathLike], *,

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 from baselines.backends import BackendConfig, UnitsFailed, run_units
 from baselines.population import Population, population_units
-from baselines.run_folder import read_json
+from baselines.run_folder import read_json, solved_text
 from baselines.trainer import TrainConfig, atomic_write_text
 from memory_envs.tasks import check_positive_int
 
@@ -78,7 +78,7 @@ def reproduce(scale: str, out_dir: str | os.PathLike, seeds: Sequence[int] | Non
     for name in runs:
         if (out / name / "summary.json").exists():
             summaries[name] = read_json(out / name / "summary.json")
-            log(f"{name}: done earlier, largest N {summaries[name]['max_n']}")
+            log(f"{name}: done earlier, largest N {solved_text(summaries[name]['max_n'])}")
             on_run(name, summaries[name])
         else:
             todo.append(name)
@@ -90,7 +90,7 @@ def reproduce(scale: str, out_dir: str | os.PathLike, seeds: Sequence[int] | Non
         def done(names: Sequence[str], member_summaries: Sequence[dict]) -> None:
             for name, summary in zip(names, member_summaries):
                 summaries[name] = summary
-                log(f"{name}: largest N {summary['max_n']} in {summary['steps']} steps, {summary['seconds']:.0f} s")
+                log(f"{name}: largest N {solved_text(summary['max_n'])} in {summary['steps']} steps, {summary['seconds']:.0f} s")
                 on_run(name, summary)
 
         if backend is None and population_size is None:
@@ -140,6 +140,6 @@ def write_tables(summaries: list[dict], out: Path) -> None:
     for s in summaries:
         steps_to = " / ".join(str(s["steps_to_n"].get(str(n), "-")) for n in (4, 8, 12, 16))
         tau = s["tau_mean_at_n"].get(str(s["max_n"]))
-        rows.append(f"| {s['task']} | {s['curriculum']} | {s['seed']} | {s['max_n']} | {s['steps']} | {s['seconds']:.0f} | "
+        rows.append(f"| {s['task']} | {s['curriculum']} | {s['seed']} | {solved_text(s['max_n'])} | {s['steps']} | {s['seconds']:.0f} | "
                     f"{steps_to} | {'-' if tau is None else f'{tau:.2f}'} |")
     atomic_write_text(out / "reproduce.md", "\n".join(rows) + "\n")

@@ -131,6 +131,11 @@ def _foreign_entries(run_dir: Path) -> list[str]:
         p.name in RUN_ENTRIES or p.suffix == ".png" or (p.name.startswith(".") and p.name.endswith(".tmp"))))
 
 
+def solved_text(max_n: int | None) -> str:
+    """A summary's ``max_n`` as the commands, logs and tables write it: ``"none"`` where no N was solved."""
+    return "none" if not max_n else str(max_n)
+
+
 def check_open_mode(resume: bool, overwrite: bool) -> None:
     """Refuse ``resume`` with ``overwrite``: one continues a run folder, the other replaces it."""
     if resume and overwrite:
@@ -138,28 +143,46 @@ def check_open_mode(resume: bool, overwrite: bool) -> None:
                          "overwrite replaces it")
 
 
+def overwrite_refusal(run_dir: Path) -> str | None:
+    """Why ``overwrite`` would refuse the non-empty ``run_dir`` (with what to do instead), or None if it may."""
+    here = Path.cwd().resolve()
+    if run_dir.resolve() in (here, *here.parents):
+        return f"overwrite refuses {run_dir}: it is the current folder or holds it; pick a run folder of its own"
+    if not (run_dir / MARKER).is_file():
+        return (f"overwrite refuses {run_dir}: it is not a run folder made by memory-envs (no {MARKER} marker), so "
+                "it may hold your own files; delete it yourself or pick another run folder")
+    foreign = _foreign_entries(run_dir)
+    if foreign:
+        return (f"overwrite refuses {run_dir}: it holds files no run writes ({', '.join(foreign)}); move them out "
+                "or pick another run folder")
+    return None
+
+
 def check_new(run_dir: Path, overwrite: bool) -> None:
     """Refuse (RunFolderError) to start a new run in ``run_dir`` unless it is missing or empty, or
-    ``overwrite`` and it is a run folder of this project holding nothing else. Reads only."""
+    ``overwrite`` and it is a run folder of this project holding nothing else. A refusal offers only what
+    would be accepted: ``resume`` where the folder holds a run, ``overwrite`` where it may replace it. Reads only."""
     if run_dir.exists() and not run_dir.is_dir():
         raise RunFolderError(f"run folder {run_dir} is a file")
     if not run_dir.exists() or not any(run_dir.iterdir()):
         return
-    if not overwrite:
+    refusal = overwrite_refusal(run_dir)
+    if overwrite:
+        if refusal is not None:
+            raise RunFolderError(refusal)
+        return
+    resumable = (run_dir / "config.json").is_file()
+    if resumable and refusal is None:
         raise RunFolderError(f"run folder {run_dir} is not empty: pass resume=True to continue it or "
                              "overwrite=True to replace it")
-    here = Path.cwd().resolve()
-    if run_dir.resolve() in (here, *here.parents):
-        raise RunFolderError(f"overwrite refuses {run_dir}: it is the current folder or holds it; pick a "
-                             "run folder of its own")
-    if not (run_dir / MARKER).is_file():
-        raise RunFolderError(f"overwrite refuses {run_dir}: it is not a run folder made by memory-envs (no "
-                             f"{MARKER} marker), so it may hold your own files; delete it yourself or pick "
-                             "another run folder")
-    foreign = _foreign_entries(run_dir)
-    if foreign:
-        raise RunFolderError(f"overwrite refuses {run_dir}: it holds files no run writes ({', '.join(foreign)}); "
-                             "move them out or pick another run folder")
+    if resumable:
+        raise RunFolderError(f"run folder {run_dir} is not empty: pass resume=True to continue its run, or pick "
+                             f"another run folder ({refusal})")
+    if refusal is None:
+        raise RunFolderError(f"run folder {run_dir} is not empty and holds no run to resume (no config.json): pass "
+                             "overwrite=True to replace it or pick another run folder")
+    raise RunFolderError(f"run folder {run_dir} is not empty and holds no run to resume (no config.json), and "
+                         f"{refusal}")
 
 
 def create_run_folder(run_dir: Path, config: dict[str, Any], overwrite: bool) -> RunLock:
@@ -313,6 +336,6 @@ def check_restart(run_dir: Path) -> str:
 
 
 __all__ = ["MARKER", "RunFolderError", "RunLock", "append_metrics", "atomic_write_text", "check_metrics", "check_new",
-           "check_restart", "check_resume_config", "create_run_folder", "open_for_resume", "read_json",
-           "read_metrics", "restore_last", "save_last", "saved_states", "strict_json", "write_config", "write_csv",
-           "write_json"]
+           "check_restart", "check_resume_config", "create_run_folder", "open_for_resume", "overwrite_refusal",
+           "read_json", "read_metrics", "restore_last", "save_last", "saved_states", "solved_text", "strict_json",
+           "write_config", "write_csv", "write_json"]

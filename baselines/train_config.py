@@ -106,7 +106,7 @@ class TrainConfig:
             Curriculum(self.curriculum, self.start_n, self.target_n, self.threshold, self.window, self.drop)
         except ValueError as error:  # Curriculum names its own arguments: say which config field
             raise ValueError(str(error).replace("n_max ", "target_n ").replace("start ", "start_n ")) from None
-        tasks.check_ns(self.task, [self.start_n], argument="start_n")
+        tasks.check_ns(self.task, self.start_n, argument="start_n")
         if is_import_path(self.core):
             import_core_class(self.core)  # an external core: it must import and fit the protocol
         elif self.core not in CORES:
@@ -122,7 +122,7 @@ class TrainConfig:
         self.check_tau_options()
         check_finite(self.momentum, "momentum", 0.0, strict=False)
         if self.max_seconds is not None and not self.max_seconds > 0:
-            raise ValueError(f"max_seconds must be > 0 or None, got {self.max_seconds!r}")
+            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds!r}")
         check_seed(self.seed)
         tasks.check_p(self.task, self.p)
         resolve_device(self.device)

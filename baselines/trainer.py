@@ -47,6 +47,7 @@ from baselines.run_folder import (
 from baselines.train_config import (
     CORES, OPTIMIZERS, RESUME_MAY_CHANGE, STOP_REASONS, TrainConfig, build_model, check_seed, resolve_device,
 )
+from baselines.threads import torch_threads
 from memory_envs import Curriculum, make_batch
 
 
@@ -398,9 +399,12 @@ class Trainer:
 
 
 def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
-          on_eval: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Train ``config`` into ``run_dir`` and return the summary (see :class:`Trainer`)."""
-    return Trainer(config, run_dir, resume=resume, overwrite=overwrite).run(on_eval)
+          on_eval: Callable[[dict[str, Any]], None] | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Train ``config`` into ``run_dir`` and return the summary (see :class:`Trainer`). ``threads``: torch CPU
+    threads during the run (default: as ``memory-envs train``, the cores not busy with other jobs,
+    :mod:`baselines.threads`); the caller's setting is restored after."""
+    with torch_threads(threads):
+        return Trainer(config, run_dir, resume=resume, overwrite=overwrite).run(on_eval)
 
 
 __all__ = ["CORES", "OPTIMIZERS", "RESUME_MAY_CHANGE", "STOP_REASONS", "TrainConfig", "Trainer", "RunFolderError", "train",

@@ -12,7 +12,7 @@ spread, min..max):
    ``nn.RNN`` (relu) / ``nn.GRU`` / ``nn.LSTM`` (cuDNN on a GPU) at the same shape (T = 76, the mean
    sequence length at N = 2..30; batch 256; 500 units). Ratio = ours ms / torch ms (1.0 = as fast).
 
-Run on a GPU (the figures in the README are still to be measured this way):
+Run on a GPU (the figures of docs/performance.md's GPU rows are still to be measured this way):
 
     python3 benchmarks/bench_gpu.py                        # --device cuda
     python3 benchmarks/bench_gpu.py --device cpu --quick   # tiny sizes: a smoke run on any machine

@@ -91,7 +91,7 @@ class Curriculum:
 
     def check_task(self, task: str) -> None:
         """Raise if this schedule's Ns are not valid for ``task`` (e.g. start 1 with DMS)."""
-        tasks.check_ns(task, [self.start], argument="start")
+        tasks.check_ns(task, self.start, argument="start")
 
     def passes(self, accuracy: Mapping[int, float]) -> bool:
         """The paper's rule on the per-N ``accuracy`` of the active heads."""

@@ -2,7 +2,7 @@
 
 Like POPGym's Easy/Medium/Hard ids, each preset is one task at one N (single head, the paper's
 ``"final"`` scoring, bits with p = 0.5 as in the score card, so chance is exactly 0.5), and
-``gym.make(id)`` needs no arguments. The Ns come from the README's score card (supervised training
+``gym.make(id)`` needs no arguments. The Ns come from the score card (docs/scorecard.md: supervised training
 of the built-in cores, 64 units, 2,000 steps) and the CPU reproduction (128 units, 15,000 steps):
 
 * Easy: every core and curriculum of the score card solved it (also the default N of the bare ids).

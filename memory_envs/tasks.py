@@ -49,7 +49,8 @@ def check_ns(task: str, ns: Sequence[int] | int, argument: str = "ns") -> tuple[
     Returns the Ns as a tuple of Python ints, in the given order.
     """
     check_task(task)
-    if isinstance(ns, numbers.Integral) and not isinstance(ns, bool):
+    one = isinstance(ns, numbers.Integral) and not isinstance(ns, bool)
+    if one:
         ns = [ns]
     if isinstance(ns, (str, bytes)) or not isinstance(ns, Sequence) and not isinstance(ns, np.ndarray):
         raise TypeError(f"{argument} must be an integer or a list of integers, got {ns!r}")
@@ -58,7 +59,8 @@ def check_ns(task: str, ns: Sequence[int] | int, argument: str = "ns") -> tuple[
         if isinstance(n, bool) or not isinstance(n, numbers.Integral):
             raise TypeError(f"{argument} must contain integers, got {n!r} ({type(n).__name__})")
         if n < MIN_N[task]:
-            raise ValueError(f"{argument} must be integers >= {MIN_N[task]} for task {task!r}, got {int(n)}")
+            raise ValueError(f"{argument} must be {'an integer' if one else 'integers'} >= {MIN_N[task]} for task "
+                             f"{task!r}, got {int(n)}")
         out.append(int(n))
     if not out:
         raise ValueError(f"{argument} must not be empty")

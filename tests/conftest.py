@@ -1,4 +1,5 @@
-"""Shared fixtures: the devices the suite runs on, and where SB3 logs.
+"""Shared fixtures: the devices the suite runs on, and where SB3 and Ray write (not /tmp: the suite leaves nothing
+there).
 
 ``device`` runs a test on the CPU always and on CUDA when torch sees a GPU; without one the CUDA
 case is reported as skipped with the reason. Tests that mean the CPU say ``device="cpu"`` themselves.
@@ -6,6 +7,8 @@ case is reported as skipped with the reason. Tests that mean the CPU say ``devic
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -30,3 +33,13 @@ def sb3_logs_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         patch.setenv("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3")))
         yield
 
+
+@pytest.fixture(scope="session", autouse=True)
+def ray_sessions_in_tmp() -> Iterator[None]:
+    """Ray's session folders (``/tmp/ray/session_*`` by default) go to a folder of this test session, removed at its
+    end; subprocesses inherit it. A short path under the temp root: Ray's socket paths must stay under 107 bytes."""
+    folder = tempfile.mkdtemp(prefix="ray-")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_TMPDIR", folder)
+        yield
+    shutil.rmtree(folder, ignore_errors=True)

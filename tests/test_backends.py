@@ -30,6 +30,13 @@ def local_ray():
     ray.shutdown()
 
 
+def test_ray_writes_its_session_folder_where_the_suite_removes_it(local_ray):
+    """Not /tmp/ray/session_*: under the test session's RAY_TMPDIR (tests/conftest.py), removed at its end."""
+    from ray._private import worker
+
+    assert worker._global_node.get_session_dir_path().startswith(os.environ["RAY_TMPDIR"] + os.sep)
+
+
 def grid(tmp_path: Path) -> list[Unit]:
     import backend_units
 

@@ -207,7 +207,7 @@ def test_wrapper_rejects_env_that_does_not_fit():
         CurriculumWrapper(gym.make("NParity-v0", heads=[2]), Curriculum("multi"))
     with pytest.raises(ValueError, match="single-head curriculum needs an env made with n="):
         CurriculumWrapper(gym.make("NParity-v0", heads=[2]), Curriculum("single"))
-    with pytest.raises(ValueError, match="start must be integers >= 2"):
+    with pytest.raises(ValueError, match="start must be an integer >= 2"):
         CurriculumWrapper(gym.make("NDMS-v0", n=2), Curriculum("single", start=1))
 
 

@@ -156,7 +156,7 @@ def test_step_after_episode_end_raises():
 @pytest.mark.parametrize(
     "kwargs, error, words",
     [
-        (dict(n=0), ValueError, "n must be integers >= 1"),
+        (dict(n=0), ValueError, "n must be an integer >= 1"),
         (dict(n=2.0), TypeError, "n must be an integer"),
         (dict(heads=[]), ValueError, "heads must not be empty"),
         (dict(heads=[2, 3, 2]), ValueError, "duplicates"),
@@ -179,7 +179,7 @@ def test_env_bad_arguments(kwargs, error, words):
 
 
 def test_dms_needs_n_at_least_two():
-    with pytest.raises(ValueError, match="n must be integers >= 2 for task 'dms'"):
+    with pytest.raises(ValueError, match="n must be an integer >= 2 for task 'dms'"):
         gym.make("NDMS-v0", n=1)
     with pytest.raises(ValueError, match=">= 2"):
         gym.make_vec("NDMS-v0", num_envs=2, vectorization_mode="vector_entry_point", heads=[1, 2])

@@ -1,14 +1,49 @@
-"""The README's Python examples run as written."""
+"""The README: its Python examples run as written, its commands parse, its set-up commands are on its first
+screen, and its links lead somewhere."""
 
 import pathlib
 import re
+import shlex
 
 import pytest
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+TEXT = README.read_text()
+BLOCKS = re.findall(r"```python\n(.*?)```", TEXT, flags=re.S)
+BASH = re.findall(r"```bash\n(.*?)```", TEXT, flags=re.S)
+TEST_COMMAND = "python3 -m pytest -q"
 
 
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+def memory_envs_commands(text: str) -> list[list[str]]:
+    """The argv after ``memory-envs`` of every command in ``text``'s bash blocks (continuation lines joined,
+    ``a && b`` split, comments dropped)."""
+    bash = "\n".join(re.findall(r"```bash\n(.*?)```", text, flags=re.S)).replace("\\\n", " ")
+    commands = [shlex.split(part, comments=True) for line in bash.splitlines() for part in line.split("&&")]
+    return [c[c.index("memory-envs") + 1:] for c in commands if "memory-envs" in c]
+
+
+def links(text: str) -> list[str]:
+    """The relative targets of the Markdown links in ``text`` (web addresses left out)."""
+    return [t for t in re.findall(r"\]\(([^)\s]+)\)", text) if not re.match(r"[a-z]+:", t)]
+
+
+def anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of the headings of ``markdown``: lower case, punctuation but hyphens dropped, spaces
+    to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", markdown, flags=re.S), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+def check_links(page: pathlib.Path) -> list[str]:
+    """The links of ``page`` whose file or heading does not exist."""
+    broken = []
+    for target in links(page.read_text()):
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        if not linked.exists() or (anchor and anchor not in anchors(linked.read_text())):
+            broken.append(target)
+    return broken
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
@@ -23,28 +58,39 @@ def test_readme_install_lines_name_extras_that_exist():
     installs only what the main job needs (not the test extra), and the test line installs `dev`."""
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
-    extras = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    text = README.read_text()
-    named = re.findall(r'pip install -e "\.\[([a-z,]+)\]"', text)
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    named = re.findall(r'pip install -e "\.\[([a-z,]+)\]"', TEXT)
     assert named and all(extra in extras for group in named for extra in group.split(","))
-    bash = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
-    main_job = next(block for block in bash if "&& memory-envs train" in block)
+    main_job = next(block for block in BASH if "&& memory-envs train" in block)
     assert 'pip install -e ".[plot]" && memory-envs train' in main_job and "dev" not in main_job
-    assert any('pip install -e ".[dev]"' in block and "pytest" in block for block in bash)
-    assert "--index-url https://download.pytorch.org/whl/cpu" in text  # the CPU-only build, said as such
+    assert any('pip install -e ".[dev]"' in block and "pytest" in block for block in BASH)
+    assert "--index-url https://download.pytorch.org/whl/cpu" in TEXT  # the CPU-only build, said as such
+    assert "install it from a clone" in TEXT and "pip install memory-envs" not in TEXT  # not on the package index
 
 
-def test_readme_device_commands_parse():
-    """Every `memory-envs ... --device` example (GPU commands, which cannot run here) is accepted by the
-    command's parser as written."""
-    import shlex
+def test_the_set_up_commands_are_on_the_first_screen_and_ci_runs_the_test_command():
+    """Set-up + main job in one command, the tests in another, both in the first 40 lines; `.ci/run` runs the
+    README's test command; the README stays short."""
+    lines = TEXT.splitlines()
+    main_job = next(i for i, line in enumerate(lines) if line.startswith('pip install -e ".[plot]" && memory-envs train'))
+    tests = next(i for i, line in enumerate(lines) if line == TEST_COMMAND)
+    assert main_job < tests < 40
+    assert TEST_COMMAND in (ROOT / ".ci" / "run").read_text().splitlines()
+    assert len(lines) <= 200
 
+
+def test_every_readme_command_parses():
+    """Every `memory-envs ...` of the README is accepted by the command's parser as written."""
     from baselines.cli import build_parser
 
-    text = "\n".join(re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)).replace("\\\n", " ")
-    commands = [shlex.split(part, comments=True) for line in text.splitlines() for part in line.split("&&")]
-    commands = [c[c.index("memory-envs") + 1:] for c in commands if "memory-envs" in c and "--device" in c]
-    assert {c[0] for c in commands} >= {"train", "rl", "analyze", "benchmark", "reproduce"}
+    commands = memory_envs_commands(TEXT)
+    assert {c[0] for c in commands} >= {"train", "rl", "benchmark", "reproduce", "analyze", "plot"}
     for argv in commands:
-        args = build_parser().parse_args(argv)
-        assert args.device.startswith("cuda"), argv
+        build_parser().parse_args(argv)
+
+
+def test_readme_links_lead_to_pages_and_headings_that_exist():
+    assert {link.partition("#")[0] for link in links(TEXT)} >= {"docs/envs.md", "docs/training.md", "docs/gpu.md",
+                                                                 "docs/performance.md", "LICENSE"}
+    assert check_links(README) == []
+    assert "issue " not in TEXT.lower() and "SPEC" not in TEXT  # nothing a reader cannot look up

@@ -355,7 +355,7 @@ def test_bad_input_exits_2(tmp_path, capsys, argv, field):
     ({"tau_init": (0.5, 2.0)}, "tau_init"), ({"hidden_size": 0}, "hidden_size"), ({"batch_size": -1}, "batch_size"),
     ({"core": "lru", "train_tau": False}, "train_tau only apply to the cores with a per-neuron tau"),
     ({"core": "mamba", "tau_init": (1.0, 3.0)}, "tau_init only apply to the cores with a per-neuron tau"),
-    ({"env_id": "NDMS-Easy-v0"}, "n must be 6 for the preset NDMS-Easy-v0 .* got 2; use the base id 'NDMS-v0'"),
+    ({"env_id": "NDMS-Easy-v0", "n": 2}, "n must be 6 for the preset NDMS-Easy-v0 .* got 2; use the base id 'NDMS-v0'"),
     ({"env_id": "NDMS-Easy-v0", "n": 6, "p": 0.3}, "p must be 0.5 or None for the preset"),
     ({"env_id": "NParity-Easy-v0", "n": 4, "mode": "every_step"}, "mode must be 'final' for the preset"),
     ({"env_id": "NParity-Easy-v0", "n": 4, "curriculum": "multi", "n_max": 5}, "curriculum: NParity-Easy-v0 is a preset"),
@@ -367,6 +367,33 @@ def test_bad_input_exits_2(tmp_path, capsys, argv, field):
 def test_config_validation_names_the_field(changes, field):
     with pytest.raises(ValueError, match=field):
         RLConfig(**changes).validate()
+
+
+def test_a_preset_runs_at_its_n_with_the_tuned_ppo_settings_in_the_folder_help_names(tmp_path, monkeypatch, capsys):
+    """`memory-envs rl --env PRESET` needs no --n (the preset's own N), trains with the RL score card's tuned lr
+    and entropy bonus, and writes the run folder that --help names as its default."""
+    from baselines.cli import build_parser
+    from baselines.rl.scorecard import RLScorecardSpec
+
+    monkeypatch.chdir(tmp_path)
+    assert rl_main(["--env", "NDMS-Easy-v0", "--vec-env", "native", "--hidden-size", "8", "--total-timesteps", "512",
+                    "--eval-every", "512", "--eval-episodes", "5", "--quiet"]) == 0
+    parser = build_parser()
+    rl_parser = next(a for a in parser._subparsers._group_actions[0].choices.values() if a.prog.endswith(" rl"))
+    (run_dir_help,) = [a.help for a in rl_parser._actions if a.dest == "run_dir"]
+    template = re.search(r"default: (\S+),", run_dir_help).group(1)
+    values = {"<env>": "NDMS-Easy-v0", "<N>": "6", "[-<curriculum>]": "", "<core>": "leaky", "<hidden-size>": "8",
+              "<seed>": "0"}
+    for field, value in values.items():
+        assert field in template
+        template = template.replace(field, value)
+    assert [str(p.relative_to(tmp_path)) for p in (tmp_path / "runs").iterdir()] == [template]
+    config = json.loads((tmp_path / template / "config.json").read_text())
+    card = RLScorecardSpec()
+    assert config["n"] == 6 and (config["lr"], config["ent_coef"]) == (card.lr, card.ent_coef) == (3e-3, 0.01)
+    # Repeating the preset's N is allowed; another N is refused, naming the base id.
+    assert rl_main(["--env", "NDMS-Easy-v0", "--n", "3", "--quiet"]) == 2
+    assert "--n must be 6 for the preset NDMS-Easy-v0" in capsys.readouterr().err
 
 
 def test_docs_example_runs(tmp_path, monkeypatch):

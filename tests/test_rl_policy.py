@@ -261,15 +261,17 @@ def test_import_agents_without_sb3():
     assert out.stdout.strip() == "ok"
 
 
-def test_docs_example_runs():
+def test_docs_example_runs(tmp_path):
+    """In a folder of its own, where it saves its model: the example writes nothing to /tmp."""
     import pathlib
     import re
 
     doc = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "rl.md").read_text()
     code = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+    assert "/tmp" not in code
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path,
                          env={**__import__("os").environ, "PYTHONPATH": ":".join(sys.path)})
-    assert out.stdout.strip() == "[1.]"
+    assert out.stdout.strip() == "[1.]" and (tmp_path / "rl_leaky.zip").is_file()
 
 
 ZOO = [kind for kind in agents_cores.KINDS if kind not in agents_cores.TAU_KINDS]

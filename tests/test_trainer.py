@@ -182,7 +182,7 @@ def test_resume_config_check_counts_fields_on_either_side(tmp_path):
         (dict(max_steps=0), "max_steps must be a positive integer"),
         (dict(lr=0.0), "lr must be > 0"),
         (dict(max_seconds=0), "max_seconds must be > 0"),
-        (dict(task="dms", start_n=1), "start_n must be integers >= 2"),
+        (dict(task="dms", start_n=1), "start_n must be an integer >= 2"),
         (dict(device="tpu"), "device must be"),
     ],
 )

@@ -658,7 +658,7 @@ def test_cli_errors_name_the_flags_and_the_library_its_fields(tmp_path, capsys):
     from baselines.rl import RLConfig
 
     code, err = cli_train(["--run-dir", str(tmp_path / "run"), "--max-seconds", "-5"], capsys)
-    assert code == 2 and err == "memory-envs: error: --max-seconds must be > 0 or None, got -5.0\n"
+    assert code == 2 and err == "memory-envs: error: --max-seconds must be > 0, got -5.0\n"
     with pytest.raises(ValueError, match="^max_seconds must be > 0"):
         tiny(max_seconds=-5).validate()
     pytest.importorskip("sb3_contrib")
@@ -705,3 +705,75 @@ def test_a_resume_with_nothing_saved_says_it_starts_again(tmp_path, capsys):
     run = RLRun(RLConfig(hidden_size=8), tmp_path / "rl", resume=True)
     run.close()
     assert "has no saved state yet" in run.resume_note
+
+
+# ----- 11. small words: the version, the licence, only the options that would work, "none" for nothing solved -----
+def test_version_is_the_packages_and_the_licence_file_is_there(capsys):
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    with pytest.raises(SystemExit) as ended:
+        main(["--version"])
+    assert ended.value.code == 0 and capsys.readouterr().out == f"memory-envs {project['version']}\n"
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_a_full_folder_is_offered_only_what_it_would_accept(tmp_path, capsys):
+    """A folder of the user's own files is offered neither --resume (no run) nor --overwrite (refused); a run
+    folder holding a foreign file is offered --resume only; a clean run folder both."""
+    own = tmp_path / "thesis"
+    own.mkdir()
+    (own / "chapter1.tex").write_text("mine")
+    code, err = cli_train(["--run-dir", str(own)], capsys)
+    assert code == 2 and "--resume" not in err and "pass --overwrite" not in err
+    assert "holds no run to resume" in err and "not a run folder made by memory-envs" in err
+    run = tmp_path / "run"
+    assert main(["train", *TINY_ARGV, "--run-dir", str(run), "--threads", "1"]) == 0
+    capsys.readouterr()
+    code, err = cli_train(["--run-dir", str(run)], capsys)
+    assert code == 2 and "pass --resume to continue it or --overwrite to replace it" in err
+    (run / "notes.txt").write_text("mine")
+    code, err = cli_train(["--run-dir", str(run)], capsys)
+    assert code == 2 and "pass --resume to continue its run, or pick another run folder" in err
+    assert "pass --overwrite" not in err and "holds files no run writes (notes.txt)" in err
+    assert (run / "notes.txt").read_text() == "mine" and (own / "chapter1.tex").read_text() == "mine"
+
+
+def test_import_authors_names_its_options_as_flags(tmp_path, capsys):
+    src = tmp_path / "weird_parity_net"
+    src.mkdir()
+    (src / "rnn_N2_N2").write_bytes(b"")
+    assert main(["import-authors", str(src), str(tmp_path / "out")]) == 2
+    assert "pass --curriculum, one of single, multi, sliding" in capsys.readouterr().err
+
+
+def test_nothing_solved_reads_none_everywhere():
+    from baselines.benchmark import SCORECARD_NOTES, largest_n_cell, scorecard_rows
+    from baselines.cli.train import format_summary
+    from baselines.run_folder import solved_text
+
+    assert (solved_text(None), solved_text(7)) == ("none", "7")
+
+    def result(seed, max_n):
+        return {"core": "gru", "task": "dms", "curriculum": "single", "seed": seed, "max_n": max_n, "steps": 10,
+                "steps_to_n": {} if max_n is None else {str(max_n): 10}, "heldout": {} if max_n is None else {str(max_n): 0.7},
+                "timescales": {}}
+
+    (nothing,) = scorecard_rows([result(0, None), result(1, None)])
+    (some,) = scorecard_rows([result(0, None), result(1, 4)])
+    assert (largest_n_cell(nothing), largest_n_cell(some)) == ("none", "2 [none, 4]")
+    assert "counts as 0 in the median" in SCORECARD_NOTES and "Held-out accuracy can lie well below" in SCORECARD_NOTES
+    summary = {"max_n": None, "task": "dms", "curriculum": "single", "core": "gru", "hidden_size": 8, "steps": 10,
+               "seconds": 1.0, "stopped_because": "max_steps", "steps_to_n": {}}
+    assert format_summary(summary).startswith("largest N solved: none  (dms")
+
+
+def test_messages_say_an_integer_and_no_python_none(capsys, tmp_path):
+    with pytest.raises(ValueError, match=r"^n must be an integer >= 2 for task 'dms', got 1$"):
+        tasks.check_ns("dms", 1, argument="n")
+    with pytest.raises(ValueError, match=r"^ns must be integers >= 2"):
+        tasks.check_ns("dms", [3, 1])
+    for argv in (["--max-seconds", "0"], ["--target-n", "1", "--task", "dms"]):
+        code, err = cli_train(["--run-dir", str(tmp_path / "run"), *argv], capsys)
+        assert code == 2 and "None" not in err and "integers" not in err, err

@@ -8,6 +8,7 @@
     memory-envs rl --env NDMS-v0 --n 2   RecurrentPPO with our cores, optional curriculum
     memory-envs analyze RUN [RUN ...]    timescales, ablation, perturbation, forgetting, dimensionality
     memory-envs import-authors SRC OUT   the paper's authors' published networks as a run folder
+    memory-envs --version                the installed version
 
 One module per command family (:mod:`~baselines.cli.train`, :mod:`~baselines.cli.experiments`,
 :mod:`~baselines.cli.rl`, :mod:`~baselines.cli.analyze`), each with an ``add_parsers(subparsers)``;
@@ -19,14 +20,24 @@ device) print one line and exit 2.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 from typing import Sequence
 
 from baselines.cli import analyze, experiments, rl, train
 from baselines.cli.args import option_flags
 
 
+def package_version() -> str:
+    """The installed memory-envs version (pyproject.toml's), or a note where the package is not installed."""
+    try:
+        return importlib.metadata.version("memory-envs")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed: pip install -e . in the clone)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memory-envs", description="Memory tasks with a curriculum over N.")
+    parser.add_argument("--version", action="version", version=f"memory-envs {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     train.add_parsers(sub)
     experiments.add_parsers(sub)

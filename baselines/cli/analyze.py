@@ -154,7 +154,7 @@ def cmd_import_authors(args: argparse.Namespace) -> int:
         summary = import_authors(args.src_dir, args.out_dir, curriculum=args.curriculum, task=args.task,
                                  variant=args.variant, overwrite=args.overwrite)
     except (OSError, ValueError) as error:
-        print_error(error)
+        print_error(error, args)
         return 2
     epochs = ", ".join(f"N={n}: {e}" for n, e in summary["epochs_to_n"].items())
     print(f"{args.out_dir}: {summary['curriculum']}-head {summary['task']} network of {summary['hidden_size']} "

@@ -29,13 +29,15 @@ def option_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
 def flag_names(message: str, flags: dict[str, str]) -> str:
     """``message`` (a library error, which names config fields and keyword arguments) in the command's words:
     ``resume=True`` -> ``--resume``; a field with an underscore wherever it appears (``max_seconds must be``
-    -> ``--max-seconds must be``); a one-word field only where it is the subject or a keyword
-    (``seed must``, ``seed=``, ``n is required``, ``core needs``), so prose ("cannot resume") is left alone;
-    a keyword given a name (``agents.load(path, core_class=YourCore)``) is Python for the reader, left too."""
+    -> ``--max-seconds must be``); a one-word field only where it is the subject, a keyword or what to pass
+    (``seed must``, ``seed=``, ``n is required``, ``core needs``, ``pass task``), so prose ("cannot resume") is
+    left alone; a keyword given a name (``agents.load(path, core_class=YourCore)``) is Python for the reader,
+    left too."""
     for field, flag in sorted(flags.items(), key=lambda item: -len(item[0])):
         message = re.sub(rf"(?<![\w./-]){field}=True\b", flag, message)
         tail = "" if "_" in field else r"(?=\s+must\b|\s+is required\b|\s+needs\b|=)"
         message = re.sub(rf"(?<![\w./-]){field}\b(?![-/]|=[A-Za-z_]){tail}", flag, message)
+        message = re.sub(rf"(?<=\bpass ){field}\b(?![-/=])", flag, message)
     return message
 
 

@@ -1,38 +1,11 @@
-"""What the training commands show while they run: a bar over the budget that bounds the run, and the
-thread count they pick by default."""
+"""What the training commands show while they run: a bar over the budget that bounds the run."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
 from tqdm import tqdm
-
-
-def cpu_load() -> tuple[int, float]:
-    """The CPU cores this process may run on and the machine's 1-minute load average (0 where unknown)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        return cores, os.getloadavg()[0]
-    except (AttributeError, OSError):  # not available on this platform: taken as idle
-        return cores, 0.0
-
-
-def set_threads(threads: int | None) -> str:
-    """Set torch's CPU threads to ``threads``; by default to the cores other processes are not busy on (the
-    cores minus the 1-minute load, at least 1, at most torch's own default): torch's default of one thread
-    per core runs at about half speed when another job holds a core, as its threads wait for each other.
-    Returns a line saying how many and why (the commands print it)."""
-    import torch
-
-    if threads is not None:
-        torch.set_num_threads(threads)
-        return f"torch CPU threads: {threads} (--threads)"
-    cores, load = cpu_load()
-    chosen = max(1, min(torch.get_num_threads(), cores - round(load)))
-    torch.set_num_threads(chosen)
-    return f"torch CPU threads: {chosen} ({cores} cores, 1-minute load {load:.1f}; --threads N to choose)"
 
 
 class BudgetBar:
@@ -98,4 +71,4 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-__all__ = ["BudgetBar", "cpu_load", "set_threads"]
+__all__ = ["BudgetBar"]

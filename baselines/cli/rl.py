@@ -6,10 +6,18 @@ import argparse
 from typing import Any
 
 from baselines.cli.args import bit_probability, default_run_dir, positive_int, print_error
-from baselines.cli.progress import BudgetBar, set_threads
+from baselines.cli.progress import BudgetBar
 from baselines.interrupt import stop_on_signals
-from baselines.rl import STOCK_LSTM, TASK_OF_ENV, RLConfig, RLRun
+from baselines.rl import DEFAULT_N, STOCK_LSTM, TASK_OF_ENV, RLConfig, RLRun
+from baselines.run_folder import solved_text
+from baselines.threads import set_threads
 from baselines.trainer import CORES
+
+RUN_NAME = "runs/rl-{env}-n{n}{curriculum}-{core}-h{hidden_size}-s{seed}"
+"""The default run folder (:func:`default_rl_run_name`); ``curriculum`` is ``-single``, ``-multi`` or empty."""
+RUN_NAME_FIELDS = {"env": "<env>", "n": "<N>", "curriculum": "[-<curriculum>]", "core": "<core>",
+                   "hidden_size": "<hidden-size>", "seed": "<seed>"}
+""":data:`RUN_NAME`'s fields as ``--help`` names them."""
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -22,9 +30,10 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                     "(config.json, metrics.jsonl, last/, model.zip, summary.json) that --resume continues.")
     g = parser.add_argument_group("environment and curriculum")
     g.add_argument("--env", default=d.env_id,
-                   help=f"env id: {', '.join(TASK_OF_ENV)}; a preset needs its own --n and no curriculum "
+                   help=f"env id: {', '.join(TASK_OF_ENV)}; a preset runs at its own N, without a curriculum "
                         f"(default: {d.env_id})")
-    g.add_argument("--n", type=int, default=d.n, help="N, or the first N of the curriculum (default: 2)")
+    g.add_argument("--n", type=int, default=None,
+                   help=f"N, or the first N of the curriculum (default: a preset's own N, else {DEFAULT_N})")
     g.add_argument("--mode", default=d.mode, help="final (the paper) or every_step (default: final)")
     g.add_argument("--p", type=bit_probability, default=None, help="bit probability: a float or 'uniform' (default: the env's)")
     g.add_argument("--length-range", type=int, nargs=2, default=None, metavar=("LOW", "HIGH"),
@@ -52,9 +61,11 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     g.add_argument("--n-steps", type=int, default=d.n_steps, help=f"rollout steps per env (default: {d.n_steps})")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default: {d.batch_size}")
     g.add_argument("--n-epochs", type=int, default=d.n_epochs, help=f"default: {d.n_epochs}")
-    g.add_argument("--lr", type=float, default=None, help="learning rate (default: 3e-3 leaky, 1e-2 gru/lstm)")
+    g.add_argument("--lr", type=float, default=d.lr,
+                   help=f"learning rate (default: {d.lr:g}, the RL score card's tuned value)")
     g.add_argument("--gamma", type=float, default=d.gamma, help=f"discount (default: {d.gamma})")
-    g.add_argument("--ent-coef", type=float, default=d.ent_coef, help=f"entropy bonus (default: {d.ent_coef})")
+    g.add_argument("--ent-coef", type=float, default=d.ent_coef,
+                   help=f"entropy bonus (default: {d.ent_coef:g}, the RL score card's tuned value)")
     g = parser.add_argument_group("budget, evaluation and run")
     g.add_argument("--total-timesteps", type=int, default=d.total_timesteps, help=f"default: {d.total_timesteps}")
     g.add_argument("--max-seconds", type=float, default=None, help="wall-time budget (default: none)")
@@ -64,7 +75,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     g.add_argument("--device", default=d.device, help="cpu, cuda[:i] or auto (default: cpu)")
     g.add_argument("--threads", type=positive_int, default=None,
                    help="torch CPU threads (default: the cores not busy with other jobs, by the 1-minute load)")
-    g.add_argument("--run-dir", default=None, help="run folder (default: runs/rl-<env>-n<N>-<core>-s<seed>)")
+    g.add_argument("--run-dir", default=None,
+                   help=f"run folder (default: {RUN_NAME.format(**RUN_NAME_FIELDS)}, numbered -2, -3, ... when "
+                        "it holds an earlier run)")
     g.add_argument("--resume", action="store_true",
                    help="continue the run in the run folder from its last saved state (the same options; "
                         "--total-timesteps, --max-seconds and --device may change); a finished run prints its summary")
@@ -90,8 +103,8 @@ def rl_config_from_args(args: argparse.Namespace) -> RLConfig:
 
 def default_rl_run_name(config: RLConfig) -> str:
     """The default run folder, before :func:`~baselines.cli.args.default_run_dir` numbers it."""
-    cur = f"-{config.curriculum}" if config.curriculum else ""
-    return f"runs/rl-{config.env_id}-n{config.n}{cur}-{config.core}-h{config.hidden_size}-s{config.seed}"
+    return RUN_NAME.format(env=config.env_id, n=config.n, curriculum=f"-{config.curriculum}" if config.curriculum else "",
+                           core=config.core, hidden_size=config.hidden_size, seed=config.seed)
 
 
 def format_rl_summary(summary: dict[str, Any]) -> str:
@@ -103,7 +116,7 @@ def format_rl_summary(summary: dict[str, Any]) -> str:
                   else f"N = {ns[0]} not solved (accuracy <= the threshold)")
         what = f"{summary['env_id']}, fixed N"
     else:
-        solved = f"largest N solved: {'none' if summary['max_n'] is None else summary['max_n']}"
+        solved = f"largest N solved: {solved_text(summary['max_n'])}"
         what = f"{summary['env_id']}, {summary['curriculum']} curriculum"
     return (f"{solved}  ({what}, {summary['core']} core, {summary['hidden_size']} units)\n"
             f"timesteps: {summary['timesteps']}  time: {summary['seconds']:.0f} s  "

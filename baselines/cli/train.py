@@ -14,9 +14,11 @@ from baselines.cli.args import (
     add_backend_options, backend_from_args, bit_probability, comma_choices, comma_floats, comma_ints, default_run_dir,
     parse_core_options, positive_int, print_error,
 )
-from baselines.cli.progress import BudgetBar, set_threads
+from baselines.cli.progress import BudgetBar
 from baselines.interrupt import stop_on_signals
 from baselines.population import Population, grid
+from baselines.run_folder import solved_text
+from baselines.threads import set_threads
 from baselines.trainer import CORES, OPTIMIZERS, TrainConfig, Trainer
 from memory_envs import curriculum as curricula
 from memory_envs import tasks
@@ -125,7 +127,7 @@ def population_from_args(args: argparse.Namespace) -> tuple[Path, list[str], lis
 def format_summary(summary: dict[str, Any]) -> str:
     steps_to = ", ".join(f"N={n}: {s}" for n, s in summary["steps_to_n"].items()) or "none"
     return (
-        f"largest N solved: {_solved(summary['max_n'])}  ({summary['task']}, {summary['curriculum']}-head curriculum, "
+        f"largest N solved: {solved_text(summary['max_n'])}  ({summary['task']}, {summary['curriculum']}-head curriculum, "
         f"{summary['core']} core, {summary['hidden_size']} units)\n"
         f"steps: {summary['steps']}  time: {summary['seconds']:.0f} s  stopped because: {summary['stopped_because']}\n"
         f"steps to solve each N: {steps_to}"
@@ -140,10 +142,6 @@ def _write_plots(run_dirs: list[Path], core_class: type[torch.nn.Module] | None)
             print(f"figures of {run_dir}: " + ", ".join(p.name for p in plot_run(run_dir, core_class=core_class)))
     except ImportError as error:
         print(f"no figures: {error}")
-
-
-def _solved(n: int | None) -> str:
-    return "none" if n is None else str(n)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -171,7 +169,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     def on_eval(line: dict[str, Any]) -> None:
         ns = line["ns"]
         newest = line["accuracy"][str(ns[-1])]
-        bar.update(line["step"], f"N solved: {_solved(trainer.curriculum.solved)}, training N={ns[0]}..{ns[-1]} "
+        bar.update(line["step"], f"N solved: {solved_text(trainer.curriculum.solved)}, training N={ns[0]}..{ns[-1]} "
                                  f"acc(N={ns[-1]})={newest:.3f}")
 
     with stop_on_signals() as stop:
@@ -212,7 +210,7 @@ def _train_population(args: argparse.Namespace, threads: str) -> int:
     def on_progress(progress: dict[str, Any]) -> None:
         solved = [m.curriculum.solved for m in population.members if m.curriculum.solved is not None]
         bar.update(progress["step"], f"running {progress['running']}/{progress['members']}, largest N solved: "
-                                     f"{_solved(max(solved, default=None))}, training N up to {progress['n_max']}")
+                                     f"{solved_text(max(solved, default=None))}, training N up to {progress['n_max']}")
 
     with stop_on_signals() as stop:
         summaries = population.run(on_progress=on_progress)
@@ -270,7 +268,7 @@ def _report_members(args: argparse.Namespace, run_dir: Path, summaries: dict[str
         width = max(len(name) for name in summaries)
         print(f"{'member':{width}s}  largest N  steps  stopped because")
         for name, summary in summaries.items():
-            print(f"{name:{width}s}  {str(summary['max_n']):>9s}  {summary['steps']:5d}  {summary['stopped_because']}")
+            print(f"{name:{width}s}  {solved_text(summary['max_n']):>9s}  {summary['steps']:5d}  {summary['stopped_because']}")
     print(f"member folders in {run_dir}")
     if plots and not args.no_plots and summaries:
         _write_plots([run_dir / name for name in summaries], core_class)

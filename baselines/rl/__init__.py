@@ -56,10 +56,10 @@ rl`` command is in :mod:`baselines.cli.rl`.
 
 from baselines.rl.callback import evaluate_policy
 from baselines.rl.config import (
-    DEFAULT_LR, EVAL_SEED_OFFSET, POLICY_CORES, RESUME_MAY_CHANGE, RL_CURRICULA, STOCK_LSTM, STOP_REASONS, TASK_OF_ENV,
+    DEFAULT_N, EVAL_SEED_OFFSET, PPO_ENT_COEF, PPO_LR, POLICY_CORES, RESUME_MAY_CHANGE, RL_CURRICULA, STOCK_LSTM, STOP_REASONS, TASK_OF_ENV,
     VEC_ENVS, RLConfig,
 )
 from baselines.rl.run import RLRun, train_rl
 
-__all__ = ["DEFAULT_LR", "EVAL_SEED_OFFSET", "POLICY_CORES", "RESUME_MAY_CHANGE", "RL_CURRICULA", "STOCK_LSTM",
+__all__ = ["DEFAULT_N", "EVAL_SEED_OFFSET", "PPO_ENT_COEF", "PPO_LR", "POLICY_CORES", "RESUME_MAY_CHANGE", "RL_CURRICULA", "STOCK_LSTM",
            "STOP_REASONS", "TASK_OF_ENV", "VEC_ENVS", "RLConfig", "RLRun", "evaluate_policy", "train_rl"]

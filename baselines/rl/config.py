@@ -27,10 +27,13 @@ EVAL_SEED_OFFSET = 1_000_003
 """An evaluation's episodes are the eval env's from ``reset(seed=seed + EVAL_SEED_OFFSET)`` on (:attr:`RLConfig.eval_seed`)."""
 RL_CURRICULA = ("single", "multi")
 STOP_REASONS = ("target_reached", "max_timesteps", "max_seconds", "non_finite", "interrupted")
-DEFAULT_LR = {"leaky": 3e-3, "leaky_mod": 3e-3, "gru": 1e-2, "lstm": 1e-2, STOCK_LSTM: 1e-2}
-"""Learning rates that learned n=2 well (docs/rl.md; the stock LSTM takes our LSTM's); used when ``lr`` is None."""
-ZOO_LR = 3e-3
-"""The learning rate of the architecture zoo's cores when ``lr`` is None (not tuned for RL yet)."""
+PPO_LR = 3e-3
+PPO_ENT_COEF = 0.01
+"""The default learning rate and entropy bonus of every run, for every policy: tuned once on NDMS-Easy-v0 (the
+GRU, seed 0, 100,000 timesteps; lr 3e-4, 1e-3, 3e-3, 1e-2 without an entropy bonus, 3e-3 and 1e-2 with 0.01;
+docs/rl_baselines.md), the RL score card's setting. Without the bonus the policy often collapses to one answer."""
+DEFAULT_N = 2
+"""``n`` of a base id when none is given (a preset's default is its own N)."""
 VEC_ENVS = ("dummy", "subproc", "native")
 """How the training envs run: SB3's DummyVecEnv (one process), SubprocVecEnv (one process per env), or the
 native vector env as an SB3 VecEnv (:func:`memory_envs.make_sb3_vec_env`: all envs as numpy arrays in one
@@ -41,10 +44,11 @@ RESUME_MAY_CHANGE = ("total_timesteps", "max_seconds", "device", "vec_env")
 
 @dataclass
 class RLConfig:
-    """Everything an RL run needs. ``n`` is the fixed N, or the first N of the curriculum."""
+    """Everything an RL run needs. ``n`` is the fixed N, or the first N of the curriculum; None (the default)
+    means a preset's own N, or :data:`DEFAULT_N` on a base id."""
 
     env_id: str = "NDMS-v0"
-    n: int = 2
+    n: int | None = None
     mode: str = "final"
     p: float | str | None = None
     length_range: tuple[int, int] | None = None
@@ -62,15 +66,19 @@ class RLConfig:
     n_steps: int = 64
     batch_size: int = 128
     n_epochs: int = 4
-    lr: float | None = None
+    lr: float = PPO_LR
     gamma: float = 0.99
-    ent_coef: float = 0.0
+    ent_coef: float = PPO_ENT_COEF
     total_timesteps: int = 100_000
     max_seconds: float | None = None
     eval_every: int = 10_000
     eval_episodes: int = 50
     seed: int = 0
     device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.n is None:
+            self.n = self.preset.n if self.preset is not None else DEFAULT_N
 
     @property
     def task(self) -> str:
@@ -85,10 +93,6 @@ class RLConfig:
     def eval_seed(self) -> int:
         """The seed of every evaluation's episodes (the same episodes at each evaluation)."""
         return self.seed + EVAL_SEED_OFFSET
-
-    @property
-    def learning_rate(self) -> float:
-        return DEFAULT_LR.get(self.core, ZOO_LR) if self.lr is None else float(self.lr)
 
     def validate(self) -> "RLConfig":
         """Raise ValueError naming the first field that is not allowed."""
@@ -107,7 +111,7 @@ class RLConfig:
             tasks.check_positive_int(getattr(self, name), name)
         if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)):
             raise ValueError(f"n must be an integer, got {self.n!r}")
-        tasks.check_ns(self.task, [self.n], argument="n")
+        tasks.check_ns(self.task, self.n, argument="n")
         if self.curriculum is None:
             if self.n_max is not None:
                 raise ValueError(f"n_max needs a curriculum (single or multi), got n_max={self.n_max!r} "
@@ -131,14 +135,14 @@ class RLConfig:
         if self.vec_env == "native" and self.curriculum is not None:
             raise ValueError("vec_env='native' runs no curriculum (its driver collects episodes from single envs): "
                              "use vec_env='dummy' or 'subproc' with a curriculum")
-        if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"lr must be > 0 or None, got {self.lr!r}")
+        if isinstance(self.lr, bool) or not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if not (isinstance(self.gamma, (int, float)) and 0.0 <= self.gamma <= 1.0):
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma!r}")
         if not (isinstance(self.ent_coef, (int, float)) and self.ent_coef >= 0):
             raise ValueError(f"ent_coef must be >= 0, got {self.ent_coef!r}")
         if self.max_seconds is not None and not (isinstance(self.max_seconds, (int, float)) and self.max_seconds > 0):
-            raise ValueError(f"max_seconds must be > 0 or None, got {self.max_seconds!r}")
+            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds!r}")
         if self.n_envs * self.n_steps < 2:
             raise ValueError("n_envs * n_steps must be at least 2 (PPO normalizes advantages over a rollout)")
         if self.length_range is not None:  # must hold the largest N this run will score

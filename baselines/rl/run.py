@@ -22,6 +22,7 @@ from baselines.run_folder import (
     RunFolderError, RunLock, check_metrics, check_open_mode, check_restart, create_run_folder, open_for_resume,
     read_json, restore_last, write_config, write_json,
 )
+from baselines.threads import torch_threads
 from memory_envs import Curriculum, CurriculumDriver, EpisodeAccuracyTracker, EpisodeResultsWrapper, make_sb3_vec_env
 
 
@@ -196,7 +197,7 @@ class RLRun:
             torch.manual_seed(c.seed)
             self.model = RecurrentPPO(
                 c.policy(), venv, n_steps=c.n_steps, batch_size=c.batch_size, n_epochs=c.n_epochs,
-                learning_rate=c.learning_rate, gamma=c.gamma, ent_coef=c.ent_coef, seed=c.seed, device=c.device,
+                learning_rate=c.lr, gamma=c.gamma, ent_coef=c.ent_coef, seed=c.seed, device=c.device,
                 policy_kwargs=c.policy_kwargs(), tensorboard_log=tb, verbose=0,
             )
         else:
@@ -276,10 +277,12 @@ def _make_train_env(env_id: str, env_kwargs: dict[str, Any], curriculum: bool) -
 
 def train_rl(config: RLConfig, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
              on_progress: Callable[[int], None] | None = None,
-             on_eval: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+             on_eval: Callable[[dict[str, Any]], None] | None = None, threads: int | None = None) -> dict[str, Any]:
     """Train ``config`` into ``run_dir`` (or continue it: ``resume``) and return the summary.
 
     See the module doc for the run folder and what a resume restores; ``on_eval`` is called with
-    each metrics line.
+    each metrics line. ``threads``: torch CPU threads during the run (default: as ``memory-envs rl``, the
+    cores not busy with other jobs, :mod:`baselines.threads`); the caller's setting is restored after.
     """
-    return RLRun(config, run_dir, resume=resume, overwrite=overwrite).run(on_progress=on_progress, on_eval=on_eval)
+    with torch_threads(threads):
+        return RLRun(config, run_dir, resume=resume, overwrite=overwrite).run(on_progress=on_progress, on_eval=on_eval)

@@ -39,7 +39,7 @@ import numpy as np
 
 from baselines.backends import BackendConfig, Unit, UnitsFailed, run_units
 from baselines.rl.callback import evaluate_policy
-from baselines.rl.config import POLICY_CORES, STOCK_LSTM, RLConfig
+from baselines.rl.config import POLICY_CORES, PPO_ENT_COEF, PPO_LR, STOCK_LSTM, RLConfig
 from baselines.run_folder import read_json, read_metrics, write_csv
 from baselines.trainer import atomic_write_text
 from memory_envs import DIFFICULTIES, ENV_IDS, PRESETS, OraclePolicy
@@ -58,11 +58,6 @@ RANDOM_STREAM = 7
 RANDOM_REPEATS = 10
 """Times the random policy plays the evaluation episodes for a reference (its mean return over them all):
 the reference's own sampling noise is then sqrt(10) times smaller than one play's."""
-PPO_LR = 3e-3
-PPO_ENT_COEF = 0.01
-"""The card's learning rate and entropy bonus, the same for every policy: tuned once on NDMS-Easy-v0 (the GRU,
-seed 0, 100,000 timesteps; lr 3e-4, 1e-3, 3e-3, 1e-2 without an entropy bonus, 3e-3 and 1e-2 with 0.01;
-docs/rl_baselines.md). The other PPO settings are ``memory-envs rl``'s defaults."""
 
 
 @dataclass(frozen=True)
