@@ -92,8 +92,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.data_rng = np.random.default_rng([config.seed, 0])
         self.eval_rng = np.random.default_rng([config.seed, 1])
-        c = config
-        self.curriculum = Curriculum(c.curriculum, c.start_n, c.target_n, c.threshold, c.window, c.drop)
+        self.curriculum = self.make_curriculum()
         self.model = build_model(config, list(self.curriculum.ns), self.generator).to(self.device)
         self.optimizer = build_optimizer(config, self.model)
         self.step = 0
@@ -109,6 +108,14 @@ class Trainer:
         """Set when a resume found no saved state and starts the run again: the line saying so."""
         self._lock: RunLock | None = None
         self._prepare_folder(resume, overwrite)
+
+    def make_curriculum(self) -> Curriculum:
+        """The run's schedule over N (running parity's trainer returns its schedule over lengths)."""
+        c = self.config
+        if c.running:
+            raise ValueError(f"task {c.task!r} trains with baselines.state_tracking.RunningParityTrainer "
+                             "(make_trainer picks the trainer of a config's task)")
+        return Curriculum(c.curriculum, c.start_n, c.target_n, c.threshold, c.window, c.drop)
 
     # ----- run folder -------------------------------------------------------------------------
     def _prepare_folder(self, resume: bool, overwrite: bool) -> None:
@@ -177,7 +184,7 @@ class Trainer:
             model = model.to(self.device)
             optimizer = build_optimizer(self.config, model)
             optimizer.load_state_dict(state["optimizer"])
-            curriculum = Curriculum.from_state_dict(state["curriculum"])
+            curriculum = type(self.curriculum).from_state_dict(state["curriculum"])
             data_rng, eval_rng = np.random.default_rng(), np.random.default_rng()
             data_rng.bit_generator.state = state["data_rng"]
             eval_rng.bit_generator.state = state["eval_rng"]
@@ -292,6 +299,7 @@ class Trainer:
             "accuracy": {str(n): accuracy[n] for n in ns},
             "loss": loss,
             **tau_stats(self.model.core),
+            **self.metrics_fields(),
         }
         append_metrics(self.run_dir, line)
         self.metrics_lines += 1
@@ -393,15 +401,37 @@ class Trainer:
         }
         if message is not None:
             summary["message"] = message
+        summary.update(self.summary_fields(stopped_because))
         write_json(self.run_dir / "summary.json", summary)
         return summary
+
+    def metrics_fields(self) -> dict[str, Any]:
+        """What a task adds to each metrics line (nothing for the windowed tasks)."""
+        return {}
+
+    def summary_fields(self, stopped_because: str) -> dict[str, Any]:
+        """What a task adds to (or replaces in) summary.json when the run stops (nothing for the windowed tasks)."""
+        return {}
+
+
+def make_trainer(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False
+                 ) -> Trainer:
+    """The trainer of ``config``'s task: :class:`Trainer`, or for running parity
+    :class:`baselines.state_tracking.RunningParityTrainer`."""
+    if config.running:
+        from baselines.state_tracking import RunningParityTrainer  # imports this module
+
+        return RunningParityTrainer(config, run_dir, resume=resume, overwrite=overwrite)
+    return Trainer(config, run_dir, resume=resume, overwrite=overwrite)
 
 
 def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
           on_eval: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Train ``config`` into ``run_dir`` and return the summary (see :class:`Trainer`)."""
-    return Trainer(config, run_dir, resume=resume, overwrite=overwrite).run(on_eval)
+    """Train ``config`` into ``run_dir`` and return the summary (see :class:`Trainer`; running parity:
+    :class:`~baselines.state_tracking.RunningParityTrainer`)."""
+    return make_trainer(config, run_dir, resume=resume, overwrite=overwrite).run(on_eval)
 
 
-__all__ = ["CORES", "OPTIMIZERS", "RESUME_MAY_CHANGE", "STOP_REASONS", "TrainConfig", "Trainer", "RunFolderError", "train",
+__all__ = ["CORES", "OPTIMIZERS", "RESUME_MAY_CHANGE", "STOP_REASONS", "TrainConfig", "Trainer", "RunFolderError",
+           "make_trainer", "train",
            "resolve_device", "atomic_write_text", "check_seed"]
