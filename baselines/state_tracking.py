@@ -89,8 +89,13 @@ class RunningParityTrainer(Trainer):
     def _advance(self, solved_before: int | None) -> None:
         """The length curriculum moved on: nothing to add (one head), nothing to checkpoint (no N solved)."""
 
+    def evaluate(self) -> dict[int, float]:
+        """Accuracy at the last step at the training lengths in force (which the metrics line records)."""
+        self._evaluated_lengths = self.curriculum.lengths
+        return super().evaluate()
+
     def metrics_fields(self) -> dict[str, Any]:
-        return {"lengths": list(self.curriculum.lengths)}
+        return {"lengths": list(self._evaluated_lengths)}
 
     def summary_fields(self, stopped_because: str) -> dict[str, Any]:
         """No N (``max_n`` None); the longest length the length curriculum passed; and, unless the run was
