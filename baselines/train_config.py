@@ -86,7 +86,7 @@ class TrainConfig:
     """Everything a run needs; the defaults are the paper's (SPEC 4).
 
     ``task="running_parity"`` trains the state-tracking task instead (trained by
-    :class:`baselines.state_tracking.RunningParityTrainer`): no N, every-step labels on lengths
+    :class:`baselines.trainer.RunningParityTrainer`): no N, every-step labels on lengths
     ``length_range`` (default 3-40), then the test at ``test_lengths`` and ``far_length``. Its ``curriculum``
     is ``"none"`` (the default for that task) or ``"length"`` (:class:`memory_envs.curriculum.LengthCurriculum`).
     """

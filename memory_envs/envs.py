@@ -497,7 +497,7 @@ class OraclePolicy:
     running parity (``task="running_parity"``) takes its ``modulus`` instead.
     """
 
-    def __init__(self, task: str, ns: Sequence[int] = (tasks.RUNNING_N,), max_heads: int | None = None,
+    def __init__(self, task: str, ns: Sequence[int] | None = None, max_heads: int | None = None,
                  multi_head: bool = True, modulus: int = tasks.DEFAULT_MODULUS) -> None:
         if task == tasks.RUNNING_PARITY:
             self.modulus, multi_head = tasks.check_modulus(modulus), False
@@ -512,7 +512,7 @@ class OraclePolicy:
     @classmethod
     def for_env(cls, env: gym.Env) -> "OraclePolicy":
         config: EnvConfig = env.unwrapped.config
-        return cls(config.task, config.ns, config.max_heads, config.multi_head, getattr(config, "modulus", 2))
+        return cls(config.task, config.ns, config.max_heads, config.multi_head, config.classes)
 
     def reset(self) -> None:
         self._bits: list[int] = []

@@ -13,8 +13,8 @@ import torch
 import agents
 from baselines.benchmark import BenchmarkSpec, run_population, write_scorecard
 from baselines.cli import main
-from baselines.state_tracking import RunningParityTrainer, length_test
-from baselines.trainer import TrainConfig, Trainer, build_model, train
+from baselines.state_tracking import length_test
+from baselines.trainer import RunningParityTrainer, TrainConfig, Trainer, build_model, train
 from memory_envs import make_batch, tasks
 from memory_envs.curriculum import LengthCurriculum
 
@@ -129,7 +129,7 @@ def test_bad_configs_are_refused_before_anything_is_written(tmp_path, overrides,
 
 
 def test_the_windowed_trainer_refuses_running_parity_and_windowed_configs_are_unchanged(tmp_path):
-    with pytest.raises(ValueError, match="trains with baselines.state_tracking.RunningParityTrainer"):
+    with pytest.raises(ValueError, match="trains with baselines.trainer.RunningParityTrainer"):
         Trainer(tiny(), tmp_path / "run")
     assert not (tmp_path / "run").exists()
     data = TrainConfig(task="dms").to_json()
