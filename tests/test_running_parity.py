@@ -80,11 +80,14 @@ def test_random_policy_scores_chance():
     assert abs(np.mean(fractions) - 1 / 3) < 0.02
 
 
-@pytest.mark.parametrize("kwargs", CONFIGS)
-def test_vector_env_matches_single_envs(kwargs):
-    native = make_vec("RunningParity-v0", 4, **kwargs)
+@pytest.mark.parametrize("kwargs, autoreset_mode", [(kwargs, gym.vector.AutoresetMode.NEXT_STEP) for kwargs in CONFIGS]
+                         + [(CONFIGS[2], gym.vector.AutoresetMode.SAME_STEP)])
+def test_vector_env_matches_single_envs(kwargs, autoreset_mode):
+    """Every reset and step result equals Gymnasium's SyncVectorEnv of single envs with the same seeds."""
+    native = make_vec("RunningParity-v0", 4, autoreset_mode=autoreset_mode, **kwargs)
     assert isinstance(native.unwrapped, memory_envs.RunningParityVectorEnv)
-    sync = gym.make_vec("RunningParity-v0", num_envs=4, vectorization_mode="sync", **kwargs)
+    sync = gym.make_vec("RunningParity-v0", num_envs=4, vectorization_mode="sync",
+                        vector_kwargs=dict(autoreset_mode=autoreset_mode), **kwargs)
     assert_same(native.reset(seed=3), sync.reset(seed=3))
     rng = np.random.default_rng(0)
     ended = 0
