@@ -148,7 +148,9 @@ allocate a large model.
 
     def build() -> nn.Module:
         core = build_core(**core_config_)
-        return MultiHeadModel(core, config["heads"]) if meta["type"] == "MultiHeadModel" else core
+        if meta["type"] != "MultiHeadModel":
+            return core
+        return MultiHeadModel(core, config["heads"], classes=config.get("classes", 2))
 
     shapes = _weight_shapes(directory / WEIGHTS)
     implied, stored = _implied_values(core_config_), sum(math.prod(shape) for shape in shapes.values())

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils import skip_init
 
-from ._validate import positive_int, uniform_
+from ._validate import uniform_
 from .cores import Core, State
 from .protocol import check_core, core_config
 
@@ -18,17 +18,21 @@ Logits = dict[int, torch.Tensor]
 
 
 class MultiHeadModel(nn.Module):
-    """`core` followed by readout heads; `heads` are the Ns scored (one Linear(H, 2) each).
+    """`core` followed by readout heads; `heads` are the Ns scored (one Linear(H, classes) each).
 
     Readouts live in an nn.ModuleDict keyed by str(N), so a head keeps its weights (and checkpoint
-    name ``heads.<N>.weight``) whatever order heads are added in.
+    name ``heads.<N>.weight``) whatever order heads are added in. ``classes`` is 2 for the windowed
+    tasks; running parity mod k has one head, N = 0 (no window), with k classes.
     """
 
-    def __init__(self, core: Core, heads: Sequence[int] = (), generator: torch.Generator | None = None
-                 ) -> None:
+    def __init__(self, core: Core, heads: Sequence[int] = (), generator: torch.Generator | None = None,
+                 classes: int = 2) -> None:
         super().__init__()
         check_core(core)
         self.core = core
+        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
+            raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
+        self.classes = classes
         self.heads = nn.ModuleDict()
         for n in heads:
             self.add_head(n, generator)
@@ -44,14 +48,16 @@ class MultiHeadModel(nn.Module):
         return self.core.tau
 
     def add_head(self, n: int, generator: torch.Generator | None = None) -> nn.Linear:
-        """Add the readout for N = n on the core's device and dtype (nn.Linear's default distribution,
-        drawn from `generator` on its device, the CPU for the run's generators, then moved)."""
-        positive_int("n", n)
+        """Add the readout for N = n (0: running parity's whole-sequence head) on the core's device and dtype
+        (nn.Linear's default distribution, drawn from `generator` on its device, the CPU for the run's
+        generators, then moved)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"n must be an integer >= 0 (0: the whole sequence), got {n!r}")
         if str(n) in self.heads:
             raise ValueError(f"head N={n} already exists; heads: {self.ns}")
         ref = next(self.core.parameters())
         # skip_init: no draw from the global RNG of any device, so CPU and GPU runs stay in step
-        head = skip_init(nn.Linear, self.core.hidden_size, 2, device=ref.device, dtype=ref.dtype)
+        head = skip_init(nn.Linear, self.core.hidden_size, self.classes, device=ref.device, dtype=ref.dtype)
         bound = 1.0 / math.sqrt(self.core.hidden_size)
         uniform_(head.weight, -bound, bound, generator)
         uniform_(head.bias, -bound, bound, generator)
@@ -78,7 +84,7 @@ class MultiHeadModel(nn.Module):
         state: State | None = None,
         return_hidden: bool = False,
     ) -> Logits | tuple[Logits, torch.Tensor, State]:
-        """Logits {N: [B, 2]} at the final step, or {N: [T, B, 2]} with `every_step`.
+        """Logits {N: [B, classes]} at the final step, or {N: [T, B, classes]} with `every_step`.
 
         With `return_hidden`, returns (logits, hidden [T, B, H], final_state) for analyses.
         """
@@ -97,8 +103,11 @@ class MultiHeadModel(nn.Module):
         return self.readout(h, ns), state
 
     def to_config(self) -> dict[str, Any]:
-        """Everything `from_config` needs to rebuild this model (weights excluded)."""
-        return {"core": core_config(self.core), "heads": self.ns}
+        """Everything `from_config` needs to rebuild this model (weights excluded); ``classes`` only when not 2."""
+        config: dict[str, Any] = {"core": core_config(self.core), "heads": self.ns}
+        if self.classes != 2:
+            config["classes"] = self.classes
+        return config
 
     @property
     def config(self) -> dict[str, Any]:
@@ -107,4 +116,4 @@ class MultiHeadModel(nn.Module):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "MultiHeadModel":
         """Rebuild a (freshly initialised) model from `to_config()` output."""
-        return cls(Core.from_config(config["core"]), config["heads"])
+        return cls(Core.from_config(config["core"]), config["heads"], classes=config.get("classes", 2))

@@ -21,6 +21,13 @@ that N the median tau_net (with the neurons it is the median of, those with tau_
 fits that failed or hit their bound) and the architecture's own timescale
 (``baselines.analysis.network_timescales`` on a short drive of ``timescale_steps`` steps);
 ``n_over_steps.png`` plots N reached against training steps for all cores.
+
+Task ``running_parity`` (the state-tracking task, :mod:`baselines.state_tracking`) adds one row per core,
+curriculum ``none``: every run trains on lengths 3-40 with the same budget and is then tested at lengths
+40-256 and 1,000; its columns are the median over seeds of the scaled accuracy at the last step, averaged
+over the test lengths, and at the far length (the N columns are "-"). Its runs are scored at every step,
+which a population does not do (it reads each member's last step), so they train one after another within
+their core's unit of work.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from baselines.backends import BackendConfig, Unit, UnitsFailed, run_units
 from baselines.population import Population
 from baselines.run_folder import read_json, solved_text, write_csv
 from baselines.train_config import OPTIMIZERS
-from baselines.trainer import TrainConfig, atomic_write_text, resolve_device
+from baselines.trainer import TrainConfig, atomic_write_text, make_trainer, resolve_device
 from memory_envs import curriculum as curricula
 from memory_envs import make_batch, tasks
 
@@ -87,7 +94,8 @@ class BenchmarkSpec:
             if not getattr(self, name):
                 raise ValueError(f"{name} must not be empty")
         for task in self.tasks:
-            tasks.check_task(task)
+            if task not in tasks.ALL_TASKS:
+                raise ValueError(f"task must be one of {tasks.ALL_TASKS}, got {task!r}")
         for kind in self.curricula:
             if kind not in curricula.KINDS:
                 raise ValueError(f"curriculum must be one of {curricula.KINDS}, got {kind!r}")
@@ -106,15 +114,22 @@ class BenchmarkSpec:
         return self
 
     def config(self, core: str, task: str, curriculum: str, seed: int) -> TrainConfig:
+        """The run's TrainConfig; running parity takes its own curriculum, ``"none"``, whatever ``curriculum``."""
         kind, options = core_variant(core)
-        return TrainConfig(task=task, curriculum=curriculum, core=kind, core_options=options, hidden_size=self.hidden_size,
-                           optimizer=self.optimizer,
+        return TrainConfig(task=task, curriculum=RUNNING_CURRICULUM if task == tasks.RUNNING_PARITY else curriculum,
+                           core=kind, core_options=options, hidden_size=self.hidden_size, optimizer=self.optimizer,
                            eval_every=self.eval_every, eval_batches=self.eval_batches, max_steps=self.max_steps,
                            max_seconds=self.max_seconds, seed=seed, device=self.device,
                            p=0.5 if task == "parity" else None)
 
     def runs(self) -> list[tuple[str, str, str, int]]:
-        return [(c, t, k, s) for c in self.cores for t in self.tasks for k in self.curricula for s in self.seeds]
+        """Every run: core x task x curriculum x seed, running parity with its one curriculum."""
+        return [(c, t, k, s) for c in self.cores for t in self.tasks
+                for k in ((RUNNING_CURRICULUM,) if t == tasks.RUNNING_PARITY else self.curricula) for s in self.seeds]
+
+
+RUNNING_CURRICULUM = "none"
+"""Running parity's curriculum on the card: fixed training lengths, the protocol's."""
 
 
 SIGNED = "+signed"
@@ -186,10 +201,19 @@ def run_population(runs_root: str, spec: BenchmarkSpec, runs: Sequence[tuple[str
     torch.set_num_threads(1)
     run_dirs = [Path(runs_root) / run_name(*run) for run in runs]
     configs = [spec.config(*run) for run in runs]
-    Population(configs, run_dirs, resume=[(d / "config.json").exists() for d in run_dirs]).run()
+    resume = [(d / "config.json").exists() for d in run_dirs]
+    windowed = [k for k, config in enumerate(configs) if not config.running]
+    if windowed:
+        Population([configs[k] for k in windowed], [run_dirs[k] for k in windowed],
+                   resume=[resume[k] for k in windowed]).run()
+    for k, config in enumerate(configs):  # running parity: one network at a time (see the module doc)
+        if config.running:
+            make_trainer(config, run_dirs[k], resume=resume[k]).run()
     for run, run_dir in zip(runs, run_dirs):
         atomic_write_text(run_dir / "timescales.json", json.dumps(timescales_at_max_n(run_dir, spec, run[3]), indent=2))
-        atomic_write_text(run_dir / "heldout.json", json.dumps(heldout_accuracy(run_dir, spec, run[3]), indent=2))
+        heldout = (read_json(run_dir / "summary.json")["length_test"] if run[1] == tasks.RUNNING_PARITY
+                   else heldout_accuracy(run_dir, spec, run[3]))
+        atomic_write_text(run_dir / "heldout.json", json.dumps(heldout, indent=2))
     return [collect(run_dir) for run_dir in run_dirs]
 
 
@@ -292,7 +316,7 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, backend: BackendC
     def done(unit: Unit, group_results: list[dict[str, Any]]) -> None:
         for result in group_results:
             results.append(result)
-            log(f"{Path(result['run_dir']).name}: largest N {solved_text(result['max_n'])} in {result['steps']} steps")
+            log(f"{Path(result['run_dir']).name}: {outcome(result)} in {result['steps']} steps")
             on_run(result)
 
     _, failures = run_units(units, backend, on_done=done, on_failure=lambda failure: log(str(failure)),
@@ -303,11 +327,39 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, backend: BackendC
     return results
 
 
+def outcome(result: dict[str, Any]) -> str:
+    """A finished run's headline: its largest N, or for running parity its mean scaled accuracy."""
+    if result["task"] != tasks.RUNNING_PARITY:
+        return f"largest N {result['max_n']}"
+    test = result["heldout"]
+    return "not tested" if test is None else f"scaled accuracy {test['scaled_mean']:.2f} (mean over the test lengths)"
+
+
 def _median(values: Sequence[float], digits: int | None = None) -> str:
     if not values:
         return "-"
     median = float(np.median(values))
     return f"{median:g}" if digits is None else f"{median:.{digits}f}"
+
+
+RUNNING_COLUMNS = ("scaled_accuracy_mean", "scaled_accuracy_far")
+"""The score card's running-parity columns (median over seeds; "-" in the windowed tasks' rows): the scaled
+accuracy averaged over the test lengths, and at the far length."""
+
+
+def running_parity_row(row: dict[str, Any], runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``row`` (core, task, curriculum, seeds) completed for running parity: its length test's medians over the
+    seeds that were tested, the N columns "-"."""
+    tested = [r["heldout"] for r in runs if r["heldout"] is not None]
+    row.update({"max_n_median": "-", "max_n_min": "-", "max_n_max": "-"})
+    for n in MILESTONES:
+        row.update({f"steps_to_{n}_median": "-", f"steps_to_{n}_reached": "-"})
+    row.update({"heldout_at_max_n_median": "-", "tau_net_at_max_n": "-", "own_timescale_at_max_n": "-",
+                "tau_net_neurons_at_max_n": "-", "tau_net_share_failed_or_bound_at_max_n": "-",
+                "own_timescale_measure": "-",
+                "scaled_accuracy_mean": _median([t["scaled_mean"] for t in tested], digits=2),
+                "scaled_accuracy_far": _median([t["scaled_far"] for t in tested if t["scaled_far"] is not None], digits=2)})
+    return row
 
 
 def scorecard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -317,9 +369,12 @@ def scorecard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault((r["core"], r["task"], r["curriculum"]), []).append(r)
     rows = []
     for (core, task, curriculum), runs in sorted(groups.items()):
+        row = {"core": core, "task": task, "curriculum": curriculum, "seeds": len(runs)}
+        if task == tasks.RUNNING_PARITY:
+            rows.append(running_parity_row(row, runs))
+            continue
         max_ns = [r["max_n"] or 0 for r in runs]
-        row = {"core": core, "task": task, "curriculum": curriculum, "seeds": len(runs),
-               "max_n_median": float(np.median(max_ns)), "max_n_min": min(max_ns), "max_n_max": max(max_ns)}
+        row.update({"max_n_median": float(np.median(max_ns)), "max_n_min": min(max_ns), "max_n_max": max(max_ns)})
         for n in MILESTONES:
             reached = [r["steps_to_n"][str(n)] for r in runs if str(n) in r["steps_to_n"]]
             row[f"steps_to_{n}_median"] = _median(reached)
@@ -335,7 +390,7 @@ def scorecard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             row[f"{column}_at_max_n"] = _median(values, digits=digits)
         measures = {r["timescales"].get("own_timescale_measure") for r in runs} - {None}
         row["own_timescale_measure"] = ",".join(sorted(measures)) or "-"
-        rows.append(row)
+        rows.append({**row, **{column: "-" for column in RUNNING_COLUMNS}})
     return rows
 
 
@@ -361,15 +416,20 @@ def largest_n_cell(row: dict[str, Any]) -> str:
 def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
     rows = scorecard_rows(results)
     write_csv(out / "scorecard.csv", rows)
+    test = f"{tasks.RUNNING_TEST_LENGTHS[0]}-{tasks.RUNNING_TEST_LENGTHS[-1]}"
     lines = ["| core | task | curriculum | largest N: median [min, max] | steps to N=8 | steps to N=16 | "
              "steps to N=32 | held-out accuracy at largest N | tau_net at largest N (neurons > 1; failed or at "
-             "bound) | own timescale at largest N |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"bound) | own timescale at largest N | running parity: scaled accuracy at lengths {test} | at "
+             f"length {tasks.RUNNING_FAR_LENGTH} |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        steps = [f"{r[f'steps_to_{n}_median']} ({r[f'steps_to_{n}_reached']}/{r['seeds']})" for n in MILESTONES]
+        running = r["task"] == tasks.RUNNING_PARITY
+        steps = ["-" if running else f"{r[f'steps_to_{n}_median']} ({r[f'steps_to_{n}_reached']}/{r['seeds']})"
+                 for n in MILESTONES]
         own = "-" if r["own_timescale_at_max_n"] == "-" else f"{r['own_timescale_at_max_n']} ({r['own_timescale_measure']})"
-        lines.append(f"| {r['core']} | {r['task']} | {r['curriculum']} | {largest_n_cell(r)} | {' | '.join(steps)} | "
-                     f"{r['heldout_at_max_n_median']} | {tau_net_cell(r)} | {own} |")
+        lines.append(f"| {r['core']} | {r['task']} | {r['curriculum']} | {'-' if running else largest_n_cell(r)} | "
+                     f"{' | '.join(steps)} | {r['heldout_at_max_n_median']} | {tau_net_cell(r)} | {own} | "
+                     f"{r['scaled_accuracy_mean']} | {r['scaled_accuracy_far']} |")
     atomic_write_text(out / "scorecard.md", "\n".join(lines) + "\n\n" + SCORECARD_NOTES + "\n")
     try:
         plot_scorecard(results, out / "n_over_steps.png")
@@ -382,6 +442,9 @@ def plot_scorecard(results: Sequence[dict[str, Any]], path: Path) -> None:
     from baselines.plots import pyplot, save_figure
 
     plt = pyplot()
+    results = [r for r in results if r["task"] != tasks.RUNNING_PARITY]  # no N to reach
+    if not results:
+        return
     panels = sorted({(r["task"], r["curriculum"]) for r in results})
     cores = sorted({r["core"] for r in results})
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), squeeze=False)
@@ -400,5 +463,5 @@ def plot_scorecard(results: Sequence[dict[str, Any]], path: Path) -> None:
     save_figure(fig, path)
 
 
-__all__ = ["BenchmarkSpec", "core_label", "core_variant", "expand_cores", "heldout_accuracy", "run_benchmark",
-           "scorecard_rows", "timescales_at_max_n"]
+__all__ = ["BenchmarkSpec", "RUNNING_COLUMNS", "core_label", "core_variant", "expand_cores", "heldout_accuracy",
+           "run_benchmark", "scorecard_rows", "timescales_at_max_n"]

@@ -18,6 +18,7 @@ import torch
 import agents
 from agents.protocol import is_import_path
 from baselines import run_folder
+from memory_envs.tasks import RUNNING_PARITY
 
 
 def pyplot():
@@ -64,7 +65,8 @@ def plot_n_over_steps(run_dirs: Sequence[str | os.PathLike], path: str | os.Path
 
 
 def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | None = None) -> list[Path]:
-    """Write the three figures of one run into its folder; returns their paths.
+    """Write the three figures of one run into its folder; returns their paths. A running-parity run (no N,
+    no checkpoint per N) gets the accuracy figure only.
 
     The tau figure loads the checkpoints; for an external core (an import path in config.json) it
     needs that core's class, ``core_class``, and is left out without it (no module is imported).
@@ -73,12 +75,13 @@ def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
     run_dir = Path(run_dir)
     lines = read_metrics(run_dir)
     written = []
+    running = run_folder.read_json(run_dir / "config.json").get("task") == RUNNING_PARITY
 
     fig, ax = plt.subplots(figsize=(7, 4))
     heads = sorted({int(n) for m in lines for n in m["accuracy"]})
     for n in heads:
         points = [(m["step"], m["accuracy"][str(n)]) for m in lines if str(n) in m["accuracy"]]
-        ax.plot(*zip(*points), lw=1, label=f"N={n}")
+        ax.plot(*zip(*points), lw=1, label="running parity, last step" if running else f"N={n}")
     ax.set_xlabel("training step")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0.4, 1.02)
@@ -87,6 +90,8 @@ def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
     save_figure(fig, run_dir / "accuracy.png", dpi=120)
     written.append(run_dir / "accuracy.png")
 
+    if running:
+        return written
     written.append(plot_n_over_steps([run_dir], run_dir / "n_over_steps.png"))
 
     checkpoints = sorted((run_dir / "checkpoints").glob("n*"))

@@ -18,6 +18,7 @@ import torch
 import agents
 from agents.protocol import import_core_class, is_import_path
 from memory_envs import Curriculum, sizes, tasks
+from memory_envs.curriculum import LengthCurriculum
 
 OPTIMIZERS = ("auto", "sgd", "adam")
 CORES = agents.cores.KINDS
@@ -55,25 +56,44 @@ def check_finite(value: object, name: str, minimum: float, strict: bool) -> None
         raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum:g} and finite, got {value!r}")
 
 
+def refuse_changed(config: Any, names: Sequence[str], why: str) -> None:
+    """ValueError "<the fields among ``names`` that ``config`` (a dataclass) changes from its defaults> ``why``"."""
+    defaults = type(config)()
+    changed = [name for name in names
+               if tuple(np.atleast_1d(getattr(config, name))) != tuple(np.atleast_1d(getattr(defaults, name)))]
+    if changed:
+        raise ValueError(f"{', '.join(changed)} {why}")
+
+
 def refuse_tau_options(config: Any, names: Sequence[str]) -> None:
     """ValueError naming the tau settings among ``names`` that ``config`` (a dataclass with a ``core``)
     changes from its defaults, unless its core has a per-neuron tau (or is an external core)."""
     if is_import_path(config.core) or config.core in agents.cores.TAU_KINDS:
         return
-    defaults = type(config)()
-    changed = [name for name in names
-               if tuple(np.atleast_1d(getattr(config, name))) != tuple(np.atleast_1d(getattr(defaults, name)))]
-    if changed:
-        raise ValueError(f"{', '.join(changed)} only apply to the cores with a per-neuron tau "
-                         f"{agents.cores.TAU_KINDS}; core {config.core!r} has none")
+    refuse_changed(config, names, f"only apply to the cores with a per-neuron tau {agents.cores.TAU_KINDS}; "
+                                  f"core {config.core!r} has none")
+
+
+RUNNING_FIELDS = ("modulus", "length_range", "test_lengths", "far_length")
+"""The fields of running parity (its modulus and its length-generalization protocol, docs/state_tracking.md):
+config.json holds them for its runs only, so the windowed tasks' run folders are as before."""
+N_CURRICULUM_FIELDS = ("start_n", "target_n", "window", "drop")
+"""The fields of the curriculum over N, which running parity (no N) leaves at their defaults."""
 
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs; the defaults are the paper's (SPEC 4)."""
+    """Everything a run needs; the defaults are the paper's (SPEC 4).
+
+    ``task="running_parity"`` trains the state-tracking task instead (trained by
+    :class:`baselines.trainer.RunningParityTrainer`): no N, every-step labels on lengths
+    ``length_range`` (default 3-40), then the test at ``test_lengths`` and ``far_length``. Its ``curriculum``
+    is ``"none"`` (the default for that task) or ``"length"`` (:class:`memory_envs.curriculum.LengthCurriculum`).
+    """
 
     task: str = "parity"
-    curriculum: str = "multi"
+    curriculum: str | None = None
+    """None: the task's default, ``"multi"`` (``"none"`` for running parity)."""
     start_n: int = 2
     target_n: int | None = None
     window: int = 5
@@ -98,15 +118,33 @@ class TrainConfig:
     max_seconds: float | None = None
     seed: int = 0
     device: str = "auto"
+    modulus: int = tasks.DEFAULT_MODULUS
+    length_range: tuple[int, int] | None = None
+    """Running parity's training lengths, half-open (None: the protocol's (3, 41), lengths 3 to 40)."""
+    test_lengths: tuple[int, ...] = tasks.RUNNING_TEST_LENGTHS
+    far_length: int | None = tasks.RUNNING_FAR_LENGTH
+
+    def __post_init__(self) -> None:
+        if self.curriculum is None:
+            self.curriculum = "none" if self.running else "multi"
+
+    @property
+    def running(self) -> bool:
+        """Whether this run trains running parity (the state-tracking task) rather than a windowed task."""
+        return self.task == tasks.RUNNING_PARITY
 
     def validate(self) -> "TrainConfig":
         """Raise ValueError naming the first field that is not allowed."""
-        tasks.check_task(self.task)
-        try:
-            Curriculum(self.curriculum, self.start_n, self.target_n, self.threshold, self.window, self.drop)
-        except ValueError as error:  # Curriculum names its own arguments: say which config field
-            raise ValueError(str(error).replace("n_max ", "target_n ").replace("start ", "start_n ")) from None
-        tasks.check_ns(self.task, self.start_n, argument="start_n")
+        if self.running:
+            self.check_running()
+        else:
+            tasks.check_task(self.task)
+            try:
+                Curriculum(self.curriculum, self.start_n, self.target_n, self.threshold, self.window, self.drop)
+            except ValueError as error:  # Curriculum names its own arguments: say which config field
+                raise ValueError(str(error).replace("n_max ", "target_n ").replace("start ", "start_n ")) from None
+            tasks.check_ns(self.task, self.start_n, argument="start_n")
+            refuse_changed(self, RUNNING_FIELDS, f"only apply to task {tasks.RUNNING_PARITY!r}")
         if is_import_path(self.core):
             import_core_class(self.core)  # an external core: it must import and fit the protocol
         elif self.core not in CORES:
@@ -130,12 +168,23 @@ class TrainConfig:
             raise ValueError(f"core_options must be a dict, got {type(self.core_options).__name__}")
         self.check_memory()
         try:  # every core option and the tau settings (a throwaway generator: no global RNG is drawn from)
-            build_model(self, [self.start_n], generator=torch.Generator())
+            build_model(self, [tasks.RUNNING_N] if self.running else [self.start_n], generator=torch.Generator())
         except (TypeError, ValueError) as error:
             raise ValueError(f"core {self.core!r} rejects its options (tau_init {list(self.tau_init)}, train_tau "
                              f"{self.train_tau}, tau_param {self.tau_param!r}, core_options "
                              f"{self.core_options}): {error}") from None
         return self
+
+    def check_running(self) -> None:
+        """Running parity's fields: its curriculum, modulus and lengths; the N curriculum's left at defaults."""
+        LengthCurriculum(self.curriculum, self.length_range, self.threshold)
+        refuse_changed(self, N_CURRICULUM_FIELDS, f"belong to the curriculum over N; task {tasks.RUNNING_PARITY!r} "
+                                                  "has no N (its curriculum is 'none' or 'length')")
+        tasks.check_modulus(self.modulus)
+        tasks.check_running_lengths(self.length_range)
+        tasks.check_test_lengths(self.test_lengths)
+        if self.far_length is not None:
+            tasks.check_positive_int(self.far_length, "far_length")
 
     def optimizer_settings(self) -> tuple[str, float]:
         """The optimizer and learning rate a run uses: ``"auto"`` takes the kind's (KIND_OPTIMIZERS), and an
@@ -151,18 +200,29 @@ class TrainConfig:
         refuse_tau_options(self, ("tau_init", "train_tau", "tau_param"))
 
     def check_memory(self) -> None:
-        """Refuse a batch whose training step would not fit in memory (at ``target_n`` if set), before any."""
-        n = self.target_n or self.start_n
-        length = tasks.default_length_range(n)[1] - 1
-        heads = {"single": 1, "sliding": min(self.window, n)}.get(self.curriculum, n - self.start_n + 1)
+        """Refuse a batch whose training step would not fit in memory (at ``target_n`` if set; running parity:
+        at its longest training or test length, an overestimate for the tests, which keep no gradient)."""
+        if self.running:
+            heads = 1
+            length = max(tasks.check_running_lengths(self.length_range)[1] - 1, *self.test_lengths, self.far_length or 0)
+            where = f"running parity (sequences up to {length} steps)"
+        else:
+            n = self.target_n or self.start_n
+            length = tasks.default_length_range(n)[1] - 1
+            heads = {"single": 1, "sliding": min(self.window, n)}.get(self.curriculum, n - self.start_n + 1)
+            where = f"N={n} (target_n; sequences up to {length} steps)"
         activations = ACTIVATION_COPIES * 4 * length * self.batch_size * self.hidden_size
         total = activations + tasks.batch_bytes(self.batch_size, length, heads) + 4 * self.hidden_size ** 2 * 3
-        sizes.check_fits(total, f"batch_size={self.batch_size} x hidden_size={self.hidden_size} at N={n} "
-                                f"(target_n; sequences up to {length} steps)")
+        sizes.check_fits(total, f"batch_size={self.batch_size} x hidden_size={self.hidden_size} at {where}")
 
     def to_json(self) -> dict[str, Any]:
+        """The fields as JSON values; :data:`RUNNING_FIELDS` for running parity only."""
         data = dataclasses.asdict(self)
-        data["tau_init"] = list(self.tau_init)
+        for name in ("tau_init", "length_range", "test_lengths"):
+            data[name] = None if data[name] is None else list(data[name])
+        if not self.running:
+            for name in RUNNING_FIELDS:
+                del data[name]
         return data
 
     @classmethod
@@ -172,8 +232,9 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown config fields {unknown}")
         data = dict(data)
-        if "tau_init" in data:
-            data["tau_init"] = tuple(data["tau_init"])
+        for name in ("tau_init", "length_range", "test_lengths"):
+            if data.get(name) is not None:
+                data[name] = tuple(data[name])
         return cls(**data)
 
 
@@ -205,8 +266,9 @@ def build_model(config: TrainConfig, heads: list[int], generator: torch.Generato
         options = {"tau_init": config.tau_init, "train_tau": config.train_tau, "tau_param": config.tau_param,
                    **config.core_options}
     core = agents.make_core(config.core, 1, config.hidden_size, generator=generator, **options)
-    return agents.MultiHeadModel(core, heads, generator=generator)
+    return agents.MultiHeadModel(core, heads, generator=generator, classes=config.modulus if config.running else 2)
 
 
-__all__ = ["ACTIVATION_COPIES", "CORES", "KIND_OPTIMIZERS", "OPTIMIZERS", "PAPER_LR", "RESUME_MAY_CHANGE", "STOP_REASONS", "TrainConfig", "build_model",
+__all__ = ["ACTIVATION_COPIES", "CORES", "KIND_OPTIMIZERS", "N_CURRICULUM_FIELDS", "OPTIMIZERS", "PAPER_LR",
+           "RESUME_MAY_CHANGE", "RUNNING_FIELDS", "STOP_REASONS", "TrainConfig", "build_model",
            "check_finite", "check_seed", "resolve_device"]

@@ -1,4 +1,5 @@
-"""The supervised trainer of the paper: curriculum over N, checkpoints at every advance, resume.
+"""The supervised trainer of the paper: curriculum over N, checkpoints at every advance, resume; and the
+trainer of running parity (:class:`RunningParityTrainer`, same run folder), picked by :func:`make_trainer`.
 
 One run lives in one folder::
 
@@ -44,11 +45,13 @@ from baselines.run_folder import (
     RunFolderError, RunLock, append_metrics, atomic_write_text, check_metrics, check_open_mode, check_restart,
     create_run_folder, open_for_resume, restore_last, save_last, write_config, write_json,
 )
+from baselines.state_tracking import NOT_TESTED, length_test
 from baselines.train_config import (
     CORES, OPTIMIZERS, RESUME_MAY_CHANGE, STOP_REASONS, TrainConfig, build_model, check_seed, resolve_device,
 )
 from baselines.threads import torch_threads
-from memory_envs import Curriculum, make_batch
+from memory_envs import Curriculum, make_batch, tasks
+from memory_envs.curriculum import LengthCurriculum
 
 
 def build_optimizer(config: TrainConfig, model: agents.MultiHeadModel) -> torch.optim.Optimizer:
@@ -93,8 +96,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.data_rng = np.random.default_rng([config.seed, 0])
         self.eval_rng = np.random.default_rng([config.seed, 1])
-        c = config
-        self.curriculum = Curriculum(c.curriculum, c.start_n, c.target_n, c.threshold, c.window, c.drop)
+        self.curriculum = self.make_curriculum()
         self.model = build_model(config, list(self.curriculum.ns), self.generator).to(self.device)
         self.optimizer = build_optimizer(config, self.model)
         self.step = 0
@@ -110,6 +112,14 @@ class Trainer:
         """Set when a resume found no saved state and starts the run again: the line saying so."""
         self._lock: RunLock | None = None
         self._prepare_folder(resume, overwrite)
+
+    def make_curriculum(self) -> Curriculum:
+        """The run's schedule over N (running parity's trainer returns its schedule over lengths)."""
+        c = self.config
+        if c.running:
+            raise ValueError(f"task {c.task!r} trains with baselines.trainer.RunningParityTrainer "
+                             "(make_trainer picks the trainer of a config's task)")
+        return Curriculum(c.curriculum, c.start_n, c.target_n, c.threshold, c.window, c.drop)
 
     # ----- run folder -------------------------------------------------------------------------
     def _prepare_folder(self, resume: bool, overwrite: bool) -> None:
@@ -178,7 +188,7 @@ class Trainer:
             model = model.to(self.device)
             optimizer = build_optimizer(self.config, model)
             optimizer.load_state_dict(state["optimizer"])
-            curriculum = Curriculum.from_state_dict(state["curriculum"])
+            curriculum = type(self.curriculum).from_state_dict(state["curriculum"])
             data_rng, eval_rng = np.random.default_rng(), np.random.default_rng()
             data_rng.bit_generator.state = state["data_rng"]
             eval_rng.bit_generator.state = state["eval_rng"]
@@ -293,6 +303,7 @@ class Trainer:
             "accuracy": {str(n): accuracy[n] for n in ns},
             "loss": loss,
             **tau_stats(self.model.core),
+            **self.metrics_fields(),
         }
         append_metrics(self.run_dir, line)
         self.metrics_lines += 1
@@ -394,18 +405,91 @@ class Trainer:
         }
         if message is not None:
             summary["message"] = message
+        summary.update(self.summary_fields(stopped_because))
         write_json(self.run_dir / "summary.json", summary)
         return summary
+
+    def metrics_fields(self) -> dict[str, Any]:
+        """What a task adds to each metrics line (nothing for the windowed tasks)."""
+        return {}
+
+    def summary_fields(self, stopped_because: str) -> dict[str, Any]:
+        """What a task adds to (or replaces in) summary.json when the run stops (nothing for the windowed tasks)."""
+        return {}
+
+
+class RunningParityTrainer(Trainer):
+    """The trainer of running parity (:mod:`baselines.state_tracking`, docs/state_tracking.md): the Trainer with
+    its batches (every-step labels), loss (the mean cross-entropy over every step), evaluation (accuracy at
+    the last step, at the training lengths in force) and schedule (:class:`memory_envs.curriculum.LengthCurriculum`).
+    Its run folder is the Trainer's plus ``checkpoints/final`` (the network the test scored) and, in
+    ``summary.json``, ``length_test`` (:func:`~baselines.state_tracking.length_test`) and ``longest_length_passed``.
+
+    Populations (:mod:`baselines.population`) read each member's last step only, so running parity, which
+    is scored at every step, trains one network at a time."""
+
+    def make_curriculum(self) -> LengthCurriculum:
+        c = self.config
+        return LengthCurriculum(c.curriculum, c.length_range, c.threshold)
+
+    def batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fresh batch at the training lengths in force: inputs [T, B, 1] and the labels of every step [T, B]."""
+        batch = make_batch(tasks.RUNNING_PARITY, None, self.config.batch_size, rng=rng, p=self.config.p,
+                           length_range=self.curriculum.lengths, streaming=True, modulus=self.config.modulus)
+        tensors = batch.to_torch(self.device)
+        return tensors["inputs"], tensors["streaming_labels"][:, :, 0]
+
+    def _logits(self, inputs: torch.Tensor) -> dict[int, torch.Tensor]:
+        return self.model(inputs, ns=self.curriculum.ns, every_step=True, state=self.initial_state(inputs.shape[1]))
+
+    def loss(self, logits: dict[int, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        """The mean cross-entropy over every step of every sequence."""
+        return F.cross_entropy(logits[tasks.RUNNING_N].flatten(0, 1), labels.flatten())
+
+    def correct(self, logits: dict[int, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        """Correct answers at the last step (the parity of the whole sequence), a tensor [1]."""
+        return (logits[tasks.RUNNING_N][-1].argmax(dim=-1) == labels[-1]).sum().reshape(1)
+
+    def _advance(self, solved_before: int | None) -> None:
+        """The length curriculum moved on: nothing to add (one head), nothing to checkpoint (no N solved)."""
+
+    def evaluate(self) -> dict[int, float]:
+        """Accuracy at the last step at the training lengths in force (which the metrics line records)."""
+        self._evaluated_lengths = self.curriculum.lengths
+        return super().evaluate()
+
+    def metrics_fields(self) -> dict[str, Any]:
+        return {"lengths": list(self._evaluated_lengths)}
+
+    def summary_fields(self, stopped_because: str) -> dict[str, Any]:
+        """No N (``max_n`` None); the longest length the length curriculum passed; and, unless the run was
+        interrupted or turned non-finite, the network as ``checkpoints/final`` and its :func:`length_test`."""
+        fields: dict[str, Any] = {"max_n": None, "longest_length_passed": self.curriculum.solved,
+                                  "length_test": None}
+        if stopped_because not in NOT_TESTED:
+            agents.save(self.model, self.run_dir / "checkpoints" / "final")
+            fields["length_test"] = length_test(self.model, self.config, self.device, self.config.seed)
+        return fields
+
+
+def make_trainer(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False
+                 ) -> Trainer:
+    """The trainer of ``config``'s task: :class:`Trainer`, or for running parity :class:`RunningParityTrainer`."""
+    if config.running:
+        return RunningParityTrainer(config, run_dir, resume=resume, overwrite=overwrite)
+    return Trainer(config, run_dir, resume=resume, overwrite=overwrite)
 
 
 def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
           on_eval: Callable[[dict[str, Any]], None] | None = None, threads: int | None = None) -> dict[str, Any]:
-    """Train ``config`` into ``run_dir`` and return the summary (see :class:`Trainer`). ``threads``: torch CPU
-    threads during the run (default: as ``memory-envs train``, the cores not busy with other jobs,
-    :mod:`baselines.threads`); the caller's setting is restored after."""
+    """Train ``config`` into ``run_dir`` and return the summary (see :class:`Trainer`; running parity:
+    :class:`RunningParityTrainer`). ``threads``: torch CPU threads during the run (default: as
+    ``memory-envs train``, the cores not busy with other jobs, :mod:`baselines.threads`); the caller's
+    setting is restored after."""
     with torch_threads(threads):
-        return Trainer(config, run_dir, resume=resume, overwrite=overwrite).run(on_eval)
+        return make_trainer(config, run_dir, resume=resume, overwrite=overwrite).run(on_eval)
 
 
-__all__ = ["CORES", "OPTIMIZERS", "RESUME_MAY_CHANGE", "STOP_REASONS", "TrainConfig", "Trainer", "RunFolderError", "train",
+__all__ = ["CORES", "OPTIMIZERS", "RESUME_MAY_CHANGE", "STOP_REASONS", "TrainConfig", "Trainer", "RunFolderError",
+           "RunningParityTrainer", "make_trainer", "train",
            "resolve_device", "atomic_write_text", "check_seed"]

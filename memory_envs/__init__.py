@@ -1,7 +1,9 @@
-"""N-parity and N-DMS memory tasks: Gymnasium envs, native vector envs, a batched generator and curricula.
+"""N-parity and N-DMS memory tasks and the running-parity state-tracking task: Gymnasium envs, native
+vector envs, a batched generator and curricula.
 
-Importing the package registers ``NParity-v0`` and ``NDMS-v0`` (default N without arguments) and
-the presets ``NParity-Easy-v0`` ... ``NDMS-Hard-v0`` (:data:`PRESETS`)::
+Importing the package registers ``NParity-v0`` and ``NDMS-v0`` (default N without arguments), the
+presets ``NParity-Easy-v0`` ... ``NDMS-Hard-v0`` (:data:`PRESETS`), ``RunningParity-v0`` and its presets
+``RunningParity-Easy-v0`` ... ``RunningParity-Hard-v0`` (:data:`RUNNING_PARITY_PRESETS`)::
 
     import gymnasium as gym
     import memory_envs
@@ -20,10 +22,12 @@ from memory_envs.curriculum import (
     EpisodeResultsWrapper,
     VectorCurriculumWrapper,
 )
-from memory_envs.envs import INFO_KEYS, MemoryTaskEnv, NDMSEnv, NParityEnv, OraclePolicy
-from memory_envs.presets import DIFFICULTIES, ENV_IDS, PRESETS, Preset, presets, register_envs
+from memory_envs.envs import INFO_KEYS, MemoryTaskEnv, NDMSEnv, NParityEnv, OraclePolicy, RunningParityEnv
+from memory_envs.presets import (
+    DIFFICULTIES, ENV_IDS, PRESETS, RUNNING_PARITY_ID, RUNNING_PARITY_PRESETS, Preset, presets, register_envs,
+)
 from memory_envs.sb3 import make_sb3_vec_env
-from memory_envs.vector import MemoryTaskVectorEnv, NDMSVectorEnv, NParityVectorEnv
+from memory_envs.vector import MemoryTaskVectorEnv, NDMSVectorEnv, NParityVectorEnv, RunningParityVectorEnv
 from memory_envs.wrappers import EpisodeStartObservation, PreviousActionObservation
 
 register_envs()
@@ -49,6 +53,10 @@ __all__ = [
     "PRESETS",
     "Preset",
     "PreviousActionObservation",
+    "RUNNING_PARITY_ID",
+    "RUNNING_PARITY_PRESETS",
+    "RunningParityEnv",
+    "RunningParityVectorEnv",
     "VectorCurriculumWrapper",
     "make_batch",
     "make_sb3_vec_env",

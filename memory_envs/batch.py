@@ -63,7 +63,7 @@ def resolve_rng(seed: int | None, rng: np.random.Generator | None) -> np.random.
 
 def make_batch(
     task: str,
-    ns: Sequence[int] | int,
+    ns: Sequence[int] | int | None,
     batch_size: int,
     *,
     seed: int | None = None,
@@ -72,34 +72,50 @@ def make_batch(
     length: int | None = None,
     length_range: Sequence[int] | None = None,
     streaming: bool = False,
+    modulus: int | None = None,
 ) -> Batch:
     """Build a supervised batch of ``task`` trials scored for every N in ``ns``.
 
     Args:
-        task: ``"parity"`` or ``"dms"``.
-        ns: one N or a list of Ns (one label column each).
+        task: ``"parity"``, ``"dms"`` or ``"running_parity"`` (no N: give ``ns=None``; the one label
+            column is the running sum mod ``modulus``, and ``Batch.ns`` is ``(0,)``).
+        ns: one N or a list of Ns (one label column each); None for running parity.
         batch_size: number of sequences B.
         seed: seed for a fresh generator (exclusive with ``rng``).
         rng: the numpy Generator to draw from (advanced in place; use it for streams of batches).
-        p: bit probability; None -> the task's paper default ("uniform" for parity, 0.5 for DMS).
+        p: bit probability; None -> the task's default ("uniform" for parity, 0.5 for DMS and running parity).
         length: the sequence length T of this batch; None -> drawn from ``length_range``.
-        length_range: half-open [low, high) for T; None -> [N_max + 2, 4 N_max + 2).
-        streaming: also return the every-step labels and their mask.
+        length_range: half-open [low, high) for T; None -> [N_max + 2, 4 N_max + 2), for running parity
+            the protocol's training lengths [3, 41).
+        streaming: also return the every-step labels and their mask (running parity: every step has one).
+        modulus: running parity's k (default 2); refused for the other tasks.
 
     Returns:
         A :class:`Batch` (inputs [T, B, 1] float32, labels [B, K] int64, ...).
     """
-    tasks.check_task(task)
-    ns = tasks.check_ns(task, ns)
+    running = task == tasks.RUNNING_PARITY
+    if running:
+        if ns is not None:
+            raise ValueError(f"running_parity has no N: pass ns=None (its lengths come from length or "
+                             f"length_range), got ns={ns!r}")
+        modulus = tasks.check_modulus(tasks.DEFAULT_MODULUS if modulus is None else modulus)
+        ns, min_length = (tasks.RUNNING_N,), 1
+    else:
+        tasks.check_task(task)
+        if modulus is not None:
+            raise ValueError(f"modulus applies to task 'running_parity' only, got modulus={modulus!r} for {task!r}")
+        ns = tasks.check_ns(task, ns)
+        min_length = max(ns)
     batch_size = tasks.check_positive_int(batch_size, "batch_size")
     p = tasks.check_p(task, p)
     generator = resolve_rng(seed, rng)
-    n_max = max(ns)
     if length is None:
-        low, high = tasks.check_length_range(length_range, n_max)
+        low, high = (tasks.check_running_lengths(length_range) if running
+                     else tasks.check_length_range(length_range, min_length))
         longest = high - 1
-    elif isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < n_max:
-        raise ValueError(f"length must be an integer >= the largest N ({n_max}), got {length!r}")
+    elif isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < min_length:
+        what = "1" if running else f"the largest N ({min_length})"
+        raise ValueError(f"length must be an integer >= {what}, got {length!r}")
     else:
         longest = int(length)
     sizes.check_fits(tasks.batch_bytes(batch_size, longest, len(ns), streaming),
@@ -108,6 +124,12 @@ def make_batch(
         length = int(generator.integers(low, high))
     bits = tasks.sample_bits(generator, batch_size, length, p)
     inputs = np.ascontiguousarray(bits.T[:, :, None], dtype=np.float32)
+    if running:
+        stream = tasks.running_labels(bits, modulus)
+        labels = stream[:, -1:].copy()
+        if not streaming:
+            return Batch(inputs, labels, ns)
+        return Batch(inputs, labels, ns, np.ascontiguousarray(stream.T[:, :, None]), np.ones((length, 1), dtype=bool))
     labels = tasks.final_labels(task, bits, ns)
     if not streaming:
         return Batch(inputs, labels, ns)

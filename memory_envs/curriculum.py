@@ -1,4 +1,5 @@
-"""Curricula over N: the schedules of the paper and wrappers that apply them to the envs.
+"""Curricula over N: the schedules of the paper and wrappers that apply them to the envs; and running
+parity's schedule over lengths (:class:`LengthCurriculum`), for the supervised trainer.
 
 A schedule's state is the list of active Ns. :meth:`Curriculum.update` takes the per-head
 accuracy of the latest evaluation and advances by the paper's rule: the mean accuracy over
@@ -37,6 +38,12 @@ def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def _check_threshold(threshold: Any) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be a float in (0, 1), got {threshold!r}")
+    return float(threshold)
+
+
 class Curriculum:
     """A schedule of active Ns with the paper's advance rule.
 
@@ -63,9 +70,7 @@ class Curriculum:
         self.kind = kind
         self.start = _positive_int(start, "start")
         self.n_max = None if n_max is None else _positive_int(n_max, "n_max", self.start)
-        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must be a float in (0, 1), got {threshold!r}")
-        self.threshold = float(threshold)
+        self.threshold = _check_threshold(threshold)
         self.window = _positive_int(window, "window")
         self.drop = _positive_int(drop, "drop")
         if self.drop > self.window:
@@ -147,6 +152,69 @@ class Curriculum:
 
     def __repr__(self) -> str:
         return f"Curriculum(kind={self.kind!r}, ns={self.ns}, solved={self.solved}, finished={self.finished})"
+
+
+LENGTH_KINDS: tuple[str, ...] = ("none", "length")
+"""Running parity's schedules (it has no N): fixed training lengths, or a curriculum over lengths."""
+
+
+class LengthCurriculum:
+    """Running parity's schedule over trial lengths, with the interface the supervised trainer drives.
+
+    Running parity has no N: its one head is N = 0 (``ns == [0]``) and what grows, if anything, is the
+    longest training length.
+
+    * ``none`` (the protocol's): every batch draws its length from the whole ``length_range``.
+    * ``length``: lengths are drawn from [low, longest], ``longest`` starting at min(2 low, high - 1) and
+      doubling (capped at high - 1) each time :meth:`update`'s accuracy at the current lengths exceeds
+      ``threshold``.
+
+    :attr:`solved` is the longest length that passed the rule (None before, and always with ``none``);
+    :attr:`finished` stays False, so a run trains for its whole budget as the protocol does.
+    """
+
+    def __init__(self, kind: str = "none", length_range: Sequence[int] | None = None, threshold: float = 0.98) -> None:
+        if kind not in LENGTH_KINDS:
+            raise ValueError(f"curriculum must be one of {LENGTH_KINDS} for task 'running_parity', got {kind!r}")
+        self.kind = kind
+        self.length_range = tasks.check_running_lengths(length_range)
+        self.threshold = _check_threshold(threshold)
+        low, high = self.length_range
+        self.longest = high - 1 if kind == "none" else min(2 * low, high - 1)
+        self.ns: list[int] = [tasks.RUNNING_N]
+        self.solved: int | None = None
+        self.finished = False
+        self.advances = 0
+
+    @property
+    def lengths(self) -> tuple[int, int]:
+        """The half-open range the next training batch draws its length from."""
+        return (self.length_range[0], self.longest + 1)
+
+    def update(self, accuracy: Mapping[int, float]) -> bool:
+        """With ``length``: record a pass of the rule at the current lengths and double the longest length;
+        returns True if the training lengths changed."""
+        if self.kind == "none" or accuracy[tasks.RUNNING_N] <= self.threshold:
+            return False
+        self.solved = self.longest
+        longest = min(2 * self.longest, self.length_range[1] - 1)
+        if longest == self.longest:
+            return False
+        self.longest = longest
+        self.advances += 1
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to rebuild this schedule (JSON-serializable)."""
+        return {"kind": self.kind, "length_range": list(self.length_range), "threshold": self.threshold,
+                "longest": self.longest, "solved": self.solved, "advances": self.advances}
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, Any]) -> "LengthCurriculum":
+        curriculum = cls(state["kind"], state["length_range"], state["threshold"])
+        curriculum.longest, curriculum.solved = int(state["longest"]), state["solved"]
+        curriculum.advances = int(state["advances"])
+        return curriculum
 
 
 class EpisodeAccuracyTracker:

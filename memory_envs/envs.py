@@ -1,4 +1,4 @@
-"""N-parity and N-DMS as Gymnasium environments (one trial per episode).
+"""N-parity, N-DMS and running parity as Gymnasium environments (one trial per episode).
 
 One concept, the environment, with its argument checks (``EnvConfig``) and its info contract, which
 the native vector env (``memory_envs.vector``) shares; the task rules themselves live in
@@ -94,9 +94,17 @@ class EnvConfig:
 
     def check_memory(self, num_envs: int, what: str) -> None:
         """Refuse settings whose trials would not fit in memory, naming the arguments and the bytes."""
-        sizes.check_fits(self.memory_bytes(num_envs), f"{what} with n/heads up to {max(self.ns)}, max_heads "
-                                                      f"{self.max_heads} and length_range {self.lengths} "
-                                                      f"(num_envs={num_envs})")
+        sizes.check_fits(self.memory_bytes(num_envs), f"{what} with {self.settings()} and length_range "
+                                                      f"{self.lengths} (num_envs={num_envs})")
+
+    def settings(self) -> str:
+        """The arguments that size a trial besides its length, for messages."""
+        return f"n/heads up to {max(self.ns)}, max_heads {self.max_heads}"
+
+    @property
+    def classes(self) -> int:
+        """The values an action entry takes, 0 .. classes - 1 (2 for the windowed tasks)."""
+        return 2
 
     @property
     def lengths(self) -> tuple[int, int]:
@@ -168,9 +176,11 @@ def check_action_single(config: EnvConfig, action: Any) -> np.ndarray | int:
     if not config.multi_head:
         if isinstance(action, np.ndarray) and action.shape in ((), (1,)) and action.dtype.kind in "iu":
             action = action.item() if action.shape == () else int(action[0])
-        if isinstance(action, (int, np.integer)) and not isinstance(action, bool) and action in (0, 1):
+        classes = config.classes
+        if isinstance(action, (int, np.integer)) and not isinstance(action, bool) and 0 <= action < classes:
             return int(action)
-        raise ValueError(f"action must be 0 or 1 (Discrete(2)), got {action!r}")
+        allowed = "0 or 1" if classes == 2 else f"an integer in [0, {classes})"
+        raise ValueError(f"action must be {allowed} (Discrete({classes})), got {action!r}")
     arr = np.asarray(action)
     if arr.shape != (config.max_heads,) or arr.dtype.kind not in "iu" or ((arr != 0) & (arr != 1)).any():
         raise ValueError(
@@ -181,7 +191,8 @@ def check_action_single(config: EnvConfig, action: Any) -> np.ndarray | int:
 
 
 class MemoryTaskEnv(gym.Env):
-    """A memory task (N-parity or N-DMS) as an episodic env; see :class:`NParityEnv` for the contract."""
+    """A memory task (N-parity, N-DMS or running parity) as an episodic env; see :class:`NParityEnv` and
+    :class:`RunningParityEnv` for the contracts."""
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
@@ -196,7 +207,11 @@ class MemoryTaskEnv(gym.Env):
         max_heads: int | None = None,
         render_mode: str | None = None,
     ) -> None:
-        self.config = EnvConfig.build(task, n, heads, mode, p, length_range, max_heads)
+        self._setup(EnvConfig.build(task, n, heads, mode, p, length_range, max_heads), render_mode)
+
+    def _setup(self, config: EnvConfig, render_mode: str | None) -> None:
+        """Take a checked ``config`` (what the subclasses build) and set the spaces and episode state."""
+        self.config = config
         check_render_mode(render_mode, self.metadata["render_modes"])
         self.render_mode = render_mode
         self.observation_space = self.config.observation_space()
@@ -379,16 +394,117 @@ NDMSEnv.__doc__ = _ENV_DOC.format(
 )
 
 
+@dataclass(frozen=True)
+class RunningParityConfig(EnvConfig):
+    """The settings of running parity: one head, no N (``ns`` is ``(0,)``, see ``tasks.RUNNING_N``), labels
+    (x_1 + ... + x_t) mod ``modulus`` at every step, trial lengths U[low, high) (default the protocol's
+    training range 3-40)."""
+
+    modulus: int = tasks.DEFAULT_MODULUS
+
+    @classmethod
+    def build(cls, modulus: int = tasks.DEFAULT_MODULUS, mode: str = "every_step", p: float | str | None = None,
+              length_range: Sequence[int] | None = None) -> "RunningParityConfig":
+        modulus = tasks.check_modulus(modulus)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        lengths = tasks.check_running_lengths(length_range)
+        config = cls(tasks.RUNNING_PARITY, (tasks.RUNNING_N,), mode, tasks.check_p(tasks.RUNNING_PARITY, p), lengths,
+                     False, 1, modulus)
+        config.check_memory(1, "env")
+        return config
+
+    def with_ns(self, ns: Sequence[int], length_range: tuple[int, int] | None = None) -> "EnvConfig":
+        raise ValueError("running parity has no N to set (its label covers the whole sequence so far); "
+                         "make another env for other lengths (length_range) or another modulus")
+
+    def settings(self) -> str:
+        return f"modulus {self.modulus}"
+
+    @property
+    def classes(self) -> int:
+        return self.modulus
+
+    def action_space(self) -> spaces.Space:
+        return spaces.Discrete(self.modulus)
+
+    def trial_labels(self, bits: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Labels int8 [R, L, 1]: the running sum mod k at every step of the trial, -1 beyond it."""
+        labels = tasks.running_labels(bits, self.modulus).astype(np.int8)[:, :, None]
+        np.copyto(labels, np.int8(-1), where=np.arange(bits.shape[1])[None, :, None] >= lengths[:, None, None])
+        return labels
+
+    def num_scored(self, lengths: np.ndarray) -> np.ndarray:
+        """Scored actions per trial, [R, 1]: 1 in ``"final"`` mode, M in ``"every_step"``."""
+        return (np.ones_like(lengths) if self.mode == "final" else np.asarray(lengths, dtype=np.int64))[:, None]
+
+
+class RunningParityEnv(MemoryTaskEnv):
+    """Running parity: report the parity of every bit seen so far (the sum mod ``modulus``).
+
+    ## Description
+    State tracking with length generalization (Deletang et al. 2023's "Parity Check", Grazzi et al. 2025's
+    parity): a trial is a bit sequence x_1..x_M with M ~ U[low, high) (``length_range``, high excluded;
+    default (3, 41): M from 3 to 40, the protocol's training lengths), fed one bit per step. The label at
+    step t is (x_1 + ... + x_t) mod k: the parity for k = 2 (``modulus``, default 2), a count mod k
+    otherwise (k > 2 needs rotations of the state, which only some architectures have). Unlike N-parity
+    there is no window: the answer depends on the whole trial, so the difficulty is the length M, and an
+    agent trained on short trials is tested on long ones (docs/state_tracking.md).
+
+    Timing contract: ``reset()`` returns x_1; the action taken after observing x_t is scored against the
+    label of x_1..x_t. In ``mode="every_step"`` (the default, the running labels of Grazzi et al.) every
+    action is scored; in ``mode="final"`` (Deletang et al.) only the action after the last bit x_M.
+
+    ## Action Space
+    ``Discrete(modulus)``: the predicted sum mod k. Anything else raises ValueError.
+
+    ## Observation Space
+    ``Box(0, 1, shape=(1,), float32)``: the current bit. The terminal observation is 0.
+
+    ## Rewards
+    1 for a scored, correct action, else 0. ``"every_step"``: the maximum return is M and a random
+    policy's expected return is M / k; ``"final"``: 1 and 1 / k. :class:`memory_envs.OraclePolicy`
+    reaches the maximum.
+
+    ## Episode End
+    The episode terminates after the action on the last bit x_M. There is no truncation.
+
+    ## Info
+    The keys of :class:`NParityEnv` with one head: ``label`` int8 [1] (the label the action was scored
+    against; -1 after ``reset()``), ``ns`` int64 [1] (always 0: no window N), ``head_accuracy`` float64 [1]
+    (-1 until the last step, then the fraction of scored actions that were correct), ``is_success`` bool [].
+
+    ## Arguments
+    ``modulus`` (an integer >= 2; default 2); ``mode`` (``"every_step"`` or ``"final"``); ``p`` (bit
+    probability in [0, 1] or ``"uniform"``; default 0.5, so the parity is a fair coin at every step);
+    ``length_range`` ((low, high), high excluded, low >= 1; default (3, 41)); ``render_mode`` (None or
+    ``"ansi"``).
+
+    >>> import gymnasium as gym, memory_envs
+    >>> env = gym.make("RunningParity-v0", length_range=(40, 257))  # a test length range
+    """
+
+    def __init__(self, modulus: int = tasks.DEFAULT_MODULUS, mode: str = "every_step", p: float | str | None = None,
+                 length_range: Sequence[int] | None = None, render_mode: str | None = None) -> None:
+        self._setup(RunningParityConfig.build(modulus, mode, p, length_range), render_mode)
+
+
 class OraclePolicy:
     """The exact answer from the observations alone: keeps the bits seen and applies the task's labels.
 
     Works for a single env (``obs`` of shape (1,)) and acts on every step; call :meth:`reset`
-    at the start of each episode. ``ns`` are the env's active Ns, ``max_heads`` its action width.
+    at the start of each episode. ``ns`` are the env's active Ns, ``max_heads`` its action width;
+    running parity (``task="running_parity"``) takes its ``modulus`` instead.
     """
 
-    def __init__(self, task: str, ns: Sequence[int], max_heads: int | None = None, multi_head: bool = True) -> None:
-        self.task = tasks.check_task(task)
-        self.ns = tasks.check_ns(task, ns)
+    def __init__(self, task: str, ns: Sequence[int] | None = None, max_heads: int | None = None,
+                 multi_head: bool = True, modulus: int = tasks.DEFAULT_MODULUS) -> None:
+        if task == tasks.RUNNING_PARITY:
+            self.modulus, multi_head = tasks.check_modulus(modulus), False
+            self.ns: tuple[int, ...] = (tasks.RUNNING_N,)
+        else:
+            self.ns = tasks.check_ns(tasks.check_task(task), ns)
+        self.task = task
         self.max_heads = max_heads or len(self.ns)
         self.multi_head = multi_head
         self.reset()
@@ -396,7 +512,7 @@ class OraclePolicy:
     @classmethod
     def for_env(cls, env: gym.Env) -> "OraclePolicy":
         config: EnvConfig = env.unwrapped.config
-        return cls(config.task, config.ns, config.max_heads, config.multi_head)
+        return cls(config.task, config.ns, config.max_heads, config.multi_head, config.classes)
 
     def reset(self) -> None:
         self._bits: list[int] = []
@@ -404,6 +520,8 @@ class OraclePolicy:
     def __call__(self, obs: np.ndarray) -> int | np.ndarray:
         self._bits.append(int(obs[0]))
         window = np.asarray(self._bits, dtype=np.uint8)[None, :]
+        if self.task == tasks.RUNNING_PARITY:
+            return int(tasks.running_labels(window, self.modulus)[0, -1])
         labels, _ = tasks.streaming_labels(self.task, window, self.ns)
         answer = labels[0, -1].astype(np.int64)
         if not self.multi_head:

@@ -9,9 +9,13 @@ of the built-in cores, 64 units, 2,000 steps) and the CPU reproduction (128 unit
 * Medium: only the best score-card runs solved it.
 * Hard: beyond every run of this project (the reproduction reached parity 27 and DMS 37).
 
-A preset is defined by its task, N, p and scoring mode: ``gym.make(preset, n=3)`` (or ``heads``, another
+Running parity (``RunningParity-v0``, the state-tracking task) has presets by trial length, the roles of
+its protocol (docs/state_tracking.md): Easy the training lengths 3-40, Medium the test lengths 40-256, Hard
+the far length 1,000; each with fair bits (p = 0.5), parity (modulus 2) and every step scored.
+
+A preset is defined by its task, N, p and scoring mode (running parity: its lengths, modulus, p and mode): ``gym.make(preset, n=3)`` (or ``heads``, another
 ``p`` or ``mode``) is refused with a ValueError naming the preset and the base id to use instead. The
-other keyword arguments (``length_range``, ``max_heads``, ``render_mode``) pass through.
+other keyword arguments (``length_range`` of the windowed tasks, ``max_heads``, ``render_mode``) pass through.
 """
 
 from __future__ import annotations
@@ -24,14 +28,16 @@ import gymnasium as gym
 from memory_envs import tasks
 
 ENV_IDS: dict[str, str] = {"parity": "NParity-v0", "dms": "NDMS-v0"}
-_CLASS_NAMES: dict[str, str] = {"parity": "NParity", "dms": "NDMS"}
+RUNNING_PARITY_ID = "RunningParity-v0"
+_CLASS_NAMES: dict[str, str] = {"parity": "NParity", "dms": "NDMS", tasks.RUNNING_PARITY: "RunningParity"}
 DIFFICULTIES: tuple[str, ...] = ("Easy", "Medium", "Hard")
 PRESET_P = 0.5
 """The presets' bit probability (the score card's: parity chance is then exactly 0.5)."""
 PRESET_MODE = "final"
 """The presets' scoring mode (the paper's)."""
 DEFINING = ("n", "heads", "p", "mode")
-"""The keyword arguments that define a preset: ``gym.make(preset, ...)`` refuses other values for them."""
+"""The keyword arguments that define a preset of the windowed tasks: ``gym.make(preset, ...)`` refuses other
+values for them (running parity's: ``length_range``, ``p``, ``modulus``, ``mode``)."""
 PRESET_N: dict[str, dict[str, int]] = {
     "parity": {"Easy": tasks.DEFAULT_N["parity"], "Medium": 10, "Hard": 40},
     "dms": {"Easy": tasks.DEFAULT_N["dms"], "Medium": 11, "Hard": 40},
@@ -47,13 +53,54 @@ class Preset:
     difficulty: str
     n: int
 
+    def defining(self) -> dict[str, Any]:
+        """The values of :data:`DEFINING` that make this preset."""
+        return {"n": self.n, "heads": [self.n], "p": PRESET_P, "mode": PRESET_MODE}
+
+    def describe(self) -> str:
+        return f"{self.task} at n={self.n}, p={PRESET_P}, mode={PRESET_MODE!r}"
+
+
+RUNNING_PRESET_MODE = "every_step"
+"""The running-parity presets' scoring mode (the protocol's running labels)."""
+RUNNING_PRESET_LENGTHS: dict[str, tuple[int, int]] = {
+    "Easy": tasks.RUNNING_TRAIN_LENGTHS,
+    "Medium": (tasks.RUNNING_TEST_LENGTHS[0], tasks.RUNNING_TEST_LENGTHS[-1] + 1),
+    "Hard": (tasks.RUNNING_FAR_LENGTH, tasks.RUNNING_FAR_LENGTH + 1),
+}
+"""The running-parity presets' half-open length ranges: the protocol's training, test and far lengths."""
+
+
+@dataclass(frozen=True)
+class RunningParityPreset:
+    """One running-parity preset: ``gym.make(preset.env_id)`` is ``gym.make("RunningParity-v0",
+    length_range=length_range, p=0.5, modulus=2, mode="every_step")``."""
+
+    env_id: str
+    difficulty: str
+    length_range: tuple[int, int]
+    task: str = tasks.RUNNING_PARITY
+
+    def defining(self) -> dict[str, Any]:
+        return {"length_range": list(self.length_range), "p": PRESET_P, "modulus": tasks.DEFAULT_MODULUS,
+                "mode": RUNNING_PRESET_MODE}
+
+    def describe(self) -> str:
+        return (f"{self.task} at length_range={self.length_range}, p={PRESET_P}, modulus={tasks.DEFAULT_MODULUS}, "
+                f"mode={RUNNING_PRESET_MODE!r}")
+
 
 PRESETS: dict[str, Preset] = {
     f"{_CLASS_NAMES[task]}-{difficulty}-v0": Preset(f"{_CLASS_NAMES[task]}-{difficulty}-v0", task, difficulty, n)
     for task in tasks.TASKS
     for difficulty, n in PRESET_N[task].items()
 }
-"""Every preset id, in task then difficulty order (like POPGym's collections)."""
+"""Every preset id of the windowed tasks, in task then difficulty order (like POPGym's collections)."""
+RUNNING_PARITY_PRESETS: dict[str, RunningParityPreset] = {
+    f"RunningParity-{difficulty}-v0": RunningParityPreset(f"RunningParity-{difficulty}-v0", difficulty, lengths)
+    for difficulty, lengths in RUNNING_PRESET_LENGTHS.items()
+}
+"""The running-parity presets (kept apart from :data:`PRESETS`, whose entries have an N)."""
 
 
 def presets(difficulty: str | None = None, task: str | None = None) -> list[str]:
@@ -70,11 +117,12 @@ def presets(difficulty: str | None = None, task: str | None = None) -> list[str]
 
 
 def register_envs() -> None:
-    """Register the two task ids and the presets with Gymnasium (single and native vector entry points)."""
-    for task, env_id in ENV_IDS.items():
+    """Register the task ids and the presets with Gymnasium (single and native vector entry points)."""
+    for task, env_id in {**ENV_IDS, tasks.RUNNING_PARITY: RUNNING_PARITY_ID}.items():
         _register(env_id, task, {})
-    for env_id, preset in PRESETS.items():
-        _register(env_id, preset.task, {"preset": env_id, "n": preset.n, "p": PRESET_P, "mode": PRESET_MODE})
+    for env_id, preset in {**PRESETS, **RUNNING_PARITY_PRESETS}.items():
+        defining = {name: value for name, value in preset.defining().items() if name != "heads"}
+        _register(env_id, preset.task, {"preset": env_id, **defining})
 
 
 def _register(env_id: str, task: str, kwargs: dict[str, Any]) -> None:
@@ -94,15 +142,15 @@ def preset_kwargs(preset: str, kwargs: dict[str, Any]) -> tuple[Preset, dict[str
     """The preset named ``preset`` and ``kwargs`` checked against it: Gymnasium merges a caller's keyword
     arguments over the registered ones, so a value of :data:`DEFINING` that differs from the preset's
     was passed by the caller, and is refused (a ValueError naming the preset and its base id)."""
-    spec = PRESETS[preset]
-    fixed = {"n": spec.n, "heads": [spec.n], "p": PRESET_P, "mode": PRESET_MODE}
-    changed = [name for name in DEFINING if name in kwargs and _differs(kwargs[name], fixed[name])]
+    spec = PRESETS[preset] if preset in PRESETS else RUNNING_PARITY_PRESETS[preset]
+    fixed = spec.defining()
+    changed = [name for name in fixed if name in kwargs and _differs(kwargs[name], fixed[name])]
     if changed:
         given = ", ".join(f"{name}={kwargs[name]!r}" for name in changed)
         instead = given if "p" in changed else f"{given}, p={PRESET_P}"
-        raise ValueError(f"{preset} is a preset ({spec.task} at n={spec.n}, p={PRESET_P}, mode={PRESET_MODE!r}) and "
-                         f"refuses {given}, which would change what defines it; use the base id instead: "
-                         f"gym.make({ENV_IDS[spec.task]!r}, {instead})")
+        base = RUNNING_PARITY_ID if spec.task == tasks.RUNNING_PARITY else ENV_IDS[spec.task]
+        raise ValueError(f"{preset} is a preset ({spec.describe()}) and refuses {given}, which would change what "
+                         f"defines it; use the base id instead: gym.make({base!r}, {instead})")
     kwargs = dict(kwargs)
     kwargs.pop("heads", None)  # [n]: the same env as n alone
     return spec, kwargs

@@ -1,4 +1,4 @@
-"""The task definitions: one home for N-parity and N-DMS.
+"""The task definitions: one home for N-parity, N-DMS and running parity.
 
 Everything that produces a label (the single env, the vector env, the batched
 generator, the oracle) calls the functions here; nothing re-derives one.
@@ -9,6 +9,13 @@ A trial is a bit sequence x_1..x_M fed one bit per step (SPEC section 2):
 * N-DMS (N >= 2): label = 1 if x_{M-N+1} == x_M else 0.
 * Streaming ("every step") labels: at every step t >= N the label of the
   window x_{t-N+1..t}; steps t < N have no label (masked).
+
+Running parity (the state-tracking task of Deletang et al. 2023 and Grazzi et al. 2025) has no N:
+the label at step t is (x_1 + ... + x_t) mod k (``modulus`` k, default 2), the parity of the whole
+sequence so far, so a trial's length, not N, sets its difficulty; every step has a label. Its
+length-generalization protocol trains on short trials (:data:`RUNNING_TRAIN_LENGTHS`) and tests on
+longer ones (:data:`RUNNING_TEST_LENGTHS`, :data:`RUNNING_FAR_LENGTH`), scoring
+:func:`scaled_accuracy`.
 
 Bits are stored as ``uint8`` arrays of shape ``[B, T]`` (one row per sequence).
 """
@@ -24,10 +31,25 @@ TASKS: tuple[str, ...] = ("parity", "dms")
 MIN_N: dict[str, int] = {"parity": 1, "dms": 2}
 UNIFORM = "uniform"
 """Bit probability mode: per sequence p ~ U(0, 1), then x_t ~ Bernoulli(p)."""
-DEFAULT_P: dict[str, float | str] = {"parity": UNIFORM, "dms": 0.5}
-"""The paper's bit statistics per task."""
+DEFAULT_P: dict[str, float | str] = {"parity": UNIFORM, "dms": 0.5, "running_parity": 0.5}
+"""The paper's bit statistics per task (running parity: fair bits, so the parity is a fair coin at every step)."""
 DEFAULT_N: dict[str, int] = {"parity": 4, "dms": 6}
 """The N of an env made without ``n=`` or ``heads=`` (the Easy presets: every baseline of the score card solves it)."""
+
+RUNNING_PARITY = "running_parity"
+"""The state-tracking task (its own concept: :data:`TASKS` are the windowed tasks with an N)."""
+ALL_TASKS: tuple[str, ...] = (*TASKS, RUNNING_PARITY)
+RUNNING_N = 0
+"""The "N" running parity reports where the windowed tasks report theirs (``info["ns"]``, ``Batch.ns``):
+0, no window, the label covers the whole sequence so far."""
+DEFAULT_MODULUS = 2
+RUNNING_TRAIN_LENGTHS: tuple[int, int] = (3, 41)
+"""The protocol's training lengths, half-open: U[3, 40] as in Deletang et al. and Grazzi et al."""
+RUNNING_TEST_LENGTHS: tuple[int, ...] = (40, 64, 96, 128, 160, 192, 224, 256)
+"""The protocol's test lengths, 40 to 256, whose scaled accuracies are averaged (the papers' range)."""
+RUNNING_FAR_LENGTH = 1000
+"""The protocol's one far test length, reported beside the average."""
+
 
 def check_task(task: str) -> str:
     """Return ``task`` if it is a known task name, else raise ValueError."""
@@ -72,7 +94,9 @@ def check_ns(task: str, ns: Sequence[int] | int, argument: str = "ns") -> tuple[
 def check_p(task: str, p: float | str | None) -> float | str:
     """Resolve the bit probability: ``None`` -> the task's paper default, ``"uniform"``, or a float in [0, 1]."""
     if p is None:
-        return DEFAULT_P[check_task(task)]
+        if task not in ALL_TASKS:
+            raise ValueError(f"task must be one of {ALL_TASKS}, got {task!r}")
+        return DEFAULT_P[task]
     if p == UNIFORM:
         return UNIFORM
     if isinstance(p, bool) or not isinstance(p, numbers.Real):
@@ -82,28 +106,63 @@ def check_p(task: str, p: float | str | None) -> float | str:
     return float(p)
 
 
+def check_modulus(modulus: object) -> int:
+    """Return ``modulus`` as an int if it is an integer >= 2 (bools excluded), else raise ValueError."""
+    if isinstance(modulus, bool) or not isinstance(modulus, numbers.Integral) or modulus < 2:
+        raise ValueError(f"modulus must be an integer >= 2 (2: parity), got {modulus!r}")
+    return int(modulus)
+
+
+def check_running_lengths(length_range: Sequence[int] | None, name: str = "length_range") -> tuple[int, int]:
+    """A half-open range [low, high) of running-parity trial lengths, low >= 1; None -> the training range."""
+    if length_range is None:
+        return RUNNING_TRAIN_LENGTHS
+    return check_length_range(length_range, 1, name)
+
+
+def check_test_lengths(lengths: object, name: str = "test_lengths") -> tuple[int, ...]:
+    """A non-empty list of distinct positive test lengths (running parity), as a tuple of ints."""
+    if isinstance(lengths, (str, bytes)) or not isinstance(lengths, (Sequence, np.ndarray)) or len(lengths) == 0:
+        raise ValueError(f"{name} must be a non-empty list of positive integers, got {lengths!r}")
+    out = tuple(check_positive_int(length, name) for length in lengths)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} must not contain duplicates, got {list(out)}")
+    return out
+
+
+def running_labels(bits: np.ndarray, modulus: int = DEFAULT_MODULUS) -> np.ndarray:
+    """Running-parity labels at every step: ``bits`` [B, T] -> int64 [B, T], label[b, t] = (x_1 + ... + x_{t+1}) mod k."""
+    return np.cumsum(bits, axis=1, dtype=np.int64) % modulus
+
+
+def scaled_accuracy(accuracy: float, modulus: int = DEFAULT_MODULUS) -> float:
+    """(accuracy - chance) / (1 - chance) with chance 1 / modulus: 0 at chance, 1 when perfect (the papers' score)."""
+    chance = 1.0 / modulus
+    return (accuracy - chance) / (1.0 - chance)
+
+
 def default_length_range(n_max: int) -> tuple[int, int]:
     """The paper's sequence-length range [n_max + 2, 4 n_max + 2) (upper bound excluded)."""
     return (n_max + 2, 4 * n_max + 2)
 
 
-def check_length_range(length_range: Sequence[int] | None, n_max: int) -> tuple[int, int]:
+def check_length_range(length_range: Sequence[int] | None, n_max: int, name: str = "length_range"
+                       ) -> tuple[int, int]:
     """Validate a half-open length range [low, high) that can hold ``n_max`` bits; None -> the default."""
     if length_range is None:
         return default_length_range(n_max)
     try:
         low, high = length_range
     except (TypeError, ValueError):
-        raise TypeError(f"length_range must be a pair (low, high), got {length_range!r}") from None
+        raise TypeError(f"{name} must be a pair (low, high), got {length_range!r}") from None
     for v in (low, high):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"length_range must hold integers, got {length_range!r}")
+            raise TypeError(f"{name} must hold integers, got {length_range!r}")
     if low < n_max:
-        raise ValueError(
-            f"length_range {tuple(length_range)} cannot hold the largest N={n_max}: low must be >= {n_max}"
-        )
+        what = f"the largest N={n_max}" if n_max > 1 else "a bit"
+        raise ValueError(f"{name} {tuple(length_range)} cannot hold {what}: low must be >= {n_max}")
     if high <= low:
-        raise ValueError(f"length_range must satisfy low < high (high excluded), got {tuple(length_range)}")
+        raise ValueError(f"{name} must satisfy low < high (high excluded), got {tuple(length_range)}")
     return (int(low), int(high))
 
 

@@ -1,4 +1,4 @@
-"""Native vector environment: K memory-task envs stepped as numpy arrays in one process.
+"""Native vector environment: K memory-task envs (N-parity, N-DMS, running parity) stepped as numpy arrays in one process.
 
 Env i draws its trials from its own generator exactly as a single env seeded with
 ``seed + i`` does, so trajectories match K single envs with matching seeds. Resets are
@@ -16,7 +16,7 @@ from gymnasium.vector.utils import batch_space
 from gymnasium.vector.vector_env import AutoresetMode
 
 from memory_envs import tasks
-from memory_envs.envs import EPISODES_PER_DRAW, INFO_KEYS, NO_ACCURACY, EnvConfig, check_render_mode
+from memory_envs.envs import EPISODES_PER_DRAW, INFO_KEYS, NO_ACCURACY, EnvConfig, RunningParityConfig, check_render_mode
 
 
 class MemoryTaskVectorEnv(VectorEnv):
@@ -52,6 +52,12 @@ class MemoryTaskVectorEnv(VectorEnv):
         render_mode: str | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
     ) -> None:
+        self._setup(EnvConfig.build(task, n, heads, mode, p, length_range, max_heads), num_envs, render_mode,
+                    autoreset_mode)
+
+    def _setup(self, config: EnvConfig, num_envs: int, render_mode: str | None,
+               autoreset_mode: AutoresetMode | str) -> None:
+        """Take a checked ``config`` (what the subclasses build) and set the spaces and the envs' state."""
         tasks.check_positive_int(num_envs, "num_envs")
         check_render_mode(render_mode, self.metadata["render_modes"])
         try:
@@ -60,7 +66,7 @@ class MemoryTaskVectorEnv(VectorEnv):
             allowed = [mode.value for mode in AutoresetMode]
             raise ValueError(f"autoreset_mode must be one of {allowed}, got {autoreset_mode!r}") from None
         self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
-        self.config = EnvConfig.build(task, n, heads, mode, p, length_range, max_heads)
+        self.config = config
         self.config.check_memory(num_envs, "vector env")
         self.num_envs = int(num_envs)
         self.render_mode = None
@@ -203,9 +209,11 @@ class MemoryTaskVectorEnv(VectorEnv):
     def _check_actions(self, actions: Any) -> np.ndarray:
         arr = np.asarray(actions)
         shape = (self.num_envs, self.config.max_heads) if self.config.multi_head else (self.num_envs,)
-        if arr.shape != shape or arr.dtype.kind not in "iu" or (arr & ~1).any():
+        classes = self.config.classes
+        if arr.shape != shape or arr.dtype.kind not in "iu" or ((arr < 0) | (arr >= classes)).any():
+            allowed = "{0, 1}" if classes == 2 else f"[0, {classes})"
             raise ValueError(
-                f"actions must be an integer array of shape {shape} with values in {{0, 1}}, "
+                f"actions must be an integer array of shape {shape} with values in {allowed}, "
                 f"got {arr.dtype} array of shape {arr.shape}"
             )
         return arr.reshape(self.num_envs, -1)
@@ -230,7 +238,7 @@ class MemoryTaskVectorEnv(VectorEnv):
         info = self._start_info(np.ones(self.num_envs, dtype=bool), labels)
         if terminated.any():
             done = np.flatnonzero(terminated)
-            used = self._ns[done] > 0
+            used = np.arange(self.config.max_heads)[None, :] < self._active[done, None]
             info["head_accuracy"][done] = np.where(used, self._correct[done] / self._num_scored[done], NO_ACCURACY)
             info["is_success"][done] = np.all((self._correct[done] == self._num_scored[done]) | ~used, axis=1)
         if self.autoreset_mode == AutoresetMode.SAME_STEP:
@@ -284,3 +292,12 @@ class NDMSVectorEnv(MemoryTaskVectorEnv):
         self, num_envs: int = 1, n: int | None = None, heads: Sequence[int] | None = None, **kwargs: Any
     ) -> None:
         super().__init__("dms", num_envs=num_envs, n=n, heads=heads, **kwargs)
+
+
+class RunningParityVectorEnv(MemoryTaskVectorEnv):
+    """Vectorized :class:`memory_envs.RunningParityEnv` (``gym.make_vec("RunningParity-v0", ...)``)."""
+
+    def __init__(self, num_envs: int = 1, modulus: int = tasks.DEFAULT_MODULUS, mode: str = "every_step",
+                 p: float | str | None = None, length_range: Sequence[int] | None = None,
+                 render_mode: str | None = None, autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP) -> None:
+        self._setup(RunningParityConfig.build(modulus, mode, p, length_range), num_envs, render_mode, autoreset_mode)

@@ -516,7 +516,7 @@ def test_same_seed_same_initial_network_on_cpu_and_cuda(kind):
     (lambda: LeakyLSTM(1, 4)(torch.rand(5, 2, 1), torch.rand(2, 4)), ValueError, r"tuple \(state h, state c\)"),
     (lambda: LeakyRNN(1, 4).initial_state(0), ValueError, "batch_size"),
     (lambda: MultiHeadModel(nn.GRU(1, 4), [2]), TypeError, "core"),
-    (lambda: MultiHeadModel(LeakyRNN(1, 4), [0]), ValueError, "n must be"),
+    (lambda: MultiHeadModel(LeakyRNN(1, 4), [-1]), ValueError, "n must be"),
     (lambda: MultiHeadModel(LeakyRNN(1, 4), [2]).head(3), KeyError, r"N=3.*\[2\]"),
     (lambda: LeakyRNN(1, 4).time_constant.set_(torch.full((4,), 0.5)), ValueError, ">= 1"),
 ])

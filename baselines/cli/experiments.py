@@ -177,7 +177,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--cores", type=comma_list, default=None,
                    help=f"comma-separated cores: kinds ({', '.join(KINDS)}), 'all' for every kind, KIND+signed "
                         "for a kind with eigenvalues='signed', or import paths (default: leaky,gru,lstm)")
-    g.add_argument("--tasks", type=comma_list, default=None, help="default: parity,dms")
+    g.add_argument("--tasks", type=comma_list, default=None,
+                   help="comma list of parity, dms and running_parity (state tracking: trained on lengths 3-40, "
+                        "scored at 40-256 and 1000; docs/state_tracking.md) (default: parity,dms)")
     g.add_argument("--curricula", type=comma_list, default=None, help="default: single,multi")
     g.add_argument("--max-steps", type=int, default=None, help="training steps per run (default: 3000)")
     g.add_argument("--eval-batches", type=int, default=None, help="default: 10")

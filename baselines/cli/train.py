@@ -19,7 +19,7 @@ from baselines.interrupt import stop_on_signals
 from baselines.population import Population, grid
 from baselines.run_folder import solved_text
 from baselines.threads import set_threads
-from baselines.trainer import CORES, OPTIMIZERS, TrainConfig, Trainer
+from baselines.trainer import CORES, OPTIMIZERS, TrainConfig, make_trainer
 from memory_envs import curriculum as curricula
 from memory_envs import tasks
 
@@ -29,12 +29,15 @@ PAPER = TrainConfig()
 def add_train_options(parser: argparse.ArgumentParser) -> None:
     """The TrainConfig fields as options. Defaults: a quick CPU run; the paper's values are in each help."""
     g = parser.add_argument_group("task and curriculum")
-    g.add_argument("--task", default=("parity",), type=comma_choices(tasks.TASKS),
-                   help=f"memory task, {' or '.join(tasks.TASKS)}; a comma list trains a population (default: parity)")
-    g.add_argument("--curriculum", default=("multi",), type=comma_choices(curricula.KINDS),
+    g.add_argument("--task", default=("parity",), type=comma_choices(tasks.ALL_TASKS),
+                   help=f"memory task, {', '.join(tasks.TASKS)} or {tasks.RUNNING_PARITY} (state tracking: no N, "
+                        "trained on short trials and tested on long ones, docs/state_tracking.md); a comma list of "
+                        "the windowed tasks trains a population (default: parity)")
+    g.add_argument("--curriculum", default=None, type=comma_choices(curricula.KINDS + curricula.LENGTH_KINDS),
                    help="single: one reused head, [N] -> [N+1]; multi: one head per N, [2..N] -> [2..N+1]; "
                         "sliding: multi keeping the newest --window heads; a comma list trains a population "
-                        "(default: multi)")
+                        "(default: multi). running_parity: none (fixed --length-range, the default) or length "
+                        "(the longest training length doubles whenever --threshold is passed)")
     g.add_argument("--start-n", type=int, default=2, help="first N (default: 2)")
     g.add_argument("--target-n", type=int, default=None, help="stop once this N is solved (default: no limit)")
     g.add_argument("--window", type=int, default=5, help="heads kept by the sliding curriculum (default: 5)")
@@ -43,6 +46,16 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                    help="advance when the mean and the newest head's accuracy exceed this (default: 0.98)")
     g.add_argument("--p", type=bit_probability, default=None,
                    help="bit probability: a float or 'uniform' (default: the paper's; uniform for parity, 0.5 DMS)")
+    g = parser.add_argument_group("running parity (--task running_parity)")
+    g.add_argument("--modulus", type=int, default=PAPER.modulus,
+                   help="label (x_1 + ... + x_t) mod this (default: 2, parity)")
+    g.add_argument("--length-range", type=int, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="training lengths, HIGH excluded (default: 3 41, lengths 3 to 40)")
+    g.add_argument("--test-lengths", type=comma_ints, default=PAPER.test_lengths,
+                   help="comma list of test lengths, scored and averaged at the end (default: "
+                        f"{','.join(map(str, PAPER.test_lengths))})")
+    g.add_argument("--far-length", type=int, default=PAPER.far_length,
+                   help=f"the far test length, reported beside the average; 0: none (default: {PAPER.far_length})")
     g = parser.add_argument_group("network")
     g.add_argument("--core", default="leaky",
                    help=f"recurrent core: one of {', '.join(CORES)} (default: leaky, the paper's), or an external "
@@ -88,7 +101,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The config of a single run (the first value of each comma list)."""
     return TrainConfig(
         core_options=parse_core_options(args.core_option),
-        task=args.task[0], curriculum=args.curriculum[0], start_n=args.start_n, target_n=args.target_n,
+        task=args.task[0], curriculum=args.curriculum and args.curriculum[0], start_n=args.start_n,
+        target_n=args.target_n, modulus=args.modulus,
+        length_range=None if args.length_range is None else tuple(args.length_range),
+        test_lengths=args.test_lengths, far_length=args.far_length or None,
         window=args.window, drop=args.drop, threshold=args.threshold, core=args.core,
         hidden_size=args.hidden_size, tau_init=tuple(args.tau_init), train_tau=not args.fixed_tau,
         tau_param=args.tau_param, p=args.p, optimizer=args.optimizer, lr=args.lr[0], momentum=args.momentum,
@@ -106,7 +122,7 @@ def default_run_name(config: TrainConfig) -> str:
 
 def is_population(args: argparse.Namespace) -> bool:
     """--seeds, or more than one value in --task, --curriculum or --lr: a grid trained as one population."""
-    return args.seeds is not None or max(len(args.task), len(args.curriculum), len(args.lr)) > 1
+    return args.seeds is not None or max(len(args.task), len(args.curriculum or ()), len(args.lr)) > 1
 
 
 def population_from_args(args: argparse.Namespace) -> tuple[Path, list[str], list[TrainConfig]]:
@@ -125,6 +141,8 @@ def population_from_args(args: argparse.Namespace) -> tuple[Path, list[str], lis
 
 
 def format_summary(summary: dict[str, Any]) -> str:
+    if summary["task"] == tasks.RUNNING_PARITY:
+        return format_running_summary(summary)
     steps_to = ", ".join(f"N={n}: {s}" for n, s in summary["steps_to_n"].items()) or "none"
     return (
         f"largest N solved: {solved_text(summary['max_n'])}  ({summary['task']}, {summary['curriculum']}-head curriculum, "
@@ -132,6 +150,21 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"steps: {summary['steps']}  time: {summary['seconds']:.0f} s  stopped because: {summary['stopped_because']}\n"
         f"steps to solve each N: {steps_to}"
     )
+
+
+def format_running_summary(summary: dict[str, Any]) -> str:
+    """A running-parity run's summary: its length test (scaled accuracy per test length, mean, far length)."""
+    head = (f"running parity ({summary['curriculum']} curriculum, {summary['core']} core, {summary['hidden_size']} "
+            f"units)\nsteps: {summary['steps']}  time: {summary['seconds']:.0f} s  stopped because: "
+            f"{summary['stopped_because']}")
+    test = summary.get("length_test")
+    if test is None:
+        return head + "\nnot tested (the run did not finish)"
+    low, high = test["train_lengths"]
+    per_length = ", ".join(f"{length}: {value:.2f}" for length, value in test["scaled"].items())
+    far = "" if test["far_length"] is None else f", at {test['far_length']}: {test['scaled_far']:.2f}"
+    return (f"{head}\nscaled accuracy at the last step (0 chance, 1 perfect; trained on lengths {low}-{high - 1}): "
+            f"{per_length}\nmean over the test lengths: {test['scaled_mean']:.2f}{far}")
 
 
 def _write_plots(run_dirs: list[Path], core_class: type[torch.nn.Module] | None) -> None:
@@ -147,6 +180,11 @@ def _write_plots(run_dirs: list[Path], core_class: type[torch.nn.Module] | None)
 def cmd_train(args: argparse.Namespace) -> int:
     threads = set_threads(args.threads)
     if is_population(args):
+        if tasks.RUNNING_PARITY in args.task:
+            print_error(f"--task {tasks.RUNNING_PARITY} trains one network at a time (a population reads each "
+                        "member's last step only; running parity is scored at every step): drop --seeds and the "
+                        "comma lists")
+            return 2
         return _train_population(args, threads)
     if args.backend is not None or args.population_size is not None:
         print_error("--backend and --population-size train a grid: give --seeds or comma lists in "
@@ -155,7 +193,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
         run_dir, note = (args.run_dir, None) if args.run_dir else default_run_dir(args, default_run_name(config))
-        trainer = Trainer(config, run_dir, resume=args.resume, overwrite=args.overwrite)
+        trainer = make_trainer(config, run_dir, resume=args.resume, overwrite=args.overwrite)
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
         print_error(error, args)
         return 2
@@ -169,6 +207,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     def on_eval(line: dict[str, Any]) -> None:
         ns = line["ns"]
         newest = line["accuracy"][str(ns[-1])]
+        if config.running:
+            low, high = line["lengths"]
+            bar.update(line["step"], f"training lengths {low}-{high - 1}, accuracy at the last step {newest:.3f}")
+            return
         bar.update(line["step"], f"N solved: {solved_text(trainer.curriculum.solved)}, training N={ns[0]}..{ns[-1]} "
                                  f"acc(N={ns[-1]})={newest:.3f}")
 
@@ -294,7 +336,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``train`` and ``plot``."""
     train = sub.add_parser("train", help="train one network (or a population) with a curriculum",
-                           description="Train a recurrent network on N-parity or N-DMS with a curriculum over N. "
+                           description="Train a recurrent network on N-parity or N-DMS with a curriculum over N, "
+                                       "or on running parity (--task running_parity: short trials, then tested "
+                                       "on long ones; docs/state_tracking.md). "
                                        "With no options: a multi-head leaky RNN on parity for 3 CPU minutes. "
                                        "--seeds and comma lists in --task, --curriculum and --lr train the grid as "
                                        "one population: the networks side by side in this process.")

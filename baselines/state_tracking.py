@@ -1,0 +1,56 @@
+"""Running parity's length-generalization protocol and its test (docs/state_tracking.md).
+
+The protocol of Deletang et al. (ICLR 2023, "Parity Check") and Grazzi et al. (ICLR 2025): train on short
+trials (lengths 3-40) with the running label (x_1 + ... + x_t) mod k at every step, then test the final
+network on longer trials (40-256, and one far length, 1,000). A test length scores the answer at the last
+step of each sequence (the parity of the whole sequence), as scaled accuracy
+(accuracy - 1/k) / (1 - 1/k): 0 at chance, 1 when every answer is right; the card's number is its mean
+over ``test_lengths``, with the far length beside it.
+
+The test is :func:`length_test`; :class:`baselines.trainer.RunningParityTrainer` trains the task and runs
+the test when a run stops.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+import agents
+from baselines.train_config import TrainConfig
+from memory_envs import make_batch, tasks
+
+NOT_TESTED = ("interrupted", "non_finite")
+"""Stops after which the network is not tested: a resume goes on, or its numbers are not finite."""
+
+
+@torch.no_grad()
+def length_test(model: agents.MultiHeadModel, config: TrainConfig, device: torch.device, seed: int
+                ) -> dict[str, Any]:
+    """The accuracy at the last step, per length of ``config.test_lengths`` and ``config.far_length``, over
+    ``eval_batches`` fresh batches of ``batch_size`` sequences each, plus the scaled accuracies and their mean
+    over ``test_lengths``. Data and initial states are drawn on the CPU from ``seed``, then moved to ``device``."""
+    rng = np.random.default_rng([seed, 3])
+    generator = torch.Generator().manual_seed(seed)
+    lengths = (*config.test_lengths, *(() if config.far_length is None else (config.far_length,)))
+    accuracy: dict[str, float] = {}
+    for length in lengths:
+        correct = 0
+        for _ in range(config.eval_batches):
+            batch = make_batch(tasks.RUNNING_PARITY, None, config.batch_size, rng=rng, p=config.p, length=length,
+                               modulus=config.modulus)
+            x = torch.from_numpy(batch.inputs).to(device)
+            logits = model(x, ns=[tasks.RUNNING_N], state=model.core.initial_state(x.shape[1], generator=generator))
+            correct += int((logits[tasks.RUNNING_N].argmax(dim=-1).cpu().numpy() == batch.labels[:, 0]).sum())
+        accuracy[str(length)] = correct / (config.eval_batches * config.batch_size)
+    scaled = {length: tasks.scaled_accuracy(value, config.modulus) for length, value in accuracy.items()}
+    far = None if config.far_length is None else scaled[str(config.far_length)]
+    return {"modulus": config.modulus, "train_lengths": list(tasks.check_running_lengths(config.length_range)),
+            "sequences_per_length": config.eval_batches * config.batch_size, "accuracy": accuracy, "scaled": scaled,
+            "scaled_mean": float(np.mean([scaled[str(length)] for length in config.test_lengths])),
+            "far_length": config.far_length, "scaled_far": far}
+
+
+__all__ = ["NOT_TESTED", "length_test"]
