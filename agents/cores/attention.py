@@ -34,9 +34,11 @@ an input-dependent decay (``own_timescales`` and ``decays`` are None; agents.cor
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
-from torch.nn import functional as F
+from torch.autograd.function import once_differentiable
 
 from .._validate import positive_int
 from .blocks import Block, BlockCore, BlockState, check_divides, linear, split_heads
@@ -47,8 +49,71 @@ MLP_RATIO = 4
 
 
 def alibi_slopes(heads: int) -> torch.Tensor:
-    """ALiBi's slopes m_h = 2^(-8 h / heads), h = 1..heads (Press et al. 2022)."""
-    return torch.pow(2.0, -8.0 * torch.arange(1, heads + 1, dtype=torch.float64) / heads)
+    """ALiBi's slopes, as its reference code draws them (Press et al. 2022): for P = heads a power of
+    two, the geometric m_h = 2^(-8 h / P), h = 1..P; otherwise those of the largest power of two P
+    below ``heads``, then the first heads - P of every other slope of 2P, 2^(-8 (2j - 1) / (2P)),
+    j = 1..heads - P."""
+    power = 1 << (heads.bit_length() - 1)
+    base = torch.arange(1, power + 1, dtype=torch.float64) / power
+    extra = (2 * torch.arange(heads - power, dtype=torch.float64) + 1) / (2 * power)
+    return torch.pow(2.0, -8.0 * torch.cat((base, extra)))
+
+
+CACHED_SCORES = 2 ** 19
+"""Scores [b, H, T, S] the CPU attention computes at once: b sequences at a time, so that each piece
+(about 2 MB in float32) stays in cache across its matmul, softmax and backward instead of round trips
+to memory, which dominated SDPA's math path (its float-mask kernel on the CPU)."""
+
+
+class _Attention(torch.autograd.Function):
+    """softmax(q k^T / sqrt(d) + bias + key_mask) v for q [B, H, T, d], k and v [B, H, S, d], a bias
+    [H, T, S] shared by the batch (the only one of the two that gets a gradient) and a key mask [B, S]
+    or None (0 or -inf), over pieces of the batch (``chunk`` sequences). It keeps the probabilities
+    (as autograd through the math path would) and their gradient is the softmax's,
+    dS = P (dP - rowsum(dO o)), summed over the batch for the bias."""
+
+    @staticmethod
+    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+                key_mask: torch.Tensor | None, chunk: int) -> torch.Tensor:
+        q = q * q.shape[-1] ** -0.5
+        out = q.new_empty(q.shape[:-1] + v.shape[-1:])
+        probs = []
+        for start in range(0, q.shape[0], chunk):
+            part = slice(start, start + chunk)
+            scores = torch.matmul(q[part], k[part].transpose(-1, -2)).add_(bias)
+            if key_mask is not None:
+                scores.add_(key_mask[part, None, None, :])
+            probs.append(torch.softmax(scores, dim=-1))
+            torch.matmul(probs[-1], v[part], out=out[part])
+        ctx.save_for_backward(q, k, v, out, *probs)
+        ctx.chunk = chunk
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        q, k, v, out, *probs = ctx.saved_tensors
+        grad_q, grad_k, grad_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        grad_bias = None
+        rows = (grad * out).sum(-1, keepdim=True)  # rowsum(dO o) = sum_s P dP
+        for start, p in zip(range(0, q.shape[0], ctx.chunk), probs):
+            part = slice(start, start + ctx.chunk)
+            torch.matmul(p.transpose(-1, -2), grad[part], out=grad_v[part])
+            scores = torch.matmul(grad[part], v[part].transpose(-1, -2)).sub_(rows[part]).mul_(p)
+            grad_bias = scores.sum(0) if grad_bias is None else grad_bias.add_(scores.sum(0))
+            torch.matmul(scores, k[part], out=grad_q[part])
+            torch.matmul(scores.transpose(-1, -2), q[part], out=grad_k[part])
+        return grad_q.mul_(q.shape[-1] ** -0.5), grad_k, grad_v, grad_bias, None, None
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+              key_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + bias + key_mask) v over the last two dimensions: q [B, H, T, d], k and
+    v [B, H, S, d], bias [H, T, S], key_mask [B, S] of 0 and -inf or None; every row must hold a finite
+    score. On the CPU the batch runs in pieces of about ``CACHED_SCORES`` scores, elsewhere at once."""
+    per_sequence = q.shape[1] * q.shape[2] * k.shape[2]
+    chunk = max(1, CACHED_SCORES // per_sequence) if q.device.type == "cpu" else q.shape[0]
+    return _Attention.apply(q, k, v, bias, key_mask, chunk)
 
 
 class AttentionBlock(Block):
@@ -94,10 +159,9 @@ class AttentionBlock(Block):
         first = int(seen.any(dim=0).to(torch.int8).argmax())
         keys, values = self.key_value(window[first:]).chunk(2, dim=-1)
         q, k, v = (split_heads(t, self.heads).permute(1, 2, 0, 3) for t in (self.query(u), keys, values))
-        mask = self._bias(steps, window.shape[0] - first)
-        if not bool(seen[:, first:].all()):
-            mask = mask.masked_fill(~seen[:, None, None, first:], float("-inf"))
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # [B, H, T, d]
+        held = seen[:, first:]
+        key_mask = None if bool(held.all()) else u.new_zeros(held.shape).masked_fill_(~held, float("-inf"))
+        attended = attention(q, k, v, self._bias(steps, window.shape[0] - first), key_mask)  # [B, H, T, d]
         out = self.out(attended.permute(2, 0, 1, 3).reshape(steps, batch, self.width))
         final = (window[-(self.context - 1):].transpose(0, 1), seen[:, -(self.context - 1):].to(past.dtype))
         return out, final, None
@@ -121,4 +185,4 @@ class Transformer(BlockCore):
         return self.layers * (self._options["context"] - 1) + 1
 
 
-__all__ = ["AttentionBlock", "MLP_RATIO", "Transformer", "alibi_slopes"]
+__all__ = ["AttentionBlock", "MLP_RATIO", "Transformer", "alibi_slopes", "attention"]
