@@ -186,8 +186,9 @@ def test_attention_and_its_gradients_match_the_math_path_in_pieces(device, monke
     held[:, keys - steps:] = True  # the new steps are always held
     key_mask = torch.zeros(5, keys, dtype=torch.float64).masked_fill(~held, float("-inf"))
     q, k, v, bias, key_mask = (t.to(device) for t in (q, k, v, bias, key_mask))
-    for pieces in (1, 2, 5):  # the batch in 1, 3 and 5 pieces
-        monkeypatch.setattr(attention_module, "CACHED_SCORES", pieces * 2 * steps * keys)
+    for rows, pieces in ((32, 1), (2, 2), (1, 5)):  # query blocks of 32, 2 or 1 rows; 1, 3 or 5 pieces of the batch
+        monkeypatch.setattr(attention_module, "QUERY_BLOCK", rows)
+        monkeypatch.setattr(attention_module, "CACHED_SCORES", pieces * 2 * min(rows, steps) * keys)
         for mask in (None, key_mask):
             inputs = [t.clone().requires_grad_() for t in (q, k, v, bias)]
             expected = [t.clone().requires_grad_() for t in (q, k, v, bias)]

@@ -60,60 +60,82 @@ def alibi_slopes(heads: int) -> torch.Tensor:
 
 
 CACHED_SCORES = 2 ** 19
-"""Scores [b, H, T, S] the CPU attention computes at once: b sequences at a time, so that each piece
-(about 2 MB in float32) stays in cache across its matmul, softmax and backward instead of round trips
-to memory, which dominated SDPA's math path (its float-mask kernel on the CPU)."""
+"""Scores [b, H, rows, keys] the CPU attention computes at once: b sequences at a time, so that each
+tile (about 2 MB in float32) stays in cache across its matmul, softmax and backward instead of round
+trips to memory, which dominated SDPA's math path (its float-mask kernel on the CPU)."""
+
+QUERY_BLOCK = 64
+"""Query rows per tile on the CPU: each block of rows attends only to the keys its bias holds finite
+(a causal window: the keys up to its last row), which skips most of the masked triangle."""
+
+Tile = tuple[slice, slice, slice]
+
+
+def _tiles(bias: torch.Tensor, batch: int) -> list[Tile]:
+    """(query rows, keys, sequences) per tile: on the CPU blocks of ``QUERY_BLOCK`` rows over the span of
+    keys where any head's bias is finite (the keys outside get weight exactly zero), each over pieces of
+    the batch of about ``CACHED_SCORES`` scores; elsewhere one tile (the whole problem at once)."""
+    steps, keys = bias.shape[1:]
+    if bias.device.type != "cpu":
+        return [(slice(0, steps), slice(0, keys), slice(0, batch))]
+    finite = torch.isfinite(bias).any(dim=0).to(torch.int8)  # [T, S]
+    first = finite.argmax(dim=1).tolist()
+    last = (keys - finite.flip(1).argmax(dim=1)).tolist()  # one past each row's last finite key
+    tiles = []
+    for top in range(0, steps, QUERY_BLOCK):
+        rows = slice(top, min(top + QUERY_BLOCK, steps))
+        span = slice(min(first[rows]), max(last[rows]))
+        chunk = max(1, CACHED_SCORES // (bias.shape[0] * (rows.stop - rows.start) * (span.stop - span.start)))
+        tiles += [(rows, span, slice(b, b + chunk)) for b in range(0, batch, chunk)]
+    return tiles
 
 
 class _Attention(torch.autograd.Function):
     """softmax(q k^T / sqrt(d) + bias + key_mask) v for q [B, H, T, d], k and v [B, H, S, d], a bias
     [H, T, S] shared by the batch (the only one of the two that gets a gradient) and a key mask [B, S]
-    or None (0 or -inf), over pieces of the batch (``chunk`` sequences). It keeps the probabilities
-    (as autograd through the math path would) and their gradient is the softmax's,
-    dS = P (dP - rowsum(dO o)), summed over the batch for the bias."""
+    or None (0 or -inf), tile by tile (``_tiles``; a key outside a tile's span has weight exactly
+    zero for its rows). It keeps the probabilities (as autograd through the math path would), and
+    their gradient is the softmax's, dS = P (dP - rowsum(dO o)), summed over the batch for the bias."""
 
     @staticmethod
     def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
-                key_mask: torch.Tensor | None, chunk: int) -> torch.Tensor:
+                key_mask: torch.Tensor | None, tiles: list[Tile]) -> torch.Tensor:
         q = q * q.shape[-1] ** -0.5
         out = q.new_empty(q.shape[:-1] + v.shape[-1:])
         probs = []
-        for start in range(0, q.shape[0], chunk):
-            part = slice(start, start + chunk)
-            scores = torch.matmul(q[part], k[part].transpose(-1, -2)).add_(bias)
+        for rows, keys, part in tiles:
+            scores = torch.matmul(q[part, :, rows], k[part, :, keys].transpose(-1, -2)).add_(bias[:, rows, keys])
             if key_mask is not None:
-                scores.add_(key_mask[part, None, None, :])
+                scores.add_(key_mask[part, None, None, keys])
             probs.append(torch.softmax(scores, dim=-1))
-            torch.matmul(probs[-1], v[part], out=out[part])
+            out[part, :, rows] = torch.matmul(probs[-1], v[part, :, keys])
         ctx.save_for_backward(q, k, v, out, *probs)
-        ctx.chunk = chunk
+        ctx.tiles, ctx.bias_shape = tiles, bias.shape
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         q, k, v, out, *probs = ctx.saved_tensors
-        grad_q, grad_k, grad_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        grad_bias = None
-        rows = (grad * out).sum(-1, keepdim=True)  # rowsum(dO o) = sum_s P dP
-        for start, p in zip(range(0, q.shape[0], ctx.chunk), probs):
-            part = slice(start, start + ctx.chunk)
-            torch.matmul(p.transpose(-1, -2), grad[part], out=grad_v[part])
-            scores = torch.matmul(grad[part], v[part].transpose(-1, -2)).sub_(rows[part]).mul_(p)
-            grad_bias = scores.sum(0) if grad_bias is None else grad_bias.add_(scores.sum(0))
-            torch.matmul(scores, k[part], out=grad_q[part])
-            torch.matmul(scores.transpose(-1, -2), q[part], out=grad_k[part])
+        grad_q, grad_k, grad_v = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        grad_bias = q.new_zeros(ctx.bias_shape)
+        sums = (grad * out).sum(-1, keepdim=True)  # rowsum(dO o) = sum_s P dP
+        for (rows, keys, part), p in zip(ctx.tiles, probs):
+            grad_out = grad[part, :, rows]
+            grad_v[part, :, keys] += torch.matmul(p.transpose(-1, -2), grad_out)
+            scores = torch.matmul(grad_out, v[part, :, keys].transpose(-1, -2)).sub_(sums[part, :, rows]).mul_(p)
+            grad_bias[:, rows, keys] += scores.sum(0)
+            grad_q[part, :, rows] = torch.matmul(scores, k[part, :, keys])
+            grad_k[part, :, keys] += torch.matmul(scores.transpose(-1, -2), q[part, :, rows])
         return grad_q.mul_(q.shape[-1] ** -0.5), grad_k, grad_v, grad_bias, None, None
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
               key_mask: torch.Tensor | None = None) -> torch.Tensor:
     """softmax(q k^T / sqrt(d) + bias + key_mask) v over the last two dimensions: q [B, H, T, d], k and
-    v [B, H, S, d], bias [H, T, S], key_mask [B, S] of 0 and -inf or None; every row must hold a finite
-    score. On the CPU the batch runs in pieces of about ``CACHED_SCORES`` scores, elsewhere at once."""
-    per_sequence = q.shape[1] * q.shape[2] * k.shape[2]
-    chunk = max(1, CACHED_SCORES // per_sequence) if q.device.type == "cpu" else q.shape[0]
-    return _Attention.apply(q, k, v, bias, key_mask, chunk)
+    v [B, H, S, d], bias [H, T, S] (-inf where a query may not look), key_mask [B, S] of 0 and -inf or
+    None; every row must hold a finite score. On the CPU it runs in cache-sized tiles (``_tiles``)."""
+    return _Attention.apply(q, k, v, bias, key_mask, _tiles(bias, q.shape[0]))
 
 
 class AttentionBlock(Block):
