@@ -16,8 +16,17 @@ positions, as T5's bias without buckets), so the computation is the same at ever
 slides forever. r is initialised to ALiBi's linear penalty r^h_o = -m_h o with the geometric slopes
 m_h = 2^(-8 h / H) (Press et al. 2022, "Train Short, Test Long", arXiv:2108.12409): at the start every
 head already prefers recent steps at its own range, and training reshapes the profile per offset.
+For H not a power of two the slopes follow ALiBi's reference code (ofirpress/attention_with_linear_biases,
+``get_slopes``), not the paper's text (which names only the power-of-two sequence): the slopes of the
+largest power of two P below H, then every other slope of 2P (``alibi_slopes``).
 Where this differs from the papers: no sinusoidal or absolute position embedding (a core runs forever,
 absolute positions would make it non-stationary); no dropout (the trainer draws no dropout noise).
+
+The attention runs on its own kernel (``attention``), the same softmax in the same float type: on
+the CPU in tiles of 64 query rows over the keys their window holds and of a piece of the batch that
+keeps the tile's scores in cache, with the probabilities kept for the backward. SDPA's math path,
+which a float mask selects on the CPU, wrote and read the full [B, H, T, S] scores several times
+and was 3-4x slower; its fused kernels take no learned bias.
 
 The recurrent state of each layer is its window of the past C - 1 normed inputs z_s [C-1, D] (keys
 and values are recomputed from them: half the size of storing k and v) and their validity mask [C-1]
