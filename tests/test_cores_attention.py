@@ -200,6 +200,8 @@ def test_attention_and_its_gradients_match_the_math_path_in_pieces(device, monke
             (ref * weights).sum().backward()
             for mine, theirs in zip(inputs, expected):
                 torch.testing.assert_close(mine.grad, theirs.grad, atol=1e-11, rtol=1e-9)
+            with torch.no_grad():  # no gradient to keep (one step of it: SDPA's fused kernel)
+                torch.testing.assert_close(attention(q, k, v, bias, mask), ref, atol=1e-12, rtol=1e-10)
 
 
 @pytest.mark.parametrize("steps", [1, 2, 5, 12])

@@ -48,6 +48,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
+from torch.nn import functional as F
 
 from .._validate import positive_int
 from .blocks import Block, BlockCore, BlockState, check_divides, linear, split_heads
@@ -87,6 +88,9 @@ def _tiles(bias: torch.Tensor, batch: int) -> list[Tile]:
     steps, keys = bias.shape[1:]
     if bias.device.type != "cpu":
         return [(slice(0, steps), slice(0, keys), slice(0, batch))]
+    if steps <= QUERY_BLOCK:  # one block of rows over every key
+        chunk = max(1, CACHED_SCORES // bias.numel())
+        return [(slice(0, steps), slice(0, keys), slice(b, b + chunk)) for b in range(0, batch, chunk)]
     finite = torch.isfinite(bias).any(dim=0).to(torch.int8)  # [T, S]
     first = finite.argmax(dim=1).tolist()
     last = (keys - finite.flip(1).argmax(dim=1)).tolist()  # one past each row's last finite key
@@ -109,7 +113,9 @@ class _Attention(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
                 key_mask: torch.Tensor | None, tiles: list[Tile]) -> torch.Tensor:
-        q = q * q.shape[-1] ** -0.5
+        # contiguous [B, H, *, d] copies: the tiles' matmuls on the callers' strided views went through
+        # torch's slow per-matrix path
+        q, k, v = q.contiguous() * q.shape[-1] ** -0.5, k.contiguous(), v.contiguous()
         out = q.new_empty(q.shape[:-1] + v.shape[-1:])
         probs = []
         for rows, keys, part in tiles:
@@ -143,7 +149,11 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Ten
               key_mask: torch.Tensor | None = None) -> torch.Tensor:
     """softmax(q k^T / sqrt(d) + bias + key_mask) v over the last two dimensions: q [B, H, T, d], k and
     v [B, H, S, d], bias [H, T, S] (-inf where a query may not look), key_mask [B, S] of 0 and -inf or
-    None; every row must hold a finite score. On the CPU it runs in cache-sized tiles (``_tiles``)."""
+    None; every row must hold a finite score. On the CPU it runs in cache-sized tiles (``_tiles``); one
+    step without a gradient (a rollout's) runs SDPA's fused kernel, which is faster there."""
+    if q.shape[2] == 1 and not (torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, bias))):
+        mask = bias if key_mask is None else bias + key_mask[:, None, None, :]
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     return _Attention.apply(q, k, v, bias, key_mask, _tiles(bias, q.shape[0]))
 
 
