@@ -206,6 +206,7 @@ def test_attention_and_its_gradients_match_the_math_path_in_pieces(device, monke
 
 @pytest.mark.parametrize("steps", [1, 2, 5, 12])
 def test_core_gradients_equal_the_math_path_from_a_partly_valid_window(device, monkeypatch, steps):
+    monkeypatch.setattr(attention_module, "QUERY_BLOCK", 4)  # at 12 steps: 3 blocks, the window sliding
     core = build(context=6, heads=2, layers=2).to(device)
     x, state = bits(steps, 3).to(device), tuple(t.to(device) for t in partial_state(core, 3))
     readout = torch.randn(steps, 3, 8, generator=torch.Generator().manual_seed(steps), dtype=torch.float64)
