@@ -11,6 +11,7 @@ with its range. Run:
 
     python3 benchmarks/bench_agents.py --threads 2
     python3 benchmarks/bench_agents.py --threads 1 --sections kinds --rounds 5
+    python3 benchmarks/bench_agents.py --threads 1 --sections kinds --kinds gru,transformer
 """
 
 from __future__ import annotations
