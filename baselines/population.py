@@ -7,7 +7,8 @@ solo run's layout. Only the recurrence is shared: each step the members' cores r
 recurrence (:func:`agents.cores.run_side_by_side`), so G networks cost about the kernel launches of
 one. That holds for the leaky RNN, GRU and LSTM; the architecture zoo's cores and external cores do
 not group, so run_side_by_side runs their members one after the other within each step and a
-population of them costs the sum of its members (it still shares one process and its data pipeline). Members whose batches differ in length run to the longest and each reads its readouts at its
+population of them costs the sum of its members (it still shares one process and its data pipeline;
+batching the zoo's whole-sequence operations across members did not pay on the CPU: docs/agents.md). Members whose batches differ in length run to the longest and each reads its readouts at its
 own last step, so a member's loss, gradient and draws are a solo run's: with the same config and
 seed it draws the same batches and initial weights, and trains like the solo run up to float rounding
 (exactly on resume, as a solo run, when the members evaluate at the same steps).

@@ -11,6 +11,7 @@ with its range. Run:
 
     python3 benchmarks/bench_agents.py --threads 2
     python3 benchmarks/bench_agents.py --threads 1 --sections kinds --rounds 5
+    python3 benchmarks/bench_agents.py --threads 1 --sections kinds --kinds gru,transformer
 """
 
 from __future__ import annotations
@@ -125,10 +126,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the every-kind table")
     parser.add_argument("--sections", default="leaky,gated,kinds",
                         help="comma list of leaky, gated, kinds (default: all three)")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help="comma list of the kinds the every-kind table times (default: all; gru is always timed)")
     args = parser.parse_args()
     sections = set(args.sections.split(","))
     if not sections <= {"leaky", "gated", "kinds"}:
         parser.error(f"--sections must be a comma list of leaky, gated, kinds, got {args.sections!r}")
+    kinds = args.kinds.split(",")
+    if not set(kinds) <= set(KINDS):
+        parser.error(f"--kinds must be a comma list of {', '.join(KINDS)}, got {args.kinds!r}")
+    args.kinds = ["gru", *(kind for kind in kinds if kind != "gru")]
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     B, T = args.batch, args.steps
@@ -152,16 +159,17 @@ def kinds_section(args: argparse.Namespace) -> None:
     for hidden in (64, 256):
         for steps in (30, 120):
             x = torch.rand(steps, args.batch, 1)
-            cores = {kind: make_core(kind, 1, hidden, generator=torch.Generator().manual_seed(0)) for kind in KINDS}
+            cores = {kind: make_core(kind, 1, hidden, generator=torch.Generator().manual_seed(0))
+                     for kind in args.kinds}
             states = {kind: core.initial_state(args.batch) for kind, core in cores.items()}
-            times: dict[str, list[float]] = {kind: [] for kind in KINDS}
+            times: dict[str, list[float]] = {kind: [] for kind in args.kinds}
             for _ in range(args.rounds):
                 for kind, core in cores.items():
                     go = fwd_bwd(lambda core=core, kind=kind: core(x, states[kind])[0], list(core.parameters()))
                     times[kind].append(seconds(go, max(3, args.reps // 3)))
             gru = times["gru"]
             cells = []
-            for kind in KINDS:
+            for kind in args.kinds:
                 ratios = [t / g for t, g in zip(times[kind], gru)]
                 cells.append(f"{kind} {statistics.median(ratios):.2f} [{min(ratios):.2f}, {max(ratios):.2f}]")
             print(f"  H={hidden:3d} T={steps:3d} (GRU {statistics.median(gru) * 1e3:6.1f} ms): " + "; ".join(cells))

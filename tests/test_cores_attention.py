@@ -11,7 +11,8 @@ import torch
 from torch.nn import functional as F
 
 from agents.cores import NO_OWN_TIMESCALE, make_core
-from agents.cores.attention import Transformer, alibi_slopes
+from agents.cores import attention as attention_module
+from agents.cores.attention import Transformer, alibi_slopes, attention
 
 
 def build(hidden: int = 8, seed: int = 0, **options) -> Transformer:
@@ -165,3 +166,69 @@ def test_options_and_their_errors():
         make_core("transformer", 1, 8, context=1)
     with pytest.raises(TypeError, match="context"):
         make_core("transformer", 1, 8, context=2.5)
+
+
+def reference_attention(q, k, v, bias, key_mask=None):
+    """The attention by SDPA's math with one float mask (what the core computed before its own kernel)."""
+    mask = bias if key_mask is None else bias + key_mask[:, None, None, :]
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+@pytest.mark.parametrize("steps, keys", [(1, 1), (1, 5), (3, 7), (6, 6), (9, 14)])
+def test_attention_and_its_gradients_match_the_math_path_in_pieces(device, monkeypatch, steps, keys):
+    gen = torch.Generator().manual_seed(steps * 100 + keys)
+    q = torch.randn(5, 2, steps, 3, generator=gen, dtype=torch.float64)
+    k, v = (torch.randn(5, 2, keys, 3, generator=gen, dtype=torch.float64) for _ in range(2))
+    bias = torch.randn(2, steps, keys, generator=gen, dtype=torch.float64)
+    offset = torch.arange(steps)[:, None] + keys - steps - torch.arange(keys)[None, :]
+    bias = bias.masked_fill((offset < 0) | (offset > 3), float("-inf"))  # a window of 4 steps
+    held = torch.rand(5, keys, generator=gen) < 0.6
+    held[:, keys - steps:] = True  # the new steps are always held
+    key_mask = torch.zeros(5, keys, dtype=torch.float64).masked_fill(~held, float("-inf"))
+    q, k, v, bias, key_mask = (t.to(device) for t in (q, k, v, bias, key_mask))
+    for rows, pieces in ((32, 1), (2, 2), (1, 5)):  # query blocks of 32, 2 or 1 rows; 1, 3 or 5 pieces of the batch
+        monkeypatch.setattr(attention_module, "QUERY_BLOCK", rows)
+        monkeypatch.setattr(attention_module, "CACHED_SCORES", pieces * 2 * min(rows, steps) * keys)
+        for mask in (None, key_mask):
+            inputs = [t.clone().requires_grad_() for t in (q, k, v, bias)]
+            expected = [t.clone().requires_grad_() for t in (q, k, v, bias)]
+            out = attention(*inputs, mask)
+            ref = reference_attention(*expected, mask)
+            torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-10)
+            weights = torch.randn(out.shape, generator=gen, dtype=torch.float64).to(device)
+            (out * weights).sum().backward()
+            (ref * weights).sum().backward()
+            for mine, theirs in zip(inputs, expected):
+                torch.testing.assert_close(mine.grad, theirs.grad, atol=1e-11, rtol=1e-9)
+            with torch.no_grad():  # no gradient to keep (one step of it: SDPA's fused kernel)
+                torch.testing.assert_close(attention(q, k, v, bias, mask), ref, atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 5, 12])
+def test_core_gradients_equal_the_math_path_from_a_partly_valid_window(device, monkeypatch, steps):
+    monkeypatch.setattr(attention_module, "QUERY_BLOCK", 4)  # at 12 steps: 3 blocks, the window sliding
+    core = build(context=6, heads=2, layers=2).to(device)
+    x, state = bits(steps, 3).to(device), tuple(t.to(device) for t in partial_state(core, 3))
+    readout = torch.randn(steps, 3, 8, generator=torch.Generator().manual_seed(steps), dtype=torch.float64)
+
+    def run() -> tuple[torch.Tensor, ...]:
+        core.zero_grad()
+        hidden, final = core(x, state)
+        (hidden * readout.to(device)).sum().backward()
+        return (hidden, *final, *(p.grad.clone() for p in core.parameters()))
+
+    fast = run()
+    monkeypatch.setattr(attention_module, "attention", reference_attention)
+    for mine, theirs in zip(fast, run()):
+        torch.testing.assert_close(mine, theirs, atol=1e-11, rtol=1e-9)
+
+
+@pytest.mark.parametrize("heads, expected", [
+    (1, [2 ** -8]),
+    (3, [2 ** -4, 2 ** -8, 2 ** -2]),
+    (6, [2 ** -2, 2 ** -4, 2 ** -6, 2 ** -8, 2 ** -1, 2 ** -3]),
+    (8, [2 ** -h for h in range(1, 9)]),
+])
+def test_alibi_slopes_follow_the_reference_code_for_any_head_count(heads, expected):
+    # the reference code: a power of two's geometric slopes, then every other slope of the next power
+    torch.testing.assert_close(alibi_slopes(heads), torch.tensor(expected, dtype=torch.float64))

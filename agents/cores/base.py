@@ -313,7 +313,8 @@ def run_side_by_side(cores: Sequence[nn.Module], xs: Sequence[torch.Tensor], sta
     one (the population trainer, the RL policy's actor and critic). Inputs of different lengths run
     to the longest (their input projections zero-padded at the end); each core's hidden and final state
     are those of its own last step, and its gradients sum over its own steps, so outputs and gradients
-    equal running it alone. Other cores (external ones included) run one after the other, and groups
+    equal running it alone. Other cores (the zoo's, whose few whole-sequence operations gained nothing
+    from batching on the CPU, docs/agents.md; external ones) run one after the other, and groups
     larger than the first core's ``group_limit`` run in chunks of that size.
     Only devices are checked (Core.check_devices): otherwise inputs must be what each core's
     ``forward`` accepts.
