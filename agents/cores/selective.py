@@ -46,6 +46,7 @@ from torch.nn import functional as F
 
 from .._validate import positive_int, uniform_
 from .blocks import Block, BlockCore, BlockState, CausalConv, conv_kernel, in_chunks, linear, linear_scan, signed
+from .mamba_scan import selective_scan
 
 MLP_RATIO = 2
 #: Steps per checkpointed piece of Mamba's scan (the backward holds one piece's [B, E, N] states at a time).
@@ -146,10 +147,9 @@ class MambaBlock(Block):
         x = F.silu(x)
         dt, b, c = self.x_proj(x).split([self.rank, self.d_state, self.d_state], dim=-1)
         delta = F.softplus(self.dt_proj(dt))
-        (y,), h = in_chunks(self._scan, (delta, x, b, c), state[-1], CHUNK)
+        y, h, decay = selective_scan(delta, delta * x, b, c, -torch.exp(self.a_log), state[-1],
+                              signed=self.eigenvalues == "signed", chunk=CHUNK)
         out = self.out_proj((y + self.skip * x) * F.silu(z))
-        with torch.no_grad():  # an analysis quantity: no graph through the [T, B, E, N] transitions
-            decay = self.transition(delta).abs().mean(-1)
         return out, (*conv_state, h), decay
 
 
