@@ -11,7 +11,6 @@ with its range. Run:
 
     python3 benchmarks/bench_agents.py --threads 2
     python3 benchmarks/bench_agents.py --threads 1 --sections kinds --rounds 5
-    python3 benchmarks/bench_agents.py --threads 1 --sections kinds --kinds gru,mamba
 """
 
 from __future__ import annotations
@@ -126,15 +125,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the every-kind table")
     parser.add_argument("--sections", default="leaky,gated,kinds",
                         help="comma list of leaky, gated, kinds (default: all three)")
-    parser.add_argument("--kinds", default=",".join(KINDS),
-                        help="comma list of the kinds the every-kind table times (default: all; gru is always timed)")
     args = parser.parse_args()
     sections = set(args.sections.split(","))
     if not sections <= {"leaky", "gated", "kinds"}:
         parser.error(f"--sections must be a comma list of leaky, gated, kinds, got {args.sections!r}")
-    unknown = sorted(set(args.kinds.split(",")) - set(KINDS))
-    if unknown:
-        parser.error(f"--kinds must be a comma list of {', '.join(KINDS)}, got unknown {unknown}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     B, T = args.batch, args.steps
@@ -155,20 +149,19 @@ def kinds_section(args: argparse.Namespace) -> None:
     """Every built-in kind's forward+backward time over the GRU core's, median [min, max] over rounds."""
     print(f"\nEvery kind vs the GRU core (trainable tau), batch {args.batch}: forward+backward time ratio "
           f"(> 1: slower than the GRU), median [min, max] of {args.rounds} interleaved rounds")
-    kinds = [kind for kind in KINDS if kind == "gru" or kind in args.kinds.split(",")]
     for hidden in (64, 256):
         for steps in (30, 120):
             x = torch.rand(steps, args.batch, 1)
-            cores = {kind: make_core(kind, 1, hidden, generator=torch.Generator().manual_seed(0)) for kind in kinds}
+            cores = {kind: make_core(kind, 1, hidden, generator=torch.Generator().manual_seed(0)) for kind in KINDS}
             states = {kind: core.initial_state(args.batch) for kind, core in cores.items()}
-            times: dict[str, list[float]] = {kind: [] for kind in kinds}
+            times: dict[str, list[float]] = {kind: [] for kind in KINDS}
             for _ in range(args.rounds):
                 for kind, core in cores.items():
                     go = fwd_bwd(lambda core=core, kind=kind: core(x, states[kind])[0], list(core.parameters()))
                     times[kind].append(seconds(go, max(3, args.reps // 3)))
             gru = times["gru"]
             cells = []
-            for kind in kinds:
+            for kind in KINDS:
                 ratios = [t / g for t, g in zip(times[kind], gru)]
                 cells.append(f"{kind} {statistics.median(ratios):.2f} [{min(ratios):.2f}, {max(ratios):.2f}]")
             print(f"  H={hidden:3d} T={steps:3d} (GRU {statistics.median(gru) * 1e3:6.1f} ms): " + "; ".join(cells))
