@@ -13,7 +13,7 @@ from agents.cores import make_core
 from agents.cores.delta import default_heads
 from agents.cores.selective import CHUNK, DT_MAX, DT_MIN
 
-STEPS = CHUNK * 2 + 5  # more than two of Mamba's checkpointed chunks, the last one partial
+STEPS = CHUNK * 2 + 5  # more than two of the pieces between the states Mamba's scan keeps, the last one partial
 
 
 def block_of(kind: str, width: int = 8, seed: int = 0, **options):
@@ -117,7 +117,7 @@ def test_the_block_equals_the_papers_equations_step_by_step(kind, options):
 
 @pytest.mark.parametrize("kind", sorted(REFERENCES))
 def test_gradients_equal_the_references(kind):
-    """Mamba's checkpointed chunks and DeltaNet's loop give the reference's gradients for every weight."""
+    """Mamba's scan (its hand-written backward) and DeltaNet's loop give the reference's gradients for every weight."""
     width = 32 if kind == "deltanet" else 8
     block = block_of(kind, width)
     u, state = random_inputs(block, width)

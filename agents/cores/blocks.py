@@ -1,11 +1,11 @@
 """The frame the architecture zoo's cores share: an input embedding, ``layers`` residual blocks, a
-final LayerNorm, and the parallel linear scan their diagonal recurrences run on.
+final norm, and the parallel linear scan their diagonal recurrences run on.
 
 A zoo core (``BlockCore``) computes, for inputs x [T, B, F],
 
     u_0 = W_emb x_t + b_emb,   u_l = u_{l-1} + Block_l(LayerNorm_l(u_{l-1})),   hidden = LayerNorm(u_L)
 
-where each ``Block`` is one architecture's recurrence followed by the mixing its paper puts after it
+(the norms are LayerNorms unless the core sets ``norm_layer``: Mamba's are RMSNorms), where each ``Block`` is one architecture's recurrence followed by the mixing its paper puts after it
 (a GLU, an MLP, a gated output projection), so that a linear readout can read a non-linear function
 such as parity from ``hidden``. The state is every block's state tensors in layer order; zeros are the
 zero state (what the RL policy resets to at episode starts). Parameters are drawn from the
@@ -15,14 +15,13 @@ zero state (what the RL policy resets to at episode starts). Parameters are draw
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn.utils import skip_init
-from torch.utils.checkpoint import checkpoint
 
 from .._validate import choice, positive_int, uniform_
 from .base import Core, State
@@ -64,26 +63,6 @@ def _doubling_scan(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.
             a = torch.cat((a[:shift], a[shift:] * a[:-shift]))
         shift *= 2
     return x
-
-
-def in_chunks(fn: Callable[..., tuple[tuple[torch.Tensor, ...], torch.Tensor]], xs: Sequence[torch.Tensor],
-              state: torch.Tensor, chunk: int) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Run ``fn(*pieces, state) -> (outputs, state)`` over consecutive pieces of xs [T, ...] of ``chunk`` steps,
-    each under activation checkpointing; returns the outputs concatenated over T and the last state.
-
-    For recurrences whose state is much wider than their outputs (an SSM's [B, E, N] state against its
-    [B, E] output): the backward holds the chunk boundaries' states and one chunk's intermediates at a
-    time instead of every intermediate of all T steps, at the price of running each chunk's forward twice.
-    """
-    outputs = []
-    for start in range(0, xs[0].shape[0], chunk):
-        pieces = [x[start: start + chunk] for x in xs]
-        if torch.is_grad_enabled():
-            out, state = checkpoint(fn, *pieces, state, use_reentrant=False)
-        else:
-            out, state = fn(*pieces, state)
-        outputs.append(out)
-    return [torch.cat(parts) for parts in zip(*outputs)], state
 
 
 def conv_kernel(value: object) -> int:
@@ -204,7 +183,7 @@ class Block(nn.Module):
 
 
 class BlockCore(Core):
-    """A zoo core: embedding, ``layers`` pre-norm residual blocks of ``block_type``, final LayerNorm.
+    """A zoo core: embedding, ``layers`` pre-norm residual blocks of ``block_type``, final norm (``norm_layer``).
 
     Subclasses set ``kind`` and ``block_type`` and declare their block's options in ``block_options``
     (name -> default); ``__init__`` takes exactly those as keyword arguments, plus ``layers`` and
@@ -213,6 +192,8 @@ class BlockCore(Core):
 
     block_type: type[Block]
     block_options: dict[str, Any] = {}
+    #: The pre-norms' and the final norm's type, called with the width.
+    norm_layer: Callable[[int], nn.Module] = nn.LayerNorm
 
     def __init__(self, input_size: int, hidden_size: int, *, layers: int = 1,
                  generator: torch.Generator | None = None, **options: Any) -> None:
@@ -227,10 +208,10 @@ class BlockCore(Core):
         self.layers = positive_int("layers", layers)
         self._options.update(layers=layers, **options)
         self.embed = linear(input_size, hidden_size, generator)
-        self.norms = nn.ModuleList(nn.LayerNorm(hidden_size) for _ in range(layers))
+        self.norms = nn.ModuleList(self.norm_layer(hidden_size) for _ in range(layers))
         self.blocks = nn.ModuleList(self.block_type(hidden_size, generator=generator, **options)
                                     for _ in range(layers))
-        self.norm_out = nn.LayerNorm(hidden_size)
+        self.norm_out = self.norm_layer(hidden_size)
 
     def state_shapes(self) -> tuple[tuple[int, ...], ...]:
         return tuple(shape for block in self.blocks for shape in block.state_shapes())
@@ -294,5 +275,5 @@ def check_divides(name: str, value: int, width: int) -> int:
     return value
 
 
-__all__ = ["EIGENVALUES", "Block", "BlockCore", "BlockState", "CausalConv", "check_divides", "conv_kernel", "in_chunks",
-           "linear", "linear_scan", "signed", "split_heads"]
+__all__ = ["EIGENVALUES", "Block", "BlockCore", "BlockState", "CausalConv", "check_divides", "conv_kernel", "linear",
+           "linear_scan", "signed", "split_heads"]

@@ -23,35 +23,49 @@ arXiv:2312.00752), on u_t of width D with E = expand * D channels and N = d_stat
     out_t = W_out (y_t * SiLU(z_t))          (Mamba's gated output projection, no bias)
 
 initialised as in the reference code (mamba_simple.py): W_dt ~ U(+-R^-1/2), softplus(b_dt) = dt with
-log dt ~ U(log 1e-3, log 1e-1), D = 1, the linear maps U(+-1/sqrt(fan_in)) like nn.Linear. Where we differ:
-B_t x_t is discretised by Euler (Delta B x), as the paper's own implementation does (the paper's ZOH
-formula for B would be (Delta A)^-1 (exp(Delta A) - 1) Delta B); the conv's last K - 1 inputs are part
-of the state so that split runs equal one pass (the paper only keeps them for inference); instead of
-the paper's fused CUDA kernel (which recomputes h in the backward), the scan is a step loop over
-``CHUNK``-step pieces under activation checkpointing (blocks.in_chunks): the same numbers, with the
-backward holding one piece's [B, E, N] states and the pieces' boundary states rather than every step's
-(blocks.linear_scan's doubling scan would keep about 2 log2 T tensors of [T, B, E, N] and do log2 T
-times the work). With ``eigenvalues="signed"`` the transition is 2 exp(Delta_t A) - 1 in (-1, 1)
-(Grazzi et al., ICLR 2025); B_t's input term is unchanged. ``decays`` reports |Abar_t| averaged over the
-N states of each channel, [T, B, E] per layer, without a graph (an analysis quantity).
+log dt ~ U(log 1e-3, log 1e-1), D = 1, the linear maps U(+-1/sqrt(fan_in)) like nn.Linear, out_proj then
+divided by sqrt(layers) (mamba-ssm's rescale of the residual branches); the core's pre-norms and final
+norm are RMSNorms (eps 1e-5) as in mamba-ssm's MixerModel. The scan (mamba_scan.selective_scan) is an
+autograd Function whose forward is a step loop on [B, N, E] buffers and whose backward is the adjoint
+recurrence, recomputing the states between the ones it keeps every ``CHUNK`` steps: the role of the
+paper's fused CUDA kernel, which also recomputes h in the backward. ``decays`` reports |Abar_t| averaged
+over the N states of each channel, [T, B, E] per layer, without a graph (an analysis quantity), which
+the scan's forward computes on the way (one reduction per step).
+
+Where we differ from the paper and mamba-ssm: B_t x_t is discretised by Euler (Delta B x), as the paper's
+own implementation does (the paper's ZOH formula for B would be (Delta A)^-1 (exp(Delta A) - 1) Delta B);
+the conv's last K - 1 inputs are part of the state so that split runs equal one pass (the paper only keeps
+them for inference); the input is a linear embedding of x (bias included) where the language models have
+a token embedding; there is no fused add-and-norm or float32 residual option. With
+``eigenvalues="signed"`` the transition is 2 exp(Delta_t A) - 1 in (-1, 1) (Grazzi et al., ICLR 2025);
+B_t's input term is unchanged.
+
+minGRU runs the main-text form above on blocks.linear_scan (a doubling scan on the values), not the
+appendix's log-space scan with g(h) = h + 0.5 for h >= 0, else sigmoid(h), which keeps h~ positive for a
+log-space parallel scan: the doubling scan only multiplies and adds values, so it needs neither.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .._validate import positive_int, uniform_
-from .blocks import Block, BlockCore, BlockState, CausalConv, conv_kernel, in_chunks, linear, linear_scan, signed
+from .blocks import Block, BlockCore, BlockState, CausalConv, conv_kernel, linear, linear_scan, signed
+from .mamba_scan import selective_scan
 
 MLP_RATIO = 2
-#: Steps per checkpointed piece of Mamba's scan (the backward holds one piece's [B, E, N] states at a time).
+#: Steps between the states Mamba's scan keeps for its backward (which recomputes the steps between them).
 CHUNK = 16
 #: Mamba's initial step sizes: softplus(b_dt) log-uniform in [DT_MIN, DT_MAX].
 DT_MIN, DT_MAX = 1e-3, 1e-1
+#: The epsilon of Mamba's RMSNorms (mamba-ssm's norm_epsilon).
+RMS_EPS = 1e-5
 
 
 class MLP(nn.Module):
@@ -125,17 +139,9 @@ class MambaBlock(Block):
         return (self.conv.state_shape(), ssm) if self.conv is not None else (ssm,)
 
     def transition(self, delta: torch.Tensor) -> torch.Tensor:
-        """Abar = exp(Delta A) (or 2 exp(Delta A) - 1 "signed") for Delta [..., E] -> [..., E, N]."""
+        """Abar = exp(Delta A) (or 2 exp(Delta A) - 1 "signed") for Delta [..., E] -> [..., E, N], as the scan
+        (mamba_scan.selective_scan) computes it."""
         return signed(torch.exp(delta.unsqueeze(-1) * -torch.exp(self.a_log)), self.eigenvalues)
-
-    def _scan(self, delta: torch.Tensor, x: torch.Tensor, b: torch.Tensor, c: torch.Tensor, h0: torch.Tensor
-              ) -> tuple[tuple[torch.Tensor], torch.Tensor]:
-        """One piece of the selective scan, step by step: (y_t = h_t C_t [L, B, E],), h_L."""
-        h, ys = h0, []
-        for step, drive, b_t, c_t in zip(delta.unbind(0), (delta * x).unbind(0), b.unbind(0), c.unbind(0)):
-            h = torch.addcmul(self.transition(step) * h, drive.unsqueeze(-1), b_t.unsqueeze(-2))
-            ys.append((h * c_t.unsqueeze(-2)).sum(-1))
-        return (torch.stack(ys),), h
 
     def run(self, u: torch.Tensor, state: BlockState) -> tuple[torch.Tensor, BlockState, torch.Tensor]:
         x, z = self.in_proj(u).chunk(2, dim=-1)
@@ -146,20 +152,28 @@ class MambaBlock(Block):
         x = F.silu(x)
         dt, b, c = self.x_proj(x).split([self.rank, self.d_state, self.d_state], dim=-1)
         delta = F.softplus(self.dt_proj(dt))
-        (y,), h = in_chunks(self._scan, (delta, x, b, c), state[-1], CHUNK)
+        y, h, decay = selective_scan(delta, delta * x, b, c, -torch.exp(self.a_log), state[-1],
+                                     signed=self.eigenvalues == "signed", chunk=CHUNK)
         out = self.out_proj((y + self.skip * x) * F.silu(z))
-        with torch.no_grad():  # an analysis quantity: no graph through the [T, B, E, N] transitions
-            decay = self.transition(delta).abs().mean(-1)
         return out, (*conv_state, h), decay
 
 
 class Mamba(BlockCore):
     """Mamba-1 core (Gu & Dao 2023): options ``layers``, ``expand`` (E = expand * hidden_size), ``d_state``
-    (N), ``conv`` (kernel size, 0/None for none) and ``eigenvalues``."""
+    (N), ``conv`` (kernel size, 0/None for none) and ``eigenvalues``. RMSNorm (eps 1e-5) as its pre-norms and
+    final norm, and every out_proj divided by sqrt(layers) at initialisation, as mamba-ssm's defaults."""
 
     kind = "mamba"
     block_type = MambaBlock
     block_options = {"expand": 2, "d_state": 16, "conv": 4, "eigenvalues": "positive"}
+    norm_layer = functools.partial(nn.RMSNorm, eps=RMS_EPS)
+
+    def __init__(self, input_size: int, hidden_size: int, *, layers: int = 1,
+                 generator: torch.Generator | None = None, **options: Any) -> None:
+        super().__init__(input_size, hidden_size, layers=layers, generator=generator, **options)
+        with torch.no_grad():  # mamba-ssm's rescale of the residual branches' output projections
+            for block in self.blocks:
+                block.out_proj.weight.div_(math.sqrt(self.layers))
 
 
 __all__ = ["MLP", "Mamba", "MambaBlock", "MinGRU", "MinGRUBlock"]
