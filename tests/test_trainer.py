@@ -219,6 +219,15 @@ def test_last_is_swapped_in_whole_with_the_old_copy_as_fallback(tmp_path):
         restore_last(tmp_path, read)
 
 
+def test_resume_refuses_a_folder_of_the_other_command_in_one_line(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"env_id": "NDMS-v0", "n": 2}))
+    with pytest.raises(RunFolderError, match=r"run folder of `memory-envs rl`; continue it with memory-envs rl "):
+        check_resume_config(tmp_path, tiny().to_json(), may_change=())
+    (tmp_path / "config.json").write_text(json.dumps(tiny().to_json()))
+    with pytest.raises(RunFolderError, match=r"run folder of `memory-envs train`; continue it with memory-envs train "):
+        check_resume_config(tmp_path, {"env_id": "NDMS-v0", "n": 2}, may_change=())
+
+
 def test_resume_config_check_counts_fields_on_either_side(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"a": 1, "budget": 5, "gone": 0}))
     check_resume_config(tmp_path, {"a": 1, "budget": 9, "gone": 0}, may_change=("budget",))

@@ -24,7 +24,7 @@ from baselines.analysis.lesions import (
 )
 from baselines.analysis.runs import AnalysisError, Run, load_run
 from baselines.analysis.timescales import check_drive_p, network_timescales
-from baselines.plots import pyplot, save_figure
+from baselines.plots import NColours, integer_ticks, pyplot, save_figure
 from baselines.trainer import resolve_device
 
 ANALYSES = ("timescales", "ablation", "perturbation", "forgetting", "dimensionality")
@@ -284,6 +284,8 @@ def plot_timescales(summaries: Sequence[list[dict]], labels: Sequence[str], path
                 title="tau_net: mean (o), median (s); own timescale (^)")
     axes[1].legend(fontsize=6)
     axes[0].legend(fontsize=7)
+    for ax in axes[:2]:
+        integer_ticks(ax.xaxis)
     if extra:
         last = max(r["n"] for r in neuron_rows)
         pts = [(r["tau"], r["tau_net"]) for r in neuron_rows if r["n"] == last]
@@ -292,11 +294,12 @@ def plot_timescales(summaries: Sequence[list[dict]], labels: Sequence[str], path
     save_figure(fig, path)
     if pop_rows:
         fig, ax = plt.subplots(figsize=(4.5, 3.4))
-        for n in sorted({r["n"] for r in pop_rows}):
+        colours = NColours([r["n"] for r in pop_rows])
+        for n in colours.ns:
             pts = [r for r in pop_rows if r["n"] == n]
-            ax.plot([r["lag"] for r in pts], [r["ac"] for r in pts], label=f"N={n}")
+            ax.plot([r["lag"] for r in pts], [r["ac"] for r in pts], color=colours.colour(n), label=colours.label(n))
         ax.set(xlabel="lag (steps)", ylabel="population autocorrelation")
-        ax.legend(fontsize=6, ncol=2)
+        colours.finish(fig, ax)
         save_figure(fig, path.with_name(POPULATION_AC_PNG))
     return path
 
@@ -340,6 +343,7 @@ def plot_forgetting(row_ns: list[int], col_ns: list[int], matrix: np.ndarray, la
                    extent=(col_ns[0] - 0.5, col_ns[-1] + 0.5, -0.5, len(row_ns) - 0.5))
     ax.set_yticks(range(len(row_ns)), [str(n) for n in row_ns])
     ax.set(xlabel="evaluated N", ylabel="checkpoint N")
+    integer_ticks(ax.xaxis)
     ax.set_title(f"forgetting: {label}", fontsize=8, wrap=True)
     fig.colorbar(im, ax=ax, label="accuracy")
     return save_figure(fig, path)
@@ -351,6 +355,8 @@ def plot_dimensionality(tables: Sequence[list[dict]], labels: Sequence[str], pat
     for rows, label in zip(tables, labels):
         ax.plot([r["n"] for r in rows], [r["components_90"] for r in rows], "o-", label=label)
     ax.set(xlabel="N (checkpoint)", ylabel="PCs for 90% variance", title="dimensionality")
+    integer_ticks(ax.xaxis)
+    integer_ticks(ax.yaxis)
     ax.legend(fontsize=7)
     return save_figure(fig, path)
 
