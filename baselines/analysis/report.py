@@ -96,9 +96,9 @@ SCALES: dict[str, dict[str, Any]] = {
     "paper": {},
 }
 """The sizes of ``memory-envs analyze --scale``: "paper" is :class:`AnalysisOptions`' defaults (the paper's
-procedure; about 10 minutes for a 128-unit GRU with 3 checkpoints on one CPU thread, 2 of them in the
-ablation); "quick", the command's default, changes these fields (about a minute for that run; the
-timescale fit itself, about 0.1 s per neuron and checkpoint, is most of it). docs/analysis.md has both timings."""
+procedure); "quick", the command's default, changes these fields so that a 128-unit run with a few
+checkpoints takes about a minute on one CPU thread instead of about ten times that (docs/analysis.md:
+the timings and what tau_net is worth at the quick size)."""
 
 
 def scaled_options(scale: str, **changes: Any) -> AnalysisOptions:
@@ -204,10 +204,10 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
 
     if "timescales" in options.analyses:
         neuron_rows, summary_rows, pop_rows, own_rows = [], [], [], []
-        for i, n in enumerate(ts_ns):
+        for position, n in enumerate(ts_ns, 1):
             started = time.perf_counter()
             model = run.load(n, device)
-            which = f"timescales N={n} ({i + 1}/{len(ts_ns)})"
+            which = f"timescales N={n} ({position}/{len(ts_ns)})"
             with (_bar(progress, f"{which}, steps driven", options.steps) as drive_tick,
                   _bar(progress, f"{which}, neurons fitted", model.core.hidden_size) as fit_tick):
                 r = network_timescales(model, trials=options.trials, steps=options.steps,
@@ -293,8 +293,8 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
             files.append(plot_forgetting(row_ns, col_ns, matrix, run.label, out / "forgetting.png"))
     if "dimensionality" in options.analyses:
         rows = []
-        for i, n in enumerate(ts_ns):
-            with _bar(progress, f"dimensionality N={n} ({i + 1}/{len(ts_ns)}), steps", options.pca_steps) as tick:
+        for position, n in enumerate(ts_ns, 1):
+            with _bar(progress, f"dimensionality N={n} ({position}/{len(ts_ns)}), steps", options.pca_steps) as tick:
                 d = dimensionality(run.load(n, device), trials=options.trials, steps=options.pca_steps,
                                    burn_in=options.burn_in, seed=options.seed, progress=tick)
             rows.append({**base, "n": n, "components_90": d["components"], "units": d["units"],
