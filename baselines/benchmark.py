@@ -20,7 +20,8 @@ median and range over seeds of the largest N solved, the median steps to reach N
 that N the median tau_net (with the neurons it is the median of, those with tau_net > 1, and the share of
 fits that failed or hit their bound) and the architecture's own timescale
 (``baselines.analysis.network_timescales`` on a short drive of ``timescale_steps`` steps);
-``n_over_steps.png`` plots N reached against training steps for all cores.
+``n_over_steps.png`` plots N reached against training steps, one panel per core (a colour per task x
+curriculum, a line per seed).
 """
 
 from __future__ import annotations
