@@ -40,6 +40,12 @@ def drive_p(text: str) -> float | str:
     return value
 
 
+def progress_bar(description: str, total: int) -> tqdm:
+    """A bar on stderr for one analysis of one checkpoint (``analyze_run``'s ``progress``) or for the
+    reduced-size check; it clears itself when done, and a printed line sums up what it did."""
+    return tqdm(total=total, desc="  " + description, leave=False, dynamic_ncols=True, file=sys.stderr)
+
+
 #: The paper's data for tau_net: 10 trials x 10^5 steps.
 PAPER_SAMPLES = 10 * 100_000
 
@@ -47,9 +53,10 @@ PAPER_SAMPLES = 10 * 100_000
 def reduced_size_warning(options: AnalysisOptions) -> str:
     """What tau_net is worth at a size below the paper's: the fit's accuracy on synthetic neurons of
     known timescale (``fit_accuracy``, 20 per case), measured now at this size and fit rule."""
-    rows = fit_accuracy(PAPER_CHECK_CASES, trials=options.trials, steps=options.steps, neurons=20,
-                        seed=options.seed, rule=options.fit_rule, max_lag=options.max_lag,
-                        min_weight=options.min_weight)
+    with progress_bar("tau_net on synthetic neurons at this size, cases", len(PAPER_CHECK_CASES)) as bar:
+        rows = fit_accuracy(PAPER_CHECK_CASES, trials=options.trials, steps=options.steps, neurons=20,
+                            seed=options.seed, rule=options.fit_rule, max_lag=options.max_lag,
+                            min_weight=options.min_weight, progress=bar.update)
     cells = "; ".join(f"{r['case']}: {r['share_within']:.0%} ({r['median_rel_error']:.0%})" for r in rows)
     return (f"note: reduced size ({options.trials} trials x {options.steps} steps; the paper: 10 x 100000). On "
             f"synthetic neurons of known timescale at this size, tau_net is within 10% of the truth for this share "
@@ -63,12 +70,6 @@ PAPER = AnalysisOptions()
 def sized(name: str) -> str:
     """The help text's default of a size that --scale sets: its quick and its paper value."""
     return f"(default: the scale's: {SCALES['quick'].get(name, getattr(PAPER, name))} quick, {getattr(PAPER, name)} paper)"
-
-
-def progress_bar(description: str, total: int) -> tqdm:
-    """The bar of one analysis of one checkpoint (``analyze_run``'s ``progress``), on stderr; it clears
-    itself when done, and the analysis prints its line."""
-    return tqdm(total=total, desc="  " + description, leave=False, dynamic_ncols=True, file=sys.stderr)
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
