@@ -323,6 +323,24 @@ def test_cli_runs_a_quick_pass_by_default_with_bars(runs, argv, sizes, capsys, m
     assert quick == ("paper" not in argv)
 
 
+def test_bars_show_on_a_terminal_only(monkeypatch):
+    import io
+    import sys
+
+    from baselines.cli.analyze import progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stderr, shown in ((Terminal(), True), (io.StringIO(), False)):  # a log or a pipe: no redraws
+        monkeypatch.setattr(sys, "stderr", stderr)
+        bar = progress_bar("ablation N=4, neurons", 10)
+        bar.update(3)
+        bar.close()
+        assert ("ablation N=4, neurons:   0%|" in stderr.getvalue()) == shown  # redrawn at most 10 times a second
+
+
 def test_forgetting_figure_holds_its_whole_title(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     from baselines.analysis import report

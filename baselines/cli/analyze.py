@@ -42,8 +42,10 @@ def drive_p(text: str) -> float | str:
 
 def progress_bar(description: str, total: int) -> tqdm:
     """A bar on stderr for one analysis of one checkpoint (``analyze_run``'s ``progress``) or for the
-    reduced-size check; it clears itself when done, and a printed line sums up what it did."""
-    return tqdm(total=total, desc="  " + description, leave=False, dynamic_ncols=True, file=sys.stderr)
+    reduced-size check; it clears itself when done, and a printed line sums up what it did. Shown on a
+    terminal only: a log or a pipe gets the printed lines without the bars' redraws."""
+    return tqdm(total=total, desc="  " + description, leave=False, dynamic_ncols=True, file=sys.stderr,
+                disable=not sys.stderr.isatty())
 
 
 #: The paper's data for tau_net: 10 trials x 10^5 steps.
