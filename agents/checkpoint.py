@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,11 +26,18 @@ DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """Write via `write(tmp_path)` to a temp file in path's directory, flush it to disk, then
-    os.replace it in: readers see the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.replace it in: readers see the old file or the new one, never half of one.
+
+    The temp file is created as a plain ``open`` creates a file (mode 0666 less the user's umask), not
+    0600 as ``tempfile.mkstemp`` would, and keeps that mode if ``write`` replaces the file (safetensors
+    does): colleagues sharing the folder can read the results."""
+    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # O_EXCL: never another file
+    mode = os.fstat(fd).st_mode & 0o777
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, mode)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -20,7 +20,8 @@ median and range over seeds of the largest N solved, the median steps to reach N
 that N the median tau_net (with the neurons it is the median of, those with tau_net > 1, and the share of
 fits that failed or hit their bound) and the architecture's own timescale
 (``baselines.analysis.network_timescales`` on a short drive of ``timescale_steps`` steps);
-``n_over_steps.png`` plots N reached against training steps for all cores.
+``n_over_steps.png`` plots N reached against training steps, one panel per core (a colour per task x
+curriculum, a line per seed).
 
 Task ``running_parity`` (the state-tracking task, :mod:`baselines.state_tracking`) adds one row per core,
 curriculum ``none``: every run trains on lengths 3-40 with the same budget and is then tested at lengths
@@ -33,6 +34,7 @@ their core's unit of work.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -438,29 +440,39 @@ def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
 
 
 def plot_scorecard(results: Sequence[dict[str, Any]], path: Path) -> None:
-    """N reached over training steps, all cores on one axis per task x curriculum (needs matplotlib)."""
-    from baselines.plots import pyplot, save_figure
+    """N reached over training steps: small multiples, one axes per core (in the order of ``results``),
+    each with a colour per task x curriculum and a line per seed (needs matplotlib). On one shared axes
+    the step lines of ten cores lie on top of each other and hide most of them."""
+    from baselines.plots import integer_ticks, pyplot, save_figure
 
     plt = pyplot()
     results = [r for r in results if r["task"] != tasks.RUNNING_PARITY]  # no N to reach
     if not results:
         return
+    cores = list(dict.fromkeys(r["core"] for r in results))
     panels = sorted({(r["task"], r["curriculum"]) for r in results})
-    cores = sorted({r["core"] for r in results})
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), squeeze=False)
-    colors = {core: f"C{i}" for i, core in enumerate(cores)}
-    for ax, (task, curriculum) in zip(axes[0], panels):
+    colours = {panel: f"C{i}" for i, panel in enumerate(panels)}
+    columns = min(len(cores), 5)
+    rows = math.ceil(len(cores) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.8 * columns + 0.4, 2.3 * rows + 0.6), sharex=True,
+                             sharey=True, squeeze=False)
+    for ax, core in zip(axes.flat, cores):
         for r in results:
-            if (r["task"], r["curriculum"]) != (task, curriculum):
+            if r["core"] != core:
                 continue
             solved = [(0, 0)] + [(s, int(n)) for n, s in r["steps_to_n"].items()] + [(r["steps"], r["max_n"] or 0)]
-            ax.step(*zip(*solved), where="post", color=colors[r["core"]], alpha=0.7,
-                    label=r["core"] if r["seed"] == min(x["seed"] for x in results) else None)
-        ax.set_title(f"{task}, {curriculum}-head")
+            ax.step(*zip(*solved), where="post", color=colours[(r["task"], r["curriculum"])], alpha=0.8, lw=1.2)
+        ax.set_title(core, fontsize=9)
+        integer_ticks(ax.yaxis)
+    for ax in axes.flat[len(cores):]:
+        ax.axis("off")
+    for ax in axes[-1]:
         ax.set_xlabel("training step")
+    for ax in axes[:, 0]:
         ax.set_ylabel("largest N solved")
-        ax.legend(fontsize=7)
-    save_figure(fig, path)
+    handles = [plt.Line2D([], [], color=colours[p], label=f"{p[0]}, {p[1]}-head") for p in panels]
+    fig.legend(handles=handles, loc="upper center", ncol=len(panels), fontsize=8, frameon=False)
+    save_figure(fig, path, rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))  # room for the legend on top
 
 
 __all__ = ["BenchmarkSpec", "RUNNING_COLUMNS", "core_label", "core_variant", "expand_cores", "heldout_accuracy",

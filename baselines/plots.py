@@ -1,18 +1,22 @@
 """Figures of a training run (needs the ``plot`` extra: matplotlib).
 
-``plot_run(run_dir)`` writes into the run folder:
+``plot_run(run_dir)`` writes into the run folder of ``memory-envs train`` or ``memory-envs rl``:
 
-* ``accuracy.png``: accuracy of every head over training steps;
-* ``n_over_steps.png``: the newest active N over training steps;
-* ``tau_per_checkpoint.png``: the distribution of the trained tau at every checkpoint.
+* ``accuracy.png``: accuracy of every head over training steps (RL: timesteps);
+* ``n_over_steps.png``: the newest active N over training steps (RL: timesteps);
+* ``tau_per_checkpoint.png``: the distribution of the trained tau at every checkpoint (supervised runs).
+
+Axes of N get whole-number ticks (:func:`integer_ticks`), and lines of many Ns a colour map with a colour
+bar instead of a legend (:class:`NColours`).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 import agents
@@ -32,12 +36,63 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Lay out, write and close a figure; returns its path."""
-    fig.tight_layout()
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110,
+                rect: tuple[float, float, float, float] | None = None) -> Path:
+    """Lay out (the axes within ``rect`` of the figure, if given), write and close a figure; returns its path."""
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=dpi)
     pyplot().close(fig)
     return Path(path)
+
+
+def integer_ticks(axis) -> None:
+    """Whole-number ticks on ``axis`` (an axis of N or of a count; matplotlib would put some at 2.5)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
+class NColours:
+    """Line colours for the values of N in one axes: distinct colours and a legend for up to ``LEGEND``
+    Ns; for more, where a legend would repeat colours and cover the lines, a colour map over N with a
+    colour bar, one colour per whole N."""
+
+    LEGEND = 8
+
+    def __init__(self, ns: Sequence[int]) -> None:
+        from matplotlib import colormaps
+        from matplotlib.colors import BoundaryNorm
+
+        self.ns = sorted(set(ns))
+        self.legend = len(self.ns) <= self.LEGEND
+        low, high = (self.ns[0], self.ns[-1]) if self.ns else (0, 0)
+        self.cmap = colormaps["viridis"].resampled(high - low + 1)
+        self.norm = BoundaryNorm(np.arange(low - 0.5, high + 1), self.cmap.N)
+
+    def colour(self, n: int) -> Any:
+        return f"C{self.ns.index(n) % 10}" if self.legend else self.cmap(self.norm(n))
+
+    def label(self, n: int) -> str | None:
+        """The legend entry of N (None with a colour bar)."""
+        return f"N={n}" if self.legend else None
+
+    def finish(self, fig, ax) -> None:
+        """The legend, or the colour bar labelled N."""
+        if not self.ns:
+            return
+        if self.legend:
+            ax.legend(fontsize=7, ncol=2)
+            return
+        from matplotlib.cm import ScalarMappable
+
+        bar = fig.colorbar(ScalarMappable(self.norm, self.cmap), ax=ax, label="N")
+        integer_ticks(bar.ax.yaxis)
+
+
+def progress_axis(lines: Sequence[dict]) -> tuple[str, str]:
+    """The metrics key that counts training and its axis label: ``step`` for ``memory-envs train``,
+    ``timesteps`` for ``memory-envs rl``."""
+    return ("timesteps", "timesteps (RL)") if lines and "timesteps" in lines[0] else ("step", "training step")
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
@@ -51,15 +106,17 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
 
 def plot_n_over_steps(run_dirs: Sequence[str | os.PathLike], path: str | os.PathLike, labels: Sequence[str] | None = None
                       ) -> Path:
-    """The newest active N against training steps, one line per run, on one axis."""
+    """The newest active N against training steps (RL runs: timesteps), one line per run, on one axis."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, run_dir in enumerate(run_dirs):
         lines = read_metrics(run_dir)
+        key, xlabel = progress_axis(lines)
         label = labels[i] if labels is not None else Path(run_dir).name
-        ax.step([m["step"] for m in lines], [m["ns"][-1] for m in lines], where="post", label=label)
-    ax.set_xlabel("training step")
+        ax.step([m[key] for m in lines], [m["ns"][-1] for m in lines], where="post", label=label)
+    ax.set_xlabel(xlabel if run_dirs else "training step")
     ax.set_ylabel("newest N in training")
+    integer_ticks(ax.yaxis)
     ax.legend(fontsize=8)
     return save_figure(fig, path, dpi=120)
 
@@ -68,6 +125,7 @@ def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
     """Write the three figures of one run into its folder; returns their paths. A running-parity run (no N,
     no checkpoint per N) gets the accuracy figure only.
 
+    Reads the run folder of ``memory-envs train`` or ``memory-envs rl`` (no checkpoints: no tau figure).
     The tau figure loads the checkpoints; for an external core (an import path in config.json) it
     needs that core's class, ``core_class``, and is left out without it (no module is imported).
     """
@@ -78,15 +136,16 @@ def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
     running = run_folder.read_json(run_dir / "config.json").get("task") == RUNNING_PARITY
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    heads = sorted({int(n) for m in lines for n in m["accuracy"]})
-    for n in heads:
-        points = [(m["step"], m["accuracy"][str(n)]) for m in lines if str(n) in m["accuracy"]]
-        ax.plot(*zip(*points), lw=1, label="running parity, last step" if running else f"N={n}")
-    ax.set_xlabel("training step")
+    key, xlabel = progress_axis(lines)
+    colours = NColours([int(n) for m in lines for n in m["accuracy"]])
+    for n in colours.ns:
+        points = [(m[key], m["accuracy"][str(n)]) for m in lines if str(n) in m["accuracy"]]
+        label = "running parity, last step" if running else colours.label(n)
+        ax.plot(*zip(*points), lw=1, color=colours.colour(n), label=label)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0.4, 1.02)
-    if len(heads) <= 12:
-        ax.legend(fontsize=7, ncol=2)
+    colours.finish(fig, ax)
     save_figure(fig, run_dir / "accuracy.png", dpi=120)
     written.append(run_dir / "accuracy.png")
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from agents.checkpoint import atomic_write
 from baselines.run_folder import RunFolderError, atomic_write_text, read_json
 
 TENSOR, TUPLE, INT_KEYS, NDARRAY = "$tensor", "$tuple", "$int_keys", "$ndarray"
@@ -80,7 +81,7 @@ def write_state(folder: Path, name: str, state: dict[str, Any]) -> None:
     """Write ``state`` as ``folder/NAME.safetensors`` (its tensors) and ``folder/NAME.json`` (the rest)."""
     tensors: dict[str, torch.Tensor] = {}
     data = _encode(state, tensors)
-    save_file(tensors, str(folder / f"{name}.safetensors"))
+    atomic_write(folder / f"{name}.safetensors", lambda tmp: save_file(tensors, tmp))
     atomic_write_text(folder / f"{name}.json", json.dumps(data))
 
 

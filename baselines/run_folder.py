@@ -211,15 +211,25 @@ def create_run_folder(run_dir: Path, config: dict[str, Any], overwrite: bool) ->
     return lock
 
 
+def written_by(config: dict[str, Any]) -> str:
+    """The command whose run folder holds ``config`` (its config.json): ``rl`` (the RL baseline's config
+    names an ``env_id``) or ``train`` (the supervised trainer, also the folders of ``import-authors``)."""
+    return "rl" if "env_id" in config else "train"
+
+
 def check_resume_config(run_dir: Path, config: dict[str, Any], may_change: Collection[str]) -> None:
     """Refuse to resume ``run_dir`` unless its config.json equals ``config`` outside ``may_change``.
 
-    The error names every field that differs (present in only one of the two counts as differing).
+    The error names every field that differs (present in only one of the two counts as differing), or,
+    for a folder of the other command (``rl`` / ``train``), the command that continues it.
     """
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise RunFolderError(f"cannot resume: {run_dir} is not a run folder (no config.json)")
     saved = read_json(config_path)
+    if written_by(saved) != written_by(config):
+        raise RunFolderError(f"cannot resume {run_dir}: it is a run folder of `memory-envs {written_by(saved)}`; "
+                             f"continue it with memory-envs {written_by(saved)} --resume --run-dir {run_dir}")
     differ = sorted(k for k in set(saved) | set(config) if k not in may_change and saved.get(k) != config.get(k))
     if differ:
         raise RunFolderError(f"cannot resume {run_dir}: its config differs in {differ}")
@@ -338,4 +348,4 @@ def check_restart(run_dir: Path) -> str:
 __all__ = ["MARKER", "RunFolderError", "RunLock", "append_metrics", "atomic_write_text", "check_metrics", "check_new",
            "check_restart", "check_resume_config", "create_run_folder", "open_for_resume", "overwrite_refusal",
            "read_json", "read_metrics", "restore_last", "save_last", "saved_states", "solved_text", "strict_json",
-           "write_config", "write_csv", "write_json"]
+           "write_config", "write_csv", "write_json", "written_by"]

@@ -10,7 +10,9 @@ One run lives in one folder::
                      model.safetensors + model.json, trainer.safetensors + trainer.json (optimizer,
                      curriculum, RNG states; no pickle); last.old/ keeps the one before as a fallback
     summary.json     max_n, steps, seconds, stopped_because, steps_to_n, mean tau per solved N
-                     (written at every stop; a resume that trains on removes it first)
+                     (written at every stop; a resume that trains on removes it first; a resume of a
+                     run that is finished, its target solved or its budget used and not raised, changes
+                     nothing and returns this summary)
 
 The folder's shared parts (config check on resume, the ``last/`` swap, metrics truncation) are
 :mod:`baselines.run_folder`'s, used by the RL baseline too.
@@ -43,7 +45,7 @@ from baselines import interrupt
 from baselines.resume_state import read_state, write_state
 from baselines.run_folder import (
     RunFolderError, RunLock, append_metrics, atomic_write_text, check_metrics, check_open_mode, check_restart,
-    create_run_folder, open_for_resume, restore_last, save_last, write_config, write_json,
+    create_run_folder, open_for_resume, read_json, restore_last, save_last, write_config, write_json,
 )
 from baselines.state_tracking import NOT_TESTED, length_test
 from baselines.train_config import (
@@ -109,7 +111,10 @@ class Trainer:
         self.resumed_from: Path | None = None
         """The saved state this run continues (``last/`` or, if that was damaged, ``last.old/``)."""
         self.resume_note: str | None = None
-        """Set when a resume found no saved state and starts the run again: the line saying so."""
+        """Set when a resume found no saved state and starts the run again, or found the run finished: the
+        line saying so."""
+        self.finished: dict[str, Any] | None = None
+        """The summary of a finished run that a resume leaves as it is (see :func:`finished_summary`)."""
         self._lock: RunLock | None = None
         self._prepare_folder(resume, overwrite)
 
@@ -129,6 +134,10 @@ class Trainer:
             (self.run_dir / "checkpoints").mkdir()
             return
         self._lock = open_for_resume(self.run_dir, config, RESUME_MAY_CHANGE)
+        self.finished = finished_summary(self.run_dir, self.config)
+        if self.finished is not None:  # nothing to train: the folder stays as it is
+            self.resume_note = finished_note(self.run_dir, self.finished)
+            return
         try:
             restored = restore_last(self.run_dir, self._restore)
             if restored is None:  # killed before the first saved state: start again, if that loses nothing
@@ -319,13 +328,15 @@ class Trainer:
 
     def start_clock(self) -> None:
         """Count ``seconds`` on from now (a resumed run continues its saved time)."""
-        if self.resumed_from is not None or self.step:
+        if (self.resumed_from is not None or self.step) and self.finished is None:
             (self.run_dir / "summary.json").unlink(missing_ok=True)  # stale until this run stops
         self._started = time.perf_counter() - self.seconds
         self._non_finite: str | None = None
 
     def stop_reason(self) -> str | None:
         """Why the run stops now (one of STOP_REASONS), or None to go on."""
+        if self.finished is not None:
+            return self.finished["stopped_because"]
         if self._non_finite is not None:
             return "non_finite"
         if interrupt.requested():
@@ -386,7 +397,10 @@ class Trainer:
 
     def write_summary(self, stopped_because: str) -> dict[str, Any]:
         """Write (and return) summary.json: the folder is final. An interrupted run first saves its state at
-        this step, so a resume loses no step."""
+        this step, so a resume loses no step. A finished run that a resume left as it is returns its summary
+        unchanged."""
+        if self.finished is not None:
+            return self.finished
         if stopped_because == "interrupted":
             self._save_last()
         message = self._non_finite if stopped_because == "non_finite" else None
@@ -478,6 +492,33 @@ def make_trainer(config: TrainConfig, run_dir: str | os.PathLike, *, resume: boo
     if config.running:
         return RunningParityTrainer(config, run_dir, resume=resume, overwrite=overwrite)
     return Trainer(config, run_dir, resume=resume, overwrite=overwrite)
+
+
+def finished_summary(run_dir: Path, config: TrainConfig) -> dict[str, Any] | None:
+    """The summary of the run in ``run_dir`` if it is finished under ``config``: it stopped on reaching its
+    target, or on a step or time budget that ``config`` does not raise. None if it is to train on (also
+    after an interrupt, a non-finite stop, or with a summary.json that cannot be read)."""
+    try:
+        summary = read_json(run_dir / "summary.json")
+    except RunFolderError:
+        return None
+    reason = summary.get("stopped_because")
+    steps, seconds = summary.get("steps"), summary.get("seconds")
+    if reason == "target_reached":
+        return summary
+    if reason in ("max_steps", "max_seconds") and isinstance(steps, int) and isinstance(seconds, (int, float)):
+        over_time = config.max_seconds is not None and seconds >= config.max_seconds
+        return summary if steps >= config.max_steps or over_time else None
+    return None
+
+
+def finished_note(run_dir: Path, summary: dict[str, Any]) -> str:
+    """The line that says a resume found the run finished and changed nothing."""
+    why = {"target_reached": f"it solved its target N={summary.get('max_n')}",
+           "max_steps": f"it used its step budget ({summary['steps']} steps)",
+           "max_seconds": f"it used its time budget ({summary['seconds']:.0f} s)"}[summary["stopped_because"]]
+    more = "" if summary["stopped_because"] == "target_reached" else ": a larger max_steps / max_seconds continues it"
+    return f"{run_dir} is finished, {why}; nothing was changed{more}"
 
 
 def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,

@@ -1,7 +1,7 @@
 """How well tau_net recovers known timescales (issue 16), old rule next to the new one.
 
     python benchmarks/check_timescale_fits.py                      # paper size: 10 trials x 1e5 steps
-    python benchmarks/check_timescale_fits.py --trials 2 --steps 2000 --neurons 200   # the quick size
+    python benchmarks/check_timescale_fits.py --trials 4 --steps 4000 --neurons 200   # analyze --scale quick
 
 Synthetic neurons (independent AR(1) per neuron, or fast 3 / slow 30 mixtures) go through the
 fitting path of ``network_timescales`` (LagSums by FFT, then the fits) under three rules:

@@ -273,6 +273,74 @@ def test_cli_writes_tables_figures_and_comparison(runs, trained, tmp_path, capsy
     assert {p.name for p in out.glob("*.png")} <= listed and "population_ac.png" in listed  # every figure named
 
 
+class Bar:
+    """A progress bar that records what analyze_run shows."""
+
+    def __init__(self, shown: list, description: str, total: int) -> None:
+        self.description, self.total, self.count, self.closed = description, total, 0, False
+        shown.append(self)
+
+    def update(self, n: int) -> None:
+        self.count += n
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_analyze_run_shows_a_bar_for_each_analysis_of_each_checkpoint(runs, tmp_path):
+    shown: list[Bar] = []
+    options = A.scaled_options("quick", steps=200, trials=2, burn_in=10, pca_steps=100, k=2, eps=(0.0, 0.5),
+                               tau_eps=(0.0, 0.5), stream_length=100, stream_batch=2, eval_batches=1,
+                               eval_batch_size=16, beyond=1, ns=(2, 4), plots=False)
+    A.analyze_run(runs["multi"], tmp_path / "out", options, progress=lambda d, t: Bar(shown, d, t))
+    assert [(b.description, b.total) for b in shown] == [
+        ("timescales N=2 (1/2), steps driven", 200), ("timescales N=2 (1/2), neurons fitted", 12),
+        ("timescales N=4 (2/2), steps driven", 200), ("timescales N=4 (2/2), neurons fitted", 12),
+        ("ablation N=4, neurons", 4), ("weight perturbation N=4, evaluations", 3),
+        ("tau perturbation N=4, evaluations", 3), ("forgetting, checkpoints", 3),
+        ("dimensionality N=2 (1/2), steps", 100), ("dimensionality N=4 (2/2), steps", 100)]
+    assert all(b.closed and b.count == b.total for b in shown)  # each bar ran to its end
+
+
+@pytest.mark.parametrize("argv, sizes", [
+    ([], A.SCALES["quick"]),
+    (["--scale", "paper"], {"trials": 10, "steps": 100_000, "k": 20, "draws": 10}),
+    (["--scale", "paper", "--k", "3", "--steps", "5000"], {"trials": 10, "steps": 5000, "k": 3}),
+    (["--k", "3"], {**A.SCALES["quick"], "k": 3}),
+])
+def test_cli_runs_a_quick_pass_by_default_with_bars(runs, argv, sizes, capsys, monkeypatch):
+    from baselines.cli import analyze as command
+
+    seen = []
+    monkeypatch.setattr(command, "reduced_size_warning", lambda options: "note")
+    monkeypatch.setattr(command, "analyze_run", lambda run, out, options, log, core_class, progress: seen.append(
+        (options, progress)) or {"files": []})
+    assert run_cli(runs["multi"], *argv) == 0
+    (options, progress), = seen
+    assert {name: getattr(options, name) for name in sizes} == sizes
+    assert progress is command.progress_bar
+    quick = "a quick pass (--scale quick); --scale paper runs the paper's sizes" in capsys.readouterr().out
+    assert quick == ("paper" not in argv)
+
+
+def test_bars_show_on_a_terminal_only(monkeypatch):
+    import io
+    import sys
+
+    from baselines.cli.analyze import progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stderr, shown in ((Terminal(), True), (io.StringIO(), False)):  # a log or a pipe: no redraws
+        monkeypatch.setattr(sys, "stderr", stderr)
+        bar = progress_bar("ablation N=4, neurons", 10)
+        bar.update(3)
+        bar.close()
+        assert ("ablation N=4, neurons:   0%|" in stderr.getvalue()) == shown  # redrawn at most 10 times a second
+
+
 def test_forgetting_figure_holds_its_whole_title(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     from baselines.analysis import report

@@ -98,6 +98,18 @@ def test_tiny_run_writes_the_run_folder(tmp_path, capsys):
     model = RecurrentPPO.load(run_dir / "model.zip")
     assert isinstance(model.policy, RecurrentCorePolicy) and model.policy.core_kind == "leaky"
 
+    # The commands that take a run folder: plot draws an RL run's curves over timesteps; analyze and
+    # train --resume refuse it in one line that names what does apply.
+    capsys.readouterr()
+    assert main(["plot", str(run_dir)]) == 0
+    assert capsys.readouterr().out.strip() == f"{run_dir}: accuracy.png, n_over_steps.png"
+    for argv, words in ((["analyze", str(run_dir)], "run folder of `memory-envs rl`: the analyses read"),
+                        (["train", "--resume", "--run-dir", str(run_dir)],
+                         f"continue it with memory-envs rl --resume --run-dir {run_dir}")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
     # A non-empty run folder is refused without --overwrite, replaced with it.
     assert rl_main([*TINY, "--run-dir", str(run_dir)]) == 2
     err = capsys.readouterr().err

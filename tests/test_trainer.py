@@ -1,13 +1,14 @@
 """The supervised trainer: curricula advance, run folder contents, exact resume, the command's errors."""
 
 import json
+import os
 
 import pytest
 import torch
 
 from baselines.cli import main
 from baselines.run_folder import check_resume_config, restore_last, save_last
-from baselines.trainer import RunFolderError, TrainConfig, Trainer, train
+from baselines.trainer import RunFolderError, TrainConfig, Trainer, finished_summary, train
 from conftest import requires_cuda
 
 
@@ -110,6 +111,60 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path):
     assert resumed["steps_to_n"] == full["steps_to_n"]
 
 
+def snapshot(folder):
+    """Every file under ``folder`` (but the lock, which records the last holder's pid): bytes and mtime."""
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".lock"}
+
+
+def test_resume_of_a_finished_run_changes_nothing_unless_the_budget_grows(tmp_path, device):
+    run = tmp_path / "run"
+    summary = train(tiny(max_steps=60, eval_every=30, device=str(device)), run)
+    before = snapshot(run)
+    trainer = Trainer(tiny(max_steps=60, eval_every=30, device=str(device)), run, resume=True)
+    assert trainer.finished == summary and "is finished" in trainer.resume_note and "60 steps" in trainer.resume_note
+    assert trainer.run() == summary and snapshot(run) == before
+    assert trainer.run() == summary  # the lock was released: the folder can be opened again
+    Trainer(tiny(max_steps=60, eval_every=30, device=str(device)), run, resume=True).close()
+    more = train(tiny(max_steps=90, eval_every=30, device=str(device)), run, resume=True)
+    assert more["steps"] == 90 and more["stopped_because"] == "max_steps"
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [30, 60, 90]
+
+
+@pytest.mark.parametrize("stopped, steps, seconds, config, finished", [
+    ("target_reached", 500, 9.0, dict(max_steps=10**6), True),
+    ("max_steps", 60, 9.0, dict(max_steps=60), True),
+    ("max_steps", 60, 9.0, dict(max_steps=61), False),
+    ("max_steps", 60, 9.0, dict(max_steps=61, max_seconds=9.0), True),  # the time budget is used too
+    ("max_seconds", 60, 9.0, dict(max_seconds=9.0), True),
+    ("max_seconds", 60, 9.0, dict(max_seconds=10.0), False),
+    ("max_seconds", 60, 9.0, dict(max_seconds=None), False),
+    ("interrupted", 60, 9.0, dict(max_steps=60), False),
+    ("non_finite", 60, 9.0, dict(max_steps=60), False),
+])
+def test_finished_summary_says_whether_the_budget_is_used(tmp_path, stopped, steps, seconds, config, finished):
+    summary = {"stopped_because": stopped, "steps": steps, "seconds": seconds, "max_n": 3}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    assert finished_summary(tmp_path, tiny(**config)) == (summary if finished else None)
+    (tmp_path / "summary.json").write_text("{torn")
+    assert finished_summary(tmp_path, tiny(**config)) is None  # a damaged summary: the resume trains on
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o007])
+def test_result_files_keep_the_users_umask(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        train(tiny(max_steps=30, eval_every=30, target_n=2, threshold=0.01), tmp_path / "run")
+    finally:
+        os.umask(previous)
+    files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    suffixes = {p.suffix for p in files}
+    assert {".json", ".jsonl", ".safetensors"} <= suffixes and any("checkpoints" in p.parts for p in files)
+    assert {p.relative_to(tmp_path): oct(p.stat().st_mode & 0o777) for p in files} == {
+        p.relative_to(tmp_path): oct(0o666 & ~umask) for p in files}
+    assert not list((tmp_path / "run").rglob("*.tmp"))
+
+
 def test_resume_before_the_first_saved_state_starts_again(tmp_path):
     Trainer(tiny(), tmp_path / "run").close()  # a run killed before its first evaluation: nothing to lose
     trainer = Trainer(tiny(), tmp_path / "run", resume=True)
@@ -164,6 +219,15 @@ def test_last_is_swapped_in_whole_with_the_old_copy_as_fallback(tmp_path):
         restore_last(tmp_path, read)
 
 
+def test_resume_refuses_a_folder_of_the_other_command_in_one_line(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"env_id": "NDMS-v0", "n": 2}))
+    with pytest.raises(RunFolderError, match=r"run folder of `memory-envs rl`; continue it with memory-envs rl "):
+        check_resume_config(tmp_path, tiny().to_json(), may_change=())
+    (tmp_path / "config.json").write_text(json.dumps(tiny().to_json()))
+    with pytest.raises(RunFolderError, match=r"run folder of `memory-envs train`; continue it with memory-envs train "):
+        check_resume_config(tmp_path, {"env_id": "NDMS-v0", "n": 2}, may_change=())
+
+
 def test_resume_config_check_counts_fields_on_either_side(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"a": 1, "budget": 5, "gone": 0}))
     check_resume_config(tmp_path, {"a": 1, "budget": 9, "gone": 0}, may_change=("budget",))
@@ -200,6 +264,13 @@ def test_command_trains_and_prints_summary(tmp_path, capsys):
     assert "largest N solved: 3" in out and "stopped because: target_reached" in out
     for name in ("accuracy.png", "n_over_steps.png", "tau_per_checkpoint.png"):
         assert (tmp_path / "run" / name).read_bytes()[:4] == b"\x89PNG"
+    before = snapshot(tmp_path / "run")
+    assert main(["train", "--hidden-size", "32", "--batch-size", "64", "--eval-every", "50", "--eval-batches", "4",
+                 "--target-n", "3", "--threshold", "0.9", "--device", "cpu", "--quiet", "--resume",
+                 "--run-dir", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "is finished, it solved its target N=3; nothing was changed" in out and "stopped because: target_reached" in out
+    assert snapshot(tmp_path / "run") == before  # no training, no figure rewritten
 
 
 def test_plot_command_rejects_a_folder_that_is_not_a_run(tmp_path, capsys):

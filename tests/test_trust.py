@@ -323,7 +323,7 @@ def test_every_saved_state_damaged_names_each_file(run, capsys):
     cut(run / "last" / "model.safetensors")
     (run / "last.old" / "trainer.json").write_text("{not json")
     before = snapshot(run)
-    code, err = cli_train(["--run-dir", str(run), "--resume"], capsys)
+    code, err = cli_train(["--run-dir", str(run), "--resume", "--max-steps", "30"], capsys)  # to train on
     assert code == 2 and "every saved state is damaged" in err
     assert f"{run / 'last' / 'model.safetensors'} is not a readable safetensors file" in err
     assert f"{run / 'last.old' / 'trainer.json'} is not valid JSON" in err

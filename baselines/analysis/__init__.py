@@ -27,11 +27,11 @@ from baselines.analysis.generalization import accuracy_on_ns, forgetting_matrix
 from baselines.analysis.geometry import dimensionality
 from baselines.analysis.lesions import (
     DEFAULT_EPS, TAU_PERTURB_TARGETS, Stream, ablate, ablation, make_stream, perturb_tau, perturb_weights, perturbation,
-    recurrent_weight_param, relative_accuracies, streaming_accuracy, tau_order, trained_tau,
+    perturbation_rows, recurrent_weight_param, relative_accuracies, streaming_accuracy, tau_order, trained_tau,
 )
 from baselines.analysis.report import (
-    ANALYSES, AnalysisOptions, analyze_run, compare_runs, plot_ablation, plot_dimensionality, plot_forgetting,
-    plot_perturbation, plot_timescales, read_csv, write_csv,
+    ANALYSES, SCALES, AnalysisOptions, analyze_run, compare_runs, plot_ablation, plot_dimensionality, plot_forgetting,
+    plot_perturbation, plot_timescales, read_csv, scaled_options, write_csv,
 )
 from baselines.analysis.runs import AnalysisError, Run, check_head, load_model, load_run
 from baselines.analysis.synthetic import PAPER_CHECK_CASES, SyntheticCase, accuracy_row, fit_accuracy
@@ -42,13 +42,13 @@ from baselines.analysis.timescales import (
 )
 
 __all__ = [
-    "ANALYSES", "DEFAULT_EPS", "DRIVE_P_CHOICES", "FIT_RULES", "PAPER_CHECK_CASES", "TAU_PERTURB_TARGETS", "AnalysisError",
+    "ANALYSES", "DEFAULT_EPS", "SCALES", "DRIVE_P_CHOICES", "FIT_RULES", "PAPER_CHECK_CASES", "TAU_PERTURB_TARGETS", "AnalysisError",
     "AnalysisOptions", "ForgetGate", "LagSums", "OwnTimescale", "Run", "Stream", "SyntheticCase", "ablate", "ablation",
     "accuracy_on_ns", "accuracy_row", "aic", "analyze_run", "ar1_ac_covariance", "autocorrelation", "check_drive_p", "check_head",
     "compare_runs", "default_max_lag", "default_min_weight", "dimensionality", "drive", "fit_accuracy",
     "fit_timescale", "fit_timescales", "forgetting_matrix", "lag_grid", "load_model", "load_run", "make_stream",
-    "network_timescales", "perturb_tau", "perturb_weights", "perturbation", "plot_ablation", "plot_dimensionality",
+    "network_timescales", "perturb_tau", "perturb_weights", "perturbation", "perturbation_rows", "plot_ablation", "plot_dimensionality",
     "plot_forgetting", "plot_perturbation", "plot_timescales", "population_autocorrelation", "read_csv",
-    "recurrent_weight_param", "relative_accuracies", "streaming_accuracy", "tau_net_summary", "tau_order", "timescales_from_lag_sums",
+    "recurrent_weight_param", "relative_accuracies", "scaled_options", "streaming_accuracy", "tau_net_summary", "tau_order", "timescales_from_lag_sums",
     "trace_timescales", "trained_tau", "write_csv",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -266,13 +266,17 @@ def fit_timescale(ac: np.ndarray, *, samples: float | None = None, rule: str = "
 
 
 def fit_timescales(autocov: np.ndarray, *, samples: float | None = None, rule: str = "robust",
-                   min_weight: float | None = None) -> list[dict[str, Any]]:
-    """``fit_timescale`` for every neuron of an autocovariance [K+1, H]; neurons with no variance -> NaN."""
+                   min_weight: float | None = None, progress: Callable[[int], None] | None = None
+                   ) -> list[dict[str, Any]]:
+    """``fit_timescale`` for every neuron of an autocovariance [K+1, H]; neurons with no variance -> NaN.
+    ``progress(1)``, if given, after each neuron."""
     result = []
     for i in range(autocov.shape[1]):
         c0 = autocov[0, i]
-        if not (np.isfinite(c0) and c0 > 1e-12):
+        if np.isfinite(c0) and c0 > 1e-12:
+            result.append(fit_timescale(autocov[:, i] / c0, samples=samples, rule=rule, min_weight=min_weight))
+        else:
             result.append(_empty())
-            continue
-        result.append(fit_timescale(autocov[:, i] / c0, samples=samples, rule=rule, min_weight=min_weight))
+        if progress is not None:
+            progress(1)
     return result

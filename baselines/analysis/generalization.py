@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -45,9 +45,11 @@ def accuracy_on_ns(model: agents.MultiHeadModel, task: str, ns: Sequence[int], *
 
 
 def forgetting_matrix(run: Run, eval_ns: Sequence[int] | None = None, *, beyond: int = 5,
-                      device: str | torch.device = "cpu", **kwargs) -> tuple[list[int], list[int], np.ndarray]:
+                      device: str | torch.device = "cpu", progress: Callable[[int], None] | None = None,
+                      **kwargs) -> tuple[list[int], list[int], np.ndarray]:
     """Accuracy of every checkpoint (rows, by N, loaded on ``device``) on every N (cols: the run's Ns up
-    to the largest checkpoint + ``beyond``). Returns (row Ns, col Ns, matrix)."""
+    to the largest checkpoint + ``beyond``). Returns (row Ns, col Ns, matrix). ``progress(1)``, if
+    given, after each checkpoint."""
     rows = list(run.checkpoints)
     if eval_ns is None:
         low = min([int(run.config.get("start_n", 2))] + rows)
@@ -57,4 +59,6 @@ def forgetting_matrix(run: Run, eval_ns: Sequence[int] | None = None, *, beyond:
     for i, n in enumerate(rows):
         acc = accuracy_on_ns(run.load(n, device), run.task, eval_ns, single_head=single, **kwargs)
         matrix[i] = [acc[m] for m in eval_ns]
+        if progress is not None:
+            progress(1)
     return rows, list(eval_ns), matrix

@@ -7,7 +7,7 @@ import copy
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -127,13 +127,15 @@ def tau_order(tau: np.ndarray, seed: int) -> np.ndarray:
 
 
 def ablation(model: agents.MultiHeadModel, stream: Stream, *, k: int = 20, zero_bias: bool = True,
-             head: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+             head: int | None = None, seed: int = 0, progress: Callable[[int], None] | None = None
+             ) -> list[dict[str, Any]]:
     """Silence the k slowest and the k fastest neurons, one at a time (the paper).
 
     Neurons are ranked by the trained tau before the clamp (:func:`trained_tau`), as the authors do,
     ties broken at random from ``seed`` (:func:`tau_order`). Returns rows {"group": "slow"|"fast",
     "rank", "neuron", "tau" (that raw tau), "accuracy", "intact", "relative", "relative_chance"}
     (:func:`relative_accuracies` of the ablated against the intact accuracy on ``stream``).
+    ``progress(1)``, if given, after each ablated neuron (2k in all).
     """
     head = stream.n if head is None else head
     check_head(model, head)
@@ -147,6 +149,8 @@ def ablation(model: agents.MultiHeadModel, stream: Stream, *, k: int = 20, zero_
             acc = streaming_accuracy(ablate(model, int(i), zero_bias=zero_bias), stream, head)
             rows.append({"group": group, "rank": rank, "neuron": int(i), "tau": float(tau[i]), "accuracy": acc,
                          "intact": intact, **relative_accuracies(acc, intact)})
+            if progress is not None:
+                progress(1)
     return rows
 
 
@@ -204,15 +208,26 @@ def perturb_tau(model: agents.MultiHeadModel, eps: float, generator: torch.Gener
     return copy_
 
 
+def _draws(eps: float, draws: int) -> int:
+    """Draws at one eps: eps = 0 is the unperturbed model, evaluated once."""
+    return draws if eps != 0 else 1
+
+
+def perturbation_rows(eps: Sequence[float], draws: int) -> int:
+    """How many evaluations (rows) :func:`perturbation` makes for this eps grid."""
+    return sum(_draws(float(e), draws) for e in eps)
+
+
 def perturbation(model: agents.MultiHeadModel, stream: Stream, *, kind: str = "weight",
                  eps: Sequence[float] = DEFAULT_EPS, draws: int = 10, seed: int = 0,
-                 head: int | None = None, tau_on: str = "raw") -> list[dict[str, Any]]:
+                 head: int | None = None, tau_on: str = "raw", progress: Callable[[int], None] | None = None
+                 ) -> list[dict[str, Any]]:
     """Accuracy under weight ("weight") or tau ("tau", ``perturb_tau(..., on=tau_on)``) perturbation
     for every eps and draw, relative to the unperturbed model (eps = 0 returns that baseline exactly;
     its perturbed copy is the model).
 
     Rows {"kind", "eps", "draw", "accuracy", "baseline", "relative", "relative_chance"}
-    (:func:`relative_accuracies`).
+    (:func:`relative_accuracies`). ``progress(1)``, if given, after each row (:func:`perturbation_rows` in all).
     """
     if kind not in ("weight", "tau"):
         raise AnalysisError(f"perturbation kind must be 'weight' or 'tau', got {kind!r}")
@@ -229,8 +244,10 @@ def perturbation(model: agents.MultiHeadModel, stream: Stream, *, kind: str = "w
         e = float(e)
         if e < 0:
             raise AnalysisError(f"eps must be >= 0, got {e}")
-        for draw in range(draws if e != 0 else 1):
+        for draw in range(_draws(e, draws)):
             acc = streaming_accuracy(make(model, e, g), stream, head)
             rows.append({"kind": kind, "eps": e, "draw": draw, "accuracy": acc, "baseline": baseline,
                          **relative_accuracies(acc, baseline)})
+            if progress is not None:
+                progress(1)
     return rows

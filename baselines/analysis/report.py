@@ -8,9 +8,10 @@ import dataclasses
 import math
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -20,11 +21,11 @@ from baselines.analysis.generalization import forgetting_matrix
 from baselines.analysis.geometry import dimensionality
 from baselines.analysis.fits import check_rule
 from baselines.analysis.lesions import (
-    DEFAULT_EPS, TAU_PERTURB_TARGETS, ablation, make_stream, perturbation, recurrent_weight_param,
+    DEFAULT_EPS, TAU_PERTURB_TARGETS, ablation, make_stream, perturbation, perturbation_rows, recurrent_weight_param,
 )
 from baselines.analysis.runs import AnalysisError, Run, load_run
 from baselines.analysis.timescales import check_drive_p, network_timescales
-from baselines.plots import pyplot, save_figure
+from baselines.plots import NColours, integer_ticks, pyplot, save_figure
 from baselines.trainer import resolve_device
 
 ANALYSES = ("timescales", "ablation", "perturbation", "forgetting", "dimensionality")
@@ -90,6 +91,23 @@ class AnalysisOptions:
         return self
 
 
+SCALES: dict[str, dict[str, Any]] = {
+    "quick": {"trials": 4, "steps": 4_000, "pca_steps": 2_000, "k": 5, "stream_length": 1_000, "draws": 2},
+    "paper": {},
+}
+"""The sizes of ``memory-envs analyze --scale``: "paper" is :class:`AnalysisOptions`' defaults (the paper's
+procedure); "quick", the command's default, changes these fields so that a 128-unit run with a few
+checkpoints takes about a minute on one CPU thread instead of about ten times that (docs/analysis.md:
+the timings and what tau_net is worth at the quick size)."""
+
+
+def scaled_options(scale: str, **changes: Any) -> AnalysisOptions:
+    """:class:`AnalysisOptions` of ``scale`` (one of :data:`SCALES`), with ``changes`` on top of its sizes."""
+    if scale not in SCALES:
+        raise AnalysisError(f"scale must be one of {list(SCALES)}, got {scale!r}")
+    return AnalysisOptions(**{**SCALES[scale], **changes})
+
+
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -146,12 +164,29 @@ def _without_tau_lesions(options: AnalysisOptions, run: Run, device: torch.devic
     return dataclasses.replace(options, analyses=tuple(a for a in options.analyses if a not in lesions))
 
 
+@contextmanager
+def _bar(progress: Callable[[str, int], Any] | None, description: str, total: int
+         ) -> Iterator[Callable[[int], None] | None]:
+    """A bar from ``progress(description, total)`` while the block runs, as its ``update``; None without one."""
+    if progress is None:
+        yield None
+        return
+    bar = progress(description, total)
+    try:
+        yield bar.update
+    finally:
+        bar.close()
+
+
 def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                 options: AnalysisOptions | None = None, log: Callable[[str], None] = lambda s: None, *,
-                core_class: type[torch.nn.Module] | None = None) -> dict[str, Any]:
+                core_class: type[torch.nn.Module] | None = None,
+                progress: Callable[[str, int], Any] | None = None) -> dict[str, Any]:
     """Run the chosen analyses on a run folder; write CSV tables and PNGs into ``out``
     (default RUN_DIR/analysis). Returns {analysis: table rows} (plus "files"). ``core_class``: the
-    class of the external core the run trained (see :func:`load_run`)."""
+    class of the external core the run trained (see :func:`load_run`). ``progress(description, total)``,
+    if given, makes a bar (an object with ``update(n)`` and ``close()``, e.g. ``tqdm``) for each analysis
+    of each checkpoint, named like "timescales N=3 (1/4)", counting its steps, neurons or evaluations."""
     options = (options or AnalysisOptions()).check()
     device = resolve_device(options.device)
     run = load_run(run_dir, core_class)
@@ -169,11 +204,16 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
 
     if "timescales" in options.analyses:
         neuron_rows, summary_rows, pop_rows, own_rows = [], [], [], []
-        for n in ts_ns:
+        for position, n in enumerate(ts_ns, 1):
             started = time.perf_counter()
-            r = network_timescales(run.load(n, device), trials=options.trials, steps=options.steps, burn_in=options.burn_in,
-                                   max_lag=options.max_lag, seed=options.seed, rule=options.fit_rule,
-                                   min_weight=options.min_weight, p=options.drive_p)
+            model = run.load(n, device)
+            which = f"timescales N={n} ({position}/{len(ts_ns)})"
+            with (_bar(progress, f"{which}, steps driven", options.steps) as drive_tick,
+                  _bar(progress, f"{which}, neurons fitted", model.core.hidden_size) as fit_tick):
+                r = network_timescales(model, trials=options.trials, steps=options.steps,
+                                       burn_in=options.burn_in, max_lag=options.max_lag, seed=options.seed,
+                                       rule=options.fit_rule, min_weight=options.min_weight, p=options.drive_p,
+                                       progress=drive_tick, fit_progress=fit_tick)
             seconds = time.perf_counter() - started
             for i, f in enumerate(r["fits"]):
                 neuron_rows.append({**base, "n": n, "neuron": i, "tau": float(r["tau"][i]), "tau_net": f["tau"],
@@ -212,8 +252,10 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
         stream = make_stream(run.task, target, length=options.stream_length, batch_size=options.stream_batch,
                              seed=options.seed)
     if "ablation" in options.analyses:
-        rows = [{**base, "n": target, **r} for r in ablation(model, stream, k=options.k, zero_bias=options.zero_bias,
-                                                             seed=options.seed)]
+        k = min(options.k, model.core.hidden_size)
+        with _bar(progress, f"ablation N={target}, neurons", 2 * k) as tick:
+            rows = [{**base, "n": target, **r} for r in ablation(model, stream, k=k, zero_bias=options.zero_bias,
+                                                                 seed=options.seed, progress=tick)]
         files.append(write_csv(out / "ablation.csv", rows))
         results["ablation"] = rows
         for g in ("slow", "fast"):
@@ -226,18 +268,21 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     if "perturbation" in options.analyses:
         rows = []
         for kind, grid in (("weight", options.eps), ("tau", options.tau_eps)):
-            rows += [{**base, "n": target, **r} for r in perturbation(model, stream, kind=kind, eps=grid,
-                                                                    draws=options.draws, seed=options.seed,
-                                                                    tau_on=options.tau_perturb)]
+            with _bar(progress, f"{kind} perturbation N={target}, evaluations",
+                      perturbation_rows(grid, options.draws)) as tick:
+                rows += [{**base, "n": target, **r} for r in perturbation(model, stream, kind=kind, eps=grid,
+                                                                        draws=options.draws, seed=options.seed,
+                                                                        tau_on=options.tau_perturb, progress=tick)]
         files.append(write_csv(out / "perturbation.csv", rows))
         results["perturbation"] = rows
         log(f"perturbation N={target}: {len(rows)} evaluations")
         if options.plots:
             files.append(plot_perturbation([rows], [run.label], out / "perturbation.png"))
     if "forgetting" in options.analyses:
-        row_ns, col_ns, matrix = forgetting_matrix(run, beyond=options.beyond, batches=options.eval_batches,
-                                                   batch_size=options.eval_batch_size, seed=options.seed,
-                                                   device=device)
+        with _bar(progress, "forgetting, checkpoints", len(run.checkpoints)) as tick:
+            row_ns, col_ns, matrix = forgetting_matrix(run, beyond=options.beyond, batches=options.eval_batches,
+                                                       batch_size=options.eval_batch_size, seed=options.seed,
+                                                       device=device, progress=tick)
         rows = [{**base, "checkpoint_n": rn, "eval_n": cn, "accuracy": float(matrix[i, j]),
                  "has_head": int(not math.isnan(matrix[i, j]))}
                 for i, rn in enumerate(row_ns) for j, cn in enumerate(col_ns)]
@@ -248,9 +293,10 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
             files.append(plot_forgetting(row_ns, col_ns, matrix, run.label, out / "forgetting.png"))
     if "dimensionality" in options.analyses:
         rows = []
-        for n in ts_ns:
-            d = dimensionality(run.load(n, device), trials=options.trials, steps=options.pca_steps, burn_in=options.burn_in,
-                               seed=options.seed)
+        for position, n in enumerate(ts_ns, 1):
+            with _bar(progress, f"dimensionality N={n} ({position}/{len(ts_ns)}), steps", options.pca_steps) as tick:
+                d = dimensionality(run.load(n, device), trials=options.trials, steps=options.pca_steps,
+                                   burn_in=options.burn_in, seed=options.seed, progress=tick)
             rows.append({**base, "n": n, "components_90": d["components"], "units": d["units"],
                          "pc1_ratio": float(d["explained_ratio"][0])})
         files.append(write_csv(out / "dimensionality.csv", rows))
@@ -284,6 +330,8 @@ def plot_timescales(summaries: Sequence[list[dict]], labels: Sequence[str], path
                 title="tau_net: mean (o), median (s); own timescale (^)")
     axes[1].legend(fontsize=6)
     axes[0].legend(fontsize=7)
+    for ax in axes[:2]:
+        integer_ticks(ax.xaxis)
     if extra:
         last = max(r["n"] for r in neuron_rows)
         pts = [(r["tau"], r["tau_net"]) for r in neuron_rows if r["n"] == last]
@@ -292,11 +340,12 @@ def plot_timescales(summaries: Sequence[list[dict]], labels: Sequence[str], path
     save_figure(fig, path)
     if pop_rows:
         fig, ax = plt.subplots(figsize=(4.5, 3.4))
-        for n in sorted({r["n"] for r in pop_rows}):
+        colours = NColours([r["n"] for r in pop_rows])
+        for n in colours.ns:
             pts = [r for r in pop_rows if r["n"] == n]
-            ax.plot([r["lag"] for r in pts], [r["ac"] for r in pts], label=f"N={n}")
+            ax.plot([r["lag"] for r in pts], [r["ac"] for r in pts], color=colours.colour(n), label=colours.label(n))
         ax.set(xlabel="lag (steps)", ylabel="population autocorrelation")
-        ax.legend(fontsize=6, ncol=2)
+        colours.finish(fig, ax)
         save_figure(fig, path.with_name(POPULATION_AC_PNG))
     return path
 
@@ -340,6 +389,7 @@ def plot_forgetting(row_ns: list[int], col_ns: list[int], matrix: np.ndarray, la
                    extent=(col_ns[0] - 0.5, col_ns[-1] + 0.5, -0.5, len(row_ns) - 0.5))
     ax.set_yticks(range(len(row_ns)), [str(n) for n in row_ns])
     ax.set(xlabel="evaluated N", ylabel="checkpoint N")
+    integer_ticks(ax.xaxis)
     ax.set_title(f"forgetting: {label}", fontsize=8, wrap=True)
     fig.colorbar(im, ax=ax, label="accuracy")
     return save_figure(fig, path)
@@ -351,6 +401,8 @@ def plot_dimensionality(tables: Sequence[list[dict]], labels: Sequence[str], pat
     for rows, label in zip(tables, labels):
         ax.plot([r["n"] for r in rows], [r["components_90"] for r in rows], "o-", label=label)
     ax.set(xlabel="N (checkpoint)", ylabel="PCs for 90% variance", title="dimensionality")
+    integer_ticks(ax.xaxis)
+    integer_ticks(ax.yaxis)
     ax.legend(fontsize=7)
     return save_figure(fig, path)
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 import agents
-from baselines.run_folder import RunFolderError, read_json
+from baselines.run_folder import RunFolderError, read_json, written_by
 
 
 class AnalysisError(ValueError):
@@ -58,7 +58,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *,
 
 
 def load_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | None = None) -> Run:
-    """Read a run folder written by ``baselines.trainer``; AnalysisError if it is not one. A run of an
+    """Read a run folder written by ``baselines.trainer``; AnalysisError if it is not one (an RL run folder
+    included: it has no checkpoints per N). A run of an
     external core needs its class (``core_class``): a run folder never makes this import a module."""
     path = Path(run_dir)
     if not path.is_dir():
@@ -69,6 +70,10 @@ def load_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
         config = read_json(path / "config.json")
     except RunFolderError as error:
         raise AnalysisError(str(error)) from None
+    if written_by(config) == "rl":
+        raise AnalysisError(f"{path} is a run folder of `memory-envs rl`: the analyses read the checkpoints of "
+                            "`memory-envs train` (checkpoints/nNNN, one per solved N), and an RL run keeps only its "
+                            f"policy (model.zip); `memory-envs plot {path}` draws its curves")
     checkpoints = {}
     root = path / "checkpoints"
     if root.is_dir():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -81,9 +81,11 @@ def accuracy_row(case: SyntheticCase, tau_net: np.ndarray, tolerance: float = 0.
 
 def fit_accuracy(cases: Sequence[SyntheticCase] = PAPER_CHECK_CASES, *, trials: int = 10, steps: int = 100_000,
                  neurons: int = 20, seed: int = 0, rule: str = "robust", max_lag: int | None = None,
-                 min_weight: float | None = None, tolerance: float = 0.1) -> list[dict[str, Any]]:
+                 min_weight: float | None = None, tolerance: float = 0.1,
+                 progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
     """Fit synthetic neurons of every case through the fitting path of ``network_timescales``
-    (``trace_timescales``) and return one ``accuracy_row`` per case (plus "neurons_at_bound")."""
+    (``trace_timescales``) and return one ``accuracy_row`` per case (plus "neurons_at_bound").
+    ``progress(1)``, if given, after each case."""
     from baselines.analysis.timescales import trace_timescales
 
     rows = []
@@ -93,4 +95,6 @@ def fit_accuracy(cases: Sequence[SyntheticCase] = PAPER_CHECK_CASES, *, trials: 
                                   max_lag=max_lag, rule=rule, min_weight=min_weight)
         rows.append({**accuracy_row(case, result["tau_net"], tolerance),
                      "neurons_at_bound": result["neurons_at_bound"]})
+        if progress is not None:
+            progress(1)
     return rows

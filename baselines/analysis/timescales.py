@@ -18,7 +18,8 @@ from baselines.analysis.runs import AnalysisError
 
 @torch.no_grad()
 def drive(core: agents.Core, consume: Callable[[torch.Tensor, torch.Tensor, Any], None], *, trials: int = 10,
-          steps: int = 100_000, burn_in: int = 500, chunk: int = 2048, seed: int = 0, p: float | str = 0.5) -> None:
+          steps: int = 100_000, burn_in: int = 500, chunk: int = 2048, seed: int = 0, p: float | str = 0.5,
+          progress: Callable[[int], None] | None = None) -> None:
     """Run ``core`` on ``trials`` parallel streams of Bernoulli(p) bits (batch B = trials), on the
     core's device (bits and initial state drawn on the CPU from ``seed``, then moved). ``p``: one bit
     probability for every trial, or "uniform": each trial draws its own p ~ U(0, 1) once, for its
@@ -26,7 +27,7 @@ def drive(core: agents.Core, consume: Callable[[torch.Tensor, torch.Tensor, Any]
 
     After ``burn_in`` discarded steps, ``consume(hidden [C, B, H], inputs [C, B, 1], state_before)`` is
     called for consecutive chunks of at most ``chunk`` steps (``steps`` in all); only one chunk is
-    held in memory at a time.
+    held in memory at a time. ``progress(c)``, if given, after each chunk of c steps (e.g. a bar's update).
     """
     for name, value in (("trials", trials), ("steps", steps), ("chunk", chunk)):
         if int(value) < 1:
@@ -35,7 +36,7 @@ def drive(core: agents.Core, consume: Callable[[torch.Tensor, torch.Tensor, Any]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # per-step [B, H] x [H, H] products: one thread is fastest, and on a busy
     try:                      # 2-core machine 2 threads were measured 80x slower (OpenMP contention)
-        _drive(core, consume, trials, steps, burn_in, chunk, seed, p)
+        _drive(core, consume, trials, steps, burn_in, chunk, seed, p, progress)
     finally:
         torch.set_num_threads(threads)
 
@@ -52,7 +53,7 @@ def check_drive_p(p: float | str) -> float | str:
     raise AnalysisError(f"drive p must be a number in [0, 1] or 'uniform', got {p!r}")
 
 
-def _drive(core, consume, trials, steps, burn_in, chunk, seed, p) -> None:
+def _drive(core, consume, trials, steps, burn_in, chunk, seed, p, progress) -> None:
     g = torch.Generator().manual_seed(seed)
     ref = next(core.parameters())
     state = core.initial_state(trials, generator=g)
@@ -75,6 +76,8 @@ def _drive(core, consume, trials, steps, burn_in, chunk, seed, p) -> None:
         consume(hidden, x, state)
         state = new_state
         done += length
+        if progress is not None:
+            progress(length)
 
 
 class LagSums:
@@ -208,14 +211,14 @@ def tau_net_summary(tau_net: np.ndarray, fits: list[dict[str, Any]]) -> dict[str
             "share_failed_or_bound": (failed + bound) / len(fits) if fits else math.nan}
 
 
-def timescales_from_lag_sums(sums: LagSums, *, rule: str = "robust", min_weight: float | None = None
-                             ) -> dict[str, Any]:
+def timescales_from_lag_sums(sums: LagSums, *, rule: str = "robust", min_weight: float | None = None,
+                             progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """tau_net of every neuron whose lag sums are in ``sums``: the one fitting path of
     ``network_timescales`` and ``trace_timescales``; the "authors" rule fits the unbiased estimate,
     as their script does. Returns {"tau_net": [H], "fits", the ``tau_net_summary`` keys,
-    "population_ac": [K+1], "autocov": [K+1, H], "samples"}."""
+    "population_ac": [K+1], "autocov": [K+1, H], "samples"}. ``progress(1)`` after each neuron's fit."""
     autocov = sums.autocovariance(unbiased=rule == "authors").mean(axis=1)
-    fits = fit_timescales(autocov, samples=sums.samples, rule=rule, min_weight=min_weight)
+    fits = fit_timescales(autocov, samples=sums.samples, rule=rule, min_weight=min_weight, progress=progress)
     tau_net = np.array([f["tau"] for f in fits])
     return {"tau_net": tau_net, "fits": fits, **tau_net_summary(tau_net, fits),
             "population_ac": population_autocorrelation(autocov), "autocov": autocov, "samples": sums.samples}
@@ -241,9 +244,13 @@ def trace_timescales(chunks: Iterable[np.ndarray | torch.Tensor], *, steps: int,
 
 def network_timescales(core_or_model, *, trials: int = 10, steps: int = 100_000, burn_in: int = 500,
                        max_lag: int | None = None, chunk: int = 2048, seed: int = 0, rule: str = "robust",
-                       min_weight: float | None = None, p: float | str = 0.5) -> dict[str, Any]:
+                       min_weight: float | None = None, p: float | str = 0.5,
+                       progress: Callable[[int], None] | None = None,
+                       fit_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """The network-mediated timescale tau_net of every neuron (SPEC 5), driven by bits of probability
     ``p`` (0.5, or "uniform": p ~ U(0, 1) per trial as in the authors' script; see :func:`drive`).
+    ``progress(k)``, if given, after each chunk of k steps driven (``steps`` in all), then
+    ``fit_progress(1)`` after each neuron fitted (H in all).
 
     ``rule`` "robust" (default) or "paper" picks the fit (:mod:`baselines.analysis.fits`);
     ``max_lag`` is the most lags accumulated (default: 30 for "paper", min(2000, steps // 4) for
@@ -261,11 +268,12 @@ def network_timescales(core_or_model, *, trials: int = 10, steps: int = 100_000,
         sums.add(hidden)
         own.add(hidden, x, state)
 
-    drive(core, consume, trials=trials, steps=steps, burn_in=burn_in, chunk=max(chunk, max_lag), seed=seed, p=p)
+    drive(core, consume, trials=trials, steps=steps, burn_in=burn_in, chunk=max(chunk, max_lag), seed=seed, p=p,
+          progress=progress)
     tau = getattr(core, "tau", None)
     return {"tau": tau.detach().cpu().numpy().astype(np.float64) if isinstance(tau, torch.Tensor)
             else np.full(core.hidden_size, math.nan),
-            **timescales_from_lag_sums(sums, rule=rule, min_weight=min_weight),
+            **timescales_from_lag_sums(sums, rule=rule, min_weight=min_weight, progress=fit_progress),
             "forget_timescale": own.forget.timescale() if own.forget is not None else None,
             "own_timescale": own.result()}
 

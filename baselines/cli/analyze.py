@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from agents.protocol import import_core_class
 from baselines.analysis import (
-    ANALYSES, FIT_RULES, PAPER_CHECK_CASES, TAU_PERTURB_TARGETS, AnalysisError, AnalysisOptions, analyze_run,
-    compare_runs, fit_accuracy, load_run,
+    ANALYSES, FIT_RULES, PAPER_CHECK_CASES, SCALES, TAU_PERTURB_TARGETS, AnalysisError, AnalysisOptions, analyze_run,
+    compare_runs, fit_accuracy, load_run, scaled_options,
 )
 from baselines.authors import CURRICULA, import_authors
 from baselines.cli.args import comma_floats, comma_ints, comma_list, print_error
@@ -38,6 +40,14 @@ def drive_p(text: str) -> float | str:
     return value
 
 
+def progress_bar(description: str, total: int) -> tqdm:
+    """A bar on stderr for one analysis of one checkpoint (``analyze_run``'s ``progress``) or for the
+    reduced-size check; it clears itself when done, and a printed line sums up what it did. Shown on a
+    terminal only: a log or a pipe gets the printed lines without the bars' redraws."""
+    return tqdm(total=total, desc="  " + description, leave=False, dynamic_ncols=True, file=sys.stderr,
+                disable=not sys.stderr.isatty())
+
+
 #: The paper's data for tau_net: 10 trials x 10^5 steps.
 PAPER_SAMPLES = 10 * 100_000
 
@@ -45,25 +55,39 @@ PAPER_SAMPLES = 10 * 100_000
 def reduced_size_warning(options: AnalysisOptions) -> str:
     """What tau_net is worth at a size below the paper's: the fit's accuracy on synthetic neurons of
     known timescale (``fit_accuracy``, 20 per case), measured now at this size and fit rule."""
-    rows = fit_accuracy(PAPER_CHECK_CASES, trials=options.trials, steps=options.steps, neurons=20,
-                        seed=options.seed, rule=options.fit_rule, max_lag=options.max_lag,
-                        min_weight=options.min_weight)
+    with progress_bar("tau_net on synthetic neurons at this size, cases", len(PAPER_CHECK_CASES)) as bar:
+        rows = fit_accuracy(PAPER_CHECK_CASES, trials=options.trials, steps=options.steps, neurons=20,
+                            seed=options.seed, rule=options.fit_rule, max_lag=options.max_lag,
+                            min_weight=options.min_weight, progress=bar.update)
     cells = "; ".join(f"{r['case']}: {r['share_within']:.0%} ({r['median_rel_error']:.0%})" for r in rows)
     return (f"note: reduced size ({options.trials} trials x {options.steps} steps; the paper: 10 x 100000). On "
             f"synthetic neurons of known timescale at this size, tau_net is within 10% of the truth for this share "
             f"of neurons (median relative error): {cells}.")
 
 
+PAPER = AnalysisOptions()
+"""The paper's sizes: ``--scale paper``."""
+
+
+def sized(name: str) -> str:
+    """The help text's default of a size that --scale sets: its quick and its paper value."""
+    return f"(default: the scale's: {SCALES['quick'].get(name, getattr(PAPER, name))} quick, {getattr(PAPER, name)} paper)"
+
+
 def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``memory-envs analyze`` on the subparsers of the main parser."""
-    d = AnalysisOptions()
+    d = PAPER
     p = subparsers.add_parser(
         "analyze", help="the paper's analyses of trained runs (timescales, ablation, perturbation, ...)",
         description="Analyze run folders written by `memory-envs train`: tables (CSV) and figures (PNG) in "
-                    "RUN_DIR/analysis; with several runs also comparison figures in --compare-dir. Defaults are "
-                    "the paper's sizes (minutes per checkpoint at 500 units); use e.g. --steps 2000 --trials 2 "
-                    "--draws 2 --k 3 --stream-length 500 for a quick look. See docs/analysis.md.")
+                    "RUN_DIR/analysis; with several runs also comparison figures in --compare-dir. By default a "
+                    "quick pass (--scale quick: about a minute for a 128-unit run with a few checkpoints); "
+                    "--scale paper runs the paper's sizes (about ten times longer). A bar shows each analysis "
+                    "of each checkpoint. See docs/analysis.md.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--scale", choices=tuple(SCALES), default="quick",
+                   help="sizes of the analyses: quick (fewer trials and steps, neurons ablated, draws, a shorter "
+                        "stream) or paper (the paper's); an option below overrides its size (default: quick)")
     p.add_argument("--analyses", type=analysis_names, default=ANALYSES,
                    help=f"comma-separated subset of {','.join(ANALYSES)} or 'all' (default: all)")
     p.add_argument("--ns", type=comma_ints, default=None, help="checkpoints (N) for timescales and dimensionality "
@@ -71,8 +95,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     p.add_argument("--n", type=int, default=None, help="the N whose checkpoint and head are ablated/perturbed "
                                                         "(default: the largest checkpoint)")
     g = p.add_argument_group("timescales and dimensionality")
-    g.add_argument("--trials", type=int, default=d.trials, help=f"random-bit trials (batch) (default: {d.trials})")
-    g.add_argument("--steps", type=int, default=d.steps, help=f"steps per trial for tau_net (default: {d.steps})")
+    g.add_argument("--trials", type=int, default=None, help=f"random-bit trials (batch) {sized('trials')}")
+    g.add_argument("--steps", type=int, default=None, help=f"steps per trial for tau_net {sized('steps')}")
     g.add_argument("--burn-in", type=int, default=d.burn_in, help=f"discarded steps (default: {d.burn_in})")
     g.add_argument("--fit", choices=FIT_RULES, default=d.fit_rule,
                    help="tau_net fit: 'robust' (adaptive lag window, fits weighted by the estimate's covariance, "
@@ -88,12 +112,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     g.add_argument("--min-weight", type=float, default=None,
                    help="smallest component weight of an accepted double-exponential fit "
                         "(default: 0 with --fit paper or authors, 0.05 with robust)")
-    g.add_argument("--pca-steps", type=int, default=d.pca_steps, help=f"steps per trial for PCA (default: {d.pca_steps})")
+    g.add_argument("--pca-steps", type=int, default=None, help=f"steps per trial for PCA {sized('pca_steps')}")
     g = p.add_argument_group("ablation and perturbation")
-    g.add_argument("--k", type=int, default=d.k, help=f"slowest and fastest neurons ablated (default: {d.k})")
+    g.add_argument("--k", type=int, default=None, help=f"slowest and fastest neurons ablated {sized('k')}")
     g.add_argument("--keep-bias", action="store_true", help="do not zero an ablated neuron's biases")
-    g.add_argument("--stream-length", type=int, default=d.stream_length,
-                   help=f"steps of the streaming test (default: {d.stream_length})")
+    g.add_argument("--stream-length", type=int, default=None,
+                   help=f"steps of the streaming test {sized('stream_length')}")
     g.add_argument("--stream-batch", type=int, default=d.stream_batch,
                    help=f"parallel streams (default: {d.stream_batch})")
     g.add_argument("--eps", type=comma_floats, default=d.eps, help="weight-perturbation eps grid (default: 0 and "
@@ -102,7 +126,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     g.add_argument("--tau-perturb", choices=TAU_PERTURB_TARGETS, default=d.tau_perturb,
                    help="perturb the raw trained tau, then clamp at 1 (the paper), or the clamped tau' "
                         f"(default: {d.tau_perturb})")
-    g.add_argument("--draws", type=int, default=d.draws, help=f"random draws per eps (default: {d.draws})")
+    g.add_argument("--draws", type=int, default=None, help=f"random draws per eps {sized('draws')}")
     g = p.add_argument_group("forgetting")
     g.add_argument("--eval-batches", type=int, default=d.eval_batches, help=f"default: {d.eval_batches}")
     g.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size, help=f"default: {d.eval_batch_size}")
@@ -165,14 +189,14 @@ def cmd_import_authors(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    options = AnalysisOptions(
-        analyses=tuple(args.analyses), ns=args.ns, n=args.n, trials=args.trials, steps=args.steps,
-        burn_in=args.burn_in, fit_rule=args.fit, drive_p=args.drive_p, max_lag=args.max_lag, min_weight=args.min_weight,
-        pca_steps=args.pca_steps, tau_perturb=args.tau_perturb,
-        k=args.k, zero_bias=not args.keep_bias, stream_length=args.stream_length, stream_batch=args.stream_batch,
-        eps=tuple(args.eps), tau_eps=tuple(args.tau_eps), draws=args.draws, eval_batches=args.eval_batches,
-        eval_batch_size=args.eval_batch_size, beyond=args.beyond, seed=args.seed, plots=not args.no_plots,
-        device=args.device)
+    sizes = {name: getattr(args, name) for name in ("trials", "steps", "pca_steps", "k", "stream_length", "draws")
+             if getattr(args, name) is not None}
+    options = scaled_options(
+        args.scale, analyses=tuple(args.analyses), ns=args.ns, n=args.n, burn_in=args.burn_in, fit_rule=args.fit,
+        drive_p=args.drive_p, max_lag=args.max_lag, min_weight=args.min_weight, tau_perturb=args.tau_perturb,
+        zero_bias=not args.keep_bias, stream_batch=args.stream_batch, eps=tuple(args.eps), tau_eps=tuple(args.tau_eps),
+        eval_batches=args.eval_batches, eval_batch_size=args.eval_batch_size, beyond=args.beyond, seed=args.seed,
+        plots=not args.no_plots, device=args.device, **sizes)
     if args.out is not None and len(args.run_dirs) > 1:
         print_error("--out needs exactly one RUN_DIR (each run writes to RUN_DIR/analysis)")
         return 2
@@ -180,13 +204,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         options.check()
         core_class = None if args.core_class is None else import_core_class(args.core_class)
         runs = [load_run(r, core_class) for r in args.run_dirs]  # all folders are checked before any work
+        if args.scale == "quick":
+            print("a quick pass (--scale quick); --scale paper runs the paper's sizes (docs/analysis.md)", flush=True)
         if "timescales" in options.analyses and options.trials * options.steps < PAPER_SAMPLES:
             print(reduced_size_warning(options), flush=True)
         results = []
         for run in runs:
             print(f"{run.path}:")
             result = analyze_run(run.path, args.out, options, log=lambda s: print("  " + s, flush=True),
-                                 core_class=core_class)
+                                 core_class=core_class, progress=progress_bar)
             print("  wrote " + ", ".join(Path(f).name for f in result["files"]))
             results.append(result)
     except (AnalysisError, ValueError, KeyError) as error:

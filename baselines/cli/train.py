@@ -201,6 +201,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                  None if args.quiet else f"run folder: {run_dir}"):
         if line:
             print(line, flush=True)
+    if trainer.finished is not None:  # a resume of a finished run: no training, no figures rewritten
+        trainer.close()
+        print(format_summary(trainer.finished))
+        return 0
     bar = BudgetBar(config.max_steps, config.max_seconds, step=trainer.step, seconds=trainer.seconds,
                     disable=args.quiet)
 
