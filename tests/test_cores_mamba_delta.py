@@ -31,9 +31,10 @@ def random_inputs(block, width: int, batch: int = 3, seed: int = 1):
 
 
 def conv_step(conv, history: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """One output of a depthwise causal conv: bias + sum_j w_j x_{t-K+1+j} over the last K inputs."""
+    """One output of a depthwise causal conv: bias + sum_j w_j x_{t-K+1+j} over the last K inputs (DeltaNet's
+    conv has no bias)."""
     window = history[-(conv.kernel - 1):] + [x]
-    return conv.bias + sum(conv.weight[:, j] * window[j] for j in range(conv.kernel))
+    return (0 if conv.bias is None else conv.bias) + sum(conv.weight[:, j] * window[j] for j in range(conv.kernel))
 
 
 def mamba_reference(block, u: torch.Tensor, state: tuple[torch.Tensor, ...]):
@@ -62,8 +63,8 @@ def mamba_reference(block, u: torch.Tensor, state: tuple[torch.Tensor, ...]):
 
 
 def deltanet_reference(block, u: torch.Tensor, state: tuple[torch.Tensor, ...]):
-    """DeltaNet (Yang et al. 2024): S_t = S_{t-1} (I - beta k k^T) + beta v k^T, o_t = S_t q_t, per sequence
-    and head with explicit d x d matrices."""
+    """DeltaNet (Yang et al. 2024): S_t = S_{t-1} (I - beta k k^T) + beta v k^T, o_t = S_t q_t / sqrt(d), per
+    sequence and head with explicit d x d matrices; RMSNorm eps 1e-5 (flash-linear-attention's)."""
     history = list(state[0].unbind(1)) if block.conv is not None else []
     memory = state[-1].clone()
     heads, d = block.heads, block.head_dim
@@ -86,10 +87,10 @@ def deltanet_reference(block, u: torch.Tensor, state: tuple[torch.Tensor, ...]):
                 query = q[i, j] / q[i, j].norm().clamp_min(1e-6)
                 s = memory[i, j] @ (eye - beta[i, j] * torch.outer(key, key)) + beta[i, j] * torch.outer(v[i, j], key)
                 new_memory[i, j] = s
-                o[i, j] = s @ query
+                o[i, j] = s @ query / math.sqrt(d)
                 decay[i, j] = abs(1 - beta[i, j] * (key @ key))
         memory = new_memory
-        o = o / torch.sqrt((o * o).mean(-1, keepdim=True) + 1e-6) * block.norm
+        o = o / torch.sqrt((o * o).mean(-1, keepdim=True) + 1e-5) * block.norm
         outs.append(o.reshape(u.shape[1], -1) @ block.out_proj.weight.T)
         decays.append(decay)
     conv_state = (torch.stack(history[-(block.conv.kernel - 1):], dim=1),) if block.conv is not None else ()
