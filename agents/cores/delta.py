@@ -104,7 +104,7 @@ def delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Te
     the chunk's writes are W = T K and U = T V; against the entry state S the value errors are
     U' = U - W S^T, the outputs O = Q S^T + tril(Q K^T) U' and the exit state S + U'^T K. Everything but
     U' and the exit states is parallel over chunks; the loop over the T / C chunks is two products of
-    the batch's states each. The last chunk is padded with zero steps (beta k = beta v = 0: no write).
+    the batch's states each. The last chunk is padded with zero steps (k = v = beta = 0: no write).
     """
     steps, batch, heads, width = q.shape
     chunk = min(chunk, 1 << (steps - 1).bit_length())  # a short sequence (one RL step) pads to no more than 2T
@@ -112,11 +112,11 @@ def delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Te
 
     def chunks(x: torch.Tensor) -> torch.Tensor:  # [T, B, heads, d] -> [n, B, heads, C, d], zero-padded
         x = F.pad(x, (0, 0, 0, 0, 0, 0, 0, count * chunk - steps))
-        return x.view(count, chunk, batch, heads, width).permute(0, 2, 3, 1, 4).contiguous()
+        return x.view(count, chunk, *x.shape[1:]).permute(0, 2, 3, 1, 4).contiguous()
 
-    q, k, kb, vb = (chunks(x) for x in (q, k, k * beta[..., None], v * beta[..., None]))
-    t = _UnitLowerInverse.apply((kb @ k.mT).tril(-1))
-    w, u = t @ kb, t @ vb  # separate products: MKL's batched 16 x 16 products run several times faster than wider ones
+    q, k, v, beta = (chunks(x) for x in (q, k, v, beta.unsqueeze(-1)))  # beta [n, B, heads, C, 1]
+    t = _UnitLowerInverse.apply((k @ k.mT * beta).tril(-1)) * beta.mT  # (I + A)^-1 diag(beta)
+    w, u = t @ k, t @ v  # separate products: MKL's batched 16 x 16 products run several times faster than wider ones
     entries, errors = [], []
     for chunk_k, chunk_w, chunk_u in zip(k, w, u):
         entries.append(memory)
@@ -157,18 +157,18 @@ class DeltaNetBlock(Block):
         qkv = self.qkv(u)
         if self.conv is not None:
             qkv, past = self.conv(qkv, past)
-        qkv = F.silu(qkv)
-        width = qkv.shape[-1] // 3
-        q, k = l2_normalize(split_heads(qkv[..., :2 * width], 2 * self.heads), EPS).chunk(2, dim=-2)
+        qk, v = F.silu(qkv).split([2 * u.shape[-1], u.shape[-1]], dim=-1)  # one split: its backward is one cat
+        q, k = l2_normalize(split_heads(qk, 2 * self.heads), EPS).chunk(2, dim=-2)
         beta = torch.sigmoid(self.beta(u))
         if self.eigenvalues == "signed":
             beta = 2.0 * beta
-        return q, k, split_heads(qkv[..., 2 * width:], self.heads), beta, past
+        return q, k, split_heads(v, self.heads), beta, past
 
     def run(self, u: torch.Tensor, state: BlockState) -> tuple[torch.Tensor, BlockState, torch.Tensor]:
         q, k, v, beta, past = self.features(u, state[0] if self.conv is not None else None)
-        o, memory = delta_rule(q * self.head_dim ** -0.5, k, v, beta, state[-1])
-        out = self.out_proj(F.rms_norm(o, (self.head_dim,), self.norm, NORM_EPS).flatten(-2))
+        o, memory = delta_rule(q, k, v, beta, state[-1])
+        # fla's query scale d^-1/2 at no cost: RMSNorm(o / sqrt(d)) with eps equals RMSNorm(o) with eps d
+        out = self.out_proj(F.rms_norm(o, (self.head_dim,), self.norm, NORM_EPS * self.head_dim).flatten(-2))
         decay = (1.0 - beta * torch.linalg.vecdot(k, k)).abs()
         return out, (*((past,) if self.conv is not None else ()), memory), decay
 
