@@ -3,14 +3,14 @@
 DeltaNet (Yang et al. 2024, "Parallelizing Linear Transformers with the Delta Rule over Sequence Length",
 arXiv:2406.06484; the delta rule of Schlag et al. 2021, "Linear Transformers Are Secretly Fast Weight
 Programmers", arXiv:2102.11174), per head of width d = D / heads, as in the paper's layer (the
-flash-linear-attention DeltaNet defaults: short conv, SiLU feature map, L2-normalised q and k, RMSNorm
-on the output, no output gate):
+flash-linear-attention DeltaNet defaults: short conv without bias, SiLU feature map, L2-normalised q and
+k, query scale d^-1/2, RMSNorm (eps 1e-5) on the output, no output gate):
 
     q_t, k_t, v_t = SiLU(conv_K(W_q u, W_k u, W_v u)_t)   (depthwise causal conv, kernel K = ``conv``)
     q_t, k_t = q_t / ||q_t||, k_t / ||k_t||
     beta_t = sigmoid(w_beta u_t)                           (one writing strength per head)
     S_t = S_{t-1} (I - beta_t k_t k_t^T) + beta_t v_t k_t^T     S_t in R^{d x d}
-    o_t = S_t q_t
+    o_t = S_t q_t / sqrt(d)
     out_t = W_o RMSNorm(o_t)                                (per head, one learnt scale of width d)
 
 The step is S_t = S_{t-1} + beta_t (v_t - S_{t-1} k_t) k_t^T: the value stored at key k_t moves a
@@ -19,13 +19,21 @@ along k_t (1 on its complement); ``decays`` reports |1 - beta_t ||k_t||^2| per h
 layer. With ``eigenvalues="signed"``, beta_t = 2 sigmoid(w_beta u_t) in [0, 2], so that eigenvalue lies in
 [-1, 1] (Grazzi et al., ICLR 2025: a reflection, which lets one layer track parity).
 
-Where we differ: the recurrence runs as a sequential loop over T of batched matrix products (all heads
-at once) rather than the paper's chunkwise-parallel WY form (same numbers; at our lengths, T <= 130, the
-loop is cheap and needs no [T, d, d] intermediates beyond the states autograd keeps); the conv's last
-K - 1 inputs are part of the state so that split runs equal one pass. The block ends at the layer's
-normed output projection: the paper's language models add a SwiGLU MLP in a second residual sublayer,
-which the zoo's one-sublayer blocks leave out (the SiLU features, the normalisations and the
-query-dependent read already make the output non-linear in the inputs).
+The recurrence runs in the paper's chunkwise-parallel WY form (``delta_rule``, chunks of CHUNK = 16
+steps: the same numbers as the step loop up to rounding), with the last K - 1 conv inputs and S as the
+state, so that split runs equal one pass. Where we differ from flash-linear-attention's layer:
+- q and k are normalised as x / max(||x||, 1e-6) (F.normalize) rather than x / sqrt(||x||^2 + 1e-6), so
+  that keys have exactly unit length (the two differ only for ||x|| of about 1e-3 or below);
+- the query scale is applied as the RMSNorm's eps (RMSNorm(o / sqrt(d)) with eps = RMSNorm(o) with eps d,
+  the same function);
+- one [3D, D] projection and one conv over the 3D channels stand for fla's three of each (the same
+  functions), drawn with torch's default U(+-1/sqrt(fan_in)) like the rest of the zoo rather than fla's
+  model-level initialisation;
+- the chunk's (I + A)^-1 comes from a batched triangular solve rather than fla's blockwise substitution
+  kernels, chunks are 16 steps rather than 64 (on the CPU, batched 16 x 16 products run fastest);
+- the block ends at the layer's normed output projection: the paper's language models add a SwiGLU MLP
+  in a second residual sublayer, which the zoo's one-sublayer blocks leave out (the SiLU features, the
+  normalisations and the query-dependent read already make the output non-linear in the inputs).
 """
 
 from __future__ import annotations
