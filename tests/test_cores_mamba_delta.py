@@ -10,7 +10,9 @@ import torch
 from torch.nn import functional as F
 
 from agents.cores import make_core
-from agents.cores.delta import default_heads
+from agents.cores.blocks import EIGENVALUES, CausalConv
+from agents.cores.delta import CHUNK as DELTA_CHUNK
+from agents.cores.delta import EPS, default_heads, delta_rule, l2_normalize
 from agents.cores.selective import CHUNK, DT_MAX, DT_MIN
 
 STEPS = CHUNK * 2 + 5  # more than two of the pieces between the states Mamba's scan keeps, the last one partial
@@ -31,9 +33,10 @@ def random_inputs(block, width: int, batch: int = 3, seed: int = 1):
 
 
 def conv_step(conv, history: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """One output of a depthwise causal conv: bias + sum_j w_j x_{t-K+1+j} over the last K inputs."""
+    """One output of a depthwise causal conv: bias + sum_j w_j x_{t-K+1+j} over the last K inputs (DeltaNet's
+    conv has no bias)."""
     window = history[-(conv.kernel - 1):] + [x]
-    return conv.bias + sum(conv.weight[:, j] * window[j] for j in range(conv.kernel))
+    return (0 if conv.bias is None else conv.bias) + sum(conv.weight[:, j] * window[j] for j in range(conv.kernel))
 
 
 def mamba_reference(block, u: torch.Tensor, state: tuple[torch.Tensor, ...]):
@@ -62,8 +65,8 @@ def mamba_reference(block, u: torch.Tensor, state: tuple[torch.Tensor, ...]):
 
 
 def deltanet_reference(block, u: torch.Tensor, state: tuple[torch.Tensor, ...]):
-    """DeltaNet (Yang et al. 2024): S_t = S_{t-1} (I - beta k k^T) + beta v k^T, o_t = S_t q_t, per sequence
-    and head with explicit d x d matrices."""
+    """DeltaNet (Yang et al. 2024): S_t = S_{t-1} (I - beta k k^T) + beta v k^T, o_t = S_t q_t / sqrt(d), per
+    sequence and head with explicit d x d matrices; RMSNorm eps 1e-5 (flash-linear-attention's)."""
     history = list(state[0].unbind(1)) if block.conv is not None else []
     memory = state[-1].clone()
     heads, d = block.heads, block.head_dim
@@ -86,10 +89,10 @@ def deltanet_reference(block, u: torch.Tensor, state: tuple[torch.Tensor, ...]):
                 query = q[i, j] / q[i, j].norm().clamp_min(1e-6)
                 s = memory[i, j] @ (eye - beta[i, j] * torch.outer(key, key)) + beta[i, j] * torch.outer(v[i, j], key)
                 new_memory[i, j] = s
-                o[i, j] = s @ query
+                o[i, j] = s @ query / math.sqrt(d)
                 decay[i, j] = abs(1 - beta[i, j] * (key @ key))
         memory = new_memory
-        o = o / torch.sqrt((o * o).mean(-1, keepdim=True) + 1e-6) * block.norm
+        o = o / torch.sqrt((o * o).mean(-1, keepdim=True) + 1e-5) * block.norm
         outs.append(o.reshape(u.shape[1], -1) @ block.out_proj.weight.T)
         decays.append(decay)
     conv_state = (torch.stack(history[-(block.conv.kernel - 1):], dim=1),) if block.conv is not None else ()
@@ -212,3 +215,89 @@ def test_mamba_options_round_trip_through_the_config():
     assert core.to_config() == {"kind": "mamba", "input_size": 1, "hidden_size": 8, "layers": 1, "expand": 1,
                                 "d_state": 4, "conv": None, "eigenvalues": "positive"}
     assert math.prod(core.state_shapes()[0]) == 8 * 4
+
+
+def delta_rule_steps(q, k, v, beta, memory):
+    """The delta rule one step at a time, all sequences and heads at once: S_t = S_{t-1} + beta_t (v_t - S_{t-1} k_t)
+    k_t^T, o_t = S_t q_t (q, k, v [T, B, heads, d], beta [T, B, heads], memory [B, heads, d, d])."""
+    outs = []
+    for t in range(q.shape[0]):
+        error = beta[t, ..., None] * (v[t] - (memory @ k[t].unsqueeze(-1)).squeeze(-1))
+        memory = memory + error.unsqueeze(-1) * k[t].unsqueeze(-2)
+        outs.append((memory @ q[t].unsqueeze(-1)).squeeze(-1))
+    return torch.stack(outs), memory
+
+
+def delta_rule_inputs(steps: int, eigenvalues: str, device, seed: int = 3, batch: int = 3, heads: int = 2, d: int = 5):
+    """Float64 q, v, unit k, beta in [0, 1] or [0, 2] and a random state, drawn on the CPU, on ``device``."""
+    gen = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(steps, batch, heads, d, generator=gen, dtype=torch.float64) for _ in range(3))
+    beta = torch.rand(steps, batch, heads, generator=gen, dtype=torch.float64) * (2 if eigenvalues == "signed" else 1)
+    memory = torch.randn(batch, heads, d, d, generator=gen, dtype=torch.float64)
+    return [x.to(device) for x in (q, F.normalize(k, dim=-1), v, beta, memory)]
+
+
+@pytest.mark.parametrize("eigenvalues", EIGENVALUES)
+@pytest.mark.parametrize("steps,chunk", [(steps, DELTA_CHUNK) for steps in (1, 7, DELTA_CHUNK - 1, DELTA_CHUNK,
+                                                                          DELTA_CHUNK + 1, 3 * DELTA_CHUNK + 5)]
+                         + [(30, 4), (33, 8)])
+def test_chunkwise_delta_rule_equals_the_step_loop(steps, chunk, eigenvalues, device):
+    """Outputs and final state of the WY form, whole and partial (zero-padded) last chunks, equal the loop's."""
+    inputs = delta_rule_inputs(steps, eigenvalues, device)
+    out, final = delta_rule(*inputs, chunk=chunk)
+    ref_out, ref_final = delta_rule_steps(*inputs)
+    assert out.shape == ref_out.shape and final.shape == ref_final.shape
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(final, ref_final)
+
+
+@pytest.mark.parametrize("eigenvalues", EIGENVALUES)
+@pytest.mark.parametrize("steps", [DELTA_CHUNK, 2 * DELTA_CHUNK + 3])
+def test_chunkwise_delta_rule_gradients_equal_the_step_loops(steps, eigenvalues, device):
+    """Float64 gradients for q, k, v, beta and the initial state through the chunks (incl. the triangular
+    inverse's adjoint) equal autograd through the loop."""
+    inputs = [x.requires_grad_() for x in delta_rule_inputs(steps, eigenvalues, device)]
+    gen = torch.Generator().manual_seed(4)
+    weights = torch.randn(steps, 3, 2, 5, generator=gen, dtype=torch.float64).to(device)
+    grads = []
+    for run in (delta_rule, delta_rule_steps):
+        out, final = run(*inputs)
+        grads.append(torch.autograd.grad((out * weights).sum() + (final ** 2).sum(), inputs))
+    for name, got, want in zip(("q", "k", "v", "beta", "memory"), *grads):
+        torch.testing.assert_close(got, want, msg=name)
+
+
+def test_split_runs_of_the_chunkwise_delta_rule_equal_one_pass(device):
+    inputs = delta_rule_inputs(2 * DELTA_CHUNK + 9, "signed", device)
+    out, final = delta_rule(*inputs)
+    first, mid = delta_rule(*(x[:DELTA_CHUNK + 3] for x in inputs[:4]), inputs[4])
+    second, end = delta_rule(*(x[DELTA_CHUNK + 3:] for x in inputs[:4]), mid)
+    torch.testing.assert_close(torch.cat([first, second]), out)
+    torch.testing.assert_close(end, final)
+
+
+def test_l2_normalisation_and_its_gradient_equal_f_normalize(device):
+    """Including a row whose norm is below eps (clamped: x / eps, whose gradient is g / eps)."""
+    x = torch.randn(4, 3, 6, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    x[0, 0] *= 1e-8
+    x = x.to(device).requires_grad_()
+    grad = torch.randn(4, 3, 6, generator=torch.Generator().manual_seed(6), dtype=torch.float64).to(device)
+    results = []
+    for normalise in (lambda z: l2_normalize(z, EPS), lambda z: F.normalize(z, dim=-1, eps=EPS)):
+        y = normalise(x)
+        results.append((y, *torch.autograd.grad(y, x, grad)))
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_causal_conv_gradients(bias, device):
+    """The conv's hand-written backward against finite differences, with and without a bias."""
+    conv = CausalConv(3, 4, torch.Generator().manual_seed(7), bias=bias).double().to(device)
+    assert (conv.bias is not None) == bias
+    gen = torch.Generator().manual_seed(8)
+    x, past = (torch.randn(*shape, generator=gen, dtype=torch.float64).to(device).requires_grad_()
+               for shape in ((6, 2, 3), (2, 3, 3)))
+    assert torch.autograd.gradcheck(lambda *a: conv(*a)[0], (x, past))
+    assert torch.autograd.gradcheck(lambda w: torch.func.functional_call(conv, {"weight": w}, (x, past))[0],
+                                    (conv.weight.detach().clone().requires_grad_(),))

@@ -74,33 +74,69 @@ def conv_kernel(value: object) -> int:
     return value  # type: ignore[return-value]
 
 
+class _DepthwiseConv(torch.autograd.Function):
+    """y_t = bias + sum_j weight[:, j] * x_{t+j} over the T = len(x) - K + 1 full windows of x [T + K - 1, B, C],
+    with its adjoint as the backward: per tap one in-place multiply-add into dL/dx and one product summed
+    into dL/dweight[:, j] (in one reused buffer), where autograd through the K shifted slices would allocate,
+    zero-fill and add a tensor of x's size for each."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        kernel = weight.shape[1]
+        steps = x.shape[0] - kernel + 1
+        y = x[:steps] * weight[:, 0] if bias is None else torch.addcmul(bias, x[:steps], weight[:, 0])
+        for j in range(1, kernel):
+            y.addcmul_(x[j: j + steps], weight[:, j])
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        steps, kernel = grad.shape[0], weight.shape[1]
+        grad_x = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.empty_like(x)
+            torch.mul(grad, weight[:, 0], out=grad_x[:steps])
+            grad_x[steps:].zero_()
+            for j in range(1, kernel):
+                grad_x[j: j + steps].addcmul_(grad, weight[:, j])
+        if ctx.needs_input_grad[1]:
+            product = torch.empty_like(grad)  # one buffer for the K products
+            grad_weight = torch.stack([torch.mul(grad, x[j: j + steps], out=product).sum((0, 1))
+                                       for j in range(kernel)], dim=1)
+        grad_bias = grad.sum((0, 1)) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias
+
+
 class CausalConv(nn.Module):
     """Depthwise causal conv1d over time (Mamba's and DeltaNet's short convolution), kernel K:
 
-        y_t = bias + sum_j weight[:, j] * x_{t-K+1+j}
+        y_t = bias + sum_j weight[:, j] * x_{t-K+1+j}      (bias=False: no bias term)
 
     Its last K - 1 inputs are state [B, K - 1, C] (zeros: the zero padding of a fresh sequence), so that a
     sequence run in pieces equals one pass. Weights drawn like nn.Conv1d's, U(+-1/sqrt(K)), from `generator`.
     """
 
-    def __init__(self, channels: int, kernel: int, generator: torch.Generator | None) -> None:
+    def __init__(self, channels: int, kernel: int, generator: torch.Generator | None, bias: bool = True) -> None:
         super().__init__()
         self.kernel = kernel
         self.weight = nn.Parameter(torch.empty(channels, kernel))
-        self.bias = nn.Parameter(torch.empty(channels))
         bound = 1.0 / math.sqrt(kernel)
         uniform_(self.weight, -bound, bound, generator)
-        uniform_(self.bias, -bound, bound, generator)
+        self.bias = nn.Parameter(torch.empty(channels)) if bias else None
+        if self.bias is not None:
+            uniform_(self.bias, -bound, bound, generator)
 
     def state_shape(self) -> tuple[int, int]:
         return (self.kernel - 1, self.weight.shape[0])
 
     def forward(self, x: torch.Tensor, past: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x [T, B, C], past [B, K - 1, C] -> (y [T, B, C], the last K - 1 inputs [B, K - 1, C])."""
-        steps = x.shape[0]
         padded = torch.cat((past.transpose(0, 1), x))
-        y = self.bias + sum(self.weight[:, j] * padded[j: j + steps] for j in range(self.kernel))
-        return y, padded[steps:].transpose(0, 1)
+        return _DepthwiseConv.apply(padded, self.weight, self.bias), padded[x.shape[0]:].transpose(0, 1)
 
 
 def _gradient_for(grad: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:

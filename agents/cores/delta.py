@@ -3,14 +3,14 @@
 DeltaNet (Yang et al. 2024, "Parallelizing Linear Transformers with the Delta Rule over Sequence Length",
 arXiv:2406.06484; the delta rule of Schlag et al. 2021, "Linear Transformers Are Secretly Fast Weight
 Programmers", arXiv:2102.11174), per head of width d = D / heads, as in the paper's layer (the
-flash-linear-attention DeltaNet defaults: short conv, SiLU feature map, L2-normalised q and k, RMSNorm
-on the output, no output gate):
+flash-linear-attention DeltaNet defaults: short conv without bias, SiLU feature map, L2-normalised q and
+k, query scale d^-1/2, RMSNorm (eps 1e-5) on the output, no output gate):
 
     q_t, k_t, v_t = SiLU(conv_K(W_q u, W_k u, W_v u)_t)   (depthwise causal conv, kernel K = ``conv``)
     q_t, k_t = q_t / ||q_t||, k_t / ||k_t||
     beta_t = sigmoid(w_beta u_t)                           (one writing strength per head)
     S_t = S_{t-1} (I - beta_t k_t k_t^T) + beta_t v_t k_t^T     S_t in R^{d x d}
-    o_t = S_t q_t
+    o_t = S_t q_t / sqrt(d)
     out_t = W_o RMSNorm(o_t)                                (per head, one learnt scale of width d)
 
 The step is S_t = S_{t-1} + beta_t (v_t - S_{t-1} k_t) k_t^T: the value stored at key k_t moves a
@@ -19,27 +19,121 @@ along k_t (1 on its complement); ``decays`` reports |1 - beta_t ||k_t||^2| per h
 layer. With ``eigenvalues="signed"``, beta_t = 2 sigmoid(w_beta u_t) in [0, 2], so that eigenvalue lies in
 [-1, 1] (Grazzi et al., ICLR 2025: a reflection, which lets one layer track parity).
 
-Where we differ: the recurrence runs as a sequential loop over T of batched matrix products (all heads
-at once) rather than the paper's chunkwise-parallel WY form (same numbers; at our lengths, T <= 130, the
-loop is cheap and needs no [T, d, d] intermediates beyond the states autograd keeps); the conv's last
-K - 1 inputs are part of the state so that split runs equal one pass. The block ends at the layer's
-normed output projection: the paper's language models add a SwiGLU MLP in a second residual sublayer,
-which the zoo's one-sublayer blocks leave out (the SiLU features, the normalisations and the
-query-dependent read already make the output non-linear in the inputs).
+The recurrence runs in the paper's chunkwise-parallel WY form (``delta_rule``, chunks of CHUNK = 16
+steps: the same numbers as the step loop up to rounding), with the last K - 1 conv inputs and S as the
+state, so that split runs equal one pass. Where we differ from flash-linear-attention's layer:
+- q and k are normalised as x / max(||x||, 1e-6) (F.normalize) rather than x / sqrt(||x||^2 + 1e-6), so
+  that keys have exactly unit length (the two differ only for ||x|| of about 1e-3 or below);
+- the query scale is applied as the RMSNorm's eps (RMSNorm(o / sqrt(d)) with eps = RMSNorm(o) with eps d,
+  the same function);
+- one [3D, D] projection and one conv over the 3D channels stand for fla's three of each (the same
+  functions), drawn with torch's default U(+-1/sqrt(fan_in)) like the rest of the zoo rather than fla's
+  model-level initialisation;
+- the chunk's (I + A)^-1 comes from a batched triangular solve rather than fla's blockwise substitution
+  kernels, chunks are 16 steps rather than 64 (on the CPU, batched 16 x 16 products run fastest);
+- the block ends at the layer's normed output projection: the paper's language models add a SwiGLU MLP
+  in a second residual sublayer, which the zoo's one-sublayer blocks leave out (the SiLU features, the
+  normalisations and the query-dependent read already make the output non-linear in the inputs).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from .blocks import Block, BlockCore, BlockState, CausalConv, check_divides, conv_kernel, linear, split_heads
 
 #: The head width the default number of heads aims at.
 HEAD_DIM = 16
-#: The epsilon of the L2 normalisation of q and k and of the output RMSNorm.
+#: The epsilon of the L2 normalisation of q and k.
 EPS = 1e-6
+#: The epsilon of the output RMSNorm (flash-linear-attention's default).
+NORM_EPS = 1e-5
+#: Time steps per chunk of the chunkwise-parallel delta rule: with the default head width 16 every product in a
+#: chunk is a batch of 16 x 16 matrices, which the CPU's batched matmul runs fastest (chunks of 8 take more
+#: products and steps of the chunk loop; chunks of 32 twice the flops per step, run at about half the rate).
+CHUNK = 16
+
+
+class _L2Normalize(torch.autograd.Function):
+    """x / max(||x||, eps) over the last dimension (F.normalize), with its adjoint as the backward:
+    dL/dx = (g - y (g . y)) / ||x|| (g / eps where the norm is clamped), three passes over x where
+    autograd through F.normalize's norm, clamp and division takes about twice as many."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, eps: float) -> torch.Tensor:
+        norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+        inverse = norm.clamp_min(eps).reciprocal_()
+        y = x * inverse
+        ctx.save_for_backward(y, inverse, norm > eps)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        y, inverse, unclamped = ctx.saved_tensors
+        along = torch.linalg.vecdot(grad, y, dim=-1).unsqueeze(-1) * unclamped
+        return torch.addcmul(grad, y, along, value=-1).mul_(inverse), None
+
+
+def l2_normalize(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """x / max(||x||, eps) over the last dimension: F.normalize's values and gradients, computed in fewer passes."""
+    return _L2Normalize.apply(x, eps)
+
+
+class _UnitLowerInverse(torch.autograd.Function):
+    """(I + a)^-1 for strictly lower-triangular a [..., C, C]: a triangular solve forward, and the adjoint
+    d(a) = -strictly-lower(X^T dX X^T) backward (two batched products where autograd through a
+    substitution would record one small product per row or per block)."""
+
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor) -> torch.Tensor:
+        eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device).expand_as(a)
+        inverse = torch.linalg.solve_triangular(a, eye, upper=False, unitriangular=True)  # reads a's diagonal as 1
+        ctx.save_for_backward(inverse)
+        return inverse
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (inverse,) = ctx.saved_tensors
+        return -(inverse.mT @ grad @ inverse.mT).tril(-1)
+
+
+def delta_rule(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, memory: torch.Tensor,
+               chunk: int = CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
+    """The delta rule S_t = S_{t-1} (I - beta_t k_t k_t^T) + beta_t v_t k_t^T, o_t = S_t q_t, chunkwise.
+
+    q, k, v [T, B, heads, d], beta [T, B, heads], memory S_0 [B, heads, d, d]; returns o [T, B, heads, d]
+    and S_T. ``chunk`` (a power of two) steps at a time in the WY form of Yang et al. 2024 (sec. 3): within
+    a chunk, with rows K, V, Q [C, d], A = strictly-lower(diag(beta) K K^T) and T = (I + A)^-1 diag(beta),
+    the chunk's writes are W = T K and U = T V; against the entry state S the value errors are
+    U' = U - W S^T, the outputs O = Q S^T + tril(Q K^T) U' and the exit state S + U'^T K. Everything but
+    U' and the exit states is parallel over chunks; the loop over the T / C chunks is two products of
+    the batch's states each. The last chunk is padded with zero steps (k = v = beta = 0: no write).
+    """
+    steps, batch, heads, width = q.shape
+    chunk = min(chunk, 1 << (steps - 1).bit_length())  # a short sequence (one RL step) pads to no more than 2T
+    count = -(-steps // chunk)
+
+    def chunks(x: torch.Tensor) -> torch.Tensor:  # [T, B, heads, d] -> [n, B, heads, C, d], zero-padded
+        x = F.pad(x, (0, 0, 0, 0, 0, 0, 0, count * chunk - steps))
+        return x.view(count, chunk, *x.shape[1:]).permute(0, 2, 3, 1, 4).contiguous()
+
+    q, k, v, beta = (chunks(x) for x in (q, k, v, beta.unsqueeze(-1)))  # beta [n, B, heads, C, 1]
+    t = _UnitLowerInverse.apply((k @ k.mT * beta).tril(-1)) * beta.mT  # (I + A)^-1 diag(beta)
+    w, u = t @ k, t @ v  # separate products: MKL's batched 16 x 16 products run several times faster than wider ones
+    entries, errors = [], []
+    for chunk_k, chunk_w, chunk_u in zip(k, w, u):
+        entries.append(memory)
+        errors.append(chunk_u - chunk_w @ memory.mT)  # U' = U - W S^T
+        memory = memory + errors[-1].mT @ chunk_k
+    o = q @ torch.stack(entries).mT + (q @ k.mT).tril() @ torch.stack(errors)
+    return o.permute(0, 3, 1, 2, 4).reshape(count * chunk, batch, heads, width)[:steps], memory
 
 
 def default_heads(width: int) -> int:
@@ -58,7 +152,7 @@ class DeltaNetBlock(Block):
         self.eigenvalues = eigenvalues
         self.qkv = linear(width, 3 * width, generator, bias=False)
         kernel = conv_kernel(conv)
-        self.conv = CausalConv(3 * width, kernel, generator) if kernel else None  # q's, k's and v's convs in one
+        self.conv = CausalConv(3 * width, kernel, generator, bias=False) if kernel else None  # q, k, v convs in one
         self.beta = linear(width, self.heads, generator, bias=False)
         self.norm = nn.Parameter(torch.ones(self.head_dim))
         self.out_proj = linear(width, width, generator, bias=False)
@@ -73,26 +167,19 @@ class DeltaNetBlock(Block):
         qkv = self.qkv(u)
         if self.conv is not None:
             qkv, past = self.conv(qkv, past)
-        q, k, v = (split_heads(part, self.heads) for part in F.silu(qkv).chunk(3, dim=-1))
+        qk, v = F.silu(qkv).split([2 * u.shape[-1], u.shape[-1]], dim=-1)  # one split: its backward is one cat
+        q, k = l2_normalize(split_heads(qk, 2 * self.heads), EPS).chunk(2, dim=-2)
         beta = torch.sigmoid(self.beta(u))
         if self.eigenvalues == "signed":
             beta = 2.0 * beta
-        return F.normalize(q, dim=-1, eps=EPS), F.normalize(k, dim=-1, eps=EPS), v, beta, past
+        return q, k, split_heads(v, self.heads), beta, past
 
     def run(self, u: torch.Tensor, state: BlockState) -> tuple[torch.Tensor, BlockState, torch.Tensor]:
         q, k, v, beta, past = self.features(u, state[0] if self.conv is not None else None)
-        memory, outs = state[-1], []
-        # S_t is read twice, o_t = S_t q_t and S_t k_{t+1} for the next write: one product with [q_t, k_{t+1}]
-        reads = torch.stack((q, torch.cat((k[1:], torch.zeros_like(k[:1])))), dim=-1)  # [T, B, heads, d, 2]
-        recalled = memory @ k[0].unsqueeze(-1)
-        for key, value, strength, read in zip(k.unbind(0), v.unbind(0), beta.unbind(0), reads.unbind(0)):
-            error = strength[..., None, None] * (value.unsqueeze(-1) - recalled)
-            memory = torch.addcmul(memory, error, key.unsqueeze(-2))
-            out, recalled = (memory @ read).split(1, dim=-1)
-            outs.append(out)
-        o = F.rms_norm(torch.stack(outs).squeeze(-1), (self.head_dim,), self.norm, EPS)
-        out = self.out_proj(o.flatten(-2))
-        decay = (1.0 - beta * (k * k).sum(-1)).abs()
+        o, memory = delta_rule(q, k, v, beta, state[-1])
+        # fla's query scale d^-1/2 at no cost: RMSNorm(o / sqrt(d)) with eps equals RMSNorm(o) with eps d
+        out = self.out_proj(F.rms_norm(o, (self.head_dim,), self.norm, NORM_EPS * self.head_dim).flatten(-2))
+        decay = (1.0 - beta * torch.linalg.vecdot(k, k)).abs()
         return out, (*((past,) if self.conv is not None else ()), memory), decay
 
 
@@ -105,4 +192,4 @@ class DeltaNet(BlockCore):
     block_options = {"heads": None, "conv": 4, "eigenvalues": "positive"}
 
 
-__all__ = ["DeltaNet", "DeltaNetBlock", "default_heads"]
+__all__ = ["DeltaNet", "DeltaNetBlock", "default_heads", "delta_rule", "l2_normalize"]
