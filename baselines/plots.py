@@ -4,7 +4,8 @@
 
 * ``accuracy.png``: accuracy of every head over training steps;
 * ``n_over_steps.png``: the newest active N over training steps;
-* ``tau_per_checkpoint.png``: the distribution of the trained tau at every checkpoint.
+* ``tau_per_checkpoint.png``: the distribution of the trained tau at every checkpoint;
+* for running parity, ``length_generalization.png`` (:mod:`baselines.length_figure`) in place of the last two.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def plot_n_over_steps(run_dirs: Sequence[str | os.PathLike], path: str | os.Path
 
 def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | None = None) -> list[Path]:
     """Write the three figures of one run into its folder; returns their paths. A running-parity run (no N,
-    no checkpoint per N) gets the accuracy figure only.
+    no checkpoint per N) gets the accuracy figure and its length test's.
 
     The tau figure loads the checkpoints; for an external core (an import path in config.json) it
     needs that core's class, ``core_class``, and is left out without it (no module is imported).
@@ -91,7 +92,9 @@ def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
     written.append(run_dir / "accuracy.png")
 
     if running:
-        return written
+        from baselines.length_figure import plot_run_length_test
+
+        return written + plot_run_length_test(run_dir)
     written.append(plot_n_over_steps([run_dir], run_dir / "n_over_steps.png"))
 
     checkpoints = sorted((run_dir / "checkpoints").glob("n*"))
