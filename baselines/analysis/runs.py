@@ -11,6 +11,7 @@ import torch
 
 import agents
 from baselines.run_folder import RunFolderError, read_json
+from memory_envs.tasks import RUNNING_N, RUNNING_PARITY
 
 
 class AnalysisError(ValueError):
@@ -19,7 +20,7 @@ class AnalysisError(ValueError):
 
 @dataclass
 class Run:
-    """A training run folder: its config and its checkpoints {N: path}, sorted by N."""
+    """A training run folder: its config and its checkpoints {N: path}, sorted by N (running parity: {0: final})."""
 
     path: Path
     config: dict[str, Any]
@@ -58,7 +59,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *,
 
 
 def load_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | None = None) -> Run:
-    """Read a run folder written by ``baselines.trainer``; AnalysisError if it is not one. A run of an
+    """Read a run folder written by ``baselines.trainer``; AnalysisError if it is not one. A running-parity
+    run has one network, ``checkpoints/final``, listed under its one head ``tasks.RUNNING_N`` (0). A run of an
     external core needs its class (``core_class``): a run folder never makes this import a module."""
     path = Path(run_dir)
     if not path.is_dir():
@@ -71,6 +73,11 @@ def load_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
         raise AnalysisError(str(error)) from None
     checkpoints = {}
     root = path / "checkpoints"
+    if config.get("task") == RUNNING_PARITY:
+        if not (root / "final").is_dir():
+            raise AnalysisError(f"{path} has no checkpoints/final: a running-parity run saves its network there "
+                                "when it ends (not when interrupted or non-finite)")
+        return Run(path, config, {RUNNING_N: root / "final"}, core_class)
     if root.is_dir():
         for sub in root.iterdir():
             if sub.is_dir() and sub.name.startswith("n") and sub.name[1:].isdigit():
