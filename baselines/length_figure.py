@@ -107,10 +107,12 @@ def plot_length_generalization(results: Sequence[dict[str, Any]], path: str | os
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     present = {v for panel in panels for v in panel.curves}
+    seeds = max(len(curves) for panel in panels for curves in panel.curves.values())
     low, high = next(iter(panels[0].curves.values()))[0].train_lengths
-    handles = [Line2D([], [], color=COLORS[v], lw=2.2, marker="o", ms=4, label=f"{LABELS[v]}: median")
-               for v in VARIANTS if v in present]
-    handles += [Line2D([], [], color="0.4", lw=0.7, label="one seed"), Patch(color="0.85", label=f"training lengths {low}-{high - 1}")]
+    handles = [Line2D([], [], color=COLORS[v], lw=2.2, marker="o", ms=4,
+                      label=LABELS[v] + (": median over seeds" if seeds > 1 else "")) for v in VARIANTS if v in present]
+    handles += [Line2D([], [], color="0.4", lw=0.7, label="one seed")] if seeds > 1 else []
+    handles.append(Patch(color="0.85", label=f"training lengths {low}-{high - 1}"))
     ncol = min(len(handles), 2 * columns)
     fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
     if title:
