@@ -4,8 +4,7 @@
 
 * ``accuracy.png``: accuracy of every head over training steps;
 * ``n_over_steps.png``: the newest active N over training steps;
-* ``tau_per_checkpoint.png``: the distribution of the trained tau at every checkpoint;
-* for running parity, ``length_generalization.png`` (:mod:`baselines.length_figure`) in place of the last two.
+* ``tau_per_checkpoint.png``: the distribution of the trained tau at every checkpoint.
 """
 
 from __future__ import annotations

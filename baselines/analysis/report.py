@@ -131,22 +131,6 @@ def _analysis_n(run: Run, n: int | None) -> int:
     return n
 
 
-def _without_tau_lesions(options: AnalysisOptions, run: Run, device: torch.device,
-                         log: Callable[[str], None]) -> AnalysisOptions:
-    """Ablation and perturbation rank and perturb the per-neuron tau: for a core without one (the
-    architecture zoo's) they are dropped from the default (all analyses) with a note, and refused when
-    asked for by name."""
-    lesions = [a for a in ("ablation", "perturbation") if a in options.analyses]
-    if not lesions or isinstance(getattr(run.load(max(run.checkpoints), device).core, "tau", None), torch.Tensor):
-        return options
-    kind = run.config.get("core", "?")
-    if tuple(options.analyses) != ANALYSES:
-        raise AnalysisError(f"{', '.join(lesions)} act on the per-neuron tau, and core {kind!r} has none: "
-                            f"choose among {[a for a in ANALYSES if a not in ('ablation', 'perturbation')]}")
-    log(f"skipping ablation and perturbation: core {kind!r} has no per-neuron tau")
-    return dataclasses.replace(options, analyses=tuple(a for a in options.analyses if a not in lesions))
-
-
 RUNNING_PARITY_ANALYSES = ("timescales", "dimensionality")
 """The analyses of a running-parity run (one network, ``checkpoints/final``, no window N): those that drive
 the network with random bits. Ablation, perturbation and forgetting score the N-parity / N-DMS heads."""
@@ -163,6 +147,22 @@ def _running_parity_analyses(options: AnalysisOptions, run: Run, log: Callable[[
                             f"choose among {list(RUNNING_PARITY_ANALYSES)}")
     log(f"running parity: {', '.join(other)} left out (they score the heads of a window N)")
     return dataclasses.replace(options, analyses=RUNNING_PARITY_ANALYSES)
+
+
+def _without_tau_lesions(options: AnalysisOptions, run: Run, device: torch.device,
+                         log: Callable[[str], None]) -> AnalysisOptions:
+    """Ablation and perturbation rank and perturb the per-neuron tau: for a core without one (the
+    architecture zoo's) they are dropped from the default (all analyses) with a note, and refused when
+    asked for by name."""
+    lesions = [a for a in ("ablation", "perturbation") if a in options.analyses]
+    if not lesions or isinstance(getattr(run.load(max(run.checkpoints), device).core, "tau", None), torch.Tensor):
+        return options
+    kind = run.config.get("core", "?")
+    if tuple(options.analyses) != ANALYSES:
+        raise AnalysisError(f"{', '.join(lesions)} act on the per-neuron tau, and core {kind!r} has none: "
+                            f"choose among {[a for a in ANALYSES if a not in ('ablation', 'perturbation')]}")
+    log(f"skipping ablation and perturbation: core {kind!r} has no per-neuron tau")
+    return dataclasses.replace(options, analyses=tuple(a for a in options.analyses if a not in lesions))
 
 
 def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,

@@ -59,8 +59,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *,
 
 
 def load_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | None = None) -> Run:
-    """Read a run folder written by ``baselines.trainer``; AnalysisError if it is not one. A running-parity
-    run has one network, ``checkpoints/final``, listed under its one head ``tasks.RUNNING_N`` (0). A run of an
+    """Read a run folder written by ``baselines.trainer``; AnalysisError if it is not one. A run of an
     external core needs its class (``core_class``): a run folder never makes this import a module."""
     path = Path(run_dir)
     if not path.is_dir():
@@ -73,7 +72,7 @@ def load_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
         raise AnalysisError(str(error)) from None
     checkpoints = {}
     root = path / "checkpoints"
-    if config.get("task") == RUNNING_PARITY:
+    if config.get("task") == RUNNING_PARITY:  # one network, listed under its one head (tasks.RUNNING_N, 0)
         if not (root / "final").is_dir():
             raise AnalysisError(f"{path} has no checkpoints/final: a running-parity run saves its network there "
                                 "when it ends (not when interrupted or non-finite)")
