@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from agents.cores import core_class
+from agents.cores.blocks import BlockCore
 from baselines.benchmark import core_variant
 from baselines.train_config import TrainConfig, build_model
 from memory_envs import make_batch, tasks
@@ -29,7 +31,7 @@ from memory_envs import make_batch, tasks
 
 def model_for(core: str, layers: int, width: int, batch: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     kind, options = core_variant(core)
-    if layers > 1 and kind not in ("leaky", "leaky_mod", "gru", "lstm"):
+    if layers > 1 and issubclass(core_class(kind), BlockCore):  # the zoo kinds take ``layers``
         options = {**options, "layers": layers}
     config = TrainConfig(task=tasks.RUNNING_PARITY, curriculum="none", core=kind, core_options=options,
                          hidden_size=width, batch_size=batch)
