@@ -26,9 +26,10 @@ curriculum, a line per seed).
 Task ``running_parity`` (the state-tracking task, :mod:`baselines.state_tracking`) adds one row per core,
 curriculum ``none``: every run trains on lengths 3-40 with the same budget and is then tested at lengths
 40-256 and 1,000; its columns are the median over seeds of the scaled accuracy at the last step, averaged
-over the test lengths, and at the far length (the N columns are "-"). Its runs are scored at every step,
-which a population does not do (it reads each member's last step), so they train one after another within
-their core's unit of work.
+over the test lengths, and at the far length (the N columns are "-"); ``length_generalization.png``
+(:mod:`baselines.length_figure`) draws the scaled accuracy against test length, per kind. Its runs are
+scored at every step, which a population does not do (it reads each member's last step), so they train one
+after another within their core's unit of work.
 """
 
 from __future__ import annotations
@@ -435,6 +436,9 @@ def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
     atomic_write_text(out / "scorecard.md", "\n".join(lines) + "\n\n" + SCORECARD_NOTES + "\n")
     try:
         plot_scorecard(results, out / "n_over_steps.png")
+        from baselines.length_figure import FIGURE, plot_length_generalization
+
+        plot_length_generalization(results, out / FIGURE)
     except ImportError:
         pass
 

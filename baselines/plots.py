@@ -123,7 +123,7 @@ def plot_n_over_steps(run_dirs: Sequence[str | os.PathLike], path: str | os.Path
 
 def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | None = None) -> list[Path]:
     """Write the three figures of one run into its folder; returns their paths. A running-parity run (no N,
-    no checkpoint per N) gets the accuracy figure only.
+    no checkpoint per N) gets the accuracy figure and its length test's.
 
     Reads the run folder of ``memory-envs train`` or ``memory-envs rl`` (no checkpoints: no tau figure).
     The tau figure loads the checkpoints; for an external core (an import path in config.json) it
@@ -150,7 +150,9 @@ def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
     written.append(run_dir / "accuracy.png")
 
     if running:
-        return written
+        from baselines.length_figure import plot_run_length_test
+
+        return written + plot_run_length_test(run_dir)
     written.append(plot_n_over_steps([run_dir], run_dir / "n_over_steps.png"))
 
     checkpoints = sorted((run_dir / "checkpoints").glob("n*"))

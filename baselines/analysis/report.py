@@ -27,6 +27,7 @@ from baselines.analysis.runs import AnalysisError, Run, load_run
 from baselines.analysis.timescales import check_drive_p, network_timescales
 from baselines.plots import NColours, integer_ticks, pyplot, save_figure
 from baselines.trainer import resolve_device
+from memory_envs.tasks import RUNNING_PARITY
 
 ANALYSES = ("timescales", "ablation", "perturbation", "forgetting", "dimensionality")
 #: Columns of timescales.csv from ``tau_net_summary``.
@@ -148,6 +149,24 @@ def _analysis_n(run: Run, n: int | None) -> int:
     return n
 
 
+RUNNING_PARITY_ANALYSES = ("timescales", "dimensionality")
+"""The analyses of a running-parity run (one network, ``checkpoints/final``, no window N): those that drive
+the network with random bits. Ablation, perturbation and forgetting score the N-parity / N-DMS heads."""
+
+
+def _running_parity_analyses(options: AnalysisOptions, run: Run, log: Callable[[str], None]) -> AnalysisOptions:
+    """A running-parity run keeps :data:`RUNNING_PARITY_ANALYSES`: the others are dropped from the default (all
+    analyses) with a note, and refused when asked for by name."""
+    other = [a for a in options.analyses if a not in RUNNING_PARITY_ANALYSES]
+    if run.task != RUNNING_PARITY or not other:
+        return options
+    if tuple(options.analyses) != ANALYSES:
+        raise AnalysisError(f"{', '.join(other)} score the heads of a window N, and a running-parity run has none: "
+                            f"choose among {list(RUNNING_PARITY_ANALYSES)}")
+    log(f"running parity: {', '.join(other)} left out (they score the heads of a window N)")
+    return dataclasses.replace(options, analyses=RUNNING_PARITY_ANALYSES)
+
+
 def _without_tau_lesions(options: AnalysisOptions, run: Run, device: torch.device,
                          log: Callable[[str], None]) -> AnalysisOptions:
     """Ablation and perturbation rank and perturb the per-neuron tau: for a core without one (the
@@ -193,7 +212,7 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     out = Path(out) if out is not None else run.path / "analysis"
     # check everything the options ask for before the slow work starts
     ts_ns = _pick(run, options.ns)
-    options = _without_tau_lesions(options, run, device, log)
+    options = _without_tau_lesions(_running_parity_analyses(options, run, log), run, device, log)
     target = _analysis_n(run, options.n) if {"ablation", "perturbation"} & set(options.analyses) else None
     if target is not None and "perturbation" in options.analyses:
         recurrent_weight_param(run.load(target, device).core)
@@ -233,9 +252,10 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
                 own_rows += [{**base, "n": n, "unit": i, "measure": own["measure"], "own_timescale": float(v)}
                              for i, v in enumerate(own["per_unit"])]
             pop_rows += [{**base, "n": n, "lag": k, "ac": float(v)} for k, v in enumerate(r["population_ac"])]
+            own_text = f", own timescale ({own['measure']}) median {own['median']:.2f}" if own else ""
             log(f"timescales N={n}: tau mean {summary_rows[-1]['tau_mean']:.2f}, tau_net mean "
                 f"{r['tau_net_mean']:.2f} / median {r['tau_net_median']:.2f}, {r['neurons_failed']} failed and "
-                f"{r['neurons_at_bound']} at a bound of {len(r['fits'])} ({seconds:.1f} s)")
+                f"{r['neurons_at_bound']} at a bound of {len(r['fits'])}{own_text} ({seconds:.1f} s)")
         files += [write_csv(out / "timescales_neurons.csv", neuron_rows),
                   write_csv(out / "timescales.csv", summary_rows),
                   write_csv(out / "population_ac.csv", pop_rows)]

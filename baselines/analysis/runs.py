@@ -11,6 +11,7 @@ import torch
 
 import agents
 from baselines.run_folder import RunFolderError, read_json, written_by
+from memory_envs.tasks import RUNNING_N, RUNNING_PARITY
 
 
 class AnalysisError(ValueError):
@@ -19,7 +20,7 @@ class AnalysisError(ValueError):
 
 @dataclass
 class Run:
-    """A training run folder: its config and its checkpoints {N: path}, sorted by N."""
+    """A training run folder: its config and its checkpoints {N: path}, sorted by N (running parity: {0: final})."""
 
     path: Path
     config: dict[str, Any]
@@ -76,6 +77,11 @@ def load_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
                             f"policy (model.zip); `memory-envs plot {path}` draws its curves")
     checkpoints = {}
     root = path / "checkpoints"
+    if config.get("task") == RUNNING_PARITY:  # one network, listed under its one head (tasks.RUNNING_N, 0)
+        if not (root / "final").is_dir():
+            raise AnalysisError(f"{path} has no checkpoints/final: a running-parity run saves its network there "
+                                "when it ends (not when interrupted or non-finite)")
+        return Run(path, config, {RUNNING_N: root / "final"}, core_class)
     if root.is_dir():
         for sub in root.iterdir():
             if sub.is_dir() and sub.name.startswith("n") and sub.name[1:].isdigit():
