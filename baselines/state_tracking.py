@@ -30,25 +30,27 @@ NOT_TESTED = ("interrupted", "non_finite")
 def length_test(model: agents.MultiHeadModel, config: TrainConfig, device: torch.device, seed: int
                 ) -> dict[str, Any]:
     """The accuracy at the last step, per length of ``config.test_lengths`` and ``config.far_length``, over
-    ``eval_batches`` fresh batches of ``batch_size`` sequences each, plus the scaled accuracies and their mean
-    over ``test_lengths``. Data and initial states are drawn on the CPU from ``seed``, then moved to ``device``."""
+    ``config.test_sequences`` fresh sequences each (in batches of at most ``batch_size``), plus the scaled
+    accuracies and their mean over ``test_lengths``. Data and initial states are drawn on the CPU from ``seed``,
+    then moved to ``device``."""
     rng = np.random.default_rng([seed, 3])
     generator = torch.Generator().manual_seed(seed)
     lengths = (*config.test_lengths, *(() if config.far_length is None else (config.far_length,)))
     accuracy: dict[str, float] = {}
     for length in lengths:
         correct = 0
-        for _ in range(config.eval_batches):
-            batch = make_batch(tasks.RUNNING_PARITY, None, config.batch_size, rng=rng, p=config.p, length=length,
+        for start in range(0, config.test_sequences, config.batch_size):
+            size = min(config.batch_size, config.test_sequences - start)
+            batch = make_batch(tasks.RUNNING_PARITY, None, size, rng=rng, p=config.p, length=length,
                                modulus=config.modulus)
             x = torch.from_numpy(batch.inputs).to(device)
             logits = model(x, ns=[tasks.RUNNING_N], state=model.core.initial_state(x.shape[1], generator=generator))
             correct += int((logits[tasks.RUNNING_N].argmax(dim=-1).cpu().numpy() == batch.labels[:, 0]).sum())
-        accuracy[str(length)] = correct / (config.eval_batches * config.batch_size)
+        accuracy[str(length)] = correct / config.test_sequences
     scaled = {length: tasks.scaled_accuracy(value, config.modulus) for length, value in accuracy.items()}
     far = None if config.far_length is None else scaled[str(config.far_length)]
     return {"modulus": config.modulus, "train_lengths": list(tasks.check_running_lengths(config.length_range)),
-            "sequences_per_length": config.eval_batches * config.batch_size, "accuracy": accuracy, "scaled": scaled,
+            "sequences_per_length": config.test_sequences, "accuracy": accuracy, "scaled": scaled,
             "scaled_mean": float(np.mean([scaled[str(length)] for length in config.test_lengths])),
             "far_length": config.far_length, "scaled_far": far}
 

@@ -74,7 +74,7 @@ def refuse_tau_options(config: Any, names: Sequence[str]) -> None:
                                   f"core {config.core!r} has none")
 
 
-RUNNING_FIELDS = ("modulus", "length_range", "test_lengths", "far_length")
+RUNNING_FIELDS = ("modulus", "length_range", "test_lengths", "far_length", "test_sequences")
 """The fields of running parity (its modulus and its length-generalization protocol, docs/state_tracking.md):
 config.json holds them for its runs only, so the windowed tasks' run folders are as before."""
 N_CURRICULUM_FIELDS = ("start_n", "target_n", "window", "drop")
@@ -87,7 +87,8 @@ class TrainConfig:
 
     ``task="running_parity"`` trains the state-tracking task instead (trained by
     :class:`baselines.trainer.RunningParityTrainer`): no N, every-step labels on lengths
-    ``length_range`` (default 3-40), then the test at ``test_lengths`` and ``far_length``. Its ``curriculum``
+    ``length_range`` (default 3-40), then the test at ``test_lengths`` and ``far_length`` on ``test_sequences``
+    fresh sequences each. Its ``curriculum``
     is ``"none"`` (the default for that task) or ``"length"`` (:class:`memory_envs.curriculum.LengthCurriculum`).
     """
 
@@ -123,6 +124,8 @@ class TrainConfig:
     """Running parity's training lengths, half-open (None: the protocol's (3, 41), lengths 3 to 40)."""
     test_lengths: tuple[int, ...] = tasks.RUNNING_TEST_LENGTHS
     far_length: int | None = tasks.RUNNING_FAR_LENGTH
+    test_sequences: int = tasks.RUNNING_TEST_SEQUENCES
+    """Running parity's fresh test sequences per test length (in batches of ``batch_size``)."""
 
     def __post_init__(self) -> None:
         if self.curriculum is None:
@@ -185,6 +188,7 @@ class TrainConfig:
         tasks.check_test_lengths(self.test_lengths)
         if self.far_length is not None:
             tasks.check_positive_int(self.far_length, "far_length")
+        tasks.check_positive_int(self.test_sequences, "test_sequences")
 
     def optimizer_settings(self) -> tuple[str, float]:
         """The optimizer and learning rate a run uses: ``"auto"`` takes the kind's (KIND_OPTIMIZERS), and an

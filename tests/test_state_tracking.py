@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # example_core
 
 def tiny(**overrides):
     base = dict(task="running_parity", core="mingru", hidden_size=8, batch_size=16, eval_every=10, eval_batches=1,
-                max_steps=20, test_lengths=(12, 50), far_length=None, device="cpu")
+                max_steps=20, test_lengths=(12, 50), far_length=None, test_sequences=16, device="cpu")
     return TrainConfig(**{**base, **overrides})
 
 
@@ -33,7 +33,7 @@ def test_signed_mingru_extrapolates_where_its_positive_twin_stays_at_chance(tmp_
     scaled = {}
     for eigenvalues in ("positive", "signed"):
         config = tiny(core_options={"eigenvalues": eigenvalues}, hidden_size=32, batch_size=64, eval_every=50,
-                      eval_batches=2, max_steps=150, test_lengths=(128,), device=str(device))
+                      eval_batches=2, max_steps=150, test_lengths=(128,), test_sequences=128, device=str(device))
         summary = train(config, tmp_path / eigenvalues)
         scaled[eigenvalues] = summary["length_test"]["scaled"]["128"]
     assert scaled["signed"] > 0.8 and scaled["positive"] < 0.3, scaled
@@ -118,6 +118,7 @@ def test_modulus_three_builds_three_way_readouts(device):
     (dict(test_lengths=()), "test_lengths must be a non-empty list"),
     (dict(test_lengths=(40, 40)), "test_lengths must not contain duplicates"),
     (dict(far_length=0), "far_length must be a positive integer"),
+    (dict(test_sequences=0), "test_sequences must be a positive integer"),
     (dict(task="parity", modulus=3), "modulus only apply to task 'running_parity'"),
     (dict(task="dms", far_length=None, length_range=(3, 9)), "length_range, far_length only apply to task"),
 ])
@@ -184,7 +185,7 @@ def test_benchmark_running_parity_column(tmp_path):
         assert row["scaled_accuracy_mean"] == f"{test['scaled_mean']:.2f}"
         assert row["scaled_accuracy_far"] == f"{test['scaled_far']:.2f}"
         assert row["max_n_median"] == "-" and test["far_length"] == tasks.RUNNING_FAR_LENGTH
-        assert test["sequences_per_length"] == 256 and list(test["accuracy"])[:-1] == [str(n) for n in
+        assert test["sequences_per_length"] == tasks.RUNNING_TEST_SEQUENCES and list(test["accuracy"])[:-1] == [str(n) for n in
                                                                                       tasks.RUNNING_TEST_LENGTHS]
     card = (out / "scorecard.md").read_text()
     assert "running parity: scaled accuracy at lengths 40-256 | at length 1000 |" in card
@@ -195,3 +196,14 @@ def test_benchmark_refuses_an_unknown_task_before_training(tmp_path, capsys):
     assert main(["benchmark", "--tasks", "running-parity", "--out", str(tmp_path / "b")]) == 2
     assert "task must be one of ('parity', 'dms', 'running_parity')" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_length_test_scores_test_sequences_with_a_partial_last_batch(device):
+    """20 sequences at batch 16: a batch of 16 and one of 4, the accuracy a multiple of 1/20; the oracle-free
+    check that every sequence counts once."""
+    config = tiny(test_sequences=20, test_lengths=(7,), device=str(device))
+    model = build_model(config, [tasks.RUNNING_N], torch.Generator().manual_seed(0)).to(device)
+    test = length_test(model, config, device, seed=0)
+    assert test["sequences_per_length"] == 20
+    assert test["accuracy"]["7"] * 20 == pytest.approx(round(test["accuracy"]["7"] * 20))
+    assert test == length_test(model, config, device, seed=0)  # seeded

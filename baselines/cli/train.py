@@ -56,6 +56,8 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                         f"{','.join(map(str, PAPER.test_lengths))})")
     g.add_argument("--far-length", type=int, default=PAPER.far_length,
                    help=f"the far test length, reported beside the average; 0: none (default: {PAPER.far_length})")
+    g.add_argument("--test-sequences", type=int, default=PAPER.test_sequences,
+                   help=f"fresh sequences per test length (default: {PAPER.test_sequences})")
     g = parser.add_argument_group("network")
     g.add_argument("--core", default="leaky",
                    help=f"recurrent core: one of {', '.join(CORES)} (default: leaky, the paper's), or an external "
@@ -104,7 +106,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         task=args.task[0], curriculum=args.curriculum and args.curriculum[0], start_n=args.start_n,
         target_n=args.target_n, modulus=args.modulus,
         length_range=None if args.length_range is None else tuple(args.length_range),
-        test_lengths=args.test_lengths, far_length=args.far_length or None,
+        test_lengths=args.test_lengths, far_length=args.far_length or None, test_sequences=args.test_sequences,
         window=args.window, drop=args.drop, threshold=args.threshold, core=args.core,
         hidden_size=args.hidden_size, tau_init=tuple(args.tau_init), train_tau=not args.fixed_tau,
         tau_param=args.tau_param, p=args.p, optimizer=args.optimizer, lr=args.lr[0], momentum=args.momentum,
