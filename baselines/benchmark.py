@@ -27,7 +27,7 @@ Task ``running_parity`` (the state-tracking task, :mod:`baselines.state_tracking
 curriculum ``none``: every run trains on lengths 3-40 with the same budget and is then tested at lengths
 40-256 and 1,000; its columns are the median over seeds of the scaled accuracy at the last step, averaged
 over the test lengths, and at the far length (the N columns are "-"); ``length_generalization.png``
-(:mod:`baselines.length_figure`) draws the scaled accuracy against test length, per kind. Its runs are
+(:func:`baselines.plots.plot_length_generalization`) draws the scaled accuracy against test length, per kind. Its runs are
 scored at every step, which a population does not do (it reads each member's last step), so they train one
 after another within their core's unit of work.
 """
@@ -49,7 +49,7 @@ from agents.protocol import import_core_class, is_import_path
 from baselines.backends import BackendConfig, Unit, UnitsFailed, run_units
 from baselines.population import Population
 from baselines.run_folder import read_json, solved_text, write_csv
-from baselines.train_config import OPTIMIZERS
+from baselines.train_config import OPTIMIZERS, SIGNED, core_label, core_variant
 from baselines.trainer import TrainConfig, atomic_write_text, make_trainer, resolve_device
 from memory_envs import curriculum as curricula
 from memory_envs import make_batch, tasks
@@ -133,27 +133,6 @@ class BenchmarkSpec:
 
 RUNNING_CURRICULUM = "none"
 """Running parity's curriculum on the card: fixed training lengths, the protocol's."""
-
-
-SIGNED = "+signed"
-
-
-def core_variant(core: str) -> tuple[str, dict[str, Any]]:
-    """A benchmark core -> (kind or import path, core_options): ``KIND+signed`` is the kind with
-    ``eigenvalues="signed"``; ValueError for a suffix on a kind without that option."""
-    if not core.endswith(SIGNED):
-        return core, {}
-    kind = core[: -len(SIGNED)]
-    if kind not in agents_cores.EIGENVALUE_KINDS:
-        raise ValueError(f"core {core!r}: '+signed' applies to the kinds with an eigenvalues option "
-                         f"{list(agents_cores.EIGENVALUE_KINDS)}")
-    return kind, {"eigenvalues": "signed"}
-
-
-def core_label(config: dict[str, Any]) -> str:
-    """The benchmark core a run folder's config.json was trained as (inverse of ``core_variant``)."""
-    signed = (config.get("core_options") or {}).get("eigenvalues") == "signed"
-    return config.get("core", "?") + (SIGNED if signed else "")
 
 
 def expand_cores(cores: Sequence[str]) -> tuple[str, ...]:
@@ -436,7 +415,8 @@ def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
     atomic_write_text(out / "scorecard.md", "\n".join(lines) + "\n\n" + SCORECARD_NOTES + "\n")
     try:
         plot_scorecard(results, out / "n_over_steps.png")
-        from baselines.length_figure import FIGURE, plot_length_generalization
+        from baselines.plots import plot_length_generalization
+        from baselines.state_tracking import FIGURE
 
         plot_length_generalization(results, out / FIGURE)
     except ImportError:

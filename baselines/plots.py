@@ -4,7 +4,9 @@
 
 * ``accuracy.png``: accuracy of every head over training steps (RL: timesteps);
 * ``n_over_steps.png``: the newest active N over training steps (RL: timesteps);
-* ``tau_per_checkpoint.png``: the distribution of the trained tau at every checkpoint (supervised runs).
+* ``tau_per_checkpoint.png``: the distribution of the trained tau at every checkpoint (supervised runs);
+* running parity instead of the last two: ``length_generalization.png``, scaled accuracy against test length
+  (:func:`plot_length_generalization`, which the score card draws for all its running-parity runs).
 
 Axes of N get whole-number ticks (:func:`integer_ticks`), and lines of many Ns a colour map with a colour
 bar instead of a legend (:class:`NColours`).
@@ -12,6 +14,7 @@ bar instead of a legend (:class:`NColours`).
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,6 +25,8 @@ import torch
 import agents
 from agents.protocol import is_import_path
 from baselines import run_folder
+from baselines.state_tracking import FIGURE, VARIANTS, Panel, length_panels
+from baselines.train_config import core_label
 from memory_envs.tasks import RUNNING_PARITY
 
 
@@ -150,8 +155,6 @@ def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
     written.append(run_dir / "accuracy.png")
 
     if running:
-        from baselines.length_figure import plot_run_length_test
-
         return written + plot_run_length_test(run_dir)
     written.append(plot_n_over_steps([run_dir], run_dir / "n_over_steps.png"))
 
@@ -168,3 +171,99 @@ def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
         save_figure(fig, run_dir / "tau_per_checkpoint.png", dpi=120)
         written.append(run_dir / "tau_per_checkpoint.png")
     return written
+
+
+LENGTH_COLORS = {"positive": "tab:blue", "signed": "tab:red"}
+LENGTH_LABELS = {"positive": "positive, eigenvalues in [0, 1]", "signed": "+signed, eigenvalues in [-1, 1]"}
+
+
+def plot_length_generalization(results: Sequence[dict[str, Any]], path: str | os.PathLike,
+                               title: str | None = None) -> Path | None:
+    """Write the figure of ``results``' running-parity runs to ``path`` (needs matplotlib); None, and no
+    file, when none of them was tested."""
+    panels = length_panels(results)
+    if not panels:
+        return None
+    plt = pyplot()
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(max(3.8 * columns, 4.6), 2.9 * rows + 0.6), squeeze=False)
+    for i, panel in enumerate(panels):
+        ax = axes.flat[i]
+        draw_panel(ax, panel)
+        if i + columns >= len(panels):  # no panel below
+            ax.set_xlabel("test length (log scale)")
+        if i % columns == 0:
+            ax.set_ylabel("scaled accuracy\n(0 chance, 1 perfect)")
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    present = {v for panel in panels for v in panel.curves}
+    seeds = max(len(curves) for panel in panels for curves in panel.curves.values())
+    low, high = next(iter(panels[0].curves.values()))[0].train_lengths
+    handles = [Line2D([], [], color=LENGTH_COLORS[v], lw=2.2, marker="o", ms=4,
+                      label=LENGTH_LABELS[v] + (": median over seeds" if seeds > 1 else "")) for v in VARIANTS if v in present]
+    handles += [Line2D([], [], color="0.4", lw=0.7, label="one seed")] if seeds > 1 else []
+    handles.append(Patch(color="0.85", label=f"training lengths {low}-{high - 1}"))
+    ncol = min(len(handles), 2 * columns)
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    legend_inches = 0.1 + 0.2 * math.ceil(len(handles) / ncol)
+    fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def draw_panel(ax, panel: Panel) -> None:
+    """One kind's axes: each variant's seeds thin, its median thick, the training range shaded."""
+    every = [c for curves in panel.curves.values() for c in curves]
+    low, high = every[0].train_lengths
+    first = min(n for c in every for n in c.lengths)
+    left = max(0.7 * first, 0.85 * low) if first > low else 0.85 * first  # the tested lengths get the width
+    ax.axvspan(low, high - 1, color="0.85", lw=0)
+    ax.axhline(0.0, color="0.5", lw=0.8, ls=":")
+    for variant, curves in panel.curves.items():
+        for c in curves:
+            ax.plot(c.lengths, c.scaled, color=LENGTH_COLORS[variant], lw=0.7, alpha=0.5)
+        lengths, median = panel.median(variant)
+        ax.plot(lengths, median, color=LENGTH_COLORS[variant], lw=2.2, marker="o", ms=3.5)
+    ticks = sorted({n for n in (low, high - 1) if n >= left} | {n for c in every for n in c.lengths})
+    major = log_spaced(ticks)
+    ax.set_xscale("log")
+    ax.set_xticks(major, [str(n) for n in major])
+    ax.set_xticks([n for n in ticks if n not in major], minor=True)
+    ax.tick_params(axis="x", which="minor", length=3, labelbottom=False)
+    ax.set_xlim(left, max(ticks) * 1.25)
+    ax.set_ylim(-0.15, 1.08)
+    ax.set_title(panel.kind, fontsize=9)
+    ax.grid(axis="y", color="0.92", lw=0.6)
+
+
+def log_spaced(ticks: Sequence[int], ratio: float = 1.45) -> list[int]:
+    """The ticks to label on a log axis: the smallest, the largest (the far length) and the powers of two
+    between, thinned from the smallest up so that each is at least ``ratio`` times the one before (the
+    largest displaces a labelled tick too close below it)."""
+    labelled = [ticks[0]]
+    for n in ticks[1:-1]:
+        if n & (n - 1) == 0 and n >= ratio * labelled[-1]:
+            labelled.append(n)
+    if len(ticks) > 1:
+        if ticks[-1] < ratio * labelled[-1] and len(labelled) > 1:
+            labelled.pop()
+        labelled.append(ticks[-1])
+    return labelled
+
+
+def plot_run_length_test(run_dir: str | os.PathLike) -> list[Path]:
+    """The figure of one running-parity run folder (its ``summary.json``'s length test) into that folder;
+    [] when the run was not tested (interrupted, or not finite)."""
+    run_dir = Path(run_dir)
+    summary, config = run_folder.read_json(run_dir / "summary.json"), run_folder.read_json(run_dir / "config.json")
+    result = {"core": core_label(config), "task": config["task"],
+              "seed": config["seed"], "heldout": summary.get("length_test")}
+    path = plot_length_generalization([result], run_dir / FIGURE, title=run_dir.name)
+    return [] if path is None else [path]

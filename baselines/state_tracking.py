@@ -8,18 +8,20 @@ step of each sequence (the parity of the whole sequence), as scaled accuracy
 over ``test_lengths``, with the far length beside it.
 
 The test is :func:`length_test`; :class:`baselines.trainer.RunningParityTrainer` trains the task and runs
-the test when a run stops.
+the test when a run stops. :func:`length_panels` turns tested runs into the numbers of the figure of scaled
+accuracy against test length (``length_generalization.png``, drawn by :mod:`baselines.plots`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 import agents
-from baselines.train_config import TrainConfig
+from baselines.train_config import SIGNED, TrainConfig
 from memory_envs import make_batch, tasks
 
 NOT_TESTED = ("interrupted", "non_finite")
@@ -55,4 +57,61 @@ def length_test(model: agents.MultiHeadModel, config: TrainConfig, device: torch
             "far_length": config.far_length, "scaled_far": far}
 
 
-__all__ = ["NOT_TESTED", "length_test"]
+FIGURE = "length_generalization.png"
+"""The figure's file name, in a score card's folder and in a running-parity run folder."""
+
+VARIANTS = ("positive", "signed")
+"""A panel's variants: the kind as published (eigenvalues in [0, 1]) and ``KIND+signed`` ([-1, 1])."""
+
+@dataclass(frozen=True)
+class LengthCurve:
+    """One run's length test: scaled accuracy at each test length (the far length last)."""
+
+    seed: int
+    lengths: tuple[int, ...]
+    scaled: tuple[float, ...]
+    train_lengths: tuple[int, int]
+    """The training lengths [low, high), high excluded (``length_test``'s ``train_lengths``)."""
+    far_length: int | None
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One kind: the curves of each variant present, and their medians over seeds."""
+
+    kind: str
+    curves: dict[str, list[LengthCurve]]
+
+    def median(self, variant: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        """The median over seeds at every length all of the variant's seeds were tested at."""
+        curves = self.curves[variant]
+        lengths = sorted(set.intersection(*(set(c.lengths) for c in curves)))
+        values = [float(np.median([c.scaled[c.lengths.index(n)] for c in curves])) for n in lengths]
+        return tuple(lengths), tuple(values)
+
+
+def curve(seed: int, test: dict[str, Any]) -> LengthCurve:
+    """A :func:`baselines.state_tracking.length_test` result as a curve, lengths in increasing order."""
+    points = sorted((int(n), float(v)) for n, v in test["scaled"].items())
+    low, high = test["train_lengths"]
+    return LengthCurve(seed, tuple(n for n, _ in points), tuple(v for _, v in points), (int(low), int(high)),
+                       test["far_length"])
+
+
+def length_panels(results: Sequence[dict[str, Any]]) -> list[Panel]:
+    """The figure's numbers from score-card results (``baselines.benchmark.collect``: "core", "task", "seed",
+    "heldout"): the running-parity runs that were tested, one panel per kind in name order, a core
+    ``KIND+signed`` in the "signed" variant of ``KIND``'s panel; seeds in increasing order."""
+    by_kind: dict[str, dict[str, list[LengthCurve]]] = {}
+    for r in results:
+        if r["task"] != tasks.RUNNING_PARITY or r["heldout"] is None:
+            continue
+        signed = r["core"].endswith(SIGNED)
+        kind = r["core"].removesuffix(SIGNED)
+        by_kind.setdefault(kind, {}).setdefault(VARIANTS[signed], []).append(curve(r["seed"], r["heldout"]))
+    return [Panel(kind, {v: sorted(variants[v], key=lambda c: c.seed) for v in VARIANTS if v in variants})
+            for kind, variants in sorted(by_kind.items())]
+
+
+
+__all__ = ["FIGURE", "NOT_TESTED", "VARIANTS", "LengthCurve", "Panel", "length_panels", "length_test"]

@@ -273,6 +273,27 @@ def build_model(config: TrainConfig, heads: list[int], generator: torch.Generato
     return agents.MultiHeadModel(core, heads, generator=generator, classes=config.modulus if config.running else 2)
 
 
-__all__ = ["ACTIVATION_COPIES", "CORES", "KIND_OPTIMIZERS", "N_CURRICULUM_FIELDS", "OPTIMIZERS", "PAPER_LR",
+SIGNED = "+signed"
+
+
+def core_variant(core: str) -> tuple[str, dict[str, Any]]:
+    """A benchmark core -> (kind or import path, core_options): ``KIND+signed`` is the kind with
+    ``eigenvalues="signed"``; ValueError for a suffix on a kind without that option."""
+    if not core.endswith(SIGNED):
+        return core, {}
+    kind = core[: -len(SIGNED)]
+    if kind not in agents.cores.EIGENVALUE_KINDS:
+        raise ValueError(f"core {core!r}: '+signed' applies to the kinds with an eigenvalues option "
+                         f"{list(agents.cores.EIGENVALUE_KINDS)}")
+    return kind, {"eigenvalues": "signed"}
+
+
+def core_label(config: dict[str, Any]) -> str:
+    """The benchmark core a run folder's config.json was trained as (inverse of ``core_variant``)."""
+    signed = (config.get("core_options") or {}).get("eigenvalues") == "signed"
+    return config.get("core", "?") + (SIGNED if signed else "")
+
+
+__all__ = ["ACTIVATION_COPIES", "CORES", "SIGNED", "core_label", "core_variant", "KIND_OPTIMIZERS", "N_CURRICULUM_FIELDS", "OPTIMIZERS", "PAPER_LR",
            "RESUME_MAY_CHANGE", "RUNNING_FIELDS", "STOP_REASONS", "TrainConfig", "build_model",
            "check_finite", "check_seed", "resolve_device"]

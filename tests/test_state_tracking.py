@@ -189,7 +189,7 @@ def test_benchmark_running_parity_column(tmp_path):
                                                                                       tasks.RUNNING_TEST_LENGTHS]
     card = (out / "scorecard.md").read_text()
     assert "running parity: scaled accuracy at lengths 40-256 | at length 1000 |" in card
-    assert (out / "length_generalization.png").stat().st_size > 0  # baselines.length_figure
+    assert (out / "length_generalization.png").stat().st_size > 0  # baselines.plots.plot_length_generalization
 
 
 def test_benchmark_refuses_an_unknown_task_before_training(tmp_path, capsys):

@@ -7,7 +7,8 @@ import pytest
 
 from baselines.analysis import AnalysisError, AnalysisOptions, analyze_run
 from baselines.cli import main
-from baselines.length_figure import FIGURE, length_panels, log_spaced, plot_length_generalization
+from baselines.plots import log_spaced, plot_length_generalization
+from baselines.state_tracking import FIGURE, length_panels
 from baselines.plots import plot_run
 from baselines.trainer import TrainConfig, train
 from memory_envs import tasks
