@@ -166,8 +166,8 @@ def leaderboard_commands() -> list[list[str]]:
 
 def test_leaderboard_commands_run_the_documented_protocol(tmp_path, monkeypatch):
     """The commands that wrote docs/leaderboard.md still parse, validate and cover what its tables claim:
-    version 2's state-tracking card every kind and every ``+signed`` kind on running parity with 3 seeds;
-    version 1's every kind (main table) and every +signed kind (second table) at one budget."""
+    version 2's cards every kind and every ``+signed`` kind, on running parity and on parity and DMS with both
+    curricula, 3 seeds; version 1's every kind (main table) and every +signed kind (second table); one budget."""
     import baselines.benchmark
 
     specs = []
@@ -180,15 +180,17 @@ def test_leaderboard_commands_run_the_documented_protocol(tmp_path, monkeypatch)
 
     monkeypatch.setattr(baselines.benchmark, "run_benchmark", record)
     commands = leaderboard_commands()
-    assert len(commands) == 3, commands
+    assert len(commands) == 4, commands
     for argv in commands:
         out = argv.index("--out") + 1
         argv[out] = str(tmp_path / argv[out])
         assert main(argv) == 0
-    state, main_card, signed = specs
+    state, reach, main_card, signed = specs
     every_signed = {f"{kind}+signed" for kind in agents.cores.EIGENVALUE_KINDS}
-    assert set(state.cores) == set(agents.cores.KINDS) | every_signed
+    assert set(state.cores) == set(reach.cores) == set(agents.cores.KINDS) | every_signed
     assert state.tasks == ("running_parity",) and len(state.seeds) >= 3
+    assert set(reach.tasks) == {"parity", "dms"} and set(reach.curricula) == {"single", "multi"}
+    assert len(reach.seeds) >= 3
     assert set(main_card.cores) == set(agents.cores.KINDS)
     assert set(main_card.tasks) == {"parity", "dms"} and set(main_card.curricula) == {"single", "multi"}
     assert set(signed.cores) == every_signed
@@ -196,6 +198,7 @@ def test_leaderboard_commands_run_the_documented_protocol(tmp_path, monkeypatch)
     budget = ("max_steps", "max_seconds", "hidden_size", "eval_every", "eval_batches", "optimizer")
     assert [getattr(signed, k) for k in budget] == [getattr(main_card, k) for k in budget]
     assert [getattr(state, k) for k in budget] == [getattr(main_card, k) for k in budget]
+    assert [getattr(reach, k) for k in budget] == [getattr(main_card, k) for k in budget]
 
 
 def test_timescales_at_max_n_name_the_neurons_behind_tau_net(tmp_path, device):
