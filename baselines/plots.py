@@ -138,7 +138,8 @@ def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
     run_dir = Path(run_dir)
     lines = read_metrics(run_dir)
     written = []
-    running = run_folder.read_json(run_dir / "config.json").get("task") == RUNNING_PARITY
+    config = run_folder.read_json(run_dir / "config.json")
+    running = config.get("task") == RUNNING_PARITY
 
     fig, ax = plt.subplots(figsize=(7, 4))
     key, xlabel = progress_axis(lines)
@@ -159,7 +160,7 @@ def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
     written.append(plot_n_over_steps([run_dir], run_dir / "n_over_steps.png"))
 
     checkpoints = sorted((run_dir / "checkpoints").glob("n*"))
-    external = is_import_path(run_folder.read_json(run_dir / "config.json").get("core", ""))
+    external = is_import_path(config.get("core", ""))
     models = [] if external and core_class is None else [agents.load(c, core_class=core_class) for c in checkpoints]
     if models and all(isinstance(getattr(m.core, "tau", None), torch.Tensor) for m in models):
         taus = [m.tau.detach().cpu().numpy() for m in models]
