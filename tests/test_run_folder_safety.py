@@ -275,6 +275,33 @@ def test_rl_saves_its_first_state_before_its_first_metrics_line(tmp_path, capsys
     assert json.loads((run_dir / "summary.json").read_text())["timesteps"] >= 64 and read_metrics(run_dir)
 
 
+@linux_only
+@pytest.mark.parametrize("after, again", [(3, ["--overwrite"]), (6, ["--resume"])])
+def test_a_population_on_a_full_disk_prints_the_command_that_goes_on(tmp_path, capsys, disk, after, again):
+    grid = tmp_path / "grid"
+    argv = ["train", *TINY_ARGV, "--seeds", "0,1", "--run-dir", str(grid)]
+    disk.fill(grid, after)  # 3: while the members' folders are set up; 6: at the first saved state
+    code, err = cli(argv, capsys)
+    assert code == 1 and one_line(err) and f"then the same command with {again[0]} " in err
+    disk.free()
+    assert cli([*argv, *again], capsys)[0] == 0
+    assert all(json.loads((grid / f"parity-multi-lr0.05-s{seed}" / "summary.json").read_text())["steps"] == 20
+               for seed in (0, 1))
+
+
+@linux_only
+def test_benchmark_on_a_full_disk_is_one_line_and_the_same_command_goes_on(tmp_path, capsys, disk):
+    argv = ["benchmark", "--cores", "leaky", "--tasks", "dms", "--curricula", "single", "--seeds", "0",
+            "--max-steps", "10", "--eval-every", "5", "--hidden-size", "4", "--out", str(tmp_path / "bench")]
+    disk.fill(tmp_path / "bench")
+    code, err = cli(argv, capsys)
+    error = err[err.index("memory-envs: error: "):]  # after the progress bar, one line
+    assert code == 1 and one_line(error) and "benchmark.json: No space left on device" in error
+    assert error.endswith("free some space, then the same command continues\n")
+    disk.free()
+    assert cli(argv, capsys)[0] == 0 and (tmp_path / "bench" / "scorecard.md").is_file()
+
+
 def test_benchmark_reports_its_workers_full_disk_not_an_index_error(tmp_path, capsys, monkeypatch):
     from baselines import backends, benchmark
 

@@ -254,8 +254,9 @@ def _train_population(args: argparse.Namespace, threads: str) -> int:
     except (ValueError, TypeError, ImportError) as error:
         print_error(error, args)
         return 2
-    except WriteError as error:
-        return print_write_error(error, "the same command with --resume continues every member")
+    except WriteError as error:  # a full disk while the members' folders were set up: none has trained yet
+        return print_write_error(error, "the same command continues every member" if args.resume else
+                                 "the same command with --overwrite sets the grid up again (no member has trained)")
     if not args.quiet:
         print(threads)
     print(f"population of {len(names)} in {run_dir}: {', '.join(names)}", flush=True)
