@@ -11,7 +11,8 @@ from typing import Any, Callable
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_tensors
 from torch import nn
 
 from .cores import KINDS, Core, core_class, make_core
@@ -24,26 +25,67 @@ FORMAT_VERSION = 1
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Write via `write(tmp_path)` to a temp file in path's directory, flush it to disk, then
-    os.replace it in: readers see the old file or the new one, never half of one.
+class WriteError(OSError):
+    """A file or folder that could not be written (a full disk, no permission, a symbolic link in the way):
+    its message is one line naming the path and, for a file, the bytes it needed."""
 
-    The temp file is created as a plain ``open`` creates a file (mode 0666 less the user's umask), not
-    0600 as ``tempfile.mkstemp`` would, and keeps that mode if ``write`` replaces the file (safetensors
-    does): colleagues sharing the folder can read the results."""
-    tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # O_EXCL: never another file
-    mode = os.fstat(fd).st_mode & 0o777
-    os.close(fd)
+
+def _cannot_write(path: Path, why: str) -> WriteError:
+    return WriteError(f"cannot write {path}: {why}")  # one argument: it pickles (benchmark workers send it back)
+
+
+def write_error(path: Path, error: OSError, size: int | None = None) -> WriteError:
+    """``error`` (raised writing ``path``) as a :class:`WriteError` whose message names the path and ``size``."""
+    needed = "" if size is None else f" ({size:,} bytes needed)"
+    return _cannot_write(path, f"{error.strerror or error}{needed}")
+
+
+def refuse_link(path: Path) -> None:
+    """WriteError if ``path`` is a symbolic link: a link is never written through, followed or replaced."""
+    if os.path.islink(path):
+        raise _cannot_write(path, "it is a symbolic link, and memory-envs never writes through, follows "
+                                  "or replaces one; remove it yourself or write elsewhere")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temp file in path's directory, flush it to disk, then os.replace it in: readers
+    see the old file or the new one, never half of one.
+
+    A symbolic link or a folder at ``path`` is refused, and the temp file is opened with ``O_EXCL |
+    O_NOFOLLOW``, so nothing is written through a link. The temp file is created as a plain ``open``
+    creates a file (mode 0666 less the user's umask): colleagues sharing the folder can read the results.
+    Any OSError (a full disk, no permission) becomes a :class:`WriteError` naming ``path`` and the bytes."""
+    path = Path(path)
+    refuse_link(path)
+    if path.is_dir():
+        raise _cannot_write(path, "it is a folder")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
-        write(tmp)
-        os.chmod(tmp, mode)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+    except OSError as error:
+        raise write_error(path, error, len(data)) from None
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
+    except BaseException as error:
+        tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise write_error(path, error, len(data)) from None
         raise
+
+
+def make_folder(path: Path) -> None:
+    """``mkdir -p path``, with any OSError (a full disk) as a :class:`WriteError` naming it."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_error(Path(path), error) from None
 
 
 def save(model: MultiHeadModel | Core, path: str | os.PathLike) -> None:
@@ -54,15 +96,15 @@ def save(model: MultiHeadModel | Core, path: str | os.PathLike) -> None:
         except TypeError:
             raise TypeError(f"model must be a MultiHeadModel or a core, got {type(model).__name__}") from None
     directory = Path(path)
-    directory.mkdir(parents=True, exist_ok=True)
+    make_folder(directory)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     config = {"format_version": FORMAT_VERSION, "dtype": dtype,
               "type": type(model).__name__ if isinstance(model, MultiHeadModel) else "core",
               "config": model.to_config() if isinstance(model, MultiHeadModel) else core_config(model)}
     text = json.dumps(config, indent=2, sort_keys=True)
-    atomic_write(directory / WEIGHTS, lambda tmp: save_file(state, tmp))
-    atomic_write(directory / CONFIG, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(directory / WEIGHTS, save_tensors(state))
+    atomic_write(directory / CONFIG, text.encode())
 
 
 class CheckpointError(ValueError):

@@ -303,7 +303,8 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, backend: BackendC
 
     _, failures = run_units(units, backend, on_done=done, on_failure=lambda failure: log(str(failure)),
                             storage=runs_root)
-    write_scorecard(results, out)
+    if results:  # every unit failed (a full disk): their errors, not an empty card's
+        write_scorecard(results, out)
     if failures:
         raise UnitsFailed(failures)
     return results

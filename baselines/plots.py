@@ -14,6 +14,7 @@ bar instead of a legend (:class:`NColours`).
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from pathlib import Path
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 import agents
+from agents.checkpoint import atomic_write
 from agents.protocol import is_import_path
 from baselines import run_folder
 from baselines.state_tracking import FIGURE, VARIANTS, Panel, length_panels
@@ -43,10 +45,13 @@ def pyplot():
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110,
                 rect: tuple[float, float, float, float] | None = None) -> Path:
-    """Lay out (the axes within ``rect`` of the figure, if given), write and close a figure; returns its path."""
+    """Lay out (the axes within ``rect`` of the figure, if given), write (atomically, never through a symbolic
+    link: :func:`agents.checkpoint.atomic_write`) and close a figure; returns its path."""
     fig.tight_layout(rect=rect)
-    fig.savefig(path, dpi=dpi)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format=Path(path).suffix.lstrip(".") or None)
     pyplot().close(fig)
+    atomic_write(Path(path), buffer.getvalue())
     return Path(path)
 
 
@@ -213,10 +218,7 @@ def plot_length_generalization(results: Sequence[dict[str, Any]], path: str | os
     if title:
         fig.suptitle(title, fontsize=9)
     legend_inches = 0.1 + 0.2 * math.ceil(len(handles) / ncol)
-    fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=120, rect=(0, legend_inches / fig.get_figheight(), 1, 1))
 
 
 def draw_panel(ax, panel: Panel) -> None:

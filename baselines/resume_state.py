@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_tensors
 
 from agents.checkpoint import atomic_write
 from baselines.run_folder import RunFolderError, atomic_write_text, read_json
@@ -81,7 +82,7 @@ def write_state(folder: Path, name: str, state: dict[str, Any]) -> None:
     """Write ``state`` as ``folder/NAME.safetensors`` (its tensors) and ``folder/NAME.json`` (the rest)."""
     tensors: dict[str, torch.Tensor] = {}
     data = _encode(state, tensors)
-    atomic_write(folder / f"{name}.safetensors", lambda tmp: save_file(tensors, tmp))
+    atomic_write(folder / f"{name}.safetensors", save_tensors(tensors))
     atomic_write_text(folder / f"{name}.json", json.dumps(data))
 
 

@@ -15,9 +15,14 @@ intact predecessor. The resume state records how many metrics lines it has seen;
 :func:`check_metrics` drops the lines a killed run wrote after it (a torn last line included) and
 refuses a metrics.jsonl shorter than the state says.
 
-Nothing here deletes what memory-envs did not write: :func:`prepare_new` replaces a non-empty
-folder only if it holds the marker and nothing but run-folder entries, and never the current
-folder or one above it.
+Nothing here writes through, follows or deletes a symbolic link inside a run folder, or deletes what
+memory-envs did not write: :data:`LAYOUT` describes, at every depth, the names and types runs write;
+``overwrite`` replaces a non-empty folder only if it holds the marker (or is a folder whose setup a
+kill or a full disk cut short: :func:`unfinished`) and nothing but what :data:`LAYOUT` allows, and never
+the current folder or one above it; a resume refuses a folder whose run-made entries hold anything
+else; files are written by :func:`agents.checkpoint.atomic_write` (a link in the way is refused) and the
+lock and metrics are opened with ``O_NOFOLLOW``. A failed write (a full disk) is a
+:class:`~agents.checkpoint.WriteError`: one line naming the path and the bytes it needed.
 """
 
 from __future__ import annotations
@@ -28,18 +33,39 @@ import io
 import json
 import math
 import os
-import shutil
+import re
+import time
 from pathlib import Path
-from typing import Any, Callable, Collection
+from typing import Any, Callable, Collection, Iterator
 
-from agents.checkpoint import atomic_write
+from agents.checkpoint import atomic_write, make_folder, refuse_link, write_error
 
 MARKER = ".memory-envs-run"
+MARKER_TEXT = "memory-envs run folder: `--overwrite` may replace this folder\n"
 LOCK = ".lock"
-RUN_ENTRIES = frozenset({MARKER, LOCK, "config.json", "metrics.jsonl", "summary.json", "last", "last.new",
-                         "last.old", "checkpoints", "model.zip", "tb", "heldout.json", "rlcard.json", "analysis"})
-"""Every name a run of this project writes at the top of its folder (figures ``*.png`` and temporary
-``.*.tmp`` files besides): ``overwrite`` replaces a folder holding nothing else."""
+FILE = "file"
+"""A :data:`LAYOUT` entry that is a regular file (any other entry is a folder's own layout)."""
+Layout = dict[str, Any]
+"""A folder's layout: a regular expression a name must match in full -> :data:`FILE` or the layout of a folder."""
+CHECKPOINT: Layout = {r"model\.json|model\.safetensors": FILE}
+SAVED_STATE: Layout = {r"model\.json|model\.safetensors|trainer\.json|trainer\.safetensors"  # train
+                       r"|model\.zip|state\.json|rng\.json|rng\.safetensors": FILE}  # rl
+LAYOUT: Layout = {
+    re.escape(MARKER): FILE, re.escape(LOCK): FILE,
+    r"config\.json|metrics\.jsonl|summary\.json|model\.zip|heldout\.json|timescales\.json|rlcard\.json": FILE,
+    r".+\.png": FILE,  # figures
+    r"last|last\.new|last\.old": SAVED_STATE,
+    "checkpoints": {r"n\d{3,}|final|init": CHECKPOINT},
+    "tb": {r"rl_\d+": {r"events\.out\.tfevents\..+": FILE}},  # SB3's TensorBoard writer (tb_log_name "rl")
+    "analysis": {r".+\.(csv|png)": FILE},  # memory-envs analyze
+}
+"""Everything a run of this project (train, rl, benchmark, import-authors, analyze, plot) writes in its folder,
+at every depth; in any folder of it also :data:`TEMPORARY` files. ``overwrite`` deletes a folder holding
+nothing else, and a resume refuses run-made entries holding anything else."""
+TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
+"""The temporary files of :func:`agents.checkpoint.atomic_write`, which a kill can leave in any folder."""
+SETUP = re.compile(rf"{re.escape(MARKER)}|{re.escape(LOCK)}|\.(memory-envs-run|config\.json)\.[0-9a-f]{{12}}\.tmp")
+"""What :func:`create_run_folder` writes before config.json: a folder holding nothing else is :func:`unfinished`."""
 
 
 class RunFolderError(ValueError):
@@ -47,8 +73,9 @@ class RunFolderError(ValueError):
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename, so readers never see half a file."""
-    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+    """Write ``text`` to ``path`` via a temporary file and a rename, so readers never see half a file
+    (:func:`agents.checkpoint.atomic_write`: a link in the way is refused, a full disk is a WriteError)."""
+    atomic_write(Path(path), text.encode())
 
 
 def strict_json(value: Any) -> Any:
@@ -68,11 +95,13 @@ def write_json(path: Path, value: Any) -> None:
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """``rows`` (dicts with the keys of the first) as a CSV table with a header, written atomically."""
+    """``rows`` (dicts with the keys of the first) as a CSV table with a header, written atomically (no rows:
+    an empty file)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())
 
 
@@ -94,28 +123,57 @@ def write_config(run_dir: Path, config: dict[str, Any]) -> None:
     write_json(run_dir / "config.json", config)
 
 
+LINK_RULE = ("memory-envs never writes through, follows or deletes a symbolic link inside a run folder, nor deletes "
+             "what a run did not write")
+
+
+def _read_holder(fd: int) -> str:
+    """The pid the lock file ``fd`` holds; a holder that has just taken the lock writes it within moments."""
+    for _ in range(100):
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        if text:
+            return text
+        time.sleep(0.01)
+    return "unknown"
+
+
+def _in_use(run_dir: Path, holder: str) -> str:
+    return (f"run folder {run_dir} is in use by another process (pid {holder}): wait for it to finish or stop it; "
+            "one process writes a run folder at a time")
+
+
 class RunLock:
     """An exclusive OS lock on ``RUN/.lock`` (``fcntl.flock``), held while one process writes the folder.
 
     The OS drops it when the process ends, even by SIGKILL, so a stale lock never blocks a resume.
-    A second holder gets a RunFolderError naming the first one's pid.
+    A second holder gets a RunFolderError naming the first one's pid. ``.lock`` is opened with
+    ``O_NOFOLLOW``: a link there is refused, never written through.
     """
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / LOCK
-        self._file: Any = open(self.path, "a+")
         try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        except OSError as error:
+            if os.path.islink(self.path) or self.path.is_dir():
+                raise RunFolderError(f"cannot lock {run_dir}: {self.path} is a "
+                                     f"{'symbolic link' if os.path.islink(self.path) else 'folder'} "
+                                     f"({LINK_RULE}); nothing was changed") from None
+            raise write_error(self.path, error) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self._file.seek(0)
-            holder = self._file.read().strip() or "unknown"
-            self._file.close()
-            raise RunFolderError(f"run folder {run_dir} is in use by another process (pid {holder}): wait for "
-                                 "it to finish or stop it; one process writes a run folder at a time") from None
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(f"{os.getpid()}\n")
-        self._file.flush()
+            pid = _read_holder(fd)
+            os.close(fd)
+            raise RunFolderError(_in_use(run_dir, pid)) from None
+        self._file: Any = os.fdopen(fd, "rb+", buffering=0)  # closed (the lock let go) when garbage-collected too
+        pid = f"{os.getpid()}\n".encode()
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, pid, 0)
+        except OSError as error:
+            self.release()
+            raise write_error(self.path, error, len(pid)) from None
 
     def release(self) -> None:
         """Let another process write the folder (also done by the OS when this process ends)."""
@@ -125,10 +183,110 @@ class RunLock:
             self._file = None
 
 
-def _foreign_entries(run_dir: Path) -> list[str]:
-    """The names at the top of ``run_dir`` that no run of this project writes."""
-    return sorted(p.name for p in run_dir.iterdir() if not (
-        p.name in RUN_ENTRIES or p.suffix == ".png" or (p.name.startswith(".") and p.name.endswith(".tmp"))))
+def holder(run_dir: Path) -> str | None:
+    """The pid of the process holding ``run_dir``'s lock, or None if no process does. Writes nothing (a shared
+    lock is tried on the existing ``.lock`` and dropped at once)."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read_holder(fd)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _match(layout: Layout, name: str) -> Layout | str | None:
+    """What ``layout`` says ``name`` is (:data:`FILE` or a folder's layout); a temporary file is a FILE; None
+    for a name no run writes there."""
+    for pattern, node in layout.items():
+        if re.fullmatch(pattern, name):
+            return node
+    return FILE if TEMPORARY.fullmatch(name) else None
+
+
+def _entry_problems(path: Path, node: Layout | str | None, run_dir: Path) -> Iterator[str]:
+    """What is wrong with ``path`` if runs write ``node`` there (a link, the wrong type, anything foreign
+    inside; None: runs write nothing there), as ``RELATIVE/PATH (why)``."""
+    where = path.relative_to(run_dir)
+    if node is None:
+        yield str(where)
+    elif path.is_symlink():
+        yield f"{where} (a symbolic link)"
+    elif node == FILE and not path.is_file():
+        yield f"{where} ({'a folder' if path.is_dir() else 'not a regular file'}, where runs write a file)"
+    elif node != FILE and not path.is_dir():
+        yield f"{where} (not a folder, where runs write a folder)"
+    elif node != FILE:
+        yield from _folder_problems(path, node, run_dir, foreign=False)
+
+
+def _folder_problems(folder: Path, layout: Layout, run_dir: Path, foreign: bool) -> Iterator[str]:
+    """:func:`_entry_problems` of every entry of ``folder``; a name ``layout`` does not hold is a problem
+    unless ``foreign`` (left alone)."""
+    for name in sorted(os.listdir(folder)):
+        node = _match(layout, name)
+        if node is not None or not foreign:
+            yield from _entry_problems(folder / name, node, run_dir)
+
+
+def layout_problems(run_dir: Path, foreign_at_top: bool = False) -> list[str]:
+    """Every entry of ``run_dir`` that is not as :data:`LAYOUT` says runs write it, at every depth, as
+    ``RELATIVE/PATH (why)``: a symbolic link, a file where runs write a folder or the reverse, a name no run
+    writes. ``foreign_at_top``: names at the top that no run writes are left alone (a resume keeps the
+    user's notes beside a run; it never touches them)."""
+    return list(_folder_problems(Path(run_dir), LAYOUT, Path(run_dir), foreign_at_top))
+
+
+def _listing(problems: list[str]) -> str:
+    return problems[0] + (f", and {len(problems) - 1} more" if len(problems) > 1 else "")
+
+
+def _delete(path: Path) -> None:
+    """Delete ``path``, a folder's contents first; a link is never followed (callers check it is not one)."""
+    if path.is_dir() and not path.is_symlink():
+        for name in os.listdir(path):
+            _delete(path / name)
+        path.rmdir()
+    else:
+        path.unlink()
+
+
+def remove(path: Path, node: Layout | str | None, run_dir: Path) -> None:
+    """Delete ``path`` (in ``run_dir``) if it exists and holds exactly what runs write there (``node``, a
+    :data:`LAYOUT` entry); RunFolderError naming the first other entry, and nothing deleted, otherwise."""
+    if not os.path.lexists(path):
+        return
+    problems = list(_entry_problems(path, node, run_dir))
+    if problems:
+        raise RunFolderError(f"cannot replace {path}: {run_dir} holds {_listing(problems)} ({LINK_RULE}); move it "
+                             "out, then run again; nothing was deleted")
+    _delete(path)
+
+
+def unfinished(run_dir: Path) -> bool:
+    """Whether ``run_dir`` is a folder :func:`create_run_folder` started and never finished setting up (a kill
+    or a full disk before config.json was written): it holds ``.lock`` (a regular file holding a pid or
+    nothing) and nothing but the other :data:`SETUP` files. Such a folder is this project's: a new run, a
+    resume and ``overwrite`` all take it."""
+    try:
+        names = os.listdir(run_dir)
+        if LOCK not in names or not all(SETUP.fullmatch(name) and (run_dir / name).is_file()
+                                        and not (run_dir / name).is_symlink() for name in names):
+            return False
+        fd = os.open(run_dir / LOCK, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            text = os.read(fd, 32)
+        finally:
+            os.close(fd)
+    except OSError:
+        return False
+    return re.fullmatch(rb"\d*\n?", text) is not None
 
 
 def solved_text(max_n: int | None) -> str:
@@ -144,65 +302,75 @@ def check_open_mode(resume: bool, overwrite: bool) -> None:
 
 
 def overwrite_refusal(run_dir: Path) -> str | None:
-    """Why ``overwrite`` would refuse the non-empty ``run_dir`` (with what to do instead), or None if it may."""
+    """Why ``overwrite`` would refuse the non-empty ``run_dir`` (with what to do instead), or None if it may:
+    the current folder or one above it; a folder without the marker (unless :func:`unfinished`); anything in it,
+    at any depth, that :data:`LAYOUT` does not allow (the first is named). Reads only."""
     here = Path.cwd().resolve()
     if run_dir.resolve() in (here, *here.parents):
         return f"overwrite refuses {run_dir}: it is the current folder or holds it; pick a run folder of its own"
-    if not (run_dir / MARKER).is_file():
+    marker = run_dir / MARKER
+    if not (marker.is_file() and not marker.is_symlink()) and not unfinished(run_dir):
         return (f"overwrite refuses {run_dir}: it is not a run folder made by memory-envs (no {MARKER} marker), so "
                 "it may hold your own files; delete it yourself or pick another run folder")
-    foreign = _foreign_entries(run_dir)
-    if foreign:
-        return (f"overwrite refuses {run_dir}: it holds files no run writes ({', '.join(foreign)}); move them out "
-                "or pick another run folder")
+    problems = layout_problems(run_dir)
+    if problems:
+        return (f"overwrite refuses {run_dir}: it holds files no run writes ({_listing(problems)}); it deletes only "
+                "what runs write, and never a symbolic link: move them out or pick another run folder")
     return None
 
 
-def check_new(run_dir: Path, overwrite: bool) -> None:
-    """Refuse (RunFolderError) to start a new run in ``run_dir`` unless it is missing or empty, or
-    ``overwrite`` and it is a run folder of this project holding nothing else. A refusal offers only what
-    would be accepted: ``resume`` where the folder holds a run, ``overwrite`` where it may replace it. Reads only."""
+def _new_refusal(run_dir: Path, overwrite: bool) -> str | None:
+    """Why a new run may not start in ``run_dir`` (see :func:`check_new`), or None. Reads only."""
     if run_dir.exists() and not run_dir.is_dir():
-        raise RunFolderError(f"run folder {run_dir} is a file")
+        return f"run folder {run_dir} is a file"
     if not run_dir.exists() or not any(run_dir.iterdir()):
-        return
+        return None
     refusal = overwrite_refusal(run_dir)
-    if overwrite:
-        if refusal is not None:
-            raise RunFolderError(refusal)
-        return
+    if overwrite or (refusal is None and unfinished(run_dir)):
+        return refusal
     resumable = (run_dir / "config.json").is_file()
     if resumable and refusal is None:
-        raise RunFolderError(f"run folder {run_dir} is not empty: pass resume=True to continue it or "
-                             "overwrite=True to replace it")
+        return (f"run folder {run_dir} is not empty: pass resume=True to continue it or overwrite=True to "
+                "replace it")
     if resumable:
-        raise RunFolderError(f"run folder {run_dir} is not empty: pass resume=True to continue its run, or pick "
-                             f"another run folder ({refusal})")
+        return (f"run folder {run_dir} is not empty: pass resume=True to continue its run, or pick another run folder "
+                f"({refusal})")
     if refusal is None:
-        raise RunFolderError(f"run folder {run_dir} is not empty and holds no run to resume (no config.json): pass "
-                             "overwrite=True to replace it or pick another run folder")
-    raise RunFolderError(f"run folder {run_dir} is not empty and holds no run to resume (no config.json), and "
-                         f"{refusal}")
+        return (f"run folder {run_dir} is not empty and holds no run to resume (no config.json): pass "
+                "overwrite=True to replace it or pick another run folder")
+    return f"run folder {run_dir} is not empty and holds no run to resume (no config.json), and {refusal}"
+
+
+def check_new(run_dir: Path, overwrite: bool) -> None:
+    """Refuse (RunFolderError) to start a new run in ``run_dir`` unless it is missing, empty or
+    :func:`unfinished`, or ``overwrite`` and it is a run folder of this project holding nothing else. A
+    folder another process writes is refused as in use, with its pid. A refusal offers only what would be
+    accepted: ``resume`` where the folder holds a run, ``overwrite`` where it may replace it. Reads only."""
+    refusal = _new_refusal(run_dir, overwrite)
+    if refusal is not None:
+        pid = holder(run_dir)  # two runs started at once: the other one is setting the folder up
+        raise RunFolderError(refusal if pid is None else _in_use(run_dir, pid))
 
 
 def create_run_folder(run_dir: Path, config: dict[str, Any], overwrite: bool) -> RunLock:
     """Start a new run in ``run_dir`` (checked by :func:`check_new`) and return its held lock.
 
-    Writes the marker, config.json and an empty metrics.jsonl; with ``overwrite``, first deletes the
-    run-folder entries of the run it replaces (under the lock).
+    Takes the lock first, checks the folder again under it (another process may have set it up meanwhile),
+    then writes the marker, config.json and an empty metrics.jsonl; with ``overwrite`` (or in an
+    :func:`unfinished` folder), first deletes the entries of the run it replaces, each checked against
+    :data:`LAYOUT`. A folder whose setup is cut short (a kill, a full disk) is :func:`unfinished`.
     """
     check_new(run_dir, overwrite)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(run_dir)
     lock = RunLock(run_dir)
     try:
-        for entry in run_dir.iterdir():
-            if entry.name == LOCK:
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-        atomic_write_text(run_dir / MARKER, "memory-envs run folder: `--overwrite` may replace this folder\n")
+        refusal = _new_refusal(run_dir, overwrite)
+        if refusal is not None:
+            raise RunFolderError(refusal)
+        for name in sorted(os.listdir(run_dir)):
+            if name != LOCK:
+                remove(run_dir / name, _match(LAYOUT, name), run_dir)
+        atomic_write_text(run_dir / MARKER, MARKER_TEXT)
         write_config(run_dir, config)
         atomic_write_text(run_dir / "metrics.jsonl", "")
     except BaseException:
@@ -218,14 +386,22 @@ def written_by(config: dict[str, Any]) -> str:
 
 
 def check_resume_config(run_dir: Path, config: dict[str, Any], may_change: Collection[str]) -> None:
-    """Refuse to resume ``run_dir`` unless its config.json equals ``config`` outside ``may_change``.
+    """Refuse to resume ``run_dir`` unless its config.json equals ``config`` outside ``may_change`` and its
+    run-made entries hold nothing but what :data:`LAYOUT` allows (no symbolic link, nothing foreign inside
+    ``last/``, ``checkpoints/``, ...). An :func:`unfinished` folder passes: the resume sets it up. Reads only.
 
     The error names every field that differs (present in only one of the two counts as differing), or,
     for a folder of the other command (``rl`` / ``train``), the command that continues it.
     """
+    if unfinished(run_dir):
+        return
     config_path = run_dir / "config.json"
-    if not config_path.is_file():
+    if not config_path.is_file() and not config_path.is_symlink():
         raise RunFolderError(f"cannot resume: {run_dir} is not a run folder (no config.json)")
+    problems = layout_problems(run_dir, foreign_at_top=True)
+    if problems:
+        raise RunFolderError(f"cannot resume {run_dir}: it holds {_listing(problems)} ({LINK_RULE}); move it out "
+                             "(a link: put what it points to in its place), then resume; nothing was changed")
     saved = read_json(config_path)
     if written_by(saved) != written_by(config):
         raise RunFolderError(f"cannot resume {run_dir}: it is a run folder of `memory-envs {written_by(saved)}`; "
@@ -236,15 +412,30 @@ def check_resume_config(run_dir: Path, config: dict[str, Any], may_change: Colle
 
 
 def open_for_resume(run_dir: Path, config: dict[str, Any], may_change: Collection[str]) -> RunLock:
-    """Check that ``run_dir`` can be resumed with ``config`` and return its held lock (nothing written)."""
+    """Check that ``run_dir`` can be resumed with ``config`` and return its held lock (nothing written; an
+    :func:`unfinished` folder is set up as a new run, which the resume then starts)."""
     check_resume_config(run_dir, config, may_change)
+    if unfinished(run_dir):
+        return create_run_folder(run_dir, config, overwrite=False)
     return RunLock(run_dir)
 
 
 def append_metrics(run_dir: Path, line: dict[str, Any]) -> None:
-    """Append one evaluation's ``line`` to metrics.jsonl as strict JSON (non-finite numbers as null)."""
-    with open(run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(strict_json(line), allow_nan=False) + "\n")
+    """Append one evaluation's ``line`` to metrics.jsonl as strict JSON (non-finite numbers as null); the file
+    is opened with ``O_NOFOLLOW`` (a link is refused) and a failed write is a WriteError naming it."""
+    path = run_dir / "metrics.jsonl"
+    data = (json.dumps(strict_json(line), allow_nan=False) + "\n").encode()
+    refuse_link(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+    except OSError as error:
+        raise write_error(path, error, len(data)) from None
 
 
 def _metrics_lines(run_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
@@ -291,16 +482,24 @@ def save_last(run_dir: Path, write: Callable[[Path], None]) -> None:
     """Replace ``last/`` with what ``write(folder)`` puts in a fresh folder; a complete copy exists throughout.
 
     ``write`` fills ``last.new/``; then ``last/`` becomes ``last.old/`` (the fallback if ``last/`` is
-    found damaged later) and ``last.new/`` becomes ``last/``.
+    found damaged later) and ``last.new/`` becomes ``last/``. Only saved states are deleted (:func:`remove`
+    refuses a folder holding anything else, or a link).
     """
     last, new, old = (run_dir / name for name in ("last", "last.new", "last.old"))
-    shutil.rmtree(new, ignore_errors=True)
-    new.mkdir()
+    remove(new, SAVED_STATE, run_dir)
+    try:
+        new.mkdir()
+    except OSError as error:
+        raise write_error(new, error) from None
     write(new)
-    if last.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(last, old)
-    os.replace(new, last)
+    refuse_link(last)
+    try:
+        if last.exists():
+            remove(old, SAVED_STATE, run_dir)
+            os.replace(last, old)
+        os.replace(new, last)
+    except OSError as error:
+        raise write_error(last, error) from None
 
 
 def saved_states(run_dir: Path) -> list[Path]:
@@ -345,7 +544,8 @@ def check_restart(run_dir: Path) -> str:
             "it again from the beginning")
 
 
-__all__ = ["MARKER", "RunFolderError", "RunLock", "append_metrics", "atomic_write_text", "check_metrics", "check_new",
-           "check_restart", "check_resume_config", "create_run_folder", "open_for_resume", "overwrite_refusal",
-           "read_json", "read_metrics", "restore_last", "save_last", "saved_states", "solved_text", "strict_json",
-           "write_config", "write_csv", "write_json", "written_by"]
+__all__ = ["FILE", "LAYOUT", "MARKER", "RunFolderError", "RunLock", "append_metrics", "atomic_write_text",
+           "check_metrics", "check_new", "check_restart", "check_resume_config", "create_run_folder", "holder",
+           "layout_problems", "open_for_resume", "overwrite_refusal", "read_json", "read_metrics", "remove",
+           "restore_last", "save_last", "saved_states", "solved_text", "strict_json", "unfinished", "write_config",
+           "write_csv", "write_json", "written_by"]

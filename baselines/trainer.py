@@ -6,7 +6,7 @@ One run lives in one folder::
     config.json      the TrainConfig
     metrics.jsonl    one line per evaluation (step, time, ns, per-head accuracy, loss, tau stats)
     checkpoints/nNNN the model (agents checkpoint) when the curriculum solved N
-    last/            model + trainer state after the latest evaluation (what --resume continues):
+    last/            model + trainer state at step 0 and after the latest evaluation (what --resume continues):
                      model.safetensors + model.json, trainer.safetensors + trainer.json (optimizer,
                      curriculum, RNG states; no pickle); last.old/ keeps the one before as a fallback
     summary.json     max_n, steps, seconds, stopped_because, steps_to_n, mean tau per solved N
@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 import agents
+from agents.checkpoint import make_folder
 from agents.protocol import import_core_class, is_import_path
 from baselines import interrupt
 from baselines.resume_state import read_state, write_state
@@ -131,7 +132,11 @@ class Trainer:
         config = self.config.to_json()
         if not resume:
             self._lock = create_run_folder(self.run_dir, config, overwrite)
-            (self.run_dir / "checkpoints").mkdir()
+            try:
+                make_folder(self.run_dir / "checkpoints")
+            except BaseException:
+                self.close()
+                raise
             return
         self._lock = open_for_resume(self.run_dir, config, RESUME_MAY_CHANGE)
         self.finished = finished_summary(self.run_dir, self.config)
@@ -148,7 +153,7 @@ class Trainer:
                 check_metrics(self.run_dir, apply["metrics_lines"], self.resumed_from)
                 apply["apply"]()
             write_config(self.run_dir, config)
-            (self.run_dir / "checkpoints").mkdir(exist_ok=True)
+            make_folder(self.run_dir / "checkpoints")
         except BaseException:
             self.close()
             raise
@@ -327,9 +332,12 @@ class Trainer:
             self.close()
 
     def start_clock(self) -> None:
-        """Count ``seconds`` on from now (a resumed run continues its saved time)."""
+        """Count ``seconds`` on from now (a resumed run continues its saved time). A run that starts from step 0
+        first saves that state, so its first metrics line is never without a saved state to resume from."""
         if (self.resumed_from is not None or self.step) and self.finished is None:
             (self.run_dir / "summary.json").unlink(missing_ok=True)  # stale until this run stops
+        if self.resumed_from is None and self.step == 0 and self.finished is None:
+            self._save_last()
         self._started = time.perf_counter() - self.seconds
         self._non_finite: str | None = None
 

@@ -89,6 +89,12 @@ def test_resume_state_is_safetensors_and_json_and_ignores_a_planted_pickle(run, 
     sentinel = tmp_path / "pwned"
     for name in ("trainer.pt", "rng.pt"):
         (run / "last" / name).write_bytes(pickle.dumps(Payload(sentinel)))
+    # never read; and a resume refuses to rotate them away with last.old/ (issue 32: it deletes only what runs write)
+    with pytest.raises(RunFolderError, match=r"holds last/rng.pt, and 1 more"):
+        train(tiny(max_steps=30), run, resume=True)
+    assert not sentinel.exists()
+    for name in ("trainer.pt", "rng.pt"):
+        (run / "last" / name).unlink()
     summary = train(tiny(max_steps=30), run, resume=True)
     assert summary["steps"] == 30 and not sentinel.exists()
 

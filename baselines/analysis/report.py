@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from agents.checkpoint import atomic_write
+from agents.checkpoint import make_folder
+from baselines import run_folder
 from baselines.analysis.generalization import forgetting_matrix
 from baselines.analysis.geometry import dimensionality
 from baselines.analysis.fits import check_rule
@@ -110,16 +111,8 @@ def scaled_options(scale: str, **changes: Any) -> AnalysisOptions:
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="") as f:
-            if rows:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
-
-    atomic_write(path, write)
+    make_folder(path.parent)
+    run_folder.write_csv(path, rows)
     return path
 
 

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from baselines.run_folder import unfinished
+
 FIELD_ALIASES = {"env_id": "env", "core_options": "core_option"}
 """Library config fields whose option has another name (``RLConfig.env_id`` is ``--env``)."""
 
@@ -50,16 +52,24 @@ def print_error(message: object, args: argparse.Namespace | None = None) -> None
     print(f"memory-envs: error: {text}", file=sys.stderr)
 
 
+def print_write_error(error: OSError, again: str) -> int:
+    """A write that failed (a full disk: :class:`agents.checkpoint.WriteError`, one line naming the path and the
+    bytes) as the error line, with what to do: ``again``, the command that continues. Returns exit code 1."""
+    print_error(f"{error}; free some space, then {again}")
+    return 1
+
+
 def default_run_dir(args: argparse.Namespace, default: str) -> tuple[Path, str | None]:
     """The run folder of a command given no ``--run-dir``: ``default`` itself with ``--resume`` or ``--overwrite``
     (they mean that folder) or when it is free; else the first free ``default-2``, ``default-3``, ... (free:
     missing or empty), so running a command twice starts a second run. Returns the folder and, when it is
-    not ``default``, a line saying so. Reads only."""
+    not ``default``, a line saying so. A folder whose setup a kill or a full disk cut short is free too
+    (:func:`baselines.run_folder.unfinished`). Reads only."""
     base = Path(default)
     if args.resume or args.overwrite:
         return base, None
     folder, number = base, 1
-    while folder.exists() and not (folder.is_dir() and not any(folder.iterdir())):
+    while folder.exists() and not (folder.is_dir() and (not any(folder.iterdir()) or unfinished(folder))):
         number += 1
         folder = base.with_name(f"{base.name}-{number}")
     if folder == base:

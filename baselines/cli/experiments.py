@@ -9,9 +9,10 @@ from typing import Any, Callable
 
 import torch
 
+from agents.checkpoint import WriteError
 from agents.cores import KINDS
 from baselines.cli.args import (
-    add_backend_options, backend_from_args, comma_ints, comma_list, positive_int, print_error,
+    add_backend_options, backend_from_args, comma_ints, comma_list, positive_int, print_error, print_write_error,
 )
 
 
@@ -36,6 +37,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     except (ValueError, ImportError) as error:
         print_error(error, args)
         return 2
+    except WriteError as error:  # a full disk
+        return print_write_error(error, "the same command continues")
     print((Path(args.out) / "reproduce.md").read_text())
     print(f"tables and figures in {args.out}")
     return 0
@@ -140,6 +143,8 @@ def run_card(args: argparse.Namespace, spec: Any, run: Callable[..., Any], table
     except (ValueError, TypeError) as error:
         print_error(error, args)
         return 2
+    except WriteError as error:  # a full disk
+        return print_write_error(error, "the same command continues")
     print((Path(args.out) / table).read_text())
     print(f"{what} in {args.out}")
     return 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from baselines.cli.args import bit_probability, default_run_dir, positive_int, print_error
+from agents.checkpoint import WriteError
+from baselines.cli.args import bit_probability, default_run_dir, positive_int, print_error, print_write_error
 from baselines.cli.progress import BudgetBar
 from baselines.interrupt import stop_on_signals
 from baselines.rl import DEFAULT_N, STOCK_LSTM, TASK_OF_ENV, RLConfig, RLRun
@@ -139,6 +140,8 @@ def cmd_rl(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
         print_error(error, args)
         return 2
+    except WriteError as error:  # a full disk
+        return print_write_error(error, f"the same command with --resume --run-dir {run_dir} continues the run")
     for line in (note, run.resume_note, None if args.quiet else threads,
                  None if args.quiet else f"run folder: {run_dir}"):
         if line:
@@ -155,7 +158,11 @@ def cmd_rl(args: argparse.Namespace) -> int:
                                       f"success={line['success_rate']:.2f}")
 
     with stop_on_signals() as stop:
-        summary = run.run(on_progress=bar.update, on_eval=on_eval)
+        try:
+            summary = run.run(on_progress=bar.update, on_eval=on_eval)
+        except WriteError as error:
+            bar.close()
+            return print_write_error(error, f"the same command with --resume --run-dir {run_dir} continues the run")
     bar.close()
     print(format_rl_summary(summary))
     print(f"run folder: {run_dir}")

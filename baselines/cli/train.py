@@ -8,11 +8,12 @@ from typing import Any
 
 import torch
 
+from agents.checkpoint import WriteError
 from agents.cores import TAU_KINDS
 from agents.protocol import import_core_class, is_import_path
 from baselines.cli.args import (
     add_backend_options, backend_from_args, bit_probability, comma_choices, comma_floats, comma_ints, default_run_dir,
-    parse_core_options, positive_int, print_error,
+    parse_core_options, positive_int, print_error, print_write_error,
 )
 from baselines.cli.progress import BudgetBar
 from baselines.interrupt import stop_on_signals
@@ -199,6 +200,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
         print_error(error, args)
         return 2
+    except WriteError as error:  # a full disk
+        return print_write_error(error, f"the same command with --resume --run-dir {run_dir} continues the run")
     for line in (note, trainer.resume_note, None if args.quiet else threads,
                  None if args.quiet else f"run folder: {run_dir}"):
         if line:
@@ -221,7 +224,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                                  f"acc(N={ns[-1]})={newest:.3f}")
 
     with stop_on_signals() as stop:
-        summary = trainer.run(on_eval)
+        try:
+            summary = trainer.run(on_eval)
+        except WriteError as error:
+            bar.close()
+            return print_write_error(error, f"the same command with --resume --run-dir {run_dir} continues the run")
     bar.close()
     print(format_summary(summary))
     print(f"run folder: {run_dir}")
@@ -247,6 +254,9 @@ def _train_population(args: argparse.Namespace, threads: str) -> int:
     except (ValueError, TypeError, ImportError) as error:
         print_error(error, args)
         return 2
+    except WriteError as error:  # a full disk while the members' folders were set up: none has trained yet
+        return print_write_error(error, "the same command continues every member" if args.resume else
+                                 "the same command with --overwrite sets the grid up again (no member has trained)")
     if not args.quiet:
         print(threads)
     print(f"population of {len(names)} in {run_dir}: {', '.join(names)}", flush=True)
@@ -261,7 +271,11 @@ def _train_population(args: argparse.Namespace, threads: str) -> int:
                                      f"{solved_text(max(solved, default=None))}, training N up to {progress['n_max']}")
 
     with stop_on_signals() as stop:
-        summaries = population.run(on_progress=on_progress)
+        try:
+            summaries = population.run(on_progress=on_progress)
+        except WriteError as error:
+            bar.close()
+            return print_write_error(error, "the same command with --resume continues every member")
     bar.close()
     memory = population.progress([])
     estimate = memory["memory_per_member_estimate"]

@@ -32,7 +32,8 @@ way at every evaluation. The run stops when the target is reached (the curriculu
 or for a fixed N the evaluation passes the curriculum rule: mean and newest head accuracy >
 ``threshold``), or when ``total_timesteps`` / ``max_seconds`` run out.
 
-Resume. After every evaluation, at the next rollout boundary (once PPO has trained on every timestep
+Resume. When training starts (before the first metrics line, so results always have a state to resume
+from), after every evaluation, at the next rollout boundary (once PPO has trained on every timestep
 it has counted), and at the end of the run, the resume state replaces ``last/`` in one rename
 (:func:`baselines.run_folder.save_last`: written to ``last.new/`` first; ``last.old/`` is the fallback
 if a kill falls between the renames).

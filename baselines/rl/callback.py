@@ -3,6 +3,7 @@ stop, budgets, and the resume state written to ``last/`` (with the global RNG st
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import time
@@ -15,7 +16,8 @@ import torch
 
 from baselines import interrupt
 from baselines.resume_state import write_state
-from baselines.run_folder import append_metrics, save_last
+from agents.checkpoint import atomic_write
+from baselines.run_folder import append_metrics, atomic_write_text, save_last
 
 if TYPE_CHECKING:
     from baselines.rl.run import RLRun
@@ -44,6 +46,14 @@ def evaluate_policy(model: Any, env: gym.Env, episodes: int, seed: int, ns: Sequ
     acc = np.mean(accuracies, axis=0)
     return {"mean_return": float(np.mean(returns)), "success_rate": float(np.mean(successes)),
             "accuracy": {str(n): float(a) for n, a in zip(info["ns"][:k].tolist(), acc)}}
+
+
+def save_model(model: Any, path: Path) -> None:
+    """``RecurrentPPO.save`` to ``path`` through :func:`agents.checkpoint.atomic_write` (never through a link;
+    a full disk is one WriteError line)."""
+    buffer = io.BytesIO()
+    model.save(buffer)
+    atomic_write(path, buffer.getvalue())
 
 
 def rng_state(cuda: bool) -> dict[str, Any]:
@@ -105,6 +115,8 @@ class _RunCallbackMixin:
     def _on_training_start(self) -> None:
         self.started = time.perf_counter() - self.seconds
         self.eval_env = self.run._make_env()
+        if self.run.last is None:  # a saved state before the first metrics line: a resume always has one
+            self._save_state()
 
     def _target_reached(self) -> bool:
         cur = self.run.curriculum
@@ -182,9 +194,9 @@ class _RunCallbackMixin:
         }
 
         def write(folder: Path) -> None:
-            self.model.save(folder / "model.zip")
+            save_model(self.model, folder / "model.zip")
             write_state(folder, "rng", rng_state(self.model.device.type == "cuda"))
-            (folder / "state.json").write_text(json.dumps(state, indent=2))
+            atomic_write_text(folder / "state.json", json.dumps(state, indent=2))
 
         save_last(run.run_dir, write)
         self.state_due = False

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from baselines.resume_state import read_state
-from baselines.rl.callback import check_rng_state, make_callback, set_rng_state
+from baselines.rl.callback import check_rng_state, make_callback, save_model, set_rng_state
 from baselines.rl.config import RESUME_MAY_CHANGE, RLConfig
 from baselines.run_folder import (
     RunFolderError, RunLock, check_metrics, check_open_mode, check_restart, create_run_folder, open_for_resume,
@@ -232,9 +232,7 @@ class RLRun:
             callback.stop_non_finite(bad or "the policy's action logits")
         callback.finish()
         if callback.stopped_because != "non_finite":  # a non-finite policy is not saved: last/ keeps a finite one
-            tmp = self.run_dir / ".model.tmp.zip"
-            self.model.save(tmp)
-            os.replace(tmp, self.run_dir / "model.zip")
+            save_model(self.model, self.run_dir / "model.zip")
         venv.close()
         return self._summary(callback)
 
