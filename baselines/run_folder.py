@@ -131,6 +131,19 @@ def _foreign_entries(run_dir: Path) -> list[str]:
         p.name in RUN_ENTRIES or p.suffix == ".png" or (p.name.startswith(".") and p.name.endswith(".tmp"))))
 
 
+def make_folder(path: Path, name: str) -> Path:
+    """Create the folder ``path`` (with its parents) that the argument ``name`` gives, as the first write of a
+    command; a folder that cannot be created (a read-only or virtual file system, a file in the way) is a
+    RunFolderError in one line naming ``name``, instead of an OSError traceback."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunFolderError(f"{name} must be a folder this process can create; {path} cannot be created "
+                             f"({error.strerror or error})") from None
+    return path
+
+
 def solved_text(max_n: int | None) -> str:
     """A summary's ``max_n`` as the commands, logs and tables write it: ``"none"`` where no N was solved."""
     return "none" if not max_n else str(max_n)
@@ -192,7 +205,7 @@ def create_run_folder(run_dir: Path, config: dict[str, Any], overwrite: bool) ->
     run-folder entries of the run it replaces (under the lock).
     """
     check_new(run_dir, overwrite)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(run_dir, "run_dir")
     lock = RunLock(run_dir)
     try:
         for entry in run_dir.iterdir():
@@ -346,6 +359,6 @@ def check_restart(run_dir: Path) -> str:
 
 
 __all__ = ["MARKER", "RunFolderError", "RunLock", "append_metrics", "atomic_write_text", "check_metrics", "check_new",
-           "check_restart", "check_resume_config", "create_run_folder", "open_for_resume", "overwrite_refusal",
+           "check_restart", "check_resume_config", "create_run_folder", "make_folder", "open_for_resume", "overwrite_refusal",
            "read_json", "read_metrics", "restore_last", "save_last", "saved_states", "solved_text", "strict_json",
            "write_config", "write_csv", "write_json", "written_by"]

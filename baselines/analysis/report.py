@@ -26,8 +26,9 @@ from baselines.analysis.lesions import (
 from baselines.analysis.runs import AnalysisError, Run, load_run
 from baselines.analysis.timescales import check_drive_p, network_timescales
 from baselines.plots import NColours, integer_ticks, pyplot, save_figure
+from baselines.run_folder import make_folder
 from baselines.trainer import resolve_device
-from memory_envs.tasks import RUNNING_PARITY
+from memory_envs.tasks import RUNNING_PARITY, check_seed
 
 ANALYSES = ("timescales", "ablation", "perturbation", "forgetting", "dimensionality")
 #: Columns of timescales.csv from ``tau_net_summary``.
@@ -75,6 +76,7 @@ class AnalysisOptions:
                 raise AnalysisError(f"{name} must be >= 1, got {getattr(self, name)}")
         check_rule(self.fit_rule)
         check_drive_p(self.drive_p)
+        check_seed(self.seed)
         if self.max_lag is not None and not 1 <= self.max_lag < self.steps:
             raise AnalysisError(f"max_lag must be >= 1 and below steps ({self.steps}), got {self.max_lag}")
         if self.min_weight is not None and not 0 <= self.min_weight < 0.5:
@@ -216,6 +218,7 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     target = _analysis_n(run, options.n) if {"ablation", "perturbation"} & set(options.analyses) else None
     if target is not None and "perturbation" in options.analyses:
         recurrent_weight_param(run.load(target, device).core)
+    make_folder(out, "out")
     results: dict[str, Any] = {"files": []}
     files = results["files"]
     curriculum = run.config.get("curriculum", "?")
@@ -429,8 +432,7 @@ def plot_dimensionality(tables: Sequence[list[dict]], labels: Sequence[str], pat
 
 def compare_runs(results: Sequence[dict[str, Any]], labels: Sequence[str], out: str | os.PathLike) -> list[Path]:
     """Figures of several runs on the same axes (tau and tau_net vs N, ablation, perturbation, dimensionality)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(Path(out), "compare_dir")
     files = []
     for name, plot in (("timescales", plot_timescales), ("ablation", plot_ablation),
                        ("perturbation", plot_perturbation), ("dimensionality", plot_dimensionality)):
