@@ -24,6 +24,47 @@ FORMAT_VERSION = 1
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
+MAX_JSON_BYTES = 1 << 20
+"""The largest JSON file (and ``metrics.jsonl`` line) read, 1 MiB: the JSON files this project writes (configs,
+summaries, resume states, model.json) are a few KiB, so a bigger one is refused unread instead of parsed into memory."""
+MAX_JSON_DEPTH = 64
+"""The deepest nesting of a JSON value read: this project writes a few levels; a deeper one is refused before any
+code walks it (a file nested 100,000 deep would otherwise end in a RecursionError)."""
+
+
+def parse_json(text: str | bytes) -> Any:
+    """The JSON value in ``text`` if it nests at most :data:`MAX_JSON_DEPTH` deep; ValueError otherwise (a
+    json.JSONDecodeError or UnicodeDecodeError for what is not JSON)."""
+    try:
+        value = json.loads(text)
+    except RecursionError:  # json's own parser refuses nesting near Python's recursion limit
+        value = None
+        too_deep = True
+    else:
+        too_deep = False
+        stack = [(value, 1)]
+        while stack and not too_deep:  # a walk without recursion, so any depth is measured safely
+            item, depth = stack.pop()
+            if isinstance(item, (dict, list)):
+                too_deep = depth > MAX_JSON_DEPTH
+                stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    if too_deep:
+        raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep: not a file this project wrote")
+    return value
+
+
+def read_json_file(path: Path) -> Any:
+    """The JSON value in the file ``path``, read only if it holds at most :data:`MAX_JSON_BYTES` (and nests at
+    most :data:`MAX_JSON_DEPTH` deep, :func:`parse_json`); OSError if it cannot be read, ValueError saying
+    what is wrong otherwise."""
+    with open(path, "rb") as f:
+        data = f.read(MAX_JSON_BYTES + 1)
+    if len(data) > MAX_JSON_BYTES:
+        raise ValueError(f"larger than {MAX_JSON_BYTES} bytes: not a file this project wrote (its JSON files hold "
+                         "a few KiB); nothing was read past that")
+    return parse_json(data)
+
+
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """Write via `write(tmp_path)` to a temp file in path's directory, flush it to disk, then
     os.replace it in: readers see the old file or the new one, never half of one.
@@ -82,8 +123,8 @@ def _check_state(expected: dict[str, torch.Tensor], found: dict[str, tuple[int, 
 def _read_config(path: Path) -> dict[str, Any]:
     """model.json, checked for the fields :func:`load` uses; CheckpointError naming the file otherwise."""
     try:
-        meta = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        meta = read_json_file(path)
+    except (OSError, ValueError) as error:
         raise CheckpointError(f"{path} is not valid JSON ({error})") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path} must hold a JSON object, found {type(meta).__name__}")

@@ -4,7 +4,9 @@ a time (metrics.jsonl) or refused above a size and a nesting depth no file this 
 
 from __future__ import annotations
 
+import json
 import math
+import tracemalloc
 import warnings
 from pathlib import Path
 
@@ -14,10 +16,14 @@ import pytest
 import torch
 
 import agents
+import agents.checkpoint
+import baselines.run_folder as run_folder
 import memory_envs
+from agents.checkpoint import CheckpointError
 from baselines.backends import BackendConfig
 from baselines.benchmark import BenchmarkSpec
 from baselines.cli import main
+from baselines.run_folder import RunFolderError, check_metrics, read_json, read_metrics
 from baselines.trainer import TrainConfig, train
 from memory_envs import make_batch
 from memory_envs.curriculum import Curriculum, LengthCurriculum
@@ -260,3 +266,98 @@ def test_analysis_entry_points_name_a_bad_seed(device):
     for name, call in calls.items():
         with pytest.raises(ValueError, match=r"^seed must be an integer in \[0, 2\*\*63\), got -1"):
             call()
+
+
+# ----- point 6: files read whole -------------------------------------------------------------------------
+def deep_json(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("argv", [["plot"], ["analyze", "--no-plots"], ["train", "--resume", *TINY, "--run-dir"]])
+def test_a_config_nested_100000_deep_is_one_line(finished, tmp_path, capsys, argv):
+    run_dir = Path(tmp_path / "run")
+    run_dir.mkdir()
+    for entry in finished.iterdir():  # the files of a finished run, with a crafted config.json
+        if entry.is_file():
+            (run_dir / entry.name).write_bytes(entry.read_bytes())
+    (run_dir / "config.json").write_text(deep_json(100_000))
+    code, err = run_cli([*argv, str(run_dir)], capsys)
+    assert_one_line_refusal(code, err, "config.json is not valid JSON (nested more than 64 levels deep: not a file "
+                                       "this project wrote)")
+
+
+def test_json_files_are_refused_above_the_size_and_depth_caps(tmp_path, monkeypatch):
+    monkeypatch.setattr(agents.checkpoint, "MAX_JSON_BYTES", 1000)
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps({"pad": "x" * 990}))  # valid JSON, 1,001 bytes
+    with pytest.raises(RunFolderError, match="larger than 1000 bytes: not a file this project wrote"):
+        read_json(path)
+    path.write_text(json.dumps({"pad": "x" * 980}))
+    assert read_json(path)["pad"] == "x" * 980
+    path.write_text(deep_json(65))  # deeper than the cap, far below Python's recursion limit
+    with pytest.raises(RunFolderError, match="nested more than 64 levels deep"):
+        read_json(path, list)
+    path.write_text(deep_json(64))
+    assert isinstance(read_json(path, list), list)
+
+
+def test_a_checkpoint_config_is_capped_too(tmp_path, device):
+    model = agents.MultiHeadModel(agents.make_core("leaky", 1, 4, generator=torch.Generator()), [2],
+                                  generator=torch.Generator()).to(device)
+    agents.save(model, tmp_path / "ckpt")
+    (tmp_path / "ckpt" / "model.json").write_text(deep_json(100_000))
+    with pytest.raises(CheckpointError, match="model.json is not valid JSON .nested more than 64 levels deep"):
+        agents.load(tmp_path / "ckpt")
+
+
+def write_lines(path: Path, lines: list[dict], tail: str = "") -> None:
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines) + tail)
+
+
+def test_a_metrics_line_longer_than_the_cap_is_refused_unread(tmp_path, monkeypatch):
+    for module in (agents.checkpoint, run_folder):
+        monkeypatch.setattr(module, "MAX_JSON_BYTES", 1000)
+    write_lines(tmp_path / "metrics.jsonl", [{"step": 1}, {"step": 2, "pad": "x" * 2000}])
+    with pytest.raises(RunFolderError, match=r"metrics.jsonl, line 2: longer than 1000 bytes, not a line this project"):
+        read_metrics(tmp_path)
+    with pytest.raises(RunFolderError, match="line 2: longer than 1000 bytes"):
+        check_metrics(tmp_path, 2)
+    check_metrics(tmp_path, 1)  # the lines after the state's count are dropped unread
+    assert read_metrics(tmp_path) == [{"step": 1}]
+
+
+def test_check_metrics_keeps_the_counted_lines_without_reading_the_rest(tmp_path):
+    write_lines(tmp_path / "metrics.jsonl", [{"step": 1}, {"step": 2}], tail="not json\n{\"step\": 4}\n{\"torn")
+    check_metrics(tmp_path, 2)
+    assert (tmp_path / "metrics.jsonl").read_text() == '{"step": 1}\n{"step": 2}\n'
+    written = (tmp_path / "metrics.jsonl").stat().st_mtime_ns
+    check_metrics(tmp_path, 2)  # nothing to drop: the file is left as it is
+    assert (tmp_path / "metrics.jsonl").stat().st_mtime_ns == written
+    with pytest.raises(RunFolderError, match="holds 2 complete lines but the saved state in None counts 3"):
+        check_metrics(tmp_path, 3)
+
+
+def peak_bytes(call) -> int:
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_metrics_are_streamed_so_memory_does_not_grow_with_the_file(tmp_path):
+    """A metrics.jsonl of about 8 MB (4,000 lines with a 2 KB field each): the figures' read keeps only their
+    fields and check_metrics reads a line at a time, so neither holds the file (main read it whole, twice)."""
+    lines = [{"step": i, "ns": [2], "accuracy": {"2": 0.5}, "tau": ["%.6f" % (i / 7)] * 200} for i in range(4000)]
+    write_lines(tmp_path / "metrics.jsonl", lines)
+    size = (tmp_path / "metrics.jsonl").stat().st_size
+    assert size > 8_000_000
+    from baselines.plots import PLOT_FIELDS
+    from baselines.plots import read_metrics as plot_metrics
+
+    kept = plot_metrics(tmp_path, PLOT_FIELDS)
+    assert kept[5] == {"step": 5, "ns": [2], "accuracy": {"2": 0.5}} and len(kept) == 4000
+    assert peak_bytes(lambda: plot_metrics(tmp_path, PLOT_FIELDS)) < size / 4
+    assert peak_bytes(lambda: check_metrics(tmp_path, 3999)) < size / 20
+    assert len(read_metrics(tmp_path)) == 3999
