@@ -241,6 +241,17 @@ def test_a_mini_batch_of_one_step_really_makes_recurrent_ppo_non_finite(device):
     assert finite == {5: False, 6: True}
 
 
+@pytest.mark.parametrize("changes, words", [
+    (dict(eps=(0.0, math.nan)), r"eps values must be finite and >= 0, got \[0.0, nan\]"),
+    (dict(tau_eps=(math.inf,)), r"tau_eps values must be finite and >= 0, got \[inf\]"),
+])
+def test_analysis_options_refuse_non_finite_eps(changes, words):
+    from baselines.analysis import AnalysisOptions
+
+    with pytest.raises(ValueError, match=words):
+        AnalysisOptions(**changes).check()
+
+
 def test_analysis_entry_points_name_a_bad_seed(device):
     from baselines.analysis import (
         AnalysisOptions, ablation, accuracy_on_ns, dimensionality, fit_accuracy, make_stream, network_timescales,

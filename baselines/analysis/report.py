@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import numbers
 import os
 import time
 from contextlib import contextmanager
@@ -85,8 +86,9 @@ class AnalysisOptions:
             raise AnalysisError(f"tau_perturb must be one of {list(TAU_PERTURB_TARGETS)}, got {self.tau_perturb!r}")
         if self.burn_in < 0 or self.beyond < 0:
             raise AnalysisError("burn_in and beyond must be >= 0")
-        if any(e < 0 for e in (*self.eps, *self.tau_eps)):
-            raise AnalysisError("eps values must be >= 0")
+        for name in ("eps", "tau_eps"):
+            if not all(isinstance(e, numbers.Real) and math.isfinite(e) and e >= 0 for e in getattr(self, name)):
+                raise AnalysisError(f"{name} values must be finite and >= 0, got {list(getattr(self, name))}")
         try:
             resolve_device(self.device)
         except ValueError as error:
