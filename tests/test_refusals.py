@@ -252,6 +252,14 @@ def test_analysis_options_refuse_non_finite_eps(changes, words):
         AnalysisOptions(**changes).check()
 
 
+def test_rl_reference_names_a_bad_seed():
+    pytest.importorskip("sb3_contrib")
+    from baselines.rl.scorecard import reference
+
+    with pytest.raises(ValueError, match=r"^seed must be an integer in \[0, 2\*\*63\), got -1"):
+        reference("NDMS-Easy-v0", 2, -1)
+
+
 def test_analysis_entry_points_name_a_bad_seed(device):
     from baselines.analysis import (
         AnalysisOptions, ablation, accuracy_on_ns, dimensionality, fit_accuracy, make_stream, network_timescales,

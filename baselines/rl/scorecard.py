@@ -199,6 +199,7 @@ def reference(preset: str, episodes: int, seed: int, rng: np.random.Generator | 
     ``seed`` on ``preset``. ValueError if their returns are equal (the normalized return would be undefined)."""
     import gymnasium as gym
 
+    tasks.check_seed(seed)
     env = gym.make(preset)
     n = [PRESETS[preset].n]
     oracle = evaluate_policy(_OracleModel(env), env, episodes, seed, n)["mean_return"]
