@@ -94,6 +94,18 @@ def test_bad_options_are_one_line_refusals_and_write_nothing(tmp_path, capsys, m
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("option, value, words", [
+    ("--cpus-per-run", "0", "--cpus-per-run must be a number > 0, got 0.0"),
+    ("--gpus-per-run", "-1", "--gpus-per-run must be a number >= 0, got -1.0"),
+])
+def test_with_ray_the_ray_options_are_checked_before_ray_starts(tmp_path, capsys, option, value, words):
+    pytest.importorskip("ray")
+    code, err = run_cli(["benchmark", *CARD_TINY, "--backend", "ray", option, value, "--out", str(tmp_path / "out")],
+                        capsys)
+    assert_one_line_refusal(code, err, words)
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("argv", [
     ["benchmark", *CARD_TINY, "--out", UNCREATABLE],
     ["reproduce", "--scale", "smoke", "--out", UNCREATABLE],

@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
-FIELD_ALIASES = {"env_id": "env", "core_options": "core_option"}
-"""Library config fields whose option has another name (``RLConfig.env_id`` is ``--env``)."""
+FIELD_ALIASES = {"env_id": "env", "core_options": "core_option", "cpus_per_unit": "cpus_per_run",
+                 "gpus_per_unit": "gpus_per_run"}
+"""Library config fields whose option has another name (``RLConfig.env_id`` is ``--env``, ``BackendConfig.cpus_per_unit``
+``--cpus-per-run``)."""
 
 
 def option_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
