@@ -7,7 +7,7 @@ import math
 import os
 import secrets
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 from safetensors import safe_open
@@ -30,6 +30,47 @@ class WriteError(OSError):
     its message is one line naming the path and, for a file, the bytes it needed."""
 
 
+MAX_JSON_BYTES = 1 << 20
+"""The largest JSON file (and ``metrics.jsonl`` line) read, 1 MiB: the JSON files this project writes (configs,
+summaries, resume states, model.json) are a few KiB, so a bigger one is refused unread instead of parsed into memory."""
+MAX_JSON_DEPTH = 64
+"""The deepest nesting of a JSON value read: this project writes a few levels; a deeper one is refused before any
+code walks it (a file nested 100,000 deep would otherwise end in a RecursionError)."""
+
+
+def parse_json(text: str | bytes) -> Any:
+    """The JSON value in ``text`` if it nests at most :data:`MAX_JSON_DEPTH` deep; ValueError otherwise (a
+    json.JSONDecodeError or UnicodeDecodeError for what is not JSON)."""
+    try:
+        value = json.loads(text)
+    except RecursionError:  # json's own parser refuses nesting near Python's recursion limit
+        value = None
+        too_deep = True
+    else:
+        too_deep = False
+        stack = [(value, 1)]
+        while stack and not too_deep:  # a walk without recursion, so any depth is measured safely
+            item, depth = stack.pop()
+            if isinstance(item, (dict, list)):
+                too_deep = depth > MAX_JSON_DEPTH
+                stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    if too_deep:
+        raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep: not a file this project wrote")
+    return value
+
+
+def read_json_file(path: Path) -> Any:
+    """The JSON value in the file ``path``, read only if it holds at most :data:`MAX_JSON_BYTES` (and nests at
+    most :data:`MAX_JSON_DEPTH` deep, :func:`parse_json`); OSError if it cannot be read, ValueError saying
+    what is wrong otherwise."""
+    with open(path, "rb") as f:
+        data = f.read(MAX_JSON_BYTES + 1)
+    if len(data) > MAX_JSON_BYTES:
+        raise ValueError(f"larger than {MAX_JSON_BYTES} bytes: not a file this project wrote (its JSON files hold "
+                         "a few KiB); nothing was read past that")
+    return parse_json(data)
+
+
 def _cannot_write(path: Path, why: str) -> WriteError:
     return WriteError(f"cannot write {path}: {why}")  # one argument: it pickles (benchmark workers send it back)
 
@@ -47,8 +88,9 @@ def refuse_link(path: Path) -> None:
                                   "or replaces one; remove it yourself or write elsewhere")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file in path's directory, flush it to disk, then os.replace it in: readers
+def atomic_write(path: Path, data: bytes | Iterable[bytes], size: int | None = None) -> None:
+    """Write ``data`` (bytes, or chunks of bytes: a file copied without holding it whole, whose ``size`` the
+    caller names) to a temp file in path's directory, flush it to disk, then os.replace it in: readers
     see the old file or the new one, never half of one.
 
     A symbolic link or a folder at ``path`` is refused, and the temp file is opened with ``O_EXCL |
@@ -56,6 +98,8 @@ def atomic_write(path: Path, data: bytes) -> None:
     creates a file (mode 0666 less the user's umask): colleagues sharing the folder can read the results.
     Any OSError (a full disk, no permission) becomes a :class:`WriteError` naming ``path`` and the bytes."""
     path = Path(path)
+    if isinstance(data, (bytes, bytearray)):
+        data, size = [data], len(data)
     refuse_link(path)
     if path.is_dir():
         raise _cannot_write(path, "it is a folder")
@@ -63,12 +107,13 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
     except OSError as error:
-        raise write_error(path, error, len(data)) from None
+        raise write_error(path, error, size) from None
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            for chunk in data:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -76,7 +121,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException as error:
         tmp.unlink(missing_ok=True)
         if isinstance(error, OSError):
-            raise write_error(path, error, len(data)) from None
+            raise write_error(path, error, size) from None
         raise
 
 
@@ -124,8 +169,8 @@ def _check_state(expected: dict[str, torch.Tensor], found: dict[str, tuple[int, 
 def _read_config(path: Path) -> dict[str, Any]:
     """model.json, checked for the fields :func:`load` uses; CheckpointError naming the file otherwise."""
     try:
-        meta = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        meta = read_json_file(path)
+    except (OSError, ValueError) as error:
         raise CheckpointError(f"{path} is not valid JSON ({error})") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path} must hold a JSON object, found {type(meta).__name__}")

@@ -72,7 +72,8 @@ class BackendConfig:
 
     ``backend``: ``"local"`` (``workers`` processes on this machine) or ``"ray"`` (tasks on the Ray
     cluster at ``address``; None starts or joins a Ray on this machine). ``cpus_per_unit`` and
-    ``gpus_per_unit`` are the resources Ray reserves per unit; ``max_retries`` is how often Ray
+    ``gpus_per_unit`` are the resources Ray reserves per unit (``cpus_per_unit`` > 0: a unit reserving
+    no CPU would let Ray start any number of them on a node at once); ``max_retries`` is how often Ray
     reruns a unit whose worker or node died (the unit resumes from its folder).
     """
 
@@ -89,10 +90,11 @@ class BackendConfig:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
             raise ValueError(f"workers must be a positive integer, got {self.workers!r}")
-        for name in ("cpus_per_unit", "gpus_per_unit"):
+        for name, least in (("cpus_per_unit", "> 0"), ("gpus_per_unit", ">= 0")):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or value < 0 or (value == 0 and least == "> 0")):
+                raise ValueError(f"{name} must be a number {least}, got {value!r}")
         if self.gpus_per_unit > 1 and self.gpus_per_unit != int(self.gpus_per_unit):
             raise ValueError(f"gpus_per_unit above 1 must be a whole number (Ray's rule), got {self.gpus_per_unit}")
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:

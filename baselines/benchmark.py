@@ -48,8 +48,8 @@ from agents import cores as agents_cores
 from agents.protocol import import_core_class, is_import_path
 from baselines.backends import BackendConfig, Unit, UnitsFailed, run_units
 from baselines.population import Population
-from baselines.run_folder import read_json, solved_text, write_csv
-from baselines.train_config import OPTIMIZERS, SIGNED, core_label, core_variant
+from baselines.run_folder import make_output_folder, read_json, solved_text, write_csv
+from baselines.train_config import OPTIMIZERS, SIGNED, check_finite, check_seed, core_label, core_variant
 from baselines.trainer import TrainConfig, atomic_write_text, make_trainer, resolve_device
 from memory_envs import curriculum as curricula
 from memory_envs import make_batch, tasks
@@ -94,8 +94,13 @@ class BenchmarkSpec:
     def validate(self) -> "BenchmarkSpec":
         """Check every choice and the budget before any training starts (imports external cores)."""
         for name in ("cores", "tasks", "curricula", "seeds"):
-            if not getattr(self, name):
+            values = getattr(self, name)
+            if not values:
                 raise ValueError(f"{name} must not be empty")
+            if len(set(values)) != len(values):  # two runs would share a run folder
+                raise ValueError(f"{name} must not repeat, got {list(values)}")
+        for seed in self.seeds:
+            check_seed(seed)
         for task in self.tasks:
             if task not in tasks.ALL_TASKS:
                 raise ValueError(f"task must be one of {tasks.ALL_TASKS}, got {task!r}")
@@ -105,8 +110,8 @@ class BenchmarkSpec:
         for name in ("max_steps", "hidden_size", "eval_every", "eval_batches", "test_length", "test_batch",
                      "workers", "timescale_steps"):
             tasks.check_positive_int(getattr(self, name), name)
-        if self.max_seconds is not None and not self.max_seconds > 0:
-            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds!r}")
+        if self.max_seconds is not None:
+            check_finite(self.max_seconds, "max_seconds", 0.0, strict=True)
         resolve_device(self.device)
         if self.population_size is not None:
             tasks.check_positive_int(self.population_size, "population_size")
@@ -276,8 +281,8 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, backend: BackendC
         differ = [k for k in budget if saved.get(k) != mine[k]]
         if differ:
             raise ValueError(f"{out} holds a benchmark with another budget ({differ}); use another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    runs_root.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out, "out")
+    make_output_folder(runs_root, "out" if storage is None else "storage")
     atomic_write_text(spec_path, json.dumps(spec.__dict__, indent=2))
     results = []
     todo = []

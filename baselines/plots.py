@@ -105,13 +105,17 @@ def progress_axis(lines: Sequence[dict]) -> tuple[str, str]:
     return ("timesteps", "timesteps (RL)") if lines and "timesteps" in lines[0] else ("step", "training step")
 
 
-def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
-    """The evaluation lines of a run's ``metrics.jsonl`` (a torn last line left out; a damaged one is an
-    error naming the file and line)."""
+PLOT_FIELDS = ("step", "timesteps", "ns", "accuracy")
+"""What the figures read of each metrics line (the rest is left out as the file is read)."""
+
+
+def read_metrics(run_dir: str | os.PathLike, fields: Sequence[str] | None = None) -> list[dict]:
+    """The evaluation lines of a run's ``metrics.jsonl``, read one at a time (a torn last line left out; a
+    damaged one is an error naming the file and line); with ``fields``, only those keys of each line."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no metrics.jsonl)")
-    return run_folder.read_metrics(Path(run_dir))
+    return run_folder.read_metrics(Path(run_dir), fields)
 
 
 def plot_n_over_steps(run_dirs: Sequence[str | os.PathLike], path: str | os.PathLike, labels: Sequence[str] | None = None
@@ -120,7 +124,7 @@ def plot_n_over_steps(run_dirs: Sequence[str | os.PathLike], path: str | os.Path
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, run_dir in enumerate(run_dirs):
-        lines = read_metrics(run_dir)
+        lines = read_metrics(run_dir, PLOT_FIELDS)
         key, xlabel = progress_axis(lines)
         label = labels[i] if labels is not None else Path(run_dir).name
         ax.step([m[key] for m in lines], [m["ns"][-1] for m in lines], where="post", label=label)
@@ -141,7 +145,7 @@ def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
     """
     plt = pyplot()
     run_dir = Path(run_dir)
-    lines = read_metrics(run_dir)
+    lines = read_metrics(run_dir, PLOT_FIELDS)
     written = []
     config = run_folder.read_json(run_dir / "config.json")
     running = config.get("task") == RUNNING_PARITY

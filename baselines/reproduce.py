@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 from baselines.backends import BackendConfig, UnitsFailed, run_units
 from baselines.population import Population, population_units
-from baselines.run_folder import read_json, solved_text
+from baselines.run_folder import make_output_folder, read_json, solved_text
 from baselines.trainer import TrainConfig, atomic_write_text
 from memory_envs.tasks import check_positive_int
 
@@ -72,7 +72,7 @@ def reproduce(scale: str, out_dir: str | os.PathLike, seeds: Sequence[int] | Non
         backend.validate()
     if population_size is not None:
         check_positive_int(population_size, "population_size")
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out, "out")
     summaries = {}
     todo = []
     for name in runs:

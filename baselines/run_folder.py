@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterator
 
-from agents.checkpoint import atomic_write, make_folder, refuse_link, write_error
+from agents.checkpoint import MAX_JSON_BYTES, atomic_write, parse_json, read_json_file, refuse_link, write_error
 
 MARKER = ".memory-envs-run"
 MARKER_TEXT = "memory-envs run folder: `--overwrite` may replace this folder\n"
@@ -106,12 +106,13 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def read_json(path: Path, kind: type = dict) -> Any:
-    """Read the JSON file ``path``, which must hold a ``kind``; RunFolderError naming the file otherwise."""
+    """Read the JSON file ``path``, which must hold a ``kind``; RunFolderError naming the file otherwise (also for
+    a file bigger or deeper than any this project writes: ``agents.checkpoint.read_json_file``)."""
     try:
-        value = json.loads(Path(path).read_text())
+        value = read_json_file(Path(path))
     except FileNotFoundError:
         raise RunFolderError(f"{path} is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, ValueError) as error:  # ValueError: not JSON, too big or nested too deep
         raise RunFolderError(f"{path} is not valid JSON ({error})") from None
     if not isinstance(value, kind):
         raise RunFolderError(f"{path} must hold a JSON {kind.__name__}, found {type(value).__name__}")
@@ -289,6 +290,19 @@ def unfinished(run_dir: Path) -> bool:
     return re.fullmatch(rb"\d*\n?", text) is not None
 
 
+def make_output_folder(path: Path, name: str) -> Path:
+    """Create the folder ``path`` (with its parents) that the argument ``name`` gives, as the first write of a
+    command; a folder that cannot be created (a read-only or virtual file system, a file in the way) is a
+    RunFolderError in one line naming ``name``, instead of an OSError traceback."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunFolderError(f"{name} must be a folder this process can create; {path} cannot be created "
+                             f"({error.strerror or error})") from None
+    return path
+
+
 def solved_text(max_n: int | None) -> str:
     """A summary's ``max_n`` as the commands, logs and tables write it: ``"none"`` where no N was solved."""
     return "none" if not max_n else str(max_n)
@@ -361,7 +375,7 @@ def create_run_folder(run_dir: Path, config: dict[str, Any], overwrite: bool) ->
     :data:`LAYOUT`. A folder whose setup is cut short (a kill, a full disk) is :func:`unfinished`.
     """
     check_new(run_dir, overwrite)
-    make_folder(run_dir)
+    make_output_folder(run_dir, "run_dir")
     lock = RunLock(run_dir)
     try:
         refusal = _new_refusal(run_dir, overwrite)
@@ -438,44 +452,76 @@ def append_metrics(run_dir: Path, line: dict[str, Any]) -> None:
         raise write_error(path, error, len(data)) from None
 
 
-def _metrics_lines(run_dir: Path) -> tuple[list[str], list[dict[str, Any]]]:
-    """The complete lines of metrics.jsonl, raw and parsed (a torn last line, from a kill mid-write, is
-    left out); RunFolderError naming the file and line if a complete line is not a JSON object."""
+def _metrics_records(run_dir: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each complete line of metrics.jsonl as (the byte offset just after it, the line parsed), read one line at
+    a time, so a long file never sits in memory whole. A torn last line, from a kill mid-write, is left out;
+    RunFolderError naming the file and line for a complete line that is not a JSON object, and for a line
+    longer than ``MAX_JSON_BYTES`` (no evaluation line comes near it), which is not read further."""
     path = run_dir / "metrics.jsonl"
     try:
-        text = path.read_text()
+        file = open(path, "rb")
     except FileNotFoundError:
         raise RunFolderError(f"{path} is missing") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         raise RunFolderError(f"{path} cannot be read ({error})") from None
-    raw = text.split("\n")[:-1]  # the part after the last newline is torn (or empty)
-    parsed = []
-    for number, line in enumerate(raw, 1):
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise RunFolderError(f"{path}, line {number}: not valid JSON ({error})") from None
-        if not isinstance(value, dict):
-            raise RunFolderError(f"{path}, line {number}: must be a JSON object, found {type(value).__name__}")
-        parsed.append(value)
-    return raw, parsed
+    with file:
+        number = 0
+        while True:
+            try:
+                line = file.readline(MAX_JSON_BYTES + 1)
+            except OSError as error:
+                raise RunFolderError(f"{path} cannot be read ({error})") from None
+            if len(line) > MAX_JSON_BYTES:
+                raise RunFolderError(f"{path}, line {number + 1}: longer than {MAX_JSON_BYTES} bytes, not a line this "
+                                     "project wrote")
+            if not line.endswith(b"\n"):
+                return  # the end of the file: nothing after the last newline, or a torn line
+            number += 1
+            try:
+                value = parse_json(line)
+            except ValueError as error:  # not JSON, not UTF-8, or nested too deep
+                raise RunFolderError(f"{path}, line {number}: not valid JSON ({error})") from None
+            if not isinstance(value, dict):
+                raise RunFolderError(f"{path}, line {number}: must be a JSON object, found {type(value).__name__}")
+            yield file.tell(), value
 
 
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """The complete lines of metrics.jsonl as dicts (see :func:`_metrics_lines`)."""
-    return _metrics_lines(run_dir)[1]
+def read_metrics(run_dir: Path, fields: Collection[str] | None = None) -> list[dict[str, Any]]:
+    """The complete lines of metrics.jsonl as dicts (see :func:`_metrics_records`); with ``fields``, each keeps
+    only those keys (a figure's), so what stays in memory is what the caller uses."""
+    return [line if fields is None else {k: line[k] for k in fields if k in line}
+            for _, line in _metrics_records(run_dir)]
 
 
 def check_metrics(run_dir: Path, lines: int, state: Path | None = None) -> None:
     """Keep the first ``lines`` lines of metrics.jsonl (what the saved state ``state`` counted): drop
-    those written after it, a torn one included. RunFolderError if it holds fewer complete lines."""
+    those written after it, a torn one included. RunFolderError if it holds fewer complete lines. Reads
+    the file one line at a time, up to line ``lines``; the lines after it are dropped unread, by copying
+    the kept bytes to a new file that replaces it (a file holding just those lines is left as it is)."""
     path = run_dir / "metrics.jsonl"
-    raw = _metrics_lines(run_dir)[0] if path.exists() or lines else []
-    if len(raw) < lines:
-        raise RunFolderError(f"{path} holds {len(raw)} complete lines but the saved state in {state} counts "
+    count, kept = 0, 0
+    if lines:
+        for kept, _ in _metrics_records(run_dir):
+            count += 1
+            if count == lines:
+                break
+    if count < lines:
+        raise RunFolderError(f"{path} holds {count} complete lines but the saved state in {state} counts "
                              f"{lines}: it was cut or edited; nothing was changed (restore it, or start again "
                              "with overwrite=True)")
-    atomic_write_text(path, "".join(line + "\n" for line in raw[:lines]))
+    if path.is_file() and path.stat().st_size == kept:
+        return
+
+    def kept_chunks() -> Iterator[bytes]:
+        if kept:
+            with open(path, "rb") as source:
+                left = kept
+                while left:
+                    chunk = source.read(min(left, 1 << 16))
+                    yield chunk
+                    left -= len(chunk)
+
+    atomic_write(path, kept_chunks(), kept)
 
 
 def save_last(run_dir: Path, write: Callable[[Path], None]) -> None:
@@ -546,6 +592,6 @@ def check_restart(run_dir: Path) -> str:
 
 __all__ = ["FILE", "LAYOUT", "MARKER", "RunFolderError", "RunLock", "append_metrics", "atomic_write_text",
            "check_metrics", "check_new", "check_restart", "check_resume_config", "create_run_folder", "holder",
-           "layout_problems", "open_for_resume", "overwrite_refusal", "read_json", "read_metrics", "remove",
+           "layout_problems", "make_output_folder", "open_for_resume", "overwrite_refusal", "read_json", "read_metrics", "remove",
            "restore_last", "save_last", "saved_states", "solved_text", "strict_json", "unfinished", "write_config",
            "write_csv", "write_json", "written_by"]

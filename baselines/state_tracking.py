@@ -35,6 +35,7 @@ def length_test(model: agents.MultiHeadModel, config: TrainConfig, device: torch
     ``config.test_sequences`` fresh sequences each (in batches of at most ``batch_size``), plus the scaled
     accuracies and their mean over ``test_lengths``. Data and initial states are drawn on the CPU from ``seed``,
     then moved to ``device``."""
+    tasks.check_seed(seed)
     rng = np.random.default_rng([seed, 3])
     generator = torch.Generator().manual_seed(seed)
     lengths = (*config.test_lengths, *(() if config.far_length is None else (config.far_length,)))

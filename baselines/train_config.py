@@ -19,6 +19,7 @@ import agents
 from agents.protocol import import_core_class, is_import_path
 from memory_envs import Curriculum, sizes, tasks
 from memory_envs.curriculum import LengthCurriculum
+from memory_envs.tasks import check_seed
 
 OPTIMIZERS = ("auto", "sgd", "adam")
 CORES = agents.cores.KINDS
@@ -39,13 +40,6 @@ STOP_REASONS = ("target_reached", "max_steps", "max_seconds", "non_finite", "int
 ACTIVATION_COPIES = 4
 """Float32 copies of the hidden activity [T, B, H] one training step keeps (forward, saved for backward,
 gradients): the size check's estimate."""
-
-
-def check_seed(seed: object, name: str = "seed") -> int:
-    """An integer seed in [0, 2**63) (what numpy and torch both take); ValueError naming ``name`` otherwise."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-        raise ValueError(f"{name} must be an integer in [0, 2**63), got {seed!r}")
-    return int(seed)
 
 
 def check_finite(value: object, name: str, minimum: float, strict: bool) -> None:
@@ -138,6 +132,8 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Raise ValueError naming the first field that is not allowed."""
+        if self.task not in tasks.ALL_TASKS:
+            raise ValueError(f"task must be one of {tasks.ALL_TASKS}, got {self.task!r}")
         if self.running:
             self.check_running()
         else:
@@ -162,8 +158,8 @@ class TrainConfig:
         check_finite(self.clip_grad, "clip_grad", 0.0, strict=True)
         self.check_tau_options()
         check_finite(self.momentum, "momentum", 0.0, strict=False)
-        if self.max_seconds is not None and not self.max_seconds > 0:
-            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds!r}")
+        if self.max_seconds is not None:
+            check_finite(self.max_seconds, "max_seconds", 0.0, strict=True)
         check_seed(self.seed)
         tasks.check_p(self.task, self.p)
         resolve_device(self.device)

@@ -58,7 +58,7 @@ def resolve_rng(seed: int | None, rng: np.random.Generator | None) -> np.random.
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
         return rng
-    return np.random.default_rng(seed)
+    return np.random.default_rng(None if seed is None else tasks.check_seed(seed))
 
 
 def make_batch(

@@ -38,10 +38,18 @@ def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def _check_threshold(threshold: Any) -> float:
+def check_threshold(threshold: Any) -> float:
+    """The advance (or "solved") threshold: a real number in (0, 1), as a float; ValueError naming ``threshold``."""
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be a float in (0, 1), got {threshold!r}")
     return float(threshold)
+
+
+def check_accuracy(value: Any, name: str) -> float:
+    """An accuracy: a real number in [0, 1] (bools, strings and nan refused), as a float; ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be an accuracy, a real number in [0, 1], got {value!r}")
+    return float(value)
 
 
 class Curriculum:
@@ -70,7 +78,7 @@ class Curriculum:
         self.kind = kind
         self.start = _positive_int(start, "start")
         self.n_max = None if n_max is None else _positive_int(n_max, "n_max", self.start)
-        self.threshold = _check_threshold(threshold)
+        self.threshold = check_threshold(threshold)
         self.window = _positive_int(window, "window")
         self.drop = _positive_int(drop, "drop")
         if self.drop > self.window:
@@ -103,8 +111,9 @@ class Curriculum:
         missing = [n for n in self.ns if n not in accuracy]
         if missing:
             raise ValueError(f"accuracy is missing the active Ns {missing} (active: {self.ns})")
-        mean = float(np.mean([accuracy[n] for n in self.ns]))
-        return mean > self.threshold and accuracy[self.newest] > self.threshold
+        values = {n: check_accuracy(accuracy[n], f"accuracy[{n}]") for n in self.ns}
+        mean = float(np.mean(list(values.values())))
+        return mean > self.threshold and values[self.newest] > self.threshold
 
     def update(self, accuracy: Mapping[int, float]) -> bool:
         """Advance if ``accuracy`` passes the rule; returns True if the active Ns changed."""
@@ -178,7 +187,7 @@ class LengthCurriculum:
             raise ValueError(f"curriculum must be one of {LENGTH_KINDS} for task 'running_parity', got {kind!r}")
         self.kind = kind
         self.length_range = tasks.check_running_lengths(length_range)
-        self.threshold = _check_threshold(threshold)
+        self.threshold = check_threshold(threshold)
         low, high = self.length_range
         self.longest = high - 1 if kind == "none" else min(2 * low, high - 1)
         self.ns: list[int] = [tasks.RUNNING_N]
@@ -194,7 +203,7 @@ class LengthCurriculum:
     def update(self, accuracy: Mapping[int, float]) -> bool:
         """With ``length``: record a pass of the rule at the current lengths and double the longest length;
         returns True if the training lengths changed."""
-        if self.kind == "none" or accuracy[tasks.RUNNING_N] <= self.threshold:
+        if self.kind == "none" or check_accuracy(accuracy[tasks.RUNNING_N], f"accuracy[{tasks.RUNNING_N}]") <= self.threshold:
             return False
         self.solved = self.longest
         longest = min(2 * self.longest, self.length_range[1] - 1)
@@ -279,8 +288,7 @@ class EpisodeAccuracyTracker:
                 raise ValueError(f"tracker state for N={n} has {len(accuracies)} episodes, more than the window "
                                  f"({self.window})")
             for acc in accuracies:
-                if isinstance(acc, bool) or not isinstance(acc, numbers.Real) or not 0.0 <= acc <= 1.0:
-                    raise ValueError(f"tracker state for N={n} has {acc!r}, not an accuracy in [0, 1]")
+                check_accuracy(acc, f"tracker state for N={n}: each")
             history[n] = collections.deque((float(acc) for acc in accuracies), maxlen=self.window)
         self.history = history
 

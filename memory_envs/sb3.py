@@ -18,6 +18,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from memory_envs import tasks
 from memory_envs.vector import MemoryTaskVectorEnv
 
 if TYPE_CHECKING:
@@ -35,8 +36,8 @@ def make_sb3_vec_env(env_id: str, n_envs: int, seed: int | None = None, **env_kw
         from stable_baselines3.common.vec_env import VecEnv
     except ImportError as e:
         raise ImportError("make_sb3_vec_env needs stable-baselines3: pip install 'memory-envs[rl]'") from e
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise TypeError(f"seed must be an int or None, got {seed!r}")
+    if seed is not None:
+        tasks.check_seed(seed)
     entry_point = gym.spec(env_id).vector_entry_point
     if not (isinstance(entry_point, str) and entry_point.startswith("memory_envs.")):
         raise ValueError(f"env_id must be a memory_envs env id (e.g. 'NDMS-v0'), got {env_id!r}")

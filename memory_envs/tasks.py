@@ -61,6 +61,13 @@ def check_task(task: str) -> str:
     return task
 
 
+def check_seed(seed: object, name: str = "seed") -> int:
+    """An integer seed in [0, 2**63) (what numpy and torch both take); ValueError naming ``name`` otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+        raise ValueError(f"{name} must be an integer in [0, 2**63), got {seed!r}")
+    return int(seed)
+
+
 def check_positive_int(value: object, name: str) -> int:
     """Return ``value`` as an int if it is an integer >= 1 (bools excluded), else raise ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
@@ -109,10 +116,16 @@ def check_p(task: str, p: float | str | None) -> float | str:
     return float(p)
 
 
+MAX_MODULUS = 127
+"""The largest running-parity modulus: the envs hold labels as int8."""
+
+
 def check_modulus(modulus: object) -> int:
-    """Return ``modulus`` as an int if it is an integer >= 2 (bools excluded), else raise ValueError."""
-    if isinstance(modulus, bool) or not isinstance(modulus, numbers.Integral) or modulus < 2:
-        raise ValueError(f"modulus must be an integer >= 2 (2: parity), got {modulus!r}")
+    """Return ``modulus`` as an int if it is an integer in [2, MAX_MODULUS] (bools excluded), else raise ValueError."""
+    if (isinstance(modulus, bool) or not isinstance(modulus, numbers.Integral)
+            or not 2 <= modulus <= MAX_MODULUS):
+        raise ValueError(f"modulus must be an integer >= 2 and <= {MAX_MODULUS} (2: parity; the envs hold labels "
+                         f"as int8), got {modulus!r}")
     return int(modulus)
 
 

@@ -78,7 +78,7 @@ def test_cli_ray_backend_and_bad_backend_options(local_ray, tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "b"), "--storage", str(tmp_path / "s")]) == 2
     assert "--storage: only with --backend ray" in capsys.readouterr().err
     assert main([*argv, "--out", str(tmp_path / "b"), "--backend", "ray", "--gpus-per-run", "1.5"]) == 2
-    assert "gpus_per_unit" in capsys.readouterr().err
+    assert "--gpus-per-run above 1 must be a whole number" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()  # nothing written for bad options
 
 

@@ -23,6 +23,7 @@ def accuracy_on_ns(model: agents.MultiHeadModel, task: str, ns: Sequence[int], *
     A single-head model (one head; default: when model has exactly one head) answers every N with
     that head. Otherwise head N answers N, and N without a head gives NaN.
     """
+    tasks.check_seed(seed)
     ns = list(tasks.check_ns(task, ns))
     single_head = len(model.ns) == 1 if single_head is None else single_head
     rng = np.random.default_rng(seed)

@@ -137,6 +137,7 @@ def ablation(model: agents.MultiHeadModel, stream: Stream, *, k: int = 20, zero_
     (:func:`relative_accuracies` of the ablated against the intact accuracy on ``stream``).
     ``progress(1)``, if given, after each ablated neuron (2k in all).
     """
+    tasks.check_seed(seed)
     head = stream.n if head is None else head
     check_head(model, head)
     intact = streaming_accuracy(model, stream, head)
@@ -229,6 +230,7 @@ def perturbation(model: agents.MultiHeadModel, stream: Stream, *, kind: str = "w
     Rows {"kind", "eps", "draw", "accuracy", "baseline", "relative", "relative_chance"}
     (:func:`relative_accuracies`). ``progress(1)``, if given, after each row (:func:`perturbation_rows` in all).
     """
+    tasks.check_seed(seed)
     if kind not in ("weight", "tau"):
         raise AnalysisError(f"perturbation kind must be 'weight' or 'tau', got {kind!r}")
     if tau_on not in TAU_PERTURB_TARGETS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import numbers
 import os
 import time
 from contextlib import contextmanager
@@ -27,8 +28,9 @@ from baselines.analysis.lesions import (
 from baselines.analysis.runs import AnalysisError, Run, load_run
 from baselines.analysis.timescales import check_drive_p, network_timescales
 from baselines.plots import NColours, integer_ticks, pyplot, save_figure
+from baselines.run_folder import make_output_folder
 from baselines.trainer import resolve_device
-from memory_envs.tasks import RUNNING_PARITY
+from memory_envs.tasks import RUNNING_PARITY, check_seed
 
 ANALYSES = ("timescales", "ablation", "perturbation", "forgetting", "dimensionality")
 #: Columns of timescales.csv from ``tau_net_summary``.
@@ -76,6 +78,7 @@ class AnalysisOptions:
                 raise AnalysisError(f"{name} must be >= 1, got {getattr(self, name)}")
         check_rule(self.fit_rule)
         check_drive_p(self.drive_p)
+        check_seed(self.seed)
         if self.max_lag is not None and not 1 <= self.max_lag < self.steps:
             raise AnalysisError(f"max_lag must be >= 1 and below steps ({self.steps}), got {self.max_lag}")
         if self.min_weight is not None and not 0 <= self.min_weight < 0.5:
@@ -84,8 +87,9 @@ class AnalysisOptions:
             raise AnalysisError(f"tau_perturb must be one of {list(TAU_PERTURB_TARGETS)}, got {self.tau_perturb!r}")
         if self.burn_in < 0 or self.beyond < 0:
             raise AnalysisError("burn_in and beyond must be >= 0")
-        if any(e < 0 for e in (*self.eps, *self.tau_eps)):
-            raise AnalysisError("eps values must be >= 0")
+        for name in ("eps", "tau_eps"):
+            if not all(isinstance(e, numbers.Real) and math.isfinite(e) and e >= 0 for e in getattr(self, name)):
+                raise AnalysisError(f"{name} values must be finite and >= 0, got {list(getattr(self, name))}")
         try:
             resolve_device(self.device)
         except ValueError as error:
@@ -209,6 +213,7 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     target = _analysis_n(run, options.n) if {"ablation", "perturbation"} & set(options.analyses) else None
     if target is not None and "perturbation" in options.analyses:
         recurrent_weight_param(run.load(target, device).core)
+    make_output_folder(out, "out")
     results: dict[str, Any] = {"files": []}
     files = results["files"]
     curriculum = run.config.get("curriculum", "?")
@@ -422,8 +427,7 @@ def plot_dimensionality(tables: Sequence[list[dict]], labels: Sequence[str], pat
 
 def compare_runs(results: Sequence[dict[str, Any]], labels: Sequence[str], out: str | os.PathLike) -> list[Path]:
     """Figures of several runs on the same axes (tau and tau_net vs N, ablation, perturbation, dimensionality)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_folder(Path(out), "compare_dir")
     files = []
     for name, plot in (("timescales", plot_timescales), ("ablation", plot_ablation),
                        ("perturbation", plot_perturbation), ("dimensionality", plot_dimensionality)):

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from baselines.analysis.runs import AnalysisError
+from memory_envs.tasks import check_seed
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ def fit_accuracy(cases: Sequence[SyntheticCase] = PAPER_CHECK_CASES, *, trials: 
     """Fit synthetic neurons of every case through the fitting path of ``network_timescales``
     (``trace_timescales``) and return one ``accuracy_row`` per case (plus "neurons_at_bound").
     ``progress(1)``, if given, after each case."""
+    check_seed(seed)
     from baselines.analysis.timescales import trace_timescales
 
     rows = []

@@ -14,6 +14,7 @@ import torch
 import agents
 from baselines.analysis.fits import check_rule, default_max_lag, fit_timescales
 from baselines.analysis.runs import AnalysisError
+from memory_envs.tasks import check_seed
 
 
 @torch.no_grad()
@@ -29,6 +30,7 @@ def drive(core: agents.Core, consume: Callable[[torch.Tensor, torch.Tensor, Any]
     called for consecutive chunks of at most ``chunk`` steps (``steps`` in all); only one chunk is
     held in memory at a time. ``progress(c)``, if given, after each chunk of c steps (e.g. a bar's update).
     """
+    check_seed(seed)
     for name, value in (("trials", trials), ("steps", steps), ("chunk", chunk)):
         if int(value) < 1:
             raise AnalysisError(f"{name} must be >= 1, got {value}")

@@ -18,7 +18,8 @@ from baselines.analysis import (
     compare_runs, fit_accuracy, load_run, scaled_options,
 )
 from baselines.authors import CURRICULA, import_authors
-from baselines.cli.args import comma_floats, comma_ints, comma_list, print_error
+from baselines.cli.args import comma_floats, comma_ints, comma_list, finite_float, positive_int, print_error
+from baselines.run_folder import make_output_folder
 
 
 def analysis_names(text: str) -> tuple[str, ...]:
@@ -109,7 +110,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     g.add_argument("--max-lag", type=int, default=None,
                    help="most lags accumulated; the paper and authors rules fit lags 0..K, the robust rule's window adapts "
                         "within it (default: 30 with --fit paper or authors, min(2000, steps/4) with robust)")
-    g.add_argument("--min-weight", type=float, default=None,
+    g.add_argument("--min-weight", type=finite_float, default=None,
                    help="smallest component weight of an accepted double-exponential fit "
                         "(default: 0 with --fit paper or authors, 0.05 with robust)")
     g.add_argument("--pca-steps", type=int, default=None, help=f"steps per trial for PCA {sized('pca_steps')}")
@@ -138,7 +139,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                    help="comparison figures of several runs (default: ./analysis-compare)")
     g.add_argument("--no-plots", action="store_true", help="tables only")
     g.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     g.add_argument("--core-class", default=None, metavar="MODULE:CLASS",
                    help="the class of the external core the runs trained (e.g. example_core:ElmanCore); it is "
                         "imported, so name only code you trust: a run folder alone never makes analyze import "
@@ -204,6 +205,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         options.check()
         core_class = None if args.core_class is None else import_core_class(args.core_class)
         runs = [load_run(r, core_class) for r in args.run_dirs]  # all folders are checked before any work
+        if len(runs) > 1 and options.plots:
+            make_output_folder(Path(args.compare_dir), "compare_dir")
         if args.scale == "quick":
             print("a quick pass (--scale quick); --scale paper runs the paper's sizes (docs/analysis.md)", flush=True)
         if "timescales" in options.analyses and options.trials * options.steps < PAPER_SAMPLES:

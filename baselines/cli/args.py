@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from baselines.run_folder import unfinished
 
-FIELD_ALIASES = {"env_id": "env", "core_options": "core_option"}
-"""Library config fields whose option has another name (``RLConfig.env_id`` is ``--env``)."""
+FIELD_ALIASES = {"env_id": "env", "core_options": "core_option", "cpus_per_unit": "cpus_per_run",
+                 "gpus_per_unit": "gpus_per_run"}
+"""Library config fields whose option has another name (``RLConfig.env_id`` is ``--env``, ``BackendConfig.cpus_per_unit``
+``--cpus-per-run``)."""
 
 
 def option_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -59,6 +62,16 @@ def print_write_error(error: OSError, again: str) -> int:
     return 1
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser (and its subcommands') with a usage error in the one form of every other refusal:
+    ``memory-envs: error: argument --threads: expected a positive integer, got '0' (see memory-envs train --help)``
+    on stderr, exit code 2, no usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        print_error(f"{message} (see {self.prog} --help)")
+        sys.exit(2)
+
+
 def default_run_dir(args: argparse.Namespace, default: str) -> tuple[Path, str | None]:
     """The run folder of a command given no ``--run-dir``: ``default`` itself with ``--resume`` or ``--overwrite``
     (they mean that folder) or when it is free; else the first free ``default-2``, ``default-3``, ... (free:
@@ -89,9 +102,24 @@ def positive_int(value: str) -> int:
     return number
 
 
+def finite_float(value: str) -> float:
+    """A finite number: ``nan`` and ``inf`` are refused here, for every float option (its range is the
+    config's check, which names the field)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {value!r}")
+    return number
+
+
 def comma_list(value: str) -> tuple[str, ...]:
-    """``"a,b"`` -> ``("a", "b")``."""
-    return tuple(v.strip() for v in value.split(",") if v.strip())
+    """``"a,b"`` -> ``("a", "b")``; an empty list is refused (an option given means at least one value)."""
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected one or more comma-separated values, got {value!r}")
+    return items
 
 
 def comma_ints(value: str) -> tuple[int, ...]:
@@ -103,23 +131,24 @@ def comma_ints(value: str) -> tuple[int, ...]:
 
 
 def comma_floats(value: str) -> tuple[float, ...]:
-    """``"0,0.5"`` -> ``(0.0, 0.5)``."""
+    """``"0,0.5"`` -> ``(0.0, 0.5)``, each finite (:func:`finite_float`)."""
     try:
-        return tuple(float(v) for v in comma_list(value))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
+        return tuple(finite_float(v) for v in comma_list(value))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated finite numbers, got {value!r}") from None
 
 
 def comma_choices(allowed: Sequence[str]):
     """An argument type: ``"a,b"`` -> ``("a", "b")``, each one of ``allowed``."""
 
     def parse(value: str) -> tuple[str, ...]:
-        items = comma_list(value)
+        try:
+            items = comma_list(value)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"expected one or more of {', '.join(allowed)}, got {value!r}") from None
         for item in items:
             if item not in allowed:
                 raise argparse.ArgumentTypeError(f"invalid choice: {item!r} (choose from {', '.join(allowed)})")
-        if not items:
-            raise argparse.ArgumentTypeError(f"expected one or more of {', '.join(allowed)}, got {value!r}")
         return items
 
     return parse
@@ -130,8 +159,8 @@ def bit_probability(value: str) -> float | str:
     if value == "uniform":
         return value
     try:
-        return float(value)
-    except ValueError:
+        return finite_float(value)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected a number or 'uniform', got {value!r}") from None
 
 
@@ -161,11 +190,13 @@ def add_backend_options(parser: argparse.ArgumentParser, unit: str, storage: boo
                         "reproduce run in this process)")
     g.add_argument("--address", default=None,
                    help="Ray cluster address, e.g. ray://head:10001 or auto (default: start a local Ray)")
-    g.add_argument("--cpus-per-run", type=float, default=1.0, help=f"CPUs Ray reserves per {unit} (default: 1)")
-    g.add_argument("--gpus-per-run", type=float, default=0.0,
-                   help=f"GPUs Ray reserves per {unit}, fractions allowed, e.g. 0.25 (default: 0)")
-    g.add_argument("--max-retries", type=int, default=2,
-                   help=f"Ray reruns of a {unit} whose worker or node died; it resumes from its folders (default: 2)")
+    g.add_argument("--cpus-per-run", type=finite_float, default=None,
+                   help=f"CPUs Ray reserves per {unit}, > 0 (default: 1; only with --backend ray)")
+    g.add_argument("--gpus-per-run", type=finite_float, default=None,
+                   help=f"GPUs Ray reserves per {unit}, fractions allowed, e.g. 0.25 (default: 0; only with --backend ray)")
+    g.add_argument("--max-retries", type=int, default=None,
+                   help=f"Ray reruns of a {unit} whose worker or node died; it resumes from its folders (default: 2; "
+                        "only with --backend ray)")
     if population_size:
         g.add_argument("--population-size", type=positive_int, default=None,
                        help="networks per population (default: all in one)")
@@ -176,16 +207,22 @@ def add_backend_options(parser: argparse.ArgumentParser, unit: str, storage: boo
 
 
 def backend_from_args(args: argparse.Namespace, workers: int = 1) -> Any:
-    """The BackendConfig of ``add_backend_options``' options, or None when none was given (run here)."""
+    """The BackendConfig of ``add_backend_options``' options, or None when none was given (run here).
+
+    The Ray-only options (``--address``, ``--storage``, ``--cpus-per-run``, ``--gpus-per-run``,
+    ``--max-retries``) are refused without ``--backend ray``, where nothing would read them; with it,
+    ``BackendConfig.validate`` checks their ranges."""
     from baselines.backends import BackendConfig
 
-    ray_only = {"--address": args.address, "--storage": getattr(args, "storage", None)}
+    ray_only = {"--address": ("address", args.address), "--storage": (None, getattr(args, "storage", None)),
+                "--cpus-per-run": ("cpus_per_unit", args.cpus_per_run),
+                "--gpus-per-run": ("gpus_per_unit", args.gpus_per_run),
+                "--max-retries": ("max_retries", args.max_retries)}
     if args.backend != "ray":
-        given = [name for name, value in ray_only.items() if value is not None]
+        given = [flag for flag, (_, value) in ray_only.items() if value is not None]
         if given:
             raise ValueError(f"{', '.join(given)}: only with --backend ray")
     if args.backend is None:
         return None
-    return BackendConfig(backend=args.backend, workers=workers, address=args.address,
-                         cpus_per_unit=args.cpus_per_run, gpus_per_unit=args.gpus_per_run,
-                         max_retries=args.max_retries).validate()
+    options = {field: value for field, value in ray_only.values() if field is not None and value is not None}
+    return BackendConfig(backend=args.backend, workers=workers, **options).validate()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -12,13 +11,13 @@ import torch
 from agents.checkpoint import WriteError
 from agents.cores import KINDS
 from baselines.cli.args import (
-    add_backend_options, backend_from_args, comma_ints, comma_list, positive_int, print_error, print_write_error,
+    add_backend_options, backend_from_args, comma_ints, comma_list, finite_float, positive_int, print_error,
+    print_write_error,
 )
+from baselines.cli.progress import RunsBar
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from baselines.backends import UnitsFailed
     from baselines.reproduce import RUNS, SEEDS, reproduce
 
@@ -27,10 +26,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     seeds = args.seeds if args.seeds is not None else None if args.seed is None else (args.seed,)
     runs = len(RUNS) * len(seeds or SEEDS[args.scale])
     try:
-        with tqdm(total=runs, unit="run", dynamic_ncols=True, file=sys.stderr) as bar:
+        backend = backend_from_args(args)
+        with RunsBar(runs) as bar:
             reproduce(args.scale, args.out, seeds=seeds, max_seconds=args.max_seconds, device=args.device,
-                      backend=backend_from_args(args), population_size=args.population_size, log=bar.write,
-                      on_run=lambda name, summary: bar.update())
+                      backend=backend, population_size=args.population_size, log=bar.write, on_run=bar.update)
     except UnitsFailed as error:
         print_error(error)
         return 1
@@ -124,8 +123,6 @@ def cmd_rl_benchmark(args: argparse.Namespace) -> int:
 def run_card(args: argparse.Namespace, spec: Any, run: Callable[..., Any], table: str, what: str) -> int:
     """Validate ``spec`` and the backend options, ``run(spec, out, ...)`` with a progress bar over its runs,
     print the card's ``table``; exit code 2 for bad options, 1 if some units failed."""
-    from tqdm import tqdm
-
     from baselines.backends import UnitsFailed
 
     try:
@@ -135,8 +132,8 @@ def run_card(args: argparse.Namespace, spec: Any, run: Callable[..., Any], table
         print_error(error, args)
         return 2
     try:
-        with tqdm(total=len(spec.runs()), unit="run", dynamic_ncols=True, file=sys.stderr) as bar:
-            run(spec, args.out, backend=backend, storage=args.storage, log=bar.write, on_run=lambda result: bar.update())
+        with RunsBar(len(spec.runs())) as bar:
+            run(spec, args.out, backend=backend, storage=args.storage, log=bar.write, on_run=bar.update)
     except UnitsFailed as error:
         print_error(error)
         return 1
@@ -162,7 +159,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     repro.add_argument("--out", default="runs/reproduce", help="output folder (default: runs/reproduce)")
     repro.add_argument("--seed", type=int, default=None, help="one seed (default: the scale's: 0; paper: 0,1,2,3)")
     repro.add_argument("--seeds", type=comma_ints, default=None, help="comma list of seeds (overrides --seed)")
-    repro.add_argument("--max-seconds", type=float, default=None, help="wall-time budget per run (default: the scale's)")
+    repro.add_argument("--max-seconds", type=finite_float, default=None, help="wall-time budget per run (default: the scale's)")
     repro.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     repro.add_argument("--device", default=None,
                        help="cpu, cuda[:i] or auto (default: the scale's: cpu for quick and smoke, auto for paper)")
@@ -210,13 +207,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--n-steps", type=int, default=None, help="rollout steps per env (default: 64)")
     g.add_argument("--batch-size", type=int, default=None, help="default: 128")
     g.add_argument("--n-epochs", type=int, default=None, help="default: 4")
-    g.add_argument("--lr", type=float, default=None,
+    g.add_argument("--lr", type=finite_float, default=None,
                    help="learning rate (default: 3e-3, tuned on NDMS-Easy-v0: docs/rl_baselines.md)")
-    g.add_argument("--gamma", type=float, default=None, help="discount (default: 0.99)")
-    g.add_argument("--ent-coef", type=float, default=None, help="entropy bonus (default: 0.01, tuned with --lr)")
+    g.add_argument("--gamma", type=finite_float, default=None, help="discount (default: 0.99)")
+    g.add_argument("--ent-coef", type=finite_float, default=None, help="entropy bonus (default: 0.01, tuned with --lr)")
     g = bench.add_argument_group("both score cards")
     g.add_argument("--seeds", type=comma_ints, default=None, help="default: 0,1,2; with --rl 0,1")
-    g.add_argument("--max-seconds", type=float, default=None,
+    g.add_argument("--max-seconds", type=finite_float, default=None,
                    help="wall-time cap per run (default: 600; with --rl none)")
     g.add_argument("--hidden-size", type=int, default=None, help="units per core (default: 64; with --rl 32)")
     g.add_argument("--eval-every", type=int, default=None,

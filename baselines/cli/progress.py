@@ -72,3 +72,32 @@ def _duration(seconds: float) -> str:
 
 
 __all__ = ["BudgetBar"]
+
+
+class RunsBar:
+    """A bar on stderr over a grid's runs (``reproduce``, ``benchmark``), opened at its first line or run: a
+    refusal raised before any (a bad option, an output folder that cannot be created) prints alone, on one line."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self._bar: tqdm | None = None
+
+    def _open(self) -> tqdm:
+        if self._bar is None:
+            self._bar = tqdm(total=self.total, unit="run", dynamic_ncols=True, file=sys.stderr)
+        return self._bar
+
+    def write(self, line: str) -> None:
+        """Print ``line`` above the bar."""
+        self._open().write(line)
+
+    def update(self, *_: object) -> None:
+        """One more run finished (its arguments, the run's name and result, are not needed)."""
+        self._open().update()
+
+    def __enter__(self) -> "RunsBar":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -6,7 +6,9 @@ import argparse
 from typing import Any
 
 from agents.checkpoint import WriteError
-from baselines.cli.args import bit_probability, default_run_dir, positive_int, print_error, print_write_error
+from baselines.cli.args import (
+    bit_probability, default_run_dir, finite_float, positive_int, print_error, print_write_error,
+)
 from baselines.cli.progress import BudgetBar
 from baselines.interrupt import stop_on_signals
 from baselines.rl import DEFAULT_N, STOCK_LSTM, TASK_OF_ENV, RLConfig, RLRun
@@ -41,7 +43,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                    help="episode lengths in [LOW, HIGH) (default: the paper's for the largest N)")
     g.add_argument("--curriculum", default=None, help="single or multi (default: none, a fixed N)")
     g.add_argument("--n-max", type=int, default=None, help="last N of the curriculum (required with one)")
-    g.add_argument("--threshold", type=float, default=d.threshold,
+    g.add_argument("--threshold", type=finite_float, default=d.threshold,
                    help="advance / solved when the mean and newest head accuracy exceed this (default: 0.98)")
     g.add_argument("--window", type=int, default=d.window,
                    help="training episodes per N that the curriculum averages (default: 100)")
@@ -50,7 +52,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                    help=f"recurrent core: {', '.join(CORES)}, or {STOCK_LSTM} for sb3-contrib's own MlpLstmPolicy "
                         f"(default: {d.core})")
     g.add_argument("--hidden-size", type=int, default=d.hidden_size, help=f"units (default: {d.hidden_size})")
-    g.add_argument("--tau-init", type=float, nargs=2, default=list(d.tau_init), metavar=("LOW", "HIGH"),
+    g.add_argument("--tau-init", type=finite_float, nargs=2, default=list(d.tau_init), metavar=("LOW", "HIGH"),
                    help="initial tau ~ U(LOW, HIGH) (default: 1 2)")
     g.add_argument("--fixed-tau", action="store_true", help="do not train tau")
     g = parser.add_argument_group("PPO")
@@ -62,14 +64,14 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     g.add_argument("--n-steps", type=int, default=d.n_steps, help=f"rollout steps per env (default: {d.n_steps})")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default: {d.batch_size}")
     g.add_argument("--n-epochs", type=int, default=d.n_epochs, help=f"default: {d.n_epochs}")
-    g.add_argument("--lr", type=float, default=d.lr,
+    g.add_argument("--lr", type=finite_float, default=d.lr,
                    help=f"learning rate (default: {d.lr:g}, the RL score card's tuned value)")
-    g.add_argument("--gamma", type=float, default=d.gamma, help=f"discount (default: {d.gamma})")
-    g.add_argument("--ent-coef", type=float, default=d.ent_coef,
+    g.add_argument("--gamma", type=finite_float, default=d.gamma, help=f"discount (default: {d.gamma})")
+    g.add_argument("--ent-coef", type=finite_float, default=d.ent_coef,
                    help=f"entropy bonus (default: {d.ent_coef:g}, the RL score card's tuned value)")
     g = parser.add_argument_group("budget, evaluation and run")
     g.add_argument("--total-timesteps", type=int, default=d.total_timesteps, help=f"default: {d.total_timesteps}")
-    g.add_argument("--max-seconds", type=float, default=None, help="wall-time budget (default: none)")
+    g.add_argument("--max-seconds", type=finite_float, default=None, help="wall-time budget (default: none)")
     g.add_argument("--eval-every", type=int, default=d.eval_every, help=f"timesteps between evaluations (default: {d.eval_every})")
     g.add_argument("--eval-episodes", type=int, default=d.eval_episodes, help=f"episodes per evaluation (default: {d.eval_episodes})")
     g.add_argument("--seed", type=int, default=d.seed, help="seed of the envs, the policy and PPO (default: 0)")

@@ -13,7 +13,7 @@ from agents.cores import TAU_KINDS
 from agents.protocol import import_core_class, is_import_path
 from baselines.cli.args import (
     add_backend_options, backend_from_args, bit_probability, comma_choices, comma_floats, comma_ints, default_run_dir,
-    parse_core_options, positive_int, print_error, print_write_error,
+    finite_float, parse_core_options, positive_int, print_error, print_write_error,
 )
 from baselines.cli.progress import BudgetBar
 from baselines.interrupt import stop_on_signals
@@ -43,7 +43,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--target-n", type=int, default=None, help="stop once this N is solved (default: no limit)")
     g.add_argument("--window", type=int, default=5, help="heads kept by the sliding curriculum (default: 5)")
     g.add_argument("--drop", type=int, default=1, help="heads the sliding curriculum drops at once (default: 1)")
-    g.add_argument("--threshold", type=float, default=0.98,
+    g.add_argument("--threshold", type=finite_float, default=0.98,
                    help="advance when the mean and the newest head's accuracy exceed this (default: 0.98)")
     g.add_argument("--p", type=bit_probability, default=None,
                    help="bit probability: a float or 'uniform' (default: the paper's; uniform for parity, 0.5 DMS)")
@@ -66,7 +66,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--core-option", action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the core's constructor (VALUE parsed as JSON if it parses); repeatable")
     g.add_argument("--hidden-size", type=int, default=128, help=f"units (default: 128; paper: {PAPER.hidden_size})")
-    g.add_argument("--tau-init", type=float, nargs=2, default=list(PAPER.tau_init), metavar=("LOW", "HIGH"),
+    g.add_argument("--tau-init", type=finite_float, nargs=2, default=list(PAPER.tau_init), metavar=("LOW", "HIGH"),
                    help="initial tau ~ U(LOW, HIGH); equal values fix it (default: 1 2); the tau options are "
                         f"options of the cores with a tau: {', '.join(TAU_KINDS)}")
     g.add_argument("--fixed-tau", action="store_true", help="do not train tau")
@@ -79,9 +79,9 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=comma_floats, default=(None,),
                    help="learning rate; a comma list trains a population (default: the kind's for its optimizer, "
                         "e.g. 0.05 for the paper's SGD)")
-    g.add_argument("--momentum", type=float, default=PAPER.momentum, help=f"SGD momentum (default: {PAPER.momentum})")
+    g.add_argument("--momentum", type=finite_float, default=PAPER.momentum, help=f"SGD momentum (default: {PAPER.momentum})")
     g.add_argument("--no-nesterov", action="store_true", help="plain momentum instead of Nesterov")
-    g.add_argument("--clip-grad", type=float, default=PAPER.clip_grad,
+    g.add_argument("--clip-grad", type=finite_float, default=PAPER.clip_grad,
                    help=f"gradient norm clip (default: {PAPER.clip_grad})")
     g.add_argument("--batch-size", type=int, default=PAPER.batch_size, help=f"default: {PAPER.batch_size}")
     g.add_argument("--eval-every", type=int, default=100,
@@ -90,7 +90,7 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                    help=f"test batches per evaluation (default: 10; paper: {PAPER.eval_batches})")
     g = parser.add_argument_group("budget and run")
     g.add_argument("--max-steps", type=int, default=PAPER.max_steps, help=f"default: {PAPER.max_steps}")
-    g.add_argument("--max-seconds", type=float, default=180.0, help="wall-time budget (default: 180)")
+    g.add_argument("--max-seconds", type=finite_float, default=180.0, help="wall-time budget (default: 180)")
     g.add_argument("--seed", type=int, default=0, help="seed of every random draw, >= 0 (default: 0)")
     g.add_argument("--seeds", type=comma_ints, default=None,
                    help="comma list of seeds: train one population, a member per seed (and per --task, "
@@ -194,6 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                     "--task, --curriculum or --lr")
         return 2
     try:
+        backend_from_args(args)  # None here; refuses the Ray-only options, which a single run does not read
         config = config_from_args(args)
         run_dir, note = (args.run_dir, None) if args.run_dir else default_run_dir(args, default_run_name(config))
         trainer = make_trainer(config, run_dir, resume=args.resume, overwrite=args.overwrite)

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from baselines.train_config import refuse_tau_options
+from baselines.train_config import check_finite, refuse_tau_options
 from baselines.trainer import CORES, check_seed, resolve_device
 from memory_envs import ENV_IDS, PRESETS, Curriculum, sizes, tasks
+from memory_envs.curriculum import check_threshold
 from memory_envs.envs import MODES, EnvConfig
 from memory_envs.presets import PRESET_P, preset_kwargs
 
@@ -118,7 +119,8 @@ class RLConfig:
                                  "without one")
         elif self.n_max is None:
             raise ValueError("n_max is required with a curriculum (the action space is fixed at its size)")
-        self.make_curriculum()  # checks n_max >= n and threshold
+        check_threshold(self.threshold)  # also without a curriculum: a fixed N is solved above it
+        self.make_curriculum()  # checks n_max >= n
         if self.preset is not None:
             if self.curriculum is not None:
                 raise ValueError(f"curriculum: {self.env_id} is a preset (one N); run a curriculum on the base id "
@@ -135,16 +137,14 @@ class RLConfig:
         if self.vec_env == "native" and self.curriculum is not None:
             raise ValueError("vec_env='native' runs no curriculum (its driver collects episodes from single envs): "
                              "use vec_env='dummy' or 'subproc' with a curriculum")
-        if isinstance(self.lr, bool) or not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if not (isinstance(self.gamma, (int, float)) and 0.0 <= self.gamma <= 1.0):
+        check_finite(self.lr, "lr", 0.0, strict=True)
+        check_finite(self.gamma, "gamma", 0.0, strict=False)
+        if self.gamma > 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma!r}")
-        if not (isinstance(self.ent_coef, (int, float)) and self.ent_coef >= 0):
-            raise ValueError(f"ent_coef must be >= 0, got {self.ent_coef!r}")
-        if self.max_seconds is not None and not (isinstance(self.max_seconds, (int, float)) and self.max_seconds > 0):
-            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds!r}")
-        if self.n_envs * self.n_steps < 2:
-            raise ValueError("n_envs * n_steps must be at least 2 (PPO normalizes advantages over a rollout)")
+        check_finite(self.ent_coef, "ent_coef", 0.0, strict=False)
+        if self.max_seconds is not None:
+            check_finite(self.max_seconds, "max_seconds", 0.0, strict=True)
+        self.check_batch_size()
         if self.length_range is not None:  # must hold the largest N this run will score
             tasks.check_length_range(self.length_range, self.n_max or self.n)
         EnvConfig.build(self.task, **self.env_kwargs())  # p, length_range, ...
@@ -171,6 +171,21 @@ class RLConfig:
         except (TypeError, ValueError) as e:
             raise ValueError(f"core_options / tau_init {options!r} do not fit core {self.core!r}: {e}") from None
         return self
+
+    def check_batch_size(self) -> None:
+        """RecurrentPPO's constraint on ``batch_size``: it cuts each rollout of ``n_envs * n_steps`` steps into
+        mini-batches of ``batch_size`` (the last one holds the remainder) and normalizes the advantages over
+        each, so every mini-batch needs at least 2 steps (one step has no standard deviation: NaN). sb3-contrib
+        does not check this itself; SB3's PPO asserts ``batch_size > 1`` and warns on a remainder."""
+        rollout = self.n_envs * self.n_steps
+        if rollout < 2:
+            raise ValueError("n_envs * n_steps must be at least 2 (PPO normalizes advantages over a rollout)")
+        if self.batch_size < 2 or rollout % self.batch_size == 1:
+            raise ValueError(f"batch_size must be >= 2 and leave no mini-batch of 1 step: RecurrentPPO cuts the "
+                             f"rollout of n_envs * n_steps = {rollout} steps into mini-batches of batch_size (the "
+                             f"last holds the remainder, {rollout} % batch_size) and normalizes advantages over "
+                             f"each, which is NaN for one step; got batch_size={self.batch_size} (a divisor >= 2 of "
+                             f"{rollout} always works)")
 
     def check_memory(self) -> None:
         """Refuse a run whose envs, rollout buffer and action logits would not fit in memory at its largest

@@ -40,7 +40,7 @@ import numpy as np
 from baselines.backends import BackendConfig, Unit, UnitsFailed, run_units
 from baselines.rl.callback import evaluate_policy
 from baselines.rl.config import POLICY_CORES, PPO_ENT_COEF, PPO_LR, STOCK_LSTM, RLConfig
-from baselines.run_folder import read_json, read_metrics, write_csv
+from baselines.run_folder import make_output_folder, read_json, read_metrics, write_csv
 from baselines.trainer import atomic_write_text
 from memory_envs import DIFFICULTIES, ENV_IDS, PRESETS, OraclePolicy
 from memory_envs import presets as preset_ids
@@ -199,6 +199,7 @@ def reference(preset: str, episodes: int, seed: int, rng: np.random.Generator | 
     ``seed`` on ``preset``. ValueError if their returns are equal (the normalized return would be undefined)."""
     import gymnasium as gym
 
+    tasks.check_seed(seed)
     env = gym.make(preset)
     n = [PRESETS[preset].n]
     oracle = evaluate_policy(_OracleModel(env), env, episodes, seed, n)["mean_return"]
@@ -318,8 +319,8 @@ def run_rl_scorecard(spec: RLScorecardSpec, out: str | os.PathLike, backend: Bac
     out = Path(out)
     runs_root = (Path(storage) if storage is not None else out) / "runs"
     check_out(spec, out)
-    out.mkdir(parents=True, exist_ok=True)
-    runs_root.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out, "out")
+    make_output_folder(runs_root, "out" if storage is None else "storage")
     atomic_write_text(out / SPEC_FILE, json.dumps(spec.to_json(), indent=2))
     results, units = [], []
     for run in spec.runs():
