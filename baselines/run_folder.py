@@ -217,12 +217,9 @@ def written_by(config: dict[str, Any]) -> str:
     return "rl" if "env_id" in config else "train"
 
 
-def check_resume_config(run_dir: Path, config: dict[str, Any], may_change: Collection[str]) -> None:
-    """Refuse to resume ``run_dir`` unless its config.json equals ``config`` outside ``may_change``.
-
-    The error names every field that differs (present in only one of the two counts as differing), or,
-    for a folder of the other command (``rl`` / ``train``), the command that continues it.
-    """
+def saved_config(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """``run_dir``'s config.json, which a resume with ``config`` continues; RunFolderError if the folder holds
+    no run, or a run of the other command (``rl`` / ``train``: the error names the command that continues it)."""
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise RunFolderError(f"cannot resume: {run_dir} is not a run folder (no config.json)")
@@ -230,6 +227,37 @@ def check_resume_config(run_dir: Path, config: dict[str, Any], may_change: Colle
     if written_by(saved) != written_by(config):
         raise RunFolderError(f"cannot resume {run_dir}: it is a run folder of `memory-envs {written_by(saved)}`; "
                              f"continue it with memory-envs {written_by(saved)} --resume --run-dir {run_dir}")
+    return saved
+
+
+def resume_settings(run_dir: Path, asked: dict[str, Any], given: Collection[str],
+                    may_change: Collection[str]) -> dict[str, Any]:
+    """The config a resume of ``run_dir`` continues: the folder's config.json, with the fields in ``given``
+    (set by the caller, e.g. options on the command line) taken from ``asked``. RunFolderError naming each
+    given field outside ``may_change`` whose value differs from the run's: a resume continues the run's own
+    settings. Reads only."""
+    saved = saved_config(run_dir, asked)
+    differ = sorted(k for k in given if k in asked and k not in may_change and saved.get(k, asked[k]) != asked[k])
+    if differ:
+        values = ", ".join(f"{k}={asked[k]!r} (the run's: {saved[k]!r})" for k in differ)
+        raise RunFolderError(f"cannot resume {run_dir} with {values}: a resume continues the run's own settings; "
+                             f"leave these out (a resume may change only {', '.join(f'{k}=' for k in may_change)})")
+    return {**saved, **{k: asked[k] for k in given if k in asked}}
+
+
+def check_resume_config(run_dir: Path, config: dict[str, Any], may_change: Collection[str]) -> None:
+    """Refuse to resume ``run_dir`` unless its config.json equals ``config`` outside ``may_change``.
+
+    The error names every field that differs (present in only one of the two counts as differing), or,
+    for a folder of the other command (``rl`` / ``train``), the command that continues it; a config.json
+    that lacks fields ``config`` has was written by an older version, and the error says so.
+    """
+    saved = saved_config(run_dir, config)
+    lacks = sorted(k for k in set(config) - set(saved) if k not in may_change)
+    if lacks:
+        raise RunFolderError(f"cannot resume {run_dir}: it was written by an older memory-envs (its config.json "
+                             f"lacks {lacks}, which this version records); finish it with the version that wrote "
+                             "it, or start it again with overwrite=True")
     differ = sorted(k for k in set(saved) | set(config) if k not in may_change and saved.get(k) != config.get(k))
     if differ:
         raise RunFolderError(f"cannot resume {run_dir}: its config differs in {differ}")
@@ -347,5 +375,5 @@ def check_restart(run_dir: Path) -> str:
 
 __all__ = ["MARKER", "RunFolderError", "RunLock", "append_metrics", "atomic_write_text", "check_metrics", "check_new",
            "check_restart", "check_resume_config", "create_run_folder", "open_for_resume", "overwrite_refusal",
-           "read_json", "read_metrics", "restore_last", "save_last", "saved_states", "solved_text", "strict_json",
+           "read_json", "read_metrics", "restore_last", "resume_settings", "save_last", "saved_config", "saved_states", "solved_text", "strict_json",
            "write_config", "write_csv", "write_json", "written_by"]

@@ -8,6 +8,8 @@ import ast
 import json
 import os
 import pickle
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -556,14 +558,16 @@ SIGNAL_ARGV = ["--hidden-size", "8", "--batch-size", "16", "--eval-every", "10",
                "--no-plots"]
 
 
-def signal_when_started(argv: list[str], folders: list[Path], signum: int) -> subprocess.CompletedProcess:
+def signal_when_started(argv: list[str], folders: list[Path], signum: int, lines: int = 1
+                        ) -> subprocess.CompletedProcess:
     """Run ``memory-envs ARGV`` from this tree in a process of its own, send it ``signum`` once every folder
-    holds a metrics line (it is training), and return the ended process."""
+    holds ``lines`` metrics lines (it is training), and return the ended process."""
     proc = subprocess.Popen([sys.executable, "-m", "baselines.cli", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         deadline = time.monotonic() + 180
-        while not all((f / "metrics.jsonl").is_file() and (f / "metrics.jsonl").read_text() for f in folders):
+        while not all((f / "metrics.jsonl").is_file() and (f / "metrics.jsonl").read_text().count("\n") >= lines
+                      for f in folders):
             assert time.monotonic() < deadline and proc.poll() is None, f"it did not start: {proc.communicate()}"
             time.sleep(0.1)
         proc.send_signal(signum)
@@ -613,10 +617,26 @@ def test_sigterm_stops_a_population_and_each_member_resumes(tmp_path):
     assert ended.returncode == 143, ended.stderr
     summaries = [assert_interrupted(member) for member in members]
     target = max(s["steps"] for s in summaries) + 10
-    assert main([*argv, "--resume", "--max-steps", str(target)]) == 0
+    hint = printed_resume_command(ended.stdout)  # the population's folder alone: its members' settings
+    assert hint == ["train", "--resume", "--run-dir", str(grid)]
+    assert main([*hint, "--max-steps", str(target), "--quiet", "--threads", "1"]) == 0
     for member, before in zip(members, summaries):
         after = json.loads((member / "summary.json").read_text())
         assert after["stopped_because"] == "max_steps" and after["steps"] == target > before["steps"]
+
+
+def test_a_resume_of_a_finished_population_says_so_and_redraws_nothing(tmp_path, capsys):
+    grid = tmp_path / "grid"
+    argv = ["train", *TINY_ARGV, "--seeds", "0,1", "--run-dir", str(grid), "--threads", "1"]
+    assert main([a for a in argv if a != "--no-plots"]) == 0
+    pytest.importorskip("matplotlib")
+    figures = {p: p.stat().st_mtime_ns for p in grid.glob("*/*.png")}
+    assert figures
+    capsys.readouterr()
+    assert main(["train", "--resume", "--run-dir", str(grid), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"the population in {grid} is finished" in out and "figures of" not in out
+    assert {p: p.stat().st_mtime_ns for p in grid.glob("*/*.png")} == figures
 
 
 def test_sigint_stops_rl_with_its_state_saved_and_resume_goes_on(tmp_path):
@@ -635,6 +655,51 @@ def test_sigint_stops_rl_with_its_state_saved_and_resume_goes_on(tmp_path):
     resumed = json.loads((run_dir / "summary.json").read_text())
     assert resumed["stopped_because"] in ("max_timesteps", "target_reached") and resumed["timesteps"] >= total
     assert read_metrics(run_dir)[: len(lines)] == lines and len(read_metrics(run_dir)) > len(lines)
+
+
+def printed_resume_command(stdout: str) -> list[str]:
+    """The argv after ``memory-envs`` of the resume hint an interrupted run printed (``... `CMD` continues``)."""
+    hints = re.findall(r"`(memory-envs [^`]+)` continues the run", stdout)
+    assert len(hints) == 1, stdout
+    return shlex.split(hints[0])[1:]
+
+
+@pytest.mark.parametrize("command", ["train", "rl"])
+def test_the_printed_resume_hint_works_as_printed(tmp_path, command):
+    """Issue 34, point 1: the hint an interrupted run prints is run exactly as printed (settings from the
+    folder, none repeated) and continues the run, at the run's own non-default settings."""
+    run_dir = tmp_path / "run"
+    if command == "rl":
+        pytest.importorskip("sb3_contrib")
+        argv = ["rl", "--env", "NDMS-v0", "--n", "3", "--mode", "every_step", "--length-range", "5", "9",
+                "--hidden-size", "8", "--n-envs", "2", "--n-steps", "16", "--batch-size", "32", "--n-epochs", "1",
+                "--eval-every", "64", "--eval-episodes", "2", "--total-timesteps", "10000000", "--threads", "1",
+                "--quiet", "--run-dir", str(run_dir)]
+        state, count = "state.json", "timesteps"
+    else:
+        argv = ["train", *SIGNAL_ARGV, "--task", "dms", "--curriculum", "single", "--run-dir", str(run_dir)]
+        state, count = "trainer.json", "step"
+    first = signal_when_started(argv, [run_dir], signal.SIGINT)
+    assert first.returncode == 130, first.stderr
+    before = assert_interrupted(run_dir, state, count)
+    hint = printed_resume_command(first.stdout)
+    assert hint == [command, "--resume", "--run-dir", str(run_dir)]
+    lines = len(read_metrics(run_dir))
+    again = signal_when_started(hint, [run_dir], signal.SIGINT, lines=lines + 1)
+    assert again.returncode == 130 and "error" not in again.stderr, again.stderr
+    after = assert_interrupted(run_dir, state, count)
+    assert after[count if command == "rl" else "steps"] > before[count if command == "rl" else "steps"]
+    assert json.loads((run_dir / "config.json").read_text())["hidden_size"] == 8  # the run's own settings
+    assert printed_resume_command(again.stdout) == hint
+
+
+def test_a_resume_refuses_an_option_that_differs_from_the_run(run, capsys):
+    code, err = cli_train(["--run-dir", str(run), "--resume", "--core", "gru"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "--core='gru' (the run's: 'leaky')" in err and "--max-steps" in err
+    assert main(["train", "--run-dir", str(run), "--resume", "--max-steps", "30", "--quiet", "--no-plots",
+                 "--threads", "1"]) == 0  # a budget given beside it extends the run
+    assert json.loads((run / "summary.json").read_text())["steps"] == 30
 
 
 def test_a_second_signal_ends_the_process_at_once():

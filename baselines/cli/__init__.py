@@ -24,7 +24,7 @@ import importlib.metadata
 from typing import Sequence
 
 from baselines.cli import analyze, experiments, rl, train
-from baselines.cli.args import option_flags
+from baselines.cli.args import Parser, option_flags
 
 
 def package_version() -> str:
@@ -36,7 +36,7 @@ def package_version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="memory-envs", description="Memory tasks with a curriculum over N.")
+    parser = Parser(prog="memory-envs", description="Memory tasks with a curriculum over N.")
     parser.add_argument("--version", action="version", version=f"memory-envs {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     train.add_parsers(sub)

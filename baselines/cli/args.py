@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -48,6 +49,60 @@ def print_error(message: object, args: argparse.Namespace | None = None) -> None
     if args is not None and getattr(args, "flags", None):
         text = flag_names(text, args.flags)
     print(f"memory-envs: error: {text}", file=sys.stderr)
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser class of every ``memory-envs`` command (subparsers take it too).
+
+    It records the options given on the command line as ``args.given`` (their dests): a resume takes every
+    other setting from its run folder (:func:`resumed_config`). Its errors (an invalid choice, an unknown
+    option, a missing argument) are one line naming the option, pointing to the command's ``--help``,
+    with no usage dump."""
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        self._given: set[str] = set()
+        namespace, extras = super().parse_known_args(args, namespace)
+        namespace.given = frozenset(getattr(namespace, "given", frozenset()) | self._given)
+        return namespace, extras
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:  # named here, where the subcommand is known, so the line points to its --help
+            command = getattr(namespace, "command", None)
+            self.exit_with(f"unrecognized arguments: {' '.join(extras)}",
+                           f"{self.prog} {command}" if command else self.prog)
+        return namespace
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        self._given.add(action.dest)  # argparse calls this for the arguments on the command line only
+        return super()._get_values(action, arg_strings)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit_with(message, self.prog)
+
+    def exit_with(self, message: str, prog: str) -> None:
+        """Print ``message`` as the one error line, with where the options are listed, and exit 2."""
+        print_error(f"{message} (`{prog} --help` lists the options)")
+        sys.exit(2)
+
+
+def resumed_config(args: argparse.Namespace, run_dir: str | Path, asked: dict[str, Any],
+                   may_change: Sequence[str]) -> dict[str, Any]:
+    """The config (JSON) that ``--resume`` continues in ``run_dir``: the folder's own settings, with those of
+    the options given on the command line (``args.given``) from ``asked``, the config the options make;
+    a given option outside ``may_change`` must match the run's (:func:`baselines.run_folder.resume_settings`)."""
+    from baselines.run_folder import resume_settings
+
+    aliases = {**FIELD_ALIASES, "train_tau": "fixed_tau", "nesterov": "no_nesterov"}
+    given = {field for field in asked if aliases.get(field, field) in args.given}
+    return resume_settings(Path(run_dir), asked, given, may_change)
+
+
+def resume_hint(command: str, run_dir: str | Path) -> str:
+    """The command that continues the run in ``run_dir`` (its settings are read from the folder)."""
+    return f"memory-envs {command} --resume --run-dir {shlex.quote(str(run_dir))}"
 
 
 def default_run_dir(args: argparse.Namespace, default: str) -> tuple[Path, str | None]:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from baselines.cli.args import bit_probability, default_run_dir, positive_int, print_error
+from baselines.cli.args import (
+    bit_probability, default_run_dir, positive_int, print_error, resume_hint, resumed_config,
+)
 from baselines.cli.progress import BudgetBar
 from baselines.interrupt import stop_on_signals
 from baselines.rl import DEFAULT_N, STOCK_LSTM, TASK_OF_ENV, RLConfig, RLRun
+from baselines.rl.config import RESUME_MAY_CHANGE
 from baselines.run_folder import solved_text
 from baselines.threads import set_threads
 from baselines.trainer import CORES
@@ -79,8 +82,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                    help=f"run folder (default: {RUN_NAME.format(**RUN_NAME_FIELDS)}, numbered -2, -3, ... when "
                         "it holds an earlier run)")
     g.add_argument("--resume", action="store_true",
-                   help="continue the run in the run folder from its last saved state (the same options; "
-                        "--total-timesteps, --max-seconds and --device may change); a finished run prints its summary")
+                   help="continue the run in the run folder from its last saved state, with the settings it was started "
+                        "with (options given beside it must match them, but --total-timesteps, --max-seconds, "
+                        "--device and --vec-env, which may change); a finished run prints its summary")
     g.add_argument("--overwrite", action="store_true",
                    help="replace a run folder made by memory-envs (never a folder holding other files)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -135,6 +139,8 @@ def cmd_rl(args: argparse.Namespace) -> int:
     try:
         config = rl_config_from_args(args)
         run_dir, note = (args.run_dir, None) if args.run_dir else default_run_dir(args, default_rl_run_name(config))
+        if args.resume:  # the run's own settings, but for the options given
+            config = RLConfig.from_json(resumed_config(args, run_dir, config.to_json(), RESUME_MAY_CHANGE))
         run = RLRun(config, run_dir, resume=args.resume, overwrite=args.overwrite)
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
         print_error(error, args)
@@ -160,7 +166,7 @@ def cmd_rl(args: argparse.Namespace) -> int:
     print(format_rl_summary(summary))
     print(f"run folder: {run_dir}")
     if stop.signum is not None:
-        print(f"stopped by {stop.name}: the state is saved; --resume --run-dir {run_dir} continues the run")
+        print(f"stopped by {stop.name}: the state is saved; `{resume_hint('rl', run_dir)}` continues the run")
         return stop.exit_code
     if "message" in summary:
         print_error(summary["message"])

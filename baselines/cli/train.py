@@ -12,14 +12,14 @@ from agents.cores import TAU_KINDS
 from agents.protocol import import_core_class, is_import_path
 from baselines.cli.args import (
     add_backend_options, backend_from_args, bit_probability, comma_choices, comma_floats, comma_ints, default_run_dir,
-    parse_core_options, positive_int, print_error,
+    parse_core_options, positive_int, print_error, resume_hint, resumed_config,
 )
 from baselines.cli.progress import BudgetBar
 from baselines.interrupt import stop_on_signals
 from baselines.population import Population, grid
 from baselines.run_folder import solved_text
 from baselines.threads import set_threads
-from baselines.trainer import CORES, OPTIMIZERS, TrainConfig, make_trainer
+from baselines.trainer import CORES, OPTIMIZERS, RESUME_MAY_CHANGE, TrainConfig, make_trainer
 from memory_envs import curriculum as curricula
 from memory_envs import tasks
 
@@ -122,15 +122,35 @@ def default_run_name(config: TrainConfig) -> str:
     return f"runs/{config.task}-{config.curriculum}-{core}-h{config.hidden_size}-s{config.seed}"
 
 
-def is_population(args: argparse.Namespace) -> bool:
+def is_grid(args: argparse.Namespace) -> bool:
     """--seeds, or more than one value in --task, --curriculum or --lr: a grid trained as one population."""
     return args.seeds is not None or max(len(args.task), len(args.curriculum or ()), len(args.lr)) > 1
 
 
+def is_population(args: argparse.Namespace) -> bool:
+    """A grid (:func:`is_grid`), or ``--resume`` of a population's folder (no config.json of its own, member
+    folders with one)."""
+    return is_grid(args) or bool(args.resume and args.run_dir and saved_members(Path(args.run_dir)))
+
+
+def saved_members(run_dir: Path) -> list[str]:
+    """The member folders of the population in ``run_dir`` (those holding a config.json), or none if
+    ``run_dir`` is a run folder itself."""
+    if not run_dir.is_dir() or (run_dir / "config.json").exists():
+        return []
+    return sorted(p.name for p in run_dir.iterdir() if p.is_dir() and (p / "config.json").is_file())
+
+
 def population_from_args(args: argparse.Namespace) -> tuple[Path, list[str], list[TrainConfig]]:
-    """The population's folder, its members' folder names and configs (one per grid combination); a
-    numbered default folder is announced (see :func:`~baselines.cli.args.default_run_dir`)."""
+    """The population's folder, its members' folder names and configs (one per grid combination; on a
+    ``--resume`` without grid options, the members in the folder at their own settings); a numbered default
+    folder is announced (see :func:`~baselines.cli.args.default_run_dir`)."""
     base = config_from_args(args)
+    if not is_grid(args):
+        run_dir = Path(args.run_dir)
+        names = saved_members(run_dir)
+        return run_dir, names, [TrainConfig.from_json(resumed_config(args, run_dir / name, base.to_json(),
+                                                                     RESUME_MAY_CHANGE)) for name in names]
     members = grid(base, seeds=args.seeds or (), tasks=args.task, curricula=args.curriculum, lrs=args.lr)
     core = base.core.replace(":", ".")
     if args.run_dir:
@@ -195,6 +215,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
         run_dir, note = (args.run_dir, None) if args.run_dir else default_run_dir(args, default_run_name(config))
+        if args.resume:  # the run's own settings, but for the options given
+            config = TrainConfig.from_json(resumed_config(args, run_dir, config.to_json(), RESUME_MAY_CHANGE))
         trainer = make_trainer(config, run_dir, resume=args.resume, overwrite=args.overwrite)
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
         print_error(error, args)
@@ -226,7 +248,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     print(f"run folder: {run_dir}")
     if stop.signum is not None:
-        print(f"stopped by {stop.name}: the state is saved; --resume --run-dir {run_dir} continues the run")
+        print(f"stopped by {stop.name}: the state is saved; `{resume_hint('train', run_dir)}` continues the run")
         return stop.exit_code
     if not args.no_plots:
         _write_plots([Path(run_dir)], trainer.core_class)
@@ -247,6 +269,12 @@ def _train_population(args: argparse.Namespace, threads: str) -> int:
     except (ValueError, TypeError, ImportError) as error:
         print_error(error, args)
         return 2
+    if all(member.finished is not None for member in population.members):  # a resume with nothing to train
+        population.close()
+        print(f"the population in {run_dir} is finished: each member used its budget or solved its target; "
+              "nothing was trained or redrawn (a larger --max-steps or --max-seconds continues it)")
+        return _report_members(args, run_dir, {name: m.finished for name, m in zip(names, population.members)},
+                               None, plots=False)
     if not args.quiet:
         print(threads)
     print(f"population of {len(names)} in {run_dir}: {', '.join(names)}", flush=True)
@@ -271,7 +299,8 @@ def _train_population(args: argparse.Namespace, threads: str) -> int:
     code = _report_members(args, run_dir, dict(zip(names, summaries)), population.members[0].core_class,
                            plots=stop.signum is None)
     if stop.signum is not None:
-        print(f"stopped by {stop.name}: every member's state is saved; the same command with --resume continues")
+        print(f"stopped by {stop.name}: every member's state is saved; `{resume_hint('train', run_dir)}` continues "
+              "the run")
         return stop.exit_code
     return code
 
@@ -350,7 +379,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                        "one population: the networks side by side in this process.")
     add_train_options(train)
     train.add_argument("--run-dir", default=None, help="run folder (default: runs/<task>-<curriculum>-...)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last state")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --run-dir from its last state, with the settings it was started with "
+                            "(options given beside it must match them, but --max-steps, --max-seconds and --device, "
+                            "which may change)")
     train.add_argument("--overwrite", action="store_true",
                        help="replace a run folder made by memory-envs (never a folder holding other files)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
