@@ -104,8 +104,9 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
     """The evaluation lines of a run's ``metrics.jsonl`` (a torn last line left out; a damaged one is an
     error naming the file and line)."""
     path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no metrics.jsonl)")
+    refusal = run_folder.not_a_folder(Path(run_dir))
+    if refusal is not None or not path.exists():
+        raise FileNotFoundError(refusal or f"{run_dir} is not a run folder (no metrics.jsonl)")
     return run_folder.read_metrics(Path(run_dir))
 
 

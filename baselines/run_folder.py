@@ -89,6 +89,16 @@ def read_json(path: Path, kind: type = dict) -> Any:
     return value
 
 
+def not_a_folder(path: Path) -> str | None:
+    """Why ``path``, given as a run folder, is none: missing, or a file (then the folder holding it is the one
+    to give); None for a directory."""
+    if path.is_dir():
+        return None
+    if path.exists():
+        return f"{path} is a file, not a run folder: give the folder that holds it, {path.parent}"
+    return f"{path} is not a run folder (no such directory)"
+
+
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:
     """Write ``config`` (JSON-able) as the folder's config.json."""
     write_json(run_dir / "config.json", config)
@@ -374,6 +384,6 @@ def check_restart(run_dir: Path) -> str:
 
 
 __all__ = ["MARKER", "RunFolderError", "RunLock", "append_metrics", "atomic_write_text", "check_metrics", "check_new",
-           "check_restart", "check_resume_config", "create_run_folder", "open_for_resume", "overwrite_refusal",
+           "check_restart", "check_resume_config", "create_run_folder", "not_a_folder", "open_for_resume", "overwrite_refusal",
            "read_json", "read_metrics", "restore_last", "resume_settings", "save_last", "saved_config", "saved_states", "solved_text", "strict_json",
            "write_config", "write_csv", "write_json", "written_by"]

@@ -734,6 +734,31 @@ def test_cli_errors_name_the_flags_and_the_library_its_fields(tmp_path, capsys):
     assert not (tmp_path / "run").exists() and not (tmp_path / "rl").exists()
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["train", "--optimizer", "rmsprop"], ["argument --optimizer: invalid choice: 'rmsprop'", "'sgd'", "train --help"]),
+    (["train", "--no-such-option", "1"], ["unrecognized arguments: --no-such-option 1", "`memory-envs train --help`"]),
+    (["plot"], ["the following arguments are required: RUN_DIR", "`memory-envs plot --help`"]),
+    (["trian"], ["invalid choice: 'trian'", "'train'", "`memory-envs --help`"]),
+    (["rl", "--hidden-size", "many"], ["argument --hidden-size: invalid int value: 'many'", "rl --help"]),
+    (["reproduce", "--scale", "huge"], ["argument --scale: invalid choice: 'huge'", "'quick'", "reproduce --help"]),
+    (["train", "--tau-init", "1"], ["argument --tau-init: expected 2 arguments", "train --help"]),
+])
+def test_argparse_errors_are_one_line_without_usage(argv, words, capsys):
+    """Issue 34, point 4: argparse's own refusals are the one error line, naming the option (and the allowed
+    values) and pointing to the command's --help, as every other refusal."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("memory-envs: error: ") and err.count("\n") == 1, err
+    assert "usage" not in err and all(word in err for word in words), err
+
+
+def test_plot_of_a_file_names_the_folder_to_give(run, capsys):
+    assert main(["plot", str(run / "metrics.jsonl")]) == 2
+    assert capsys.readouterr().err == (f"memory-envs: error: {run / 'metrics.jsonl'} is a file, not a run folder: "
+                                       f"give the folder that holds it, {run}\n")
+
+
 def test_flag_names_leave_prose_alone():
     from baselines.cli.args import flag_names
 
