@@ -34,7 +34,7 @@ def pyplot():
     try:
         import matplotlib
     except ImportError:  # pragma: no cover - depends on the install
-        raise ImportError("plots need matplotlib: pip install 'memory-envs[plot]'") from None
+        raise ImportError('figures need matplotlib: in the clone, pip install -e ".[plot]"', name="matplotlib") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -759,6 +759,31 @@ def test_plot_of_a_file_names_the_folder_to_give(run, capsys):
                                        f"give the folder that holds it, {run}\n")
 
 
+@pytest.mark.parametrize("module, argv, extra", [
+    ("scipy", ["analyze", "{run}"], "analysis"),
+    ("scipy", ["analyze", "{run}", "--no-plots"], "analysis"),
+    ("matplotlib", ["analyze", "{run}", "--analyses", "ablation"], "plot"),
+    ("matplotlib", ["plot", "{run}"], "plot"),
+    ("sb3_contrib", ["rl", "--run-dir", "{tmp}/rl"], "rl"),
+    ("sb3_contrib", ["benchmark", "--rl", "--out", "{tmp}/card"], "rl"),
+])
+def test_a_missing_optional_module_is_named_with_its_extra(module, argv, extra, run, tmp_path, monkeypatch, capsys):
+    """Issue 34, point 2: a command whose optional module is missing (simulated: None in sys.modules) says
+    which install brings it, in one line, before any work; nothing is written."""
+    monkeypatch.setitem(sys.modules, module, None)
+    before = snapshot(run)
+    assert main([a.format(run=run, tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and module in err and f'in the clone, pip install -e ".[{extra}]"' in err, err
+    assert snapshot(run) == before and not (tmp_path / "rl").exists() and not (tmp_path / "card").exists()
+
+
+def test_train_without_matplotlib_says_which_install_draws_its_figures(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["train", *TINY_ARGV[:-1], "--run-dir", str(tmp_path / "run"), "--threads", "1"]) == 0
+    assert 'no figures: figures need matplotlib: in the clone, pip install -e ".[plot]"' in capsys.readouterr().out
+
+
 def test_flag_names_leave_prose_alone():
     from baselines.cli.args import flag_names
 

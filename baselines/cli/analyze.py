@@ -18,7 +18,7 @@ from baselines.analysis import (
     compare_runs, fit_accuracy, load_run, scaled_options,
 )
 from baselines.authors import CURRICULA, import_authors
-from baselines.cli.args import comma_floats, comma_ints, comma_list, print_error
+from baselines.cli.args import comma_floats, comma_ints, comma_list, missing_dependency, print_error, require
 
 
 def analysis_names(text: str) -> tuple[str, ...]:
@@ -202,6 +202,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return 2
     try:
         options.check()
+        if "timescales" in options.analyses:
+            require("scipy", "analyze's timescale fits (tau_net)")
+        if options.plots:
+            require("matplotlib", "analyze's figures (or pass --no-plots)")
         core_class = None if args.core_class is None else import_core_class(args.core_class)
         runs = [load_run(r, core_class) for r in args.run_dirs]  # all folders are checked before any work
         if args.scale == "quick":
@@ -220,7 +224,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print_error(message, args)
         return 2
     except ImportError as error:
-        print_error(f"{error} (figures need matplotlib; or pass --no-plots)")
+        print_error(missing_dependency(error))
         return 2
     if len(runs) > 1:
         labels = [r.label for r in runs]

@@ -7,6 +7,7 @@ or, for ``parse_core_options``, a ValueError naming the option.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import re
 import shlex
@@ -86,6 +87,29 @@ class Parser(argparse.ArgumentParser):
         """Print ``message`` as the one error line, with where the options are listed, and exit 2."""
         print_error(f"{message} (`{prog} --help` lists the options)")
         sys.exit(2)
+
+
+EXTRAS = {"matplotlib": "plot", "scipy": "analysis", "sb3_contrib": "rl", "stable_baselines3": "rl",
+          "tensorboard": "rl", "ray": "ray"}
+"""The extra of pyproject.toml that installs each optional module."""
+
+
+def require(module: str, what: str) -> None:
+    """Import the optional ``module`` that ``what`` needs, or raise an ImportError naming the extra that
+    installs it (:func:`missing_dependency`): checked before a command does any work."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"{what} needs {module}, which is not installed", name=module) from None
+
+
+def missing_dependency(error: ImportError) -> str:
+    """The error line of an optional module that is not installed: what needs it and the install that brings
+    it (``pip install -e ".[EXTRA]"`` in the clone; memory-envs is not on the package index)."""
+    module = (error.name or "").partition(".")[0]
+    if module not in EXTRAS or "pip install" in str(error):
+        return str(error)
+    return f'{error}: in the clone, pip install -e ".[{EXTRAS[module]}]"'
 
 
 def resumed_config(args: argparse.Namespace, run_dir: str | Path, asked: dict[str, Any],

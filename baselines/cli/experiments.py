@@ -11,7 +11,8 @@ import torch
 
 from agents.cores import KINDS
 from baselines.cli.args import (
-    add_backend_options, backend_from_args, comma_ints, comma_list, positive_int, print_error,
+    add_backend_options, backend_from_args, comma_ints, comma_list, missing_dependency, positive_int, print_error,
+    require,
 )
 
 
@@ -105,9 +106,9 @@ def cmd_rl_benchmark(args: argparse.Namespace) -> int:
     from baselines.rl.scorecard import RLScorecardSpec, expand_presets, run_rl_scorecard
 
     try:
-        import sb3_contrib  # noqa: F401
-    except ImportError:
-        print_error("benchmark --rl needs sb3-contrib: pip install 'memory-envs[rl]'")
+        require("sb3_contrib", "benchmark --rl")
+    except ImportError as error:
+        print_error(missing_dependency(error))
         return 2
     spec = RLScorecardSpec(presets=expand_presets(args.presets), policies=args.policies, seeds=args.seeds,
                            timesteps=args.timesteps, curriculum=args.curriculum, hidden_size=args.hidden_size,

@@ -6,7 +6,8 @@ import argparse
 from typing import Any
 
 from baselines.cli.args import (
-    bit_probability, default_run_dir, positive_int, print_error, resume_hint, resumed_config,
+    bit_probability, default_run_dir, missing_dependency, positive_int, print_error, require, resume_hint,
+    resumed_config,
 )
 from baselines.cli.progress import BudgetBar
 from baselines.interrupt import stop_on_signals
@@ -132,9 +133,9 @@ def format_rl_summary(summary: dict[str, Any]) -> str:
 def cmd_rl(args: argparse.Namespace) -> int:
     threads = set_threads(args.threads)
     try:
-        import sb3_contrib  # noqa: F401
-    except ImportError:
-        print_error("the rl command needs sb3-contrib: pip install 'memory-envs[rl]'")
+        require("sb3_contrib", "the rl command")
+    except ImportError as error:
+        print_error(missing_dependency(error))
         return 2
     try:
         config = rl_config_from_args(args)

@@ -12,7 +12,7 @@ from agents.cores import TAU_KINDS
 from agents.protocol import import_core_class, is_import_path
 from baselines.cli.args import (
     add_backend_options, backend_from_args, bit_probability, comma_choices, comma_floats, comma_ints, default_run_dir,
-    parse_core_options, positive_int, print_error, resume_hint, resumed_config,
+    missing_dependency, parse_core_options, positive_int, print_error, resume_hint, resumed_config,
 )
 from baselines.cli.progress import BudgetBar
 from baselines.interrupt import stop_on_signals
@@ -196,7 +196,7 @@ def _write_plots(run_dirs: list[Path], core_class: type[torch.nn.Module] | None)
         for run_dir in run_dirs:
             print(f"figures of {run_dir}: " + ", ".join(p.name for p in plot_run(run_dir, core_class=core_class)))
     except ImportError as error:
-        print(f"no figures: {error}")
+        print(f"no figures: {missing_dependency(error)}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -363,6 +363,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
             paths = plot_run(run_dir)
         except (FileNotFoundError, ValueError) as error:
             print_error(error, args)
+            return 2
+        except ImportError as error:
+            print_error(missing_dependency(error))
             return 2
         print(f"{run_dir}: " + ", ".join(p.name for p in paths))
     return 0
