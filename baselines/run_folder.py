@@ -32,7 +32,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Collection
 
-from agents.checkpoint import atomic_write
+from agents.checkpoint import CheckpointVersionError, atomic_write
 
 MARKER = ".memory-envs-run"
 LOCK = ".lock"
@@ -357,6 +357,8 @@ def restore_last(run_dir: Path, restore: Callable[[Path], Any]) -> tuple[Path, A
     for folder in saved_states(run_dir):
         try:
             return folder, restore(folder)
+        except CheckpointVersionError as error:  # not damaged: last.old/ is of the same version
+            raise RunFolderError(f"cannot resume {run_dir}: {error}") from None
         except ValueError as error:
             errors.append(str(error))
     if errors:

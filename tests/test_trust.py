@@ -380,7 +380,8 @@ CHECKPOINT_DAMAGE = [
     ("model.json", "[]", "must hold a JSON object"),
     ("model.json", {"config": 5}, "config must be an object"),
     ("model.json", {"dtype": "pickle"}, "dtype must be one of"),
-    ("model.json", {"format_version": 99}, "unsupported checkpoint"),
+    ("model.json", {"format_version": 99}, r"saved by a newer memory-envs \(checkpoint format 99"),
+    ("model.json", {"format_version": 0}, "unsupported checkpoint"),
     ("model.json", {"config": {"core": {"kind": "leaky", "input_size": 1, "hidden_size": 8}, "heads": 2}},
      "config.heads must be a list"),
     ("model.json", {"config": {"core": {"kind": "leaky", "input_size": 1, "hidden_size": 8, "bogus": 1},
@@ -392,6 +393,62 @@ CHECKPOINT_DAMAGE = [
     ("model.safetensors", b"", "is not a readable safetensors file"),
     ("model.safetensors", "cut", "is not a readable safetensors file"),
 ]
+
+
+FORMAT_1_TENSORS = {"mamba": ["core.norms.0.bias", "core.norm_out.bias"],  # LayerNorm before RMSNorm
+                    "deltanet": ["core.blocks.0.conv.bias"]}  # its convolution had a bias
+"""The tensors that checkpoints of format 1 held and this version's cores do not."""
+
+
+def as_format_1(folder: Path, tensors: list[str]) -> None:
+    """Make the checkpoint in ``folder`` one saved by the version before Mamba's and DeltaNet's last change."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(folder / "model.safetensors")
+    for name in tensors:
+        like = name.replace(".bias", ".weight")
+        weights[name] = torch.zeros(weights[like].shape[0])
+    save_file(weights, folder / "model.safetensors")
+    meta = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**meta, "format_version": 1}))
+
+
+@pytest.mark.parametrize("kind", FORMAT_1_TENSORS)
+def test_a_checkpoint_of_an_older_version_is_refused_in_one_line(kind, device, tmp_path):
+    """Issue 34, point 7: not a shape error, but which version saved it and what to do."""
+    folder = tmp_path / "old"
+    agents.save(agents.MultiHeadModel(agents.make_core(kind, input_size=1, hidden_size=8), [2]).to(device), folder)
+    assert json.loads((folder / "model.json").read_text())["format_version"] == 2
+    as_format_1(folder, FORMAT_1_TENSORS[kind])
+    with pytest.raises(agents.CheckpointVersionError) as error:
+        agents.load(folder, map_location=device)
+    assert str(error.value).startswith(f"{folder} was saved by an older memory-envs (format 1; this version writes 2) "
+                                       f"and the '{kind}' core's weights have changed since")
+    assert "train it again with this version, or load it with the version that saved it" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_a_format_1_checkpoint_of_an_unchanged_core_loads(finished, tmp_path, device):
+    folder = Path(shutil.copytree(finished / "last", tmp_path / "ckpt"))
+    as_format_1(folder, [])
+    loaded = agents.load(folder, map_location=device).state_dict()
+    saved = agents.load(finished / "last").state_dict()
+    assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k].cpu(), saved[k]) for k in saved)
+
+
+def test_resuming_a_run_of_an_older_version_says_so_in_one_line(tmp_path, capsys):
+    run_dir = tmp_path / "mamba"
+    assert main(["train", *TINY_ARGV, "--core", "mamba", "--run-dir", str(run_dir), "--threads", "1"]) == 0
+    for state in ("last", "last.old"):
+        as_format_1(run_dir / state, FORMAT_1_TENSORS["mamba"])
+    before = snapshot(run_dir)
+    capsys.readouterr()
+    assert main(["train", "--resume", "--run-dir", str(run_dir), "--max-steps", "40", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"memory-envs: error: cannot resume {run_dir}: {run_dir / 'last'} was saved by an older memory-envs "
+                   "(format 1; this version writes 2) and the 'mamba' core's weights have changed since "
+                   + err.split("have changed since ", 1)[1])
+    assert err.count("\n") == 1 and "the version that saved it" in err and snapshot(run_dir) == before
 
 
 @pytest.mark.parametrize("name, damage, words", CHECKPOINT_DAMAGE)

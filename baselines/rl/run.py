@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from agents.checkpoint import FORMAT_VERSION, older_version
 from baselines.resume_state import read_state
 from baselines.rl.callback import check_rng_state, make_callback, set_rng_state
 from baselines.rl.config import RESUME_MAY_CHANGE, RLConfig
@@ -207,8 +208,15 @@ class RLRun:
                                                tensorboard_log=tb)
             except Exception as error:  # a damaged zip raises whatever its reader meets
                 venv.close()
+                version = self.state.get("format_version", 1) if self.state else FORMAT_VERSION
+                if isinstance(version, int) and version < FORMAT_VERSION:  # torch's shape errors are many lines
+                    raise RunFolderError(str(older_version(
+                        self.last, version, c.core, f"{self.last / 'model.zip'} does not load",
+                        "finish the run with the version that saved it, or start it again with overwrite=True"))
+                    ) from None
+                first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
                 raise RunFolderError(f"{self.last / 'model.zip'} cannot be loaded ({type(error).__name__}: "
-                                     f"{error})") from None
+                                     f"{first_line})") from None
             # load reseeded the global RNGs and the envs with the config's seed: continue the saved RNG
             # streams, and give the envs episodes of their own instead of the run's first ones again.
             cuda = self.model.device.type == "cuda"
