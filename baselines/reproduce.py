@@ -26,7 +26,7 @@ from memory_envs.tasks import check_positive_int
 SCALES: dict[str, TrainConfig] = {
     # A CPU in under half an hour: 4 runs x 15,000 steps (a step budget, so results do not depend on load).
     "quick": TrainConfig(hidden_size=128, eval_every=100, eval_batches=10, max_steps=15_000, device="cpu"),
-    # The paper's configuration (SPEC 4); meant for a GPU.
+    # The paper's configuration (docs/training.md); meant for a GPU.
     "paper": TrainConfig(),
     # Seconds, for tests.
     "smoke": TrainConfig(hidden_size=16, batch_size=32, eval_every=20, eval_batches=2, max_steps=60,

@@ -83,7 +83,7 @@ N_CURRICULUM_FIELDS = ("start_n", "target_n", "window", "drop")
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs; the defaults are the paper's (SPEC 4).
+    """Everything a run needs; the defaults are the paper's (docs/training.md).
 
     ``task="running_parity"`` trains the state-tracking task instead (trained by
     :class:`baselines.trainer.RunningParityTrainer`): no N, every-step labels on lengths
