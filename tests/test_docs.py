@@ -32,6 +32,15 @@ def test_a_page_names_nothing_a_reader_cannot_look_up(page):
     assert not re.search(r"\bissues? \d|\bSPEC\b", page.read_text()), page.name
 
 
+def test_docstrings_cite_nothing_a_reader_cannot_look_up():
+    """The code's docstrings and comments cite the paper or a docs page, not the internal spec ("SPEC 3")."""
+    root = DOCS.parent
+    cited = [f"{path.relative_to(root)}:{number}" for package in ("agents", "baselines", "memory_envs", "benchmarks")
+             for path in sorted((root / package).rglob("*.py"))
+             for number, line in enumerate(path.read_text().splitlines(), 1) if re.search(r"\bSPEC \d|SPEC section", line)]
+    assert cited == []
+
+
 @pytest.mark.parametrize("name", MOVED)
 def test_the_moved_pages_run_their_python_examples(name, tmp_path, monkeypatch):
     """In a folder of their own, in order, in one namespace, as a reader would run them."""
