@@ -37,6 +37,11 @@ SEEDS: dict[str, tuple[int, ...]] = {"quick": (0,), "paper": (0, 1, 2, 3), "smok
 """The seeds of each scale: the paper trained 4 networks per task and curriculum."""
 
 
+TABLE_HEADER = ("| task | curriculum | seed | largest N | steps | seconds | steps to N=4 / 8 / 12 / 16 | "
+                "mean tau at largest N |")
+"""The header of ``reproduce.md``'s table (docs/reproduction.md shows one)."""
+
+
 def reproduce(scale: str, out_dir: str | os.PathLike, seeds: Sequence[int] | None = None,
               max_seconds: float | None = None, device: str | None = None, backend: BackendConfig | None = None,
               population_size: int | None = None, log: Callable[[str], None] = lambda message: None,
@@ -135,8 +140,7 @@ def write_tables(summaries: list[dict], out: Path) -> None:
             tau = s["tau_mean_at_n"].get(n)
             writer.writerow([s["task"], s["curriculum"], s["seed"], n, steps, "" if tau is None else f"{tau:.3f}"])
     atomic_write_text(out / "reproduce.csv", buffer.getvalue())
-    rows = ["| task | curriculum | seed | largest N | steps | seconds | steps to N=4 / 8 / 12 / 16 | "
-            "mean tau at largest N |", "|---|---|---|---|---|---|---|---|"]
+    rows = [TABLE_HEADER, "|---" * TABLE_HEADER.count(" | ") + "|---|"]
     for s in summaries:
         steps_to = " / ".join(str(s["steps_to_n"].get(str(n), "-")) for n in (4, 8, 12, 16))
         tau = s["tau_mean_at_n"].get(str(s["max_n"]))
