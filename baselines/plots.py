@@ -3,7 +3,8 @@
 ``plot_run(run_dir)`` writes into the run folder of ``memory-envs train`` or ``memory-envs rl``:
 
 * ``accuracy.png``: accuracy of every head over training steps (RL: timesteps);
-* ``n_over_steps.png``: the newest active N over training steps (RL: timesteps);
+* ``n_over_steps.png``: the newest active N over training steps (RL: timesteps; not for an RL run at one fixed N);
+* ``return.png``: an RL run's evaluation return and success rate over timesteps;
 * ``tau_per_checkpoint.png``: the distribution of the trained tau at every checkpoint (supervised runs);
 * running parity instead of the last two: ``length_generalization.png``, scaled accuracy against test length
   (:func:`plot_length_generalization`, which the score card draws for all its running-parity runs).
@@ -127,6 +128,18 @@ def plot_n_over_steps(run_dirs: Sequence[str | os.PathLike], path: str | os.Path
     return save_figure(fig, path, dpi=120)
 
 
+def plot_return(lines: Sequence[dict], path: str | os.PathLike) -> Path:
+    """An RL run's evaluations against timesteps: the mean episode return and the share of episodes solved."""
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    steps = [m["timesteps"] for m in lines]
+    left.plot(steps, [m["mean_return"] for m in lines], "o-", ms=3)
+    left.set(xlabel="timesteps (RL)", ylabel="mean return per episode", title="evaluation return")
+    right.plot(steps, [m["success_rate"] for m in lines], "o-", ms=3)
+    right.set(xlabel="timesteps (RL)", ylabel="share of episodes solved", ylim=(-0.02, 1.02), title="success rate")
+    return save_figure(fig, path, dpi=120)
+
+
 def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | None = None) -> list[Path]:
     """Write the three figures of one run into its folder; returns their paths. A running-parity run (no N,
     no checkpoint per N) gets the accuracy figure and its length test's.
@@ -158,7 +171,11 @@ def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
 
     if running:
         return written + plot_run_length_test(run_dir)
-    written.append(plot_n_over_steps([run_dir], run_dir / "n_over_steps.png"))
+    rl = run_folder.written_by(config) == "rl"
+    if rl:
+        written.append(plot_return(lines, run_dir / "return.png"))
+    if not rl or config.get("curriculum") is not None:  # at one fixed N, the newest N is a flat line
+        written.append(plot_n_over_steps([run_dir], run_dir / "n_over_steps.png"))
 
     checkpoints = sorted((run_dir / "checkpoints").glob("n*"))
     external = is_import_path(config.get("core", ""))

@@ -102,7 +102,7 @@ def test_tiny_run_writes_the_run_folder(tmp_path, capsys):
     # train --resume refuse it in one line that names what does apply.
     capsys.readouterr()
     assert main(["plot", str(run_dir)]) == 0
-    assert capsys.readouterr().out.strip() == f"{run_dir}: accuracy.png, n_over_steps.png"
+    assert capsys.readouterr().out.strip() == f"{run_dir}: accuracy.png, return.png"  # one fixed N: no N figure
     for argv, words in ((["analyze", str(run_dir)], "run folder of `memory-envs rl`: the analyses read"),
                         (["train", "--resume", "--run-dir", str(run_dir)],
                          f"continue it with memory-envs rl --resume --run-dir {run_dir}")):
