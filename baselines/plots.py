@@ -196,6 +196,20 @@ LENGTH_COLORS = {"positive": "tab:blue", "signed": "tab:red"}
 LENGTH_LABELS = {"positive": "positive, eigenvalues in [0, 1]", "signed": "+signed, eigenvalues in [-1, 1]"}
 
 
+def length_label(variant: str, panels: Sequence[Panel]) -> str:
+    """The legend's name of ``variant``: eigenvalues are named only where the kinds drawn have that option
+    (``agents.cores.EIGENVALUE_KINDS``); the LSTM or an own core is just the core as built."""
+    if variant == "signed":
+        return LENGTH_LABELS[variant]
+    kinds = {panel.kind for panel in panels if variant in panel.curves}
+    with_option = kinds & set(agents.cores.EIGENVALUE_KINDS)
+    if with_option == kinds:
+        return LENGTH_LABELS[variant]
+    if not with_option:
+        return "the core as built"
+    return "as built (eigenvalues in [0, 1] for " + ", ".join(sorted(with_option)) + ")"
+
+
 def plot_length_generalization(results: Sequence[dict[str, Any]], path: str | os.PathLike,
                                title: str | None = None) -> Path | None:
     """Write the figure of ``results``' running-parity runs to ``path`` (needs matplotlib); None, and no
@@ -223,7 +237,8 @@ def plot_length_generalization(results: Sequence[dict[str, Any]], path: str | os
     seeds = max(len(curves) for panel in panels for curves in panel.curves.values())
     low, high = next(iter(panels[0].curves.values()))[0].train_lengths
     handles = [Line2D([], [], color=LENGTH_COLORS[v], lw=2.2, marker="o", ms=4,
-                      label=LENGTH_LABELS[v] + (": median over seeds" if seeds > 1 else "")) for v in VARIANTS if v in present]
+                      label=length_label(v, panels) + (": median over seeds" if seeds > 1 else ""))
+               for v in VARIANTS if v in present]
     handles += [Line2D([], [], color="0.4", lw=0.7, label="one seed")] if seeds > 1 else []
     handles.append(Patch(color="0.85", label=f"training lengths {low}-{high - 1}"))
     ncol = min(len(handles), 2 * columns)
