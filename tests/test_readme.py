@@ -115,3 +115,12 @@ def test_readme_links_lead_to_pages_and_headings_that_exist():
                                                                  "docs/performance.md", "LICENSE"}
     assert check_links(README) == []
     assert "issue " not in TEXT.lower() and "SPEC" not in TEXT  # nothing a reader cannot look up
+
+
+def test_the_test_command_prints_no_line_per_skipped_cuda_case():
+    """Issue 34, point 6: off a GPU the CUDA cases skip; pytest's summary counts them without a line each."""
+    tomllib = pytest.importorskip("tomllib")
+
+    addopts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["addopts"]
+    report = "".join(option[2:] for option in addopts.split() if option.startswith("-r"))
+    assert report and not set(report) & set("saA"), addopts  # s: skipped; a, A: all (skips included)

@@ -18,7 +18,9 @@ from baselines.analysis import (
     compare_runs, fit_accuracy, load_run, scaled_options,
 )
 from baselines.authors import CURRICULA, import_authors
-from baselines.cli.args import comma_floats, comma_ints, comma_list, missing_dependency, print_error, require
+from baselines.cli.args import (
+    COMMAND_HELP, comma_floats, comma_ints, comma_list, missing_dependency, print_error, require,
+)
 
 
 def analysis_names(text: str) -> tuple[str, ...]:
@@ -74,11 +76,17 @@ def sized(name: str) -> str:
     return f"(default: the scale's: {SCALES['quick'].get(name, getattr(PAPER, name))} quick, {getattr(PAPER, name)} paper)"
 
 
-def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``memory-envs analyze`` on the subparsers of the main parser."""
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``memory-envs analyze`` and ``memory-envs import-authors`` on the subparsers of the main parser."""
+    add_analyze_parser(subparsers)
+    add_import_parser(subparsers)
+
+
+def add_analyze_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``memory-envs analyze``."""
     d = PAPER
     p = subparsers.add_parser(
-        "analyze", help="the paper's analyses of trained runs (timescales, ablation, perturbation, ...)",
+        "analyze", help=COMMAND_HELP["analyze"],
         description="Analyze run folders written by `memory-envs train`: tables (CSV) and figures (PNG) in "
                     "RUN_DIR/analysis; with several runs also comparison figures in --compare-dir. By default a "
                     "quick pass (--scale quick: about a minute for a 128-unit run with a few checkpoints); "
@@ -152,7 +160,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
 def add_import_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``memory-envs import-authors``."""
     p = subparsers.add_parser(
-        "import-authors", help="one of the paper's authors' network folders -> a run folder to analyze",
+        "import-authors", help=COMMAND_HELP["import-authors"],
         description="Turn one network folder of the authors' repository (LevinaLab/rnn_timescale_public, "
                     "trained_models/<network>/: rnn_N{a}_N{b} files, rnn_init, stats.npy) into a run folder of "
                     "this project (config.json, checkpoints/nNNN, metrics.jsonl with one line per epoch of 600 "

@@ -15,6 +15,20 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+COMMAND_MODULES = {"train": "train", "plot": "train", "reproduce": "experiments", "benchmark": "experiments",
+                   "rl": "rl", "analyze": "analyze", "import-authors": "analyze"}
+"""Every command and the module of :mod:`baselines.cli` that registers it (its ``add_parsers``): a command
+imports only its own module, so ``memory-envs --help`` imports no torch."""
+COMMAND_HELP = {
+    "train": "train one network (or a population) with a curriculum",
+    "plot": "write the figures of run folders (needs matplotlib)",
+    "reproduce": "single- vs multi-head curricula on parity and DMS",
+    "benchmark": "score card of recurrent cores across N, tasks and curricula (--rl: of RL policies on the presets)",
+    "rl": "train RecurrentPPO with a tau core (needs the rl extra)",
+    "analyze": "the paper's analyses of trained runs (timescales, ablation, perturbation, ...)",
+    "import-authors": "one of the paper's authors' network folders -> a run folder to analyze",
+}
+"""Each command's line in ``memory-envs --help``."""
 FIELD_ALIASES = {"env_id": "env", "core_options": "core_option"}
 """Library config fields whose option has another name (``RLConfig.env_id`` is ``--env``)."""
 

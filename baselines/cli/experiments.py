@@ -11,7 +11,7 @@ import torch
 
 from agents.cores import KINDS
 from baselines.cli.args import (
-    add_backend_options, backend_from_args, comma_ints, comma_list, missing_dependency, positive_int, print_error,
+    COMMAND_HELP, add_backend_options, backend_from_args, comma_ints, comma_list, missing_dependency, positive_int, print_error,
     require,
 )
 
@@ -148,7 +148,7 @@ def run_card(args: argparse.Namespace, spec: Any, run: Callable[..., Any], table
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``reproduce`` and ``benchmark``."""
-    repro = sub.add_parser("reproduce", help="single- vs multi-head curricula on parity and DMS",
+    repro = sub.add_parser("reproduce", help=COMMAND_HELP["reproduce"],
                            description="Train single-head and multi-head leaky RNNs on parity and DMS with the same "
                                        "budget each, all as one population (side by side in this process), and "
                                        "write a table and figures. quick: 4 x 15,000 steps, 128 units (about 30 CPU "
@@ -165,7 +165,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_backend_options(repro, "population")
     repro.set_defaults(func=cmd_reproduce)
     bench = sub.add_parser(
-        "benchmark", help="score card of recurrent cores across N, tasks and curricula (--rl: of RL policies on the presets)",
+        "benchmark", help=COMMAND_HELP["benchmark"],
         description="Train every core x task x curriculum x seed with one budget (the runs of a core as populations, "
                     "side by side in one process; populations in parallel processes), test "
                     "every solved N on held-out streams, and write a score card. External cores by import path "

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from baselines.cli.args import (
-    bit_probability, default_run_dir, missing_dependency, positive_int, print_error, require, resume_hint,
+    COMMAND_HELP, bit_probability, default_run_dir, missing_dependency, positive_int, print_error, require, resume_hint,
     resumed_config,
 )
 from baselines.cli.progress import BudgetBar
@@ -28,7 +28,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     """Register the ``rl`` subcommand (handler :func:`cmd_rl` via ``set_defaults(func=...)``)."""
     d = RLConfig()
     parser = subparsers.add_parser(
-        "rl", help="train RecurrentPPO with a tau core (needs the rl extra)",
+        "rl", help=COMMAND_HELP["rl"],
         description="Train sb3-contrib's RecurrentPPO with our recurrent cores on NParity-v0 / NDMS-v0, "
                     "optionally with a curriculum over N, and write a run folder "
                     "(config.json, metrics.jsonl, last/, model.zip, summary.json) that --resume continues.")

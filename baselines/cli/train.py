@@ -11,7 +11,7 @@ import torch
 from agents.cores import TAU_KINDS
 from agents.protocol import import_core_class, is_import_path
 from baselines.cli.args import (
-    add_backend_options, backend_from_args, bit_probability, comma_choices, comma_floats, comma_ints, default_run_dir,
+    COMMAND_HELP, add_backend_options, backend_from_args, bit_probability, comma_choices, comma_floats, comma_ints, default_run_dir,
     missing_dependency, parse_core_options, positive_int, print_error, resume_hint, resumed_config,
 )
 from baselines.cli.progress import BudgetBar
@@ -373,7 +373,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``train`` and ``plot``."""
-    train = sub.add_parser("train", help="train one network (or a population) with a curriculum",
+    train = sub.add_parser("train", help=COMMAND_HELP["train"],
                            description="Train a recurrent network on N-parity or N-DMS with a curriculum over N, "
                                        "or on running parity (--task running_parity: short trials, then tested "
                                        "on long ones; docs/state_tracking.md). "
@@ -392,6 +392,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--no-plots", action="store_true", help="do not write figures at the end")
     add_backend_options(train, "population")
     train.set_defaults(func=cmd_train)
-    plot = sub.add_parser("plot", help="write the figures of run folders (needs matplotlib)")
+    plot = sub.add_parser("plot", help=COMMAND_HELP["plot"])
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     plot.set_defaults(func=cmd_plot)
