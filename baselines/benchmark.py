@@ -396,8 +396,9 @@ def largest_n_cell(row: dict[str, Any]) -> str:
 
 
 RUNNING_NOTE = """\
-- Running parity: scaled accuracy = (accuracy - chance) / (1 - chance) at the last step of fresh sequences of each
-  test length (0 chance, 1 perfect), median over the seeds; the runs train on shorter sequences (docs/state_tracking.md)."""
+- Running parity: scaled accuracy = (accuracy - chance) / (1 - chance) at the last step of fresh sequences of
+  each test length (0 chance, 1 perfect), median over the seeds; the runs train on shorter sequences
+  (docs/state_tracking.md)."""
 """What ``scorecard.md`` says below a table with running-parity rows."""
 
 
@@ -414,7 +415,8 @@ def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
                                   "steps to N=32", "held-out accuracy at largest N",
                                   "tau_net at largest N (neurons > 1; failed or at bound)",
                                   "own timescale at largest N"] if windowed else [])
-    header += [f"running parity: scaled accuracy at lengths {test}", f"at length {tasks.RUNNING_FAR_LENGTH}"] if running else []
+    if running:
+        header += [f"running parity: scaled accuracy at lengths {test}", f"at length {tasks.RUNNING_FAR_LENGTH}"]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for r in rows:
         is_running = r["task"] == tasks.RUNNING_PARITY

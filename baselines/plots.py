@@ -35,7 +35,8 @@ def pyplot():
     try:
         import matplotlib
     except ImportError:  # pragma: no cover - depends on the install
-        raise ImportError('figures need matplotlib: in the clone, pip install -e ".[plot]"', name="matplotlib") from None
+        raise ImportError('figures need matplotlib: in the clone, pip install -e ".[plot]"',
+                          name="matplotlib") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -385,7 +385,8 @@ def check_restart(run_dir: Path) -> str:
             "it again from the beginning")
 
 
-__all__ = ["MARKER", "RunFolderError", "RunLock", "append_metrics", "atomic_write_text", "check_metrics", "check_new",
-           "check_restart", "check_resume_config", "create_run_folder", "not_a_folder", "open_for_resume", "overwrite_refusal",
-           "read_json", "read_metrics", "restore_last", "resume_settings", "save_last", "saved_config", "saved_states", "solved_text", "strict_json",
-           "write_config", "write_csv", "write_json", "written_by"]
+__all__ = ["MARKER", "RunFolderError", "RunLock", "append_metrics", "atomic_write_text", "check_metrics",
+           "check_new", "check_restart", "check_resume_config", "create_run_folder", "not_a_folder",
+           "open_for_resume", "overwrite_refusal", "read_json", "read_metrics", "restore_last", "resume_settings",
+           "save_last", "saved_config", "saved_states", "solved_text", "strict_json", "write_config", "write_csv",
+           "write_json", "written_by"]

@@ -548,6 +548,16 @@ def rl_finished(tmp_path_factory):
     return config, run
 
 
+def test_a_resume_of_a_finished_rl_run_says_so(rl_finished, tmp_path, capsys):
+    _, finished_run = rl_finished
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))
+    before = snapshot(run)
+    assert main(["rl", "--resume", "--run-dir", str(run), "--quiet"]) == 0
+    assert (f"{run} is finished, it used its timestep budget (256 timesteps); nothing was changed: a larger "
+            "--total-timesteps / --max-seconds continues it") in capsys.readouterr().out
+    assert snapshot(run) == before
+
+
 RL_DAMAGE = {
     "state.json cut": lambda last: cut(last / "state.json"),
     "state.json garbled field": lambda last: (last / "state.json").write_text(json.dumps(

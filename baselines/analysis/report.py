@@ -386,7 +386,8 @@ def plot_timescales(summaries: Sequence[list[dict]], labels: Sequence[str], path
                      transform=axes[0].transAxes, color="0.4")
         axes[0].set(yticks=[])
     axes[0].set(xlabel="N (checkpoint)", ylabel="mean trained tau", title="single-neuron tau")
-    axes[1].set(xlabel="N (checkpoint)", ylabel="timescale (steps)" if drawn_own else "tau_net (neurons with tau_net > 1)",
+    axes[1].set(xlabel="N (checkpoint)",
+                ylabel="timescale (steps)" if drawn_own else "tau_net (neurons with tau_net > 1)",
                 title="tau_net: mean (o), median (s)" + ("; own timescale (^)" if drawn_own else ""))
     axes[1].legend(fontsize=6)
     axes[0].legend(fontsize=7)

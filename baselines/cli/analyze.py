@@ -226,7 +226,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             result = analyze_run(run.path, args.out, options, log=lambda s: print("  " + s, flush=True),
                                  core_class=core_class, progress=progress_bar)
             folders = sorted({str(Path(f).parent) for f in result["files"]})
-            print(f"  wrote into {', '.join(folders) or 'nothing'}: " + ", ".join(Path(f).name for f in result["files"]))
+            names = ", ".join(Path(f).name for f in result["files"])
+            print(f"  wrote into {', '.join(folders) or 'nothing'}: {names}")
             results.append(result)
     except (AnalysisError, ValueError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error

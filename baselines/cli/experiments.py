@@ -11,8 +11,8 @@ import torch
 
 from agents.cores import KINDS
 from baselines.cli.args import (
-    COMMAND_HELP, add_backend_options, backend_from_args, comma_ints, comma_list, missing_dependency, positive_int, print_error,
-    require,
+    COMMAND_HELP, add_backend_options, backend_from_args, comma_ints, comma_list, missing_dependency, positive_int,
+    print_error, require,
 )
 
 

@@ -6,8 +6,8 @@ import argparse
 from typing import Any
 
 from baselines.cli.args import (
-    COMMAND_HELP, bit_probability, default_run_dir, missing_dependency, positive_int, print_error, require, resume_hint,
-    resumed_config,
+    COMMAND_HELP, bit_probability, default_run_dir, flag_names, missing_dependency, positive_int, print_error, require,
+    resume_hint, resumed_config,
 )
 from baselines.cli.progress import BudgetBar
 from baselines.interrupt import stop_on_signals
@@ -146,8 +146,8 @@ def cmd_rl(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
         print_error(error, args)
         return 2
-    for line in (note, run.resume_note, None if args.quiet else threads,
-                 None if args.quiet else f"run folder: {run_dir}"):
+    resumed = run.resume_note and flag_names(run.resume_note, args.flags)
+    for line in (note, resumed, None if args.quiet else threads, None if args.quiet else f"run folder: {run_dir}"):
         if line:
             print(line, flush=True)
     state = run.state or {}

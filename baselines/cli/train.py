@@ -11,8 +11,9 @@ import torch
 from agents.cores import TAU_KINDS
 from agents.protocol import import_core_class, is_import_path
 from baselines.cli.args import (
-    COMMAND_HELP, add_backend_options, backend_from_args, bit_probability, comma_choices, comma_floats, comma_ints, default_run_dir,
-    missing_dependency, parse_core_options, positive_int, print_error, resume_hint, resumed_config,
+    COMMAND_HELP, add_backend_options, backend_from_args, bit_probability, comma_choices, comma_floats, comma_ints,
+    default_run_dir, flag_names, missing_dependency, parse_core_options, positive_int, print_error, resume_hint,
+    resumed_config,
 )
 from baselines.cli.progress import BudgetBar
 from baselines.interrupt import stop_on_signals
@@ -221,8 +222,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
         print_error(error, args)
         return 2
-    for line in (note, trainer.resume_note, None if args.quiet else threads,
-                 None if args.quiet else f"run folder: {run_dir}"):
+    resumed = trainer.resume_note and flag_names(trainer.resume_note, args.flags)
+    for line in (note, resumed, None if args.quiet else threads, None if args.quiet else f"run folder: {run_dir}"):
         if line:
             print(line, flush=True)
     if trainer.finished is not None:  # a resume of a finished run: no training, no figures rewritten

@@ -60,7 +60,8 @@ class RLRun:
         self.state: dict[str, Any] | None = None
         """The contents of ``last/state.json`` (None: training starts from scratch)."""
         self.resume_note: str | None = None
-        """Set when a resume found no saved state and starts the run again: the line saying so."""
+        """Set when a resume found no saved state and starts the run again, or found the run finished: the line
+        saying so."""
         self.finished_summary: dict[str, Any] | None = None
         """The summary of a resumed folder that is already finished; :meth:`run` returns it."""
         self._lock: RunLock | None = None
@@ -89,6 +90,7 @@ class RLRun:
             summary = read_json(summary_path)
             if self._finished(summary):
                 self.finished_summary = summary
+                self.resume_note = finished_note(self.run_dir, summary)
                 return
         restored = restore_last(self.run_dir, self._read_last)
         if restored is None:  # killed before the first saved state: start again, if that loses nothing
@@ -273,6 +275,17 @@ class RLRun:
             summary["message"] = cb.message
         write_json(self.run_dir / "summary.json", summary)
         return summary
+
+
+def finished_note(run_dir: Path, summary: dict[str, Any]) -> str:
+    """The line that says a resume found the RL run finished and changed nothing."""
+    reason = summary["stopped_because"]
+    why = {"target_reached": f"it solved N={summary.get('max_n')}",
+           "non_finite": "it stopped on a non-finite value",
+           "max_seconds": f"it used its time budget ({summary['seconds']:.0f} s)"}.get(
+        reason, f"it used its timestep budget ({summary['timesteps']} timesteps)")
+    more = "" if reason in ("target_reached", "non_finite") else ": a larger total_timesteps / max_seconds continues it"
+    return f"{run_dir} is finished, {why}; nothing was changed{more}"
 
 
 def _make_train_env(env_id: str, env_kwargs: dict[str, Any], curriculum: bool) -> gym.Env:
