@@ -480,3 +480,16 @@ def test_runs_of_an_external_core_need_its_class_named(tmp_path, capsys, monkeyp
     (tmp_path / "listed" / "config.json").write_text("[]")  # not an object: named, no traceback
     assert run_cli(tmp_path / "listed", "--no-plots") == 2
     assert "config.json must hold a JSON dict" in capsys.readouterr().err
+
+
+def test_the_perturbation_figure_draws_accuracies_below_chance(tmp_path, monkeypatch):
+    """A perturbed network below chance (chance-corrected < 0) is drawn, not cut off at -0.1."""
+    pytest.importorskip("matplotlib")
+    from baselines.analysis import report
+
+    figures = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: figures.append(fig) or path)
+    rows = [{"kind": kind, "eps": eps, "relative_chance": value} for kind in ("weight", "tau")
+            for eps, value in ((0.1, 0.9), (1.0, -0.4))]
+    report.plot_perturbation([rows], ["run"], tmp_path / "p.png")
+    assert all(ax.get_ylim()[0] <= -0.45 for ax in figures[0].axes)

@@ -428,6 +428,7 @@ def plot_ablation(tables: Sequence[list[dict]], labels: Sequence[str], path: Pat
 def plot_perturbation(tables: Sequence[list[dict]], labels: Sequence[str], path: Path) -> Path:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    low = -0.1  # below chance (< 0) is drawn too, not cut off
     for rows, label in zip(tables, labels):
         for ax, kind in zip(axes, ("weight", "tau")):
             pts = [r for r in rows if r["kind"] == kind and r["eps"] > 0]
@@ -435,9 +436,11 @@ def plot_perturbation(tables: Sequence[list[dict]], labels: Sequence[str], path:
             mean = [np.mean([r["relative_chance"] for r in pts if r["eps"] == e]) for e in eps]
             std = [np.std([r["relative_chance"] for r in pts if r["eps"] == e]) for e in eps]
             ax.errorbar(eps, mean, yerr=std, marker="o", capsize=2, label=label)
+            low = min([low, *(m - d - 0.05 for m, d in zip(mean, std) if math.isfinite(m - d))])
     for ax, kind in zip(axes, ("weight", "tau")):
         ax.set(xscale="log", xlabel="eps", ylabel="(accuracy - 0.5) / (baseline - 0.5)",
-               title=f"{kind} perturbation (chance-corrected)", ylim=(-0.1, 1.1))
+               title=f"{kind} perturbation (chance-corrected)", ylim=(low, 1.1))
+        ax.axhline(0.0, color="0.5", lw=0.8, ls=":")  # chance
     axes[0].legend(fontsize=7)
     return save_figure(fig, path)
 
