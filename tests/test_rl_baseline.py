@@ -305,7 +305,7 @@ def test_resume_from_the_command_line(tmp_path, capsys):
     assert main([*argv, "--resume", "--total-timesteps", "8192"]) == 0  # finished: prints the summary only
     assert "N = 2 solved  (NDMS-v0, fixed N" in capsys.readouterr().out
     assert read_metrics(run_dir) == lines and (run_dir / "model.zip").stat().st_mtime_ns == written
-    for extra, words in ((["--hidden-size", "8"], "differs in ['--hidden-size']"),
+    for extra, words in ((["--hidden-size", "8"], "with --hidden-size=8 (the run's: "),
                          (["--overwrite"], "--resume and --overwrite exclude each other")):
         assert main([*argv, "--resume", *extra]) == 2
         err = capsys.readouterr().err
