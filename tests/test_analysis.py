@@ -493,3 +493,17 @@ def test_the_perturbation_figure_draws_accuracies_below_chance(tmp_path, monkeyp
             for eps, value in ((0.1, 0.9), (1.0, -0.4))]
     report.plot_perturbation([rows], ["run"], tmp_path / "p.png")
     assert all(ax.get_ylim()[0] <= -0.45 for ax in figures[0].axes)
+
+
+def test_the_forgetting_figure_leaves_out_the_ns_no_checkpoint_has_a_head_for(tmp_path, monkeypatch):
+    """A multi-head network has no head past its largest N: those columns would be blank; they are left out."""
+    pytest.importorskip("matplotlib")
+    from baselines.analysis import report
+
+    figures = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: figures.append(fig) or path)
+    matrix = np.array([[1.0, np.nan, np.nan, np.nan], [1.0, 0.9, np.nan, np.nan]])
+    report.plot_forgetting([2, 3], [2, 3, 4, 5], matrix, "multi", tmp_path / "f.png")
+    ax = figures[0].axes[0]
+    assert ax.images[0].get_extent()[:2] == [1.5, 3.5] and ax.images[0].get_array().shape == (2, 2)
+    assert ax.get_xlabel() == "evaluated N (blank: no head for it)"

@@ -446,13 +446,19 @@ def plot_perturbation(tables: Sequence[list[dict]], labels: Sequence[str], path:
 
 
 def plot_forgetting(row_ns: list[int], col_ns: list[int], matrix: np.ndarray, label: str, path: Path) -> Path:
+    """The forgetting matrix as an image; the evaluated Ns past the last one any checkpoint has a head for (a
+    multi-head network's, beyond its largest N) are left out, and a blank cell is said to be one without a head."""
     plt = pyplot()
+    scored = [j for j in range(len(col_ns)) if np.isfinite(matrix[:, j]).any()]
+    if scored:
+        col_ns, matrix = col_ns[:scored[-1] + 1], matrix[:, :scored[-1] + 1]
     # at least wide enough for the title (the run's label) and tall enough for the axis labels
     fig, ax = plt.subplots(figsize=(max(4.5, 1.2 + 0.25 * len(col_ns)), max(3.0, 1.2 + 0.25 * len(row_ns))))
     im = ax.imshow(np.ma.masked_invalid(matrix), vmin=0.5, vmax=1.0, cmap="viridis", aspect="auto", origin="lower",
                    extent=(col_ns[0] - 0.5, col_ns[-1] + 0.5, -0.5, len(row_ns) - 0.5))
     ax.set_yticks(range(len(row_ns)), [str(n) for n in row_ns])
-    ax.set(xlabel="evaluated N", ylabel="checkpoint N")
+    blank = " (blank: no head for it)" if not np.isfinite(matrix).all() else ""
+    ax.set(xlabel=f"evaluated N{blank}", ylabel="checkpoint N")
     integer_ticks(ax.xaxis)
     ax.set_title(f"forgetting: {label}", fontsize=8, wrap=True)
     fig.colorbar(im, ax=ax, label="accuracy")
