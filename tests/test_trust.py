@@ -558,6 +558,30 @@ def test_a_resume_of_a_finished_rl_run_says_so(rl_finished, tmp_path, capsys):
     assert snapshot(run) == before
 
 
+def test_an_rl_state_of_an_older_version_that_does_not_load_is_refused_in_one_line(rl_finished, tmp_path, capsys,
+                                                                                 monkeypatch):
+    """Issue 34, point 7: a policy saved before its core's weights changed (simulated: the state has no
+    format_version, as before it was recorded, and loading fails as a shape mismatch would) gets one line."""
+    import sb3_contrib
+
+    _, finished_run = rl_finished
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))
+    for state in ("last", "last.old"):
+        path = run / state / "state.json"
+        assert json.loads(path.read_text())["format_version"] == 2
+        path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "format_version"}))
+
+    def mismatch(*args, **kwargs):
+        raise RuntimeError("Error(s) in loading state_dict for RecurrentCorePolicy:\n\tsize mismatch for core.x")
+
+    monkeypatch.setattr(sb3_contrib.RecurrentPPO, "load", mismatch)
+    assert main(["rl", "--resume", "--run-dir", str(run), "--total-timesteps", "512", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"memory-envs: error: {run / 'last'} was saved by an older memory-envs (format 1; this version "
+                   f"writes 2) and the 'leaky' core's weights have changed since ({run / 'last' / 'model.zip'} does "
+                   "not load): finish the run with the version that saved it, or start it again with --overwrite\n")
+
+
 RL_DAMAGE = {
     "state.json cut": lambda last: cut(last / "state.json"),
     "state.json garbled field": lambda last: (last / "state.json").write_text(json.dumps(

@@ -13,7 +13,7 @@ from baselines.cli.progress import BudgetBar
 from baselines.interrupt import stop_on_signals
 from baselines.rl import DEFAULT_N, STOCK_LSTM, TASK_OF_ENV, RLConfig, RLRun
 from baselines.rl.config import RESUME_MAY_CHANGE
-from baselines.run_folder import solved_text
+from baselines.run_folder import RunFolderError, solved_text
 from baselines.threads import set_threads
 from baselines.trainer import CORES
 
@@ -161,8 +161,13 @@ def cmd_rl(args: argparse.Namespace) -> int:
         bar.update(line["timesteps"], f"{solved}N={ns[0]}..{ns[-1]} acc(N={ns[-1]})={newest:.3f} "
                                       f"success={line['success_rate']:.2f}")
 
-    with stop_on_signals() as stop:
-        summary = run.run(on_progress=bar.update, on_eval=on_eval)
+    try:
+        with stop_on_signals() as stop:
+            summary = run.run(on_progress=bar.update, on_eval=on_eval)
+    except RunFolderError as error:  # a saved policy that does not load (damaged, or of an older version)
+        bar.close()
+        print_error(error, args)
+        return 2
     bar.close()
     print(format_rl_summary(summary))
     print(f"run folder: {run_dir}")
