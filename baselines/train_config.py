@@ -234,7 +234,8 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown config fields {unknown}")
+            raise ValueError(f"unknown config fields {unknown}: written by another version of memory-envs (use that "
+                             "version, or start the run again)")
         data = dict(data)
         for name in ("tau_init", "length_range", "test_lengths"):
             if data.get(name) is not None:

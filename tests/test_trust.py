@@ -784,6 +784,19 @@ def test_the_printed_resume_hint_works_as_printed(tmp_path, command):
     assert printed_resume_command(again.stdout) == hint
 
 
+def test_a_resume_of_a_run_of_another_version_names_it_in_one_line(run, capsys):
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "gate_bias": 1}))  # a field this version does not know
+    code, err = cli_train(["--run-dir", str(run), "--resume"], capsys)
+    assert code == 2 and err == (f"memory-envs: error: cannot resume {run}: {run / 'config.json'}: unknown config "
+                                 "fields ['gate_bias']: written by another version of memory-envs (use that version, "
+                                 "or start the run again)\n")
+    del config["seed"]  # a field an older version did not record
+    (run / "config.json").write_text(json.dumps(config))
+    code, err = cli_train(["--run-dir", str(run), "--resume"], capsys)
+    assert code == 2 and "it was written by an older memory-envs (its config.json lacks ['seed']" in err
+
+
 def test_a_resume_refuses_an_option_that_differs_from_the_run(run, capsys):
     code, err = cli_train(["--run-dir", str(run), "--resume", "--core", "gru"], capsys)
     assert code == 2 and err.count("\n") == 1

@@ -126,16 +126,21 @@ def missing_dependency(error: ImportError) -> str:
     return f'{error}: in the clone, pip install -e ".[{EXTRAS[module]}]"'
 
 
-def resumed_config(args: argparse.Namespace, run_dir: str | Path, asked: dict[str, Any],
-                   may_change: Sequence[str]) -> dict[str, Any]:
-    """The config (JSON) that ``--resume`` continues in ``run_dir``: the folder's own settings, with those of
-    the options given on the command line (``args.given``) from ``asked``, the config the options make;
-    a given option outside ``may_change`` must match the run's (:func:`baselines.run_folder.resume_settings`)."""
-    from baselines.run_folder import resume_settings
+def resumed_config(args: argparse.Namespace, run_dir: str | Path, asked: Any, may_change: Sequence[str]) -> Any:
+    """The config that ``--resume`` continues in ``run_dir``: the folder's own settings, with those of the
+    options given on the command line (``args.given``) from ``asked``, the config the options make (a
+    ``TrainConfig`` or ``RLConfig``, whose class reads the result); a given option outside ``may_change``
+    must match the run's (:func:`baselines.run_folder.resume_settings`)."""
+    from baselines.run_folder import RunFolderError, resume_settings
 
     aliases = {**FIELD_ALIASES, "train_tau": "fixed_tau", "nesterov": "no_nesterov"}
-    given = {field for field in asked if aliases.get(field, field) in args.given}
-    return resume_settings(Path(run_dir), asked, given, may_change)
+    fields = asked.to_json()
+    given = {field for field in fields if aliases.get(field, field) in args.given}
+    settings = resume_settings(Path(run_dir), fields, given, may_change)
+    try:
+        return type(asked).from_json(settings)
+    except (TypeError, ValueError) as error:
+        raise RunFolderError(f"cannot resume {run_dir}: {Path(run_dir) / 'config.json'}: {error}") from None
 
 
 def resume_hint(command: str, run_dir: str | Path) -> str:

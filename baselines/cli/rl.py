@@ -141,7 +141,7 @@ def cmd_rl(args: argparse.Namespace) -> int:
         config = rl_config_from_args(args)
         run_dir, note = (args.run_dir, None) if args.run_dir else default_run_dir(args, default_rl_run_name(config))
         if args.resume:  # the run's own settings, but for the options given
-            config = RLConfig.from_json(resumed_config(args, run_dir, config.to_json(), RESUME_MAY_CHANGE))
+            config = resumed_config(args, run_dir, config, RESUME_MAY_CHANGE)
         run = RLRun(config, run_dir, resume=args.resume, overwrite=args.overwrite)
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
         print_error(error, args)

@@ -150,8 +150,7 @@ def population_from_args(args: argparse.Namespace) -> tuple[Path, list[str], lis
     if not is_grid(args):
         run_dir = Path(args.run_dir)
         names = saved_members(run_dir)
-        return run_dir, names, [TrainConfig.from_json(resumed_config(args, run_dir / name, base.to_json(),
-                                                                     RESUME_MAY_CHANGE)) for name in names]
+        return run_dir, names, [resumed_config(args, run_dir / name, base, RESUME_MAY_CHANGE) for name in names]
     members = grid(base, seeds=args.seeds or (), tasks=args.task, curricula=args.curriculum, lrs=args.lr)
     core = base.core.replace(":", ".")
     if args.run_dir:
@@ -217,7 +216,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         run_dir, note = (args.run_dir, None) if args.run_dir else default_run_dir(args, default_run_name(config))
         if args.resume:  # the run's own settings, but for the options given
-            config = TrainConfig.from_json(resumed_config(args, run_dir, config.to_json(), RESUME_MAY_CHANGE))
+            config = resumed_config(args, run_dir, config, RESUME_MAY_CHANGE)
         trainer = make_trainer(config, run_dir, resume=args.resume, overwrite=args.overwrite)
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
         print_error(error, args)

@@ -242,7 +242,8 @@ class RLConfig:
         """The config a run folder's config.json holds (:meth:`to_json`); ValueError naming unknown fields."""
         unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise ValueError(f"unknown config fields {unknown}")
+            raise ValueError(f"unknown config fields {unknown}: written by another version of memory-envs (use that "
+                             "version, or start the run again)")
         data = dict(data)
         for name in ("tau_init", "length_range"):
             if data.get(name) is not None:
