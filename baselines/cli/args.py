@@ -1,7 +1,9 @@
-"""Argument types, small parsers and the error line shared by every ``memory-envs`` subcommand.
+"""What every ``memory-envs`` subcommand shares: the commands' table, the parser class (:class:`Parser`: one-line
+errors, the options given), argument types and small parsers, the error line, the extras of optional modules,
+the run folder a resume continues and the hint that continues it.
 
-Each raises ``argparse.ArgumentTypeError`` (argparse turns it into a usage error naming the option)
-or, for ``parse_core_options``, a ValueError naming the option.
+The argument types raise ``argparse.ArgumentTypeError`` (the parser turns it into its one error line naming the
+option) or, for ``parse_core_options``, a ValueError naming the option.
 """
 
 from __future__ import annotations
