@@ -9,11 +9,11 @@ lazily, so importing ``agents`` does not need stable-baselines3.
 """
 
 from .authors import load_authors
-from .checkpoint import CheckpointError, load, save
+from .checkpoint import CheckpointError, CheckpointVersionError, load, save
 from .cores import Core, LeakyGRU, LeakyLSTM, LeakyRNN, make_core
 from .model import MultiHeadModel
 
-__all__ = ["CheckpointError", "Core", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "MultiHeadModel", "RecurrentCorePolicy", "load", "load_authors", "make_core", "save"]
+__all__ = ["CheckpointError", "CheckpointVersionError", "Core", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "MultiHeadModel", "RecurrentCorePolicy", "load", "load_authors", "make_core", "save"]
 
 _LAZY = {"RecurrentCorePolicy": "rl_policy"}
 

@@ -6,7 +6,7 @@ Each of their network files is a ``torch.save`` of ``{'state_dict': ...}`` from 
 [1] when tau was fixed), ``modulelist.0`` = input Linear(1, H), ``modulelist.1`` = recurrent
 Linear(H, H), whose diagonal their forward pass zeroes, and ``modulelist.2..`` = readout heads
 Linear(H, 2), head i for the i-th N of the curriculum when the file was saved. Their equations are this
-project's leaky RNN (SPEC 3) with ``self_connections=False``; the file is opened with
+project's leaky RNN (docs/agents.md) with ``self_connections=False``; the file is opened with
 ``torch.load(weights_only=True)``, so it runs no code.
 """
 

@@ -21,7 +21,10 @@ from .protocol import build_external_core, check_core, core_config, is_import_pa
 
 WEIGHTS = "model.safetensors"
 CONFIG = "model.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""The checkpoint format this version writes (model.json's ``format_version``). 2: Mamba with RMSNorm and
+DeltaNet's convolution without bias, whose weights differ from those of format 1; every other core's
+weights are the same in both, so a format-1 checkpoint of them loads."""
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
@@ -156,14 +159,33 @@ class CheckpointError(ValueError):
     """A checkpoint folder that cannot be loaded: a file missing or damaged, or an import it may not do."""
 
 
-def _check_state(expected: dict[str, torch.Tensor], found: dict[str, tuple[int, ...]], where: Path) -> None:
+class CheckpointVersionError(CheckpointError):
+    """A checkpoint saved by another version of memory-envs whose weights this version's core cannot take."""
+
+
+def older_version(directory: Path, version: int, kind: str, details: str,
+                  remedy: str = "train it again with this version, or load it with the version that saved it"
+                  ) -> CheckpointVersionError:
+    """The one line for weights saved at format ``version`` (an older one) that this version's ``kind`` core
+    cannot take: which version wrote them and what to do (``remedy``)."""
+    return CheckpointVersionError(
+        f"{directory} was saved by an older memory-envs (format {version}; this version writes {FORMAT_VERSION}) "
+        f"and the {kind!r} core's weights have changed since ({details}): {remedy}")
+
+
+def _check_state(expected: dict[str, torch.Tensor], found: dict[str, tuple[int, ...]], where: Path,
+                 meta: dict[str, Any], kind: str) -> None:
+    """Refuse weights that are not the model's: CheckpointVersionError where an older format explains it."""
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
     shapes = [f"{k}: checkpoint {found[k]}, model {tuple(v.shape)}"
               for k, v in expected.items() if k in found and found[k] != tuple(v.shape)]
-    if missing or extra or shapes:
-        raise CheckpointError(f"checkpoint {where} does not match its configuration: missing tensors "
-                              f"{missing}, unexpected tensors {extra}, wrong shapes {shapes}")
+    if not (missing or extra or shapes):
+        return
+    details = f"missing tensors {missing}, unexpected tensors {extra}, wrong shapes {shapes}"
+    if meta["format_version"] < FORMAT_VERSION:
+        raise older_version(where.parent, meta["format_version"], kind, details)
+    raise CheckpointError(f"checkpoint {where} does not match its configuration: {details}")
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -174,9 +196,13 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not valid JSON ({error})") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path} must hold a JSON object, found {type(meta).__name__}")
-    if meta.get("format_version") != FORMAT_VERSION or meta.get("type") not in ("MultiHeadModel", "core"):
-        raise CheckpointError(f"{path}: unsupported checkpoint (format_version {meta.get('format_version')!r}, "
-                              f"type {meta.get('type')!r})")
+    version = meta.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise CheckpointError(f"{path.parent} was saved by a newer memory-envs (checkpoint format {version}; this "
+                              f"version reads formats 1 to {FORMAT_VERSION}): load it with a newer version")
+    if version not in range(1, FORMAT_VERSION + 1) or isinstance(version, bool) or meta.get("type") not in (
+            "MultiHeadModel", "core"):
+        raise CheckpointError(f"{path}: unsupported checkpoint (format_version {version!r}, type {meta.get('type')!r})")
     if meta.get("dtype") not in DTYPES:
         raise CheckpointError(f"{path}: dtype must be one of {DTYPES}, got {meta.get('dtype')!r}")
     config = meta.get("config")
@@ -249,6 +275,9 @@ allocate a large model.
     shapes = _weight_shapes(directory / WEIGHTS)
     implied, stored = _implied_values(core_config_), sum(math.prod(shape) for shape in shapes.values())
     if implied is not None and implied > stored:  # checked before anything of that size is allocated
+        if meta["format_version"] < FORMAT_VERSION:
+            raise older_version(directory, meta["format_version"], core_config_["kind"],
+                                 f"its weights hold {stored} values, this version's core at least {implied}")
         raise CheckpointError(f"checkpoint {directory} does not match its weights: {CONFIG} asks for a "
                               f"{core_config_['kind']!r} core of hidden_size {core_config_.get('hidden_size')!r} "
                               f"(at least {implied} values, {4 * implied} bytes) but {WEIGHTS} holds {stored}")
@@ -258,7 +287,7 @@ allocate a large model.
         if isinstance(error, CheckpointError):
             raise
         raise CheckpointError(f"{directory / CONFIG}: its configuration does not build a model ({error})") from None
-    _check_state(model.state_dict(), shapes, directory / WEIGHTS)
+    _check_state(model.state_dict(), shapes, directory / WEIGHTS, meta, core_config_["kind"])
     model = model.to(device=map_location, dtype=getattr(torch, meta["dtype"]))
     try:
         state = load_file(directory / WEIGHTS, device=str(map_location))

@@ -111,7 +111,7 @@ def require_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ImportError("the ray backend needs Ray: pip install 'memory-envs[ray]'") from None
+        raise ImportError('the ray backend needs Ray: in the clone, pip install -e ".[ray]"', name="ray") from None
     return ray
 
 

@@ -3,7 +3,8 @@
 ``plot_run(run_dir)`` writes into the run folder of ``memory-envs train`` or ``memory-envs rl``:
 
 * ``accuracy.png``: accuracy of every head over training steps (RL: timesteps);
-* ``n_over_steps.png``: the newest active N over training steps (RL: timesteps);
+* ``n_over_steps.png``: the newest active N over training steps (RL: timesteps; not for an RL run at one fixed N);
+* ``return.png``: an RL run's evaluation return and success rate over timesteps;
 * ``tau_per_checkpoint.png``: the distribution of the trained tau at every checkpoint (supervised runs);
 * running parity instead of the last two: ``length_generalization.png``, scaled accuracy against test length
   (:func:`plot_length_generalization`, which the score card draws for all its running-parity runs).
@@ -36,7 +37,8 @@ def pyplot():
     try:
         import matplotlib
     except ImportError:  # pragma: no cover - depends on the install
-        raise ImportError("plots need matplotlib: pip install 'memory-envs[plot]'") from None
+        raise ImportError('figures need matplotlib: in the clone, pip install -e ".[plot]"',
+                          name="matplotlib") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -113,8 +115,9 @@ def read_metrics(run_dir: str | os.PathLike, fields: Sequence[str] | None = None
     """The evaluation lines of a run's ``metrics.jsonl``, read one at a time (a torn last line left out; a
     damaged one is an error naming the file and line); with ``fields``, only those keys of each line."""
     path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no metrics.jsonl)")
+    refusal = run_folder.not_a_folder(Path(run_dir))
+    if refusal is not None or not path.exists():
+        raise FileNotFoundError(refusal or f"{run_dir} is not a run folder (no metrics.jsonl)")
     return run_folder.read_metrics(Path(run_dir), fields)
 
 
@@ -132,6 +135,18 @@ def plot_n_over_steps(run_dirs: Sequence[str | os.PathLike], path: str | os.Path
     ax.set_ylabel("newest N in training")
     integer_ticks(ax.yaxis)
     ax.legend(fontsize=8)
+    return save_figure(fig, path, dpi=120)
+
+
+def plot_return(lines: Sequence[dict], path: str | os.PathLike) -> Path:
+    """An RL run's evaluations against timesteps: the mean episode return and the share of episodes solved."""
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    steps = [m["timesteps"] for m in lines]
+    left.plot(steps, [m["mean_return"] for m in lines], "o-", ms=3)
+    left.set(xlabel="timesteps (RL)", ylabel="mean return per episode", title="evaluation return")
+    right.plot(steps, [m["success_rate"] for m in lines], "o-", ms=3)
+    right.set(xlabel="timesteps (RL)", ylabel="share of episodes solved", ylim=(-0.02, 1.02), title="success rate")
     return save_figure(fig, path, dpi=120)
 
 
@@ -166,7 +181,11 @@ def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
 
     if running:
         return written + plot_run_length_test(run_dir)
-    written.append(plot_n_over_steps([run_dir], run_dir / "n_over_steps.png"))
+    rl = run_folder.written_by(config) == "rl"
+    if rl:
+        written.append(plot_return(lines, run_dir / "return.png"))
+    if not rl or config.get("curriculum") is not None:  # at one fixed N, the newest N is a flat line
+        written.append(plot_n_over_steps([run_dir], run_dir / "n_over_steps.png"))
 
     checkpoints = sorted((run_dir / "checkpoints").glob("n*"))
     external = is_import_path(config.get("core", ""))
@@ -185,6 +204,20 @@ def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
 
 LENGTH_COLORS = {"positive": "tab:blue", "signed": "tab:red"}
 LENGTH_LABELS = {"positive": "positive, eigenvalues in [0, 1]", "signed": "+signed, eigenvalues in [-1, 1]"}
+
+
+def length_label(variant: str, panels: Sequence[Panel]) -> str:
+    """The legend's name of ``variant``: eigenvalues are named only where the kinds drawn have that option
+    (``agents.cores.EIGENVALUE_KINDS``); the LSTM or an own core is just the core as built."""
+    if variant == "signed":
+        return LENGTH_LABELS[variant]
+    kinds = {panel.kind for panel in panels if variant in panel.curves}
+    with_option = kinds & set(agents.cores.EIGENVALUE_KINDS)
+    if with_option == kinds:
+        return LENGTH_LABELS[variant]
+    if not with_option:
+        return "the core as built"
+    return "as built (eigenvalues in [0, 1] for " + ", ".join(sorted(with_option)) + ")"
 
 
 def plot_length_generalization(results: Sequence[dict[str, Any]], path: str | os.PathLike,
@@ -214,7 +247,8 @@ def plot_length_generalization(results: Sequence[dict[str, Any]], path: str | os
     seeds = max(len(curves) for panel in panels for curves in panel.curves.values())
     low, high = next(iter(panels[0].curves.values()))[0].train_lengths
     handles = [Line2D([], [], color=LENGTH_COLORS[v], lw=2.2, marker="o", ms=4,
-                      label=LENGTH_LABELS[v] + (": median over seeds" if seeds > 1 else "")) for v in VARIANTS if v in present]
+                      label=length_label(v, panels) + (": median over seeds" if seeds > 1 else ""))
+               for v in VARIANTS if v in present]
     handles += [Line2D([], [], color="0.4", lw=0.7, label="one seed")] if seeds > 1 else []
     handles.append(Patch(color="0.85", label=f"training lengths {low}-{high - 1}"))
     ncol = min(len(handles), 2 * columns)

@@ -3,7 +3,7 @@
 A training step keeps about ``ACTIVATIONS_PER_STEP[kind]`` float tensors of [batch, hidden] per time
 step of the longest sequence (the trajectory the backward needs, the gradients it builds; counted
 from the kernels in ``agents/_leaky_*_kernel.py``), plus the weights, their gradients and the
-optimizer's buffers. The longest sequence at N is 4 N + 1 steps (SPEC 2); a run without a target N
+optimizer's buffers. The longest sequence at N is 4 N + 1 steps (docs/envs.md); a run without a target N
 is sized for ``UNBOUNDED_N``, the paper's cap of 100 heads.
 """
 

@@ -26,7 +26,7 @@ from memory_envs.tasks import check_positive_int
 SCALES: dict[str, TrainConfig] = {
     # A CPU in under half an hour: 4 runs x 15,000 steps (a step budget, so results do not depend on load).
     "quick": TrainConfig(hidden_size=128, eval_every=100, eval_batches=10, max_steps=15_000, device="cpu"),
-    # The paper's configuration (SPEC 4); meant for a GPU.
+    # The paper's configuration (docs/training.md); meant for a GPU.
     "paper": TrainConfig(),
     # Seconds, for tests.
     "smoke": TrainConfig(hidden_size=16, batch_size=32, eval_every=20, eval_batches=2, max_steps=60,
@@ -35,6 +35,11 @@ SCALES: dict[str, TrainConfig] = {
 RUNS = [("parity", "single"), ("parity", "multi"), ("dms", "single"), ("dms", "multi")]
 SEEDS: dict[str, tuple[int, ...]] = {"quick": (0,), "paper": (0, 1, 2, 3), "smoke": (0,)}
 """The seeds of each scale: the paper trained 4 networks per task and curriculum."""
+
+
+TABLE_HEADER = ("| task | curriculum | seed | largest N | steps | seconds | steps to N=4 / 8 / 12 / 16 | "
+                "mean tau at largest N |")
+"""The header of ``reproduce.md``'s table (docs/reproduction.md shows one)."""
 
 
 def reproduce(scale: str, out_dir: str | os.PathLike, seeds: Sequence[int] | None = None,
@@ -135,8 +140,7 @@ def write_tables(summaries: list[dict], out: Path) -> None:
             tau = s["tau_mean_at_n"].get(n)
             writer.writerow([s["task"], s["curriculum"], s["seed"], n, steps, "" if tau is None else f"{tau:.3f}"])
     atomic_write_text(out / "reproduce.csv", buffer.getvalue())
-    rows = ["| task | curriculum | seed | largest N | steps | seconds | steps to N=4 / 8 / 12 / 16 | "
-            "mean tau at largest N |", "|---|---|---|---|---|---|---|---|"]
+    rows = [TABLE_HEADER, "|---" * TABLE_HEADER.count(" | ") + "|---|"]
     for s in summaries:
         steps_to = " / ".join(str(s["steps_to_n"].get(str(n), "-")) for n in (4, 8, 12, 16))
         tau = s["tau_mean_at_n"].get(str(s["max_n"]))

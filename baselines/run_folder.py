@@ -38,7 +38,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterator
 
-from agents.checkpoint import MAX_JSON_BYTES, atomic_write, parse_json, read_json_file, refuse_link, write_error
+from agents.checkpoint import (
+    MAX_JSON_BYTES, CheckpointVersionError, atomic_write, parse_json, read_json_file, refuse_link, write_error,
+)
 
 MARKER = ".memory-envs-run"
 MARKER_TEXT = "memory-envs run folder: `--overwrite` may replace this folder\n"
@@ -117,6 +119,16 @@ def read_json(path: Path, kind: type = dict) -> Any:
     if not isinstance(value, kind):
         raise RunFolderError(f"{path} must hold a JSON {kind.__name__}, found {type(value).__name__}")
     return value
+
+
+def not_a_folder(path: Path) -> str | None:
+    """Why ``path``, given as a run folder, is none: missing, or a file (then the folder holding it is the one
+    to give); None for a directory."""
+    if path.is_dir():
+        return None
+    if path.exists():
+        return f"{path} is a file, not a run folder: give the folder that holds it, {path.parent}"
+    return f"{path} is not a run folder (no such directory)"
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:
@@ -399,16 +411,10 @@ def written_by(config: dict[str, Any]) -> str:
     return "rl" if "env_id" in config else "train"
 
 
-def check_resume_config(run_dir: Path, config: dict[str, Any], may_change: Collection[str]) -> None:
-    """Refuse to resume ``run_dir`` unless its config.json equals ``config`` outside ``may_change`` and its
-    run-made entries hold nothing but what :data:`LAYOUT` allows (no symbolic link, nothing foreign inside
-    ``last/``, ``checkpoints/``, ...). An :func:`unfinished` folder passes: the resume sets it up. Reads only.
-
-    The error names every field that differs (present in only one of the two counts as differing), or,
-    for a folder of the other command (``rl`` / ``train``), the command that continues it.
-    """
-    if unfinished(run_dir):
-        return
+def saved_config(run_dir: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """``run_dir``'s config.json, which a resume with ``config`` continues; RunFolderError if the folder holds
+    no run, a link or a foreign entry among its run-made entries (:data:`LAYOUT`), or a run of
+    the other command (``rl`` / ``train``: the error names the command that continues it)."""
     config_path = run_dir / "config.json"
     if not config_path.is_file() and not config_path.is_symlink():
         raise RunFolderError(f"cannot resume: {run_dir} is not a run folder (no config.json)")
@@ -420,6 +426,42 @@ def check_resume_config(run_dir: Path, config: dict[str, Any], may_change: Colle
     if written_by(saved) != written_by(config):
         raise RunFolderError(f"cannot resume {run_dir}: it is a run folder of `memory-envs {written_by(saved)}`; "
                              f"continue it with memory-envs {written_by(saved)} --resume --run-dir {run_dir}")
+    return saved
+
+
+def resume_settings(run_dir: Path, asked: dict[str, Any], given: Collection[str],
+                    may_change: Collection[str]) -> dict[str, Any]:
+    """The config a resume of ``run_dir`` continues: the folder's config.json, with the fields in ``given``
+    (set by the caller, e.g. options on the command line) taken from ``asked``. RunFolderError naming each
+    given field outside ``may_change`` whose value differs from the run's: a resume continues the run's own
+    settings. An :func:`unfinished` folder holds no settings yet: ``asked`` is what its resume sets up. Reads only."""
+    if unfinished(run_dir):
+        return dict(asked)
+    saved = saved_config(run_dir, asked)
+    differ = sorted(k for k in given if k in asked and k not in may_change and saved.get(k, asked[k]) != asked[k])
+    if differ:
+        values = ", ".join(f"{k}={asked[k]!r} (the run's: {saved[k]!r})" for k in differ)
+        raise RunFolderError(f"cannot resume {run_dir} with {values}: a resume continues the run's own settings; "
+                             f"leave these out (a resume may change only {', '.join(f'{k}=' for k in may_change)})")
+    return {**saved, **{k: asked[k] for k in given if k in asked}}
+
+
+def check_resume_config(run_dir: Path, config: dict[str, Any], may_change: Collection[str]) -> None:
+    """Refuse to resume ``run_dir`` unless its config.json equals ``config`` outside ``may_change``.
+
+    The error names every field that differs (present in only one of the two counts as differing), or,
+    for a folder of the other command (``rl`` / ``train``), the command that continues it; a config.json
+    that lacks fields ``config`` has was written by an older version, and the error says so. An
+    :func:`unfinished` folder passes: the resume sets it up. Reads only.
+    """
+    if unfinished(run_dir):
+        return
+    saved = saved_config(run_dir, config)
+    lacks = sorted(k for k in set(config) - set(saved) if k not in may_change)
+    if lacks:
+        raise RunFolderError(f"cannot resume {run_dir}: it was written by an older memory-envs (its config.json "
+                             f"lacks {lacks}, which this version records); finish it with the version that wrote "
+                             "it, or start it again with overwrite=True")
     differ = sorted(k for k in set(saved) | set(config) if k not in may_change and saved.get(k) != config.get(k))
     if differ:
         raise RunFolderError(f"cannot resume {run_dir}: its config differs in {differ}")
@@ -564,6 +606,8 @@ def restore_last(run_dir: Path, restore: Callable[[Path], Any]) -> tuple[Path, A
     for folder in saved_states(run_dir):
         try:
             return folder, restore(folder)
+        except CheckpointVersionError as error:  # not damaged: last.old/ is of the same version
+            raise RunFolderError(f"cannot resume {run_dir}: {error}") from None
         except ValueError as error:
             errors.append(str(error))
     if errors:
@@ -590,8 +634,9 @@ def check_restart(run_dir: Path) -> str:
             "it again from the beginning")
 
 
-__all__ = ["FILE", "LAYOUT", "MARKER", "RunFolderError", "RunLock", "append_metrics", "atomic_write_text",
-           "check_metrics", "check_new", "check_restart", "check_resume_config", "create_run_folder", "holder",
-           "layout_problems", "make_output_folder", "open_for_resume", "overwrite_refusal", "read_json", "read_metrics", "remove",
-           "restore_last", "save_last", "saved_states", "solved_text", "strict_json", "unfinished", "write_config",
-           "write_csv", "write_json", "written_by"]
+__all__ = ["FILE", "LAYOUT", "MARKER", "append_metrics", "atomic_write_text", "check_metrics", "check_new",
+           "check_restart", "check_resume_config", "create_run_folder", "holder", "layout_problems",
+           "make_output_folder", "not_a_folder", "open_for_resume", "overwrite_refusal", "read_json", "read_metrics",
+           "remove", "restore_last", "resume_settings", "RunFolderError", "RunLock", "save_last", "saved_config",
+           "saved_states", "solved_text", "strict_json", "unfinished", "write_config", "write_csv", "write_json",
+           "written_by"]

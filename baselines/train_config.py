@@ -77,7 +77,7 @@ N_CURRICULUM_FIELDS = ("start_n", "target_n", "window", "drop")
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs; the defaults are the paper's (SPEC 4).
+    """Everything a run needs; the defaults are the paper's (docs/training.md).
 
     ``task="running_parity"`` trains the state-tracking task instead (trained by
     :class:`baselines.trainer.RunningParityTrainer`): no N, every-step labels on lengths
@@ -230,7 +230,8 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown config fields {unknown}")
+            raise ValueError(f"unknown config fields {unknown}: written by another version of memory-envs (use that "
+                             "version, or start the run again)")
         data = dict(data)
         for name in ("tau_init", "length_range", "test_lengths"):
             if data.get(name) is not None:

@@ -33,7 +33,7 @@ from agents.cores import KINDS  # noqa: E402
 
 
 class PaperStep(nn.Module):
-    """One step of SPEC 3 with nn.Linear layers, called in a Python loop (the paper's style)."""
+    """One step of the paper's leaky RNN (docs/agents.md) with nn.Linear layers, called in a Python loop (the paper's style)."""
 
     def __init__(self, hidden: int) -> None:
         super().__init__()

@@ -56,7 +56,7 @@ def paper_batch(rng: np.random.Generator, ns: list[int], batch_size: int):
 
 
 class PaperRNN(nn.Module):
-    """Leaky RNN of SPEC 3 written per step; one readout per N, keyed by N."""
+    """The paper's leaky RNN (docs/agents.md) written per step; one readout per N, keyed by N."""
 
     def __init__(self, hidden: int) -> None:
         super().__init__()

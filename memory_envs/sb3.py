@@ -35,7 +35,8 @@ def make_sb3_vec_env(env_id: str, n_envs: int, seed: int | None = None, **env_kw
     try:
         from stable_baselines3.common.vec_env import VecEnv
     except ImportError as e:
-        raise ImportError("make_sb3_vec_env needs stable-baselines3: pip install 'memory-envs[rl]'") from e
+        raise ImportError('make_sb3_vec_env needs stable-baselines3: in the clone, pip install -e ".[rl]"',
+                          name="stable_baselines3") from e
     if seed is not None:
         tasks.check_seed(seed)
     entry_point = gym.spec(env_id).vector_entry_point

@@ -3,7 +3,7 @@
 Everything that produces a label (the single env, the vector env, the batched
 generator, the oracle) calls the functions here; nothing re-derives one.
 
-A trial is a bit sequence x_1..x_M fed one bit per step (SPEC section 2):
+A trial is a bit sequence x_1..x_M fed one bit per step (docs/envs.md):
 
 * N-parity: label = (x_{M-N+1} + ... + x_M) mod 2.
 * N-DMS (N >= 2): label = 1 if x_{M-N+1} == x_M else 0.

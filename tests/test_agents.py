@@ -16,7 +16,7 @@ PHI = {"leaky_relu": lambda z: F.leaky_relu(z, 0.01), "tanh": torch.tanh, "relu"
 
 
 def naive_leaky(core: LeakyRNN, x, h0):
-    """SPEC 3 written out per step, from the raw parameters."""
+    """The paper's leaky RNN (docs/agents.md) written out per step, from the raw parameters."""
     raw = core.time_constant.raw
     if core.time_constant.parametrisation == "softplus":
         tau = 1 + F.softplus(raw)

@@ -269,7 +269,8 @@ def test_cli_writes_tables_figures_and_comparison(runs, trained, tmp_path, capsy
     printed = capsys.readouterr().out
     assert "note: reduced size (2 trials x 200 steps" in printed
     wrote = next(line for line in printed.splitlines() if line.strip().startswith("wrote"))
-    listed = set(wrote.strip().removeprefix("wrote ").split(", "))
+    assert wrote.strip().startswith(f"wrote into {out}: ")  # where, not only what (issue 34, point 6)
+    listed = set(wrote.strip().removeprefix(f"wrote into {out}: ").split(", "))
     assert {p.name for p in out.glob("*.png")} <= listed and "population_ac.png" in listed  # every figure named
 
 
@@ -361,6 +362,45 @@ def test_forgetting_figure_holds_its_whole_title(tmp_path, monkeypatch):
     assert seen == [True] and (tmp_path / "f.png").is_file()
 
 
+def test_the_timescales_figure_draws_what_it_promises(tmp_path, monkeypatch):
+    """Issue 34, point 5: the own-timescale marker is promised only where drawn; the neurons' panel shows
+    tau_net > 1 on a log axis from 1 and counts the others instead of drawing values down to 1e-3."""
+    pytest.importorskip("matplotlib")
+    from baselines.analysis import report
+
+    figures = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: figures.append(fig) or path)
+    summary = [{"n": n, "tau_mean": 1.5, "tau_net_mean": 2.0, "tau_net_median": 1.8, "own_timescale_median": math.nan,
+                "own_timescale_measure": "none"} for n in (2, 3)]
+    neurons = [{"n": 3, "tau": 1.2, "tau_net": 0.001}, {"n": 3, "tau": 1.5, "tau_net": 3.0},
+               {"n": 3, "tau": 1.7, "tau_net": math.nan}, {"n": 2, "tau": 1.1, "tau_net": 5.0}]
+    report.plot_timescales([summary], ["run"], tmp_path / "t.png", neurons)
+    middle, right = figures[0].axes[1], figures[0].axes[2]
+    assert "own" not in middle.get_title()
+    assert right.get_title() == "N=3: 1 of 3 neurons with tau_net > 1" and right.get_ylim()[0] == 1
+    assert right.collections[0].get_offsets().tolist() == [[1.5, 3.0]]
+    own = [{**row, "own_timescale_median": 4.0, "own_timescale_measure": "eigenvalue"} for row in summary]
+    report.plot_timescales([own], ["run"], tmp_path / "t.png")
+    assert "own timescale (^)" in figures[1].axes[1].get_title() and len(figures[1].axes[1].lines) == 3
+
+
+def test_a_running_parity_run_is_analyzed_without_nan_or_n(tmp_path):
+    """Issue 34, point 6: a core without tau on running parity: its lines name the final network and print
+    no "tau mean nan"."""
+    from memory_envs.tasks import RUNNING_N
+
+    config = TrainConfig(task="running_parity", core="mamba", hidden_size=8, device="cpu")
+    path = tmp_path / "run"
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps(config.to_json()))
+    agents.save(build_model(config, [RUNNING_N], torch.Generator().manual_seed(0)), path / "checkpoints" / "final")
+    lines = []
+    options = A.AnalysisOptions(trials=2, steps=200, burn_in=10, pca_steps=100, plots=False, device="cpu")
+    A.analyze_run(path, tmp_path / "out", options, log=lines.append)
+    assert any(line.startswith("timescales, the final network: ") for line in lines), lines
+    assert not any("nan" in line or "N=0" in line for line in lines), lines
+
+
 def test_cli_paper_rule_and_options(runs, tmp_path, capsys):
     out = tmp_path / "paper"
     argv = [runs["single"], *SMALL, "--no-plots", "--out", out, "--tau-perturb", "clamped"]
@@ -440,3 +480,30 @@ def test_runs_of_an_external_core_need_its_class_named(tmp_path, capsys, monkeyp
     (tmp_path / "listed" / "config.json").write_text("[]")  # not an object: named, no traceback
     assert run_cli(tmp_path / "listed", "--no-plots") == 2
     assert "config.json must hold a JSON dict" in capsys.readouterr().err
+
+
+def test_the_perturbation_figure_draws_accuracies_below_chance(tmp_path, monkeypatch):
+    """A perturbed network below chance (chance-corrected < 0) is drawn, not cut off at -0.1."""
+    pytest.importorskip("matplotlib")
+    from baselines.analysis import report
+
+    figures = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: figures.append(fig) or path)
+    rows = [{"kind": kind, "eps": eps, "relative_chance": value} for kind in ("weight", "tau")
+            for eps, value in ((0.1, 0.9), (1.0, -0.4))]
+    report.plot_perturbation([rows], ["run"], tmp_path / "p.png")
+    assert all(ax.get_ylim()[0] <= -0.45 for ax in figures[0].axes)
+
+
+def test_the_forgetting_figure_leaves_out_the_ns_no_checkpoint_has_a_head_for(tmp_path, monkeypatch):
+    """A multi-head network has no head past its largest N: those columns would be blank; they are left out."""
+    pytest.importorskip("matplotlib")
+    from baselines.analysis import report
+
+    figures = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: figures.append(fig) or path)
+    matrix = np.array([[1.0, np.nan, np.nan, np.nan], [1.0, 0.9, np.nan, np.nan]])
+    report.plot_forgetting([2, 3], [2, 3, 4, 5], matrix, "multi", tmp_path / "f.png")
+    ax = figures[0].axes[0]
+    assert ax.images[0].get_extent()[:2] == [1.5, 3.5] and ax.images[0].get_array().shape == (2, 2)
+    assert ax.get_xlabel() == "evaluated N (blank: no head for it)"

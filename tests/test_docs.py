@@ -32,6 +32,24 @@ def test_a_page_names_nothing_a_reader_cannot_look_up(page):
     assert not re.search(r"\bissues? \d|\bSPEC\b", page.read_text()), page.name
 
 
+def test_the_reproduction_table_has_the_columns_reproduce_writes():
+    from baselines.reproduce import TABLE_HEADER
+
+    lines = (DOCS / "reproduction.md").read_text().splitlines()
+    header = lines.index(TABLE_HEADER)  # the first table: reproduce.md as the command writes it
+    assert lines[header + 1] == "|---" * 7 + "|---|"
+    assert all(len(row.split("|")) == len(TABLE_HEADER.split("|")) for row in lines[header + 2:header + 6])
+
+
+def test_docstrings_cite_nothing_a_reader_cannot_look_up():
+    """The code's docstrings and comments cite the paper or a docs page, not the internal spec ("SPEC 3")."""
+    root = DOCS.parent
+    cited = [f"{path.relative_to(root)}:{number}" for package in ("agents", "baselines", "memory_envs", "benchmarks")
+             for path in sorted((root / package).rglob("*.py"))
+             for number, line in enumerate(path.read_text().splitlines(), 1) if re.search(r"\bSPEC \d|SPEC section", line)]
+    assert cited == []
+
+
 @pytest.mark.parametrize("name", MOVED)
 def test_the_moved_pages_run_their_python_examples(name, tmp_path, monkeypatch):
     """In a folder of their own, in order, in one namespace, as a reader would run them."""

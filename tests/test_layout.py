@@ -104,3 +104,20 @@ def test_the_checks_see_a_violation():
     modules = project_modules()
     assert "argparse" in imported(modules["baselines.cli"])
     assert any(layer(b) == 1 for b in project_graph()["baselines.cli.train"])
+
+
+def test_the_command_list_imports_only_what_it_shows():
+    """Issue 34, point 6: `memory-envs --help` (and --version, a mistyped command) imports no command module and
+    no torch; a command imports its own module only."""
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom baselines.cli import main\nfor argv in {argv}:\n    try:\n        main(argv)\n"
+              "    except SystemExit:\n        pass\nprint(sorted(m for m in sys.modules if m == 'torch' or "
+              "m.startswith('baselines.cli.')))")
+    for argv, loaded in (([["--help"], ["--version"], ["trian"]], ["baselines.cli.args"]),
+                         ([["rl", "--help"]], ["baselines.cli.args", "baselines.cli.progress", "baselines.cli.rl",
+                                               "torch"])):
+        ended = subprocess.run([sys.executable, "-c", script.format(argv=argv)], capture_output=True, text=True,
+                               cwd=ROOT, timeout=300)
+        assert ended.stdout.splitlines()[-1] == str(loaded), ended.stderr

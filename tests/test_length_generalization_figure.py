@@ -93,3 +93,22 @@ def test_analyze_refuses_a_running_parity_run_without_its_final_network(tmp_path
     (run / "config.json").write_text(json.dumps({"task": tasks.RUNNING_PARITY, "core": "mingru"}))
     with pytest.raises(AnalysisError, match="has no checkpoints/final: a running-parity run saves its network"):
         analyze_run(run, options=AnalysisOptions(analyses=("timescales",)))
+
+
+@pytest.mark.parametrize("cores, label", [
+    (["mingru", "mamba+signed"], "positive, eigenvalues in [0, 1]"),
+    (["lstm"], "the core as built"),
+    (["example_core:ElmanCore"], "the core as built"),
+    (["lstm", "mingru"], "as built (eigenvalues in [0, 1] for mingru)"),
+])
+def test_the_legend_names_eigenvalues_only_for_kinds_that_have_the_option(cores, label, tmp_path, monkeypatch):
+    """Issue 34, point 5: the LSTM or an own core has no eigenvalue option; its curve is not labelled with one."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    legends = []
+    save = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: legends.append(
+        [t.get_text() for legend in fig.legends for t in legend.get_texts()]) or save(fig, *a, **k))
+    plot_length_generalization([result(core, 0, [0.5] * 9) for core in cores], tmp_path / FIGURE)
+    assert legends[0][0] == label

@@ -21,7 +21,8 @@ def fake_run(run_dir: Path, heads: int, key: str = "step", config: dict | None =
     lines = []
     for k in range(5 * heads):
         ns = list(range(2, 3 + k // 5))
-        lines.append({key: 100 * (k + 1), "ns": ns, "accuracy": {str(n): 0.5 + 0.01 * k for n in ns}})
+        lines.append({key: 100 * (k + 1), "ns": ns, "accuracy": {str(n): 0.5 + 0.01 * k for n in ns},
+                      **({"mean_return": 0.5 + 0.01 * k, "success_rate": 0.02 * k} if key == "timesteps" else {})})
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     return run_dir
 
@@ -65,12 +66,25 @@ def test_n_axis_has_whole_number_ticks_even_for_one_n(tmp_path, figures):
 
 
 def test_plot_draws_an_rl_run_over_timesteps(tmp_path, figures, capsys):
-    run = fake_run(tmp_path / "rl", heads=2, key="timesteps", config={"env_id": "NDMS-v0", "core": "leaky"})
+    run = fake_run(tmp_path / "rl", heads=2, key="timesteps",
+                   config={"env_id": "NDMS-v0", "core": "leaky", "curriculum": "multi"})
     assert main(["plot", str(run)]) == 0
-    assert capsys.readouterr().out.strip() == f"{run}: accuracy.png, n_over_steps.png"
-    for name in ("accuracy.png", "n_over_steps.png"):
+    assert capsys.readouterr().out.strip() == f"{run}: accuracy.png, return.png, n_over_steps.png"
+    for name in ("accuracy.png", "return.png", "n_over_steps.png"):
         assert figures[name].axes[0].get_xlabel() == "timesteps (RL)"
         assert (run / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_rl_run_at_one_n_draws_its_return_not_a_flat_n(tmp_path, figures, capsys):
+    """Issue 34, point 5: at a fixed N the newest N is a flat line; what changes is the return and success."""
+    run = fake_run(tmp_path / "rl", heads=1, key="timesteps",
+                   config={"env_id": "NDMS-v0", "core": "leaky", "curriculum": None})
+    assert main(["plot", str(run)]) == 0
+    assert capsys.readouterr().out.strip() == f"{run}: accuracy.png, return.png"
+    left, right = figures["return.png"].axes
+    assert left.get_ylabel() == "mean return per episode" and right.get_ylabel() == "share of episodes solved"
+    assert list(left.lines[0].get_ydata()) == [0.5 + 0.01 * k for k in range(5)]
+    assert "n_over_steps.png" not in figures and not (run / "n_over_steps.png").exists()
 
 
 def test_scorecard_draws_one_axes_per_core(tmp_path, figures):

@@ -141,7 +141,7 @@ def test_analyze_refuses_bad_threads_seed_and_compare_dir(finished, tmp_path, ca
 def test_an_argparse_error_is_one_line_with_a_help_command_that_works(capsys):
     code, err = run_cli(["train", "--task", "copy"], capsys)
     assert_one_line_refusal(code, err, "argument --task: invalid choice: 'copy'")
-    assert err.rstrip().endswith("(see memory-envs train --help)")
+    assert err.rstrip().endswith("(`memory-envs train --help` lists the options)")
     with pytest.raises(SystemExit) as stop:
         main(["train", "--help"])
     assert stop.value.code == 0 and "usage: memory-envs train" in capsys.readouterr().out

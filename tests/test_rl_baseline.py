@@ -102,7 +102,7 @@ def test_tiny_run_writes_the_run_folder(tmp_path, capsys):
     # train --resume refuse it in one line that names what does apply.
     capsys.readouterr()
     assert main(["plot", str(run_dir)]) == 0
-    assert capsys.readouterr().out.strip() == f"{run_dir}: accuracy.png, n_over_steps.png"
+    assert capsys.readouterr().out.strip() == f"{run_dir}: accuracy.png, return.png"  # one fixed N: no N figure
     for argv, words in ((["analyze", str(run_dir)], "run folder of `memory-envs rl`: the analyses read"),
                         (["train", "--resume", "--run-dir", str(run_dir)],
                          f"continue it with memory-envs rl --resume --run-dir {run_dir}")):
@@ -305,7 +305,7 @@ def test_resume_from_the_command_line(tmp_path, capsys):
     assert main([*argv, "--resume", "--total-timesteps", "8192"]) == 0  # finished: prints the summary only
     assert "N = 2 solved  (NDMS-v0, fixed N" in capsys.readouterr().out
     assert read_metrics(run_dir) == lines and (run_dir / "model.zip").stat().st_mtime_ns == written
-    for extra, words in ((["--hidden-size", "8"], "differs in ['--hidden-size']"),
+    for extra, words in ((["--hidden-size", "8"], "with --hidden-size=8 (the run's: "),
                          (["--overwrite"], "--resume and --overwrite exclude each other")):
         assert main([*argv, "--resume", *extra]) == 2
         err = capsys.readouterr().err

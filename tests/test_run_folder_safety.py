@@ -247,7 +247,7 @@ def test_train_into_a_full_disk_says_so_in_one_line_and_every_way_on_works_once_
     disk.fill(run_dir, after)
     code, err = cli(["train", *TINY_ARGV, "--run-dir", str(run_dir)], capsys)
     assert code == 1 and one_line(err) and "No space left on device" in err and "bytes needed" in err
-    assert f"free some space, then the same command with --resume --run-dir {run_dir} continues the run" in err
+    assert f"free some space, then `memory-envs train --resume --run-dir {run_dir}` continues the run" in err
     disk.free()
     ways = [["--resume"], ["--overwrite"]] + ([[]] if not (run_dir / "config.json").exists() else [])
     for way in ways:  # the hint as printed, replacing it, and (a folder whose setup was cut short) the same command
@@ -282,9 +282,12 @@ def test_a_population_on_a_full_disk_prints_the_command_that_goes_on(tmp_path, c
     argv = ["train", *TINY_ARGV, "--seeds", "0,1", "--run-dir", str(grid)]
     disk.fill(grid, after)  # 3: while the members' folders are set up; 6: at the first saved state
     code, err = cli(argv, capsys)
-    assert code == 1 and one_line(err) and f"then the same command with {again[0]} " in err
+    hint = (f"`memory-envs train --resume --run-dir {grid}` continues every member" if again == ["--resume"] else
+            "the same command with --overwrite ")
+    assert code == 1 and one_line(err) and hint in err
     disk.free()
-    assert cli([*argv, *again], capsys)[0] == 0
+    again_argv = ["train", "--resume", "--run-dir", str(grid)] if again == ["--resume"] else [*argv, *again]
+    assert cli(again_argv, capsys)[0] == 0  # the printed command, as printed
     assert all(json.loads((grid / f"parity-multi-lr0.05-s{seed}" / "summary.json").read_text())["steps"] == 20
                for seed in (0, 1))
 

@@ -164,6 +164,11 @@ def test_train_command_refuses_bad_options_before_writing(tmp_path, capsys, argv
     assert not run.exists()
 
 
+WINDOWED = {"core": "gru", "task": "parity", "curriculum": "multi", "seed": 0, "max_n": 3, "steps": 10,
+            "steps_to_n": {"2": 5, "3": 10}, "heldout": {"3": 0.9}, "timescales": {}, "run_dir": "gru-parity"}
+"""A parity run's score-card result (baselines.benchmark.collect), beside running parity's."""
+
+
 def test_benchmark_running_parity_column(tmp_path):
     """KIND+signed and an external core in the card's running-parity rows, the card's numbers the runs' own
     (the populations' unit of work run in this process; test_benchmark runs the card end to end)."""
@@ -188,8 +193,18 @@ def test_benchmark_running_parity_column(tmp_path):
         assert test["sequences_per_length"] == tasks.RUNNING_TEST_SEQUENCES and list(test["accuracy"])[:-1] == [str(n) for n in
                                                                                       tasks.RUNNING_TEST_LENGTHS]
     card = (out / "scorecard.md").read_text()
-    assert "running parity: scaled accuracy at lengths 40-256 | at length 1000 |" in card
+    # only what applies to running parity (issue 34, point 5): no N, held-out or timescale columns of "-",
+    # no notes about held-out accuracy at N
+    assert card.startswith("| core | task | running parity: scaled accuracy at lengths 40-256 | at length 1000 |\n"
+                           "|---|---|---|---|\n")
+    assert "largest N" not in card and "Held-out" not in card and "| - |" not in card
+    assert "- Running parity: scaled accuracy = (accuracy - chance) / (1 - chance)" in card
     assert (out / "length_generalization.png").stat().st_size > 0  # baselines.plots.plot_length_generalization
+    assert not (out / "n_over_steps.png").exists()  # no N to reach
+    write_scorecard(results + [WINDOWED], out)  # a card with both keeps both
+    card = (out / "scorecard.md").read_text()
+    assert "| largest N: median [min, max] |" in card and "| at length 1000 |" in card
+    assert "- Held-out accuracy" in card and "- Running parity" in card
 
 
 def test_benchmark_refuses_an_unknown_task_before_training(tmp_path, capsys):

@@ -9,7 +9,7 @@ from memory_envs import make_batch, tasks
 
 
 def naive_label(task, bits, n):
-    """The label of the window of the last n bits of ``bits`` (a Python list), straight from SPEC 2."""
+    """The label of the window of the last n bits of ``bits`` (a Python list), straight from docs/envs.md."""
     window = bits[len(bits) - n :]
     if task == "parity":
         return sum(window) % 2

@@ -8,6 +8,8 @@ import ast
 import json
 import os
 import pickle
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -387,7 +389,8 @@ CHECKPOINT_DAMAGE = [
     ("model.json", "[]", "must hold a JSON object"),
     ("model.json", {"config": 5}, "config must be an object"),
     ("model.json", {"dtype": "pickle"}, "dtype must be one of"),
-    ("model.json", {"format_version": 99}, "unsupported checkpoint"),
+    ("model.json", {"format_version": 99}, r"saved by a newer memory-envs \(checkpoint format 99"),
+    ("model.json", {"format_version": 0}, "unsupported checkpoint"),
     ("model.json", {"config": {"core": {"kind": "leaky", "input_size": 1, "hidden_size": 8}, "heads": 2}},
      "config.heads must be a list"),
     ("model.json", {"config": {"core": {"kind": "leaky", "input_size": 1, "hidden_size": 8, "bogus": 1},
@@ -399,6 +402,62 @@ CHECKPOINT_DAMAGE = [
     ("model.safetensors", b"", "is not a readable safetensors file"),
     ("model.safetensors", "cut", "is not a readable safetensors file"),
 ]
+
+
+FORMAT_1_TENSORS = {"mamba": ["core.norms.0.bias", "core.norm_out.bias"],  # LayerNorm before RMSNorm
+                    "deltanet": ["core.blocks.0.conv.bias"]}  # its convolution had a bias
+"""The tensors that checkpoints of format 1 held and this version's cores do not."""
+
+
+def as_format_1(folder: Path, tensors: list[str]) -> None:
+    """Make the checkpoint in ``folder`` one saved by the version before Mamba's and DeltaNet's last change."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(folder / "model.safetensors")
+    for name in tensors:
+        like = name.replace(".bias", ".weight")
+        weights[name] = torch.zeros(weights[like].shape[0])
+    save_file(weights, folder / "model.safetensors")
+    meta = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**meta, "format_version": 1}))
+
+
+@pytest.mark.parametrize("kind", FORMAT_1_TENSORS)
+def test_a_checkpoint_of_an_older_version_is_refused_in_one_line(kind, device, tmp_path):
+    """Issue 34, point 7: not a shape error, but which version saved it and what to do."""
+    folder = tmp_path / "old"
+    agents.save(agents.MultiHeadModel(agents.make_core(kind, input_size=1, hidden_size=8), [2]).to(device), folder)
+    assert json.loads((folder / "model.json").read_text())["format_version"] == 2
+    as_format_1(folder, FORMAT_1_TENSORS[kind])
+    with pytest.raises(agents.CheckpointVersionError) as error:
+        agents.load(folder, map_location=device)
+    assert str(error.value).startswith(f"{folder} was saved by an older memory-envs (format 1; this version writes 2) "
+                                       f"and the '{kind}' core's weights have changed since")
+    assert "train it again with this version, or load it with the version that saved it" in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_a_format_1_checkpoint_of_an_unchanged_core_loads(finished, tmp_path, device):
+    folder = Path(shutil.copytree(finished / "last", tmp_path / "ckpt"))
+    as_format_1(folder, [])
+    loaded = agents.load(folder, map_location=device).state_dict()
+    saved = agents.load(finished / "last").state_dict()
+    assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k].cpu(), saved[k]) for k in saved)
+
+
+def test_resuming_a_run_of_an_older_version_says_so_in_one_line(tmp_path, capsys):
+    run_dir = tmp_path / "mamba"
+    assert main(["train", *TINY_ARGV, "--core", "mamba", "--run-dir", str(run_dir), "--threads", "1"]) == 0
+    for state in ("last", "last.old"):
+        as_format_1(run_dir / state, FORMAT_1_TENSORS["mamba"])
+    before = snapshot(run_dir)
+    capsys.readouterr()
+    assert main(["train", "--resume", "--run-dir", str(run_dir), "--max-steps", "40", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"memory-envs: error: cannot resume {run_dir}: {run_dir / 'last'} was saved by an older memory-envs "
+                   "(format 1; this version writes 2) and the 'mamba' core's weights have changed since "
+                   + err.split("have changed since ", 1)[1])
+    assert err.count("\n") == 1 and "the version that saved it" in err and snapshot(run_dir) == before
 
 
 @pytest.mark.parametrize("name, damage, words", CHECKPOINT_DAMAGE)
@@ -498,6 +557,40 @@ def rl_finished(tmp_path_factory):
     return config, run
 
 
+def test_a_resume_of_a_finished_rl_run_says_so(rl_finished, tmp_path, capsys):
+    _, finished_run = rl_finished
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))
+    before = snapshot(run)
+    assert main(["rl", "--resume", "--run-dir", str(run), "--quiet"]) == 0
+    assert (f"{run} is finished, it used its timestep budget (256 timesteps); nothing was changed: a larger "
+            "--total-timesteps / --max-seconds continues it") in capsys.readouterr().out
+    assert snapshot(run) == before
+
+
+def test_an_rl_state_of_an_older_version_that_does_not_load_is_refused_in_one_line(rl_finished, tmp_path, capsys,
+                                                                                 monkeypatch):
+    """Issue 34, point 7: a policy saved before its core's weights changed (simulated: the state has no
+    format_version, as before it was recorded, and loading fails as a shape mismatch would) gets one line."""
+    import sb3_contrib
+
+    _, finished_run = rl_finished
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))
+    for state in ("last", "last.old"):
+        path = run / state / "state.json"
+        assert json.loads(path.read_text())["format_version"] == 2
+        path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "format_version"}))
+
+    def mismatch(*args, **kwargs):
+        raise RuntimeError("Error(s) in loading state_dict for RecurrentCorePolicy:\n\tsize mismatch for core.x")
+
+    monkeypatch.setattr(sb3_contrib.RecurrentPPO, "load", mismatch)
+    assert main(["rl", "--resume", "--run-dir", str(run), "--total-timesteps", "512", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"memory-envs: error: {run / 'last'} was saved by an older memory-envs (format 1; this version "
+                   f"writes 2) and the 'leaky' core's weights have changed since ({run / 'last' / 'model.zip'} does "
+                   "not load): finish the run with the version that saved it, or start it again with --overwrite\n")
+
+
 RL_DAMAGE = {
     "state.json cut": lambda last: cut(last / "state.json"),
     "state.json garbled field": lambda last: (last / "state.json").write_text(json.dumps(
@@ -565,14 +658,16 @@ SIGNAL_ARGV = ["--hidden-size", "8", "--batch-size", "16", "--eval-every", "10",
                "--no-plots"]
 
 
-def signal_when_started(argv: list[str], folders: list[Path], signum: int) -> subprocess.CompletedProcess:
+def signal_when_started(argv: list[str], folders: list[Path], signum: int, lines: int = 1
+                        ) -> subprocess.CompletedProcess:
     """Run ``memory-envs ARGV`` from this tree in a process of its own, send it ``signum`` once every folder
-    holds a metrics line (it is training), and return the ended process."""
+    holds ``lines`` metrics lines (it is training), and return the ended process."""
     proc = subprocess.Popen([sys.executable, "-m", "baselines.cli", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         deadline = time.monotonic() + 180
-        while not all((f / "metrics.jsonl").is_file() and (f / "metrics.jsonl").read_text() for f in folders):
+        while not all((f / "metrics.jsonl").is_file() and (f / "metrics.jsonl").read_text().count("\n") >= lines
+                      for f in folders):
             assert time.monotonic() < deadline and proc.poll() is None, f"it did not start: {proc.communicate()}"
             time.sleep(0.1)
         proc.send_signal(signum)
@@ -622,10 +717,26 @@ def test_sigterm_stops_a_population_and_each_member_resumes(tmp_path):
     assert ended.returncode == 143, ended.stderr
     summaries = [assert_interrupted(member) for member in members]
     target = max(s["steps"] for s in summaries) + 10
-    assert main([*argv, "--resume", "--max-steps", str(target)]) == 0
+    hint = printed_resume_command(ended.stdout)  # the population's folder alone: its members' settings
+    assert hint == ["train", "--resume", "--run-dir", str(grid)]
+    assert main([*hint, "--max-steps", str(target), "--quiet", "--threads", "1"]) == 0
     for member, before in zip(members, summaries):
         after = json.loads((member / "summary.json").read_text())
         assert after["stopped_because"] == "max_steps" and after["steps"] == target > before["steps"]
+
+
+def test_a_resume_of_a_finished_population_says_so_and_redraws_nothing(tmp_path, capsys):
+    grid = tmp_path / "grid"
+    argv = ["train", *TINY_ARGV, "--seeds", "0,1", "--run-dir", str(grid), "--threads", "1"]
+    assert main([a for a in argv if a != "--no-plots"]) == 0
+    pytest.importorskip("matplotlib")
+    figures = {p: p.stat().st_mtime_ns for p in grid.glob("*/*.png")}
+    assert figures
+    capsys.readouterr()
+    assert main(["train", "--resume", "--run-dir", str(grid), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"the population in {grid} is finished" in out and "figures of" not in out
+    assert {p: p.stat().st_mtime_ns for p in grid.glob("*/*.png")} == figures
 
 
 def test_sigint_stops_rl_with_its_state_saved_and_resume_goes_on(tmp_path):
@@ -644,6 +755,64 @@ def test_sigint_stops_rl_with_its_state_saved_and_resume_goes_on(tmp_path):
     resumed = json.loads((run_dir / "summary.json").read_text())
     assert resumed["stopped_because"] in ("max_timesteps", "target_reached") and resumed["timesteps"] >= total
     assert read_metrics(run_dir)[: len(lines)] == lines and len(read_metrics(run_dir)) > len(lines)
+
+
+def printed_resume_command(stdout: str) -> list[str]:
+    """The argv after ``memory-envs`` of the resume hint an interrupted run printed (``... `CMD` continues``)."""
+    hints = re.findall(r"`(memory-envs [^`]+)` continues the run", stdout)
+    assert len(hints) == 1, stdout
+    return shlex.split(hints[0])[1:]
+
+
+@pytest.mark.parametrize("command", ["train", "rl"])
+def test_the_printed_resume_hint_works_as_printed(tmp_path, command):
+    """Issue 34, point 1: the hint an interrupted run prints is run exactly as printed (settings from the
+    folder, none repeated) and continues the run, at the run's own non-default settings."""
+    run_dir = tmp_path / "run"
+    if command == "rl":
+        pytest.importorskip("sb3_contrib")
+        argv = ["rl", "--env", "NDMS-v0", "--n", "3", "--mode", "every_step", "--length-range", "5", "9",
+                "--hidden-size", "8", "--n-envs", "2", "--n-steps", "16", "--batch-size", "32", "--n-epochs", "1",
+                "--eval-every", "64", "--eval-episodes", "2", "--total-timesteps", "10000000", "--threads", "1",
+                "--quiet", "--run-dir", str(run_dir)]
+        state, count = "state.json", "timesteps"
+    else:
+        argv = ["train", *SIGNAL_ARGV, "--task", "dms", "--curriculum", "single", "--run-dir", str(run_dir)]
+        state, count = "trainer.json", "step"
+    first = signal_when_started(argv, [run_dir], signal.SIGINT)
+    assert first.returncode == 130, first.stderr
+    before = assert_interrupted(run_dir, state, count)
+    hint = printed_resume_command(first.stdout)
+    assert hint == [command, "--resume", "--run-dir", str(run_dir)]
+    lines = len(read_metrics(run_dir))
+    again = signal_when_started(hint, [run_dir], signal.SIGINT, lines=lines + 1)
+    assert again.returncode == 130 and "error" not in again.stderr, again.stderr
+    after = assert_interrupted(run_dir, state, count)
+    assert after[count if command == "rl" else "steps"] > before[count if command == "rl" else "steps"]
+    assert json.loads((run_dir / "config.json").read_text())["hidden_size"] == 8  # the run's own settings
+    assert printed_resume_command(again.stdout) == hint
+
+
+def test_a_resume_of_a_run_of_another_version_names_it_in_one_line(run, capsys):
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "gate_bias": 1}))  # a field this version does not know
+    code, err = cli_train(["--run-dir", str(run), "--resume"], capsys)
+    assert code == 2 and err == (f"memory-envs: error: cannot resume {run}: {run / 'config.json'}: unknown config "
+                                 "fields ['gate_bias']: written by another version of memory-envs (use that version, "
+                                 "or start the run again)\n")
+    del config["seed"]  # a field an older version did not record
+    (run / "config.json").write_text(json.dumps(config))
+    code, err = cli_train(["--run-dir", str(run), "--resume"], capsys)
+    assert code == 2 and "it was written by an older memory-envs (its config.json lacks ['seed']" in err
+
+
+def test_a_resume_refuses_an_option_that_differs_from_the_run(run, capsys):
+    code, err = cli_train(["--run-dir", str(run), "--resume", "--core", "gru"], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "--core='gru' (the run's: 'leaky')" in err and "--max-steps" in err
+    assert main(["train", "--run-dir", str(run), "--resume", "--max-steps", "30", "--quiet", "--no-plots",
+                 "--threads", "1"]) == 0  # a budget given beside it extends the run
+    assert json.loads((run / "summary.json").read_text())["steps"] == 30
 
 
 def test_a_second_signal_ends_the_process_at_once():
@@ -676,6 +845,56 @@ def test_cli_errors_name_the_flags_and_the_library_its_fields(tmp_path, capsys):
     with pytest.raises(ValueError, match="^n_max is required"):
         RLConfig(curriculum="multi").validate()
     assert not (tmp_path / "run").exists() and not (tmp_path / "rl").exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "--optimizer", "rmsprop"], ["argument --optimizer: invalid choice: 'rmsprop'", "'sgd'", "train --help"]),
+    (["train", "--no-such-option", "1"], ["unrecognized arguments: --no-such-option 1", "`memory-envs train --help`"]),
+    (["plot"], ["the following arguments are required: RUN_DIR", "`memory-envs plot --help`"]),
+    (["trian"], ["invalid choice: 'trian'", "'train'", "`memory-envs --help`"]),
+    (["rl", "--hidden-size", "many"], ["argument --hidden-size: invalid int value: 'many'", "rl --help"]),
+    (["reproduce", "--scale", "huge"], ["argument --scale: invalid choice: 'huge'", "'quick'", "reproduce --help"]),
+    (["train", "--tau-init", "1"], ["argument --tau-init: expected 2 arguments", "train --help"]),
+])
+def test_argparse_errors_are_one_line_without_usage(argv, words, capsys):
+    """Issue 34, point 4: argparse's own refusals are the one error line, naming the option (and the allowed
+    values) and pointing to the command's --help, as every other refusal."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("memory-envs: error: ") and err.count("\n") == 1, err
+    assert "usage" not in err and all(word in err for word in words), err
+
+
+def test_plot_of_a_file_names_the_folder_to_give(run, capsys):
+    assert main(["plot", str(run / "metrics.jsonl")]) == 2
+    assert capsys.readouterr().err == (f"memory-envs: error: {run / 'metrics.jsonl'} is a file, not a run folder: "
+                                       f"give the folder that holds it, {run}\n")
+
+
+@pytest.mark.parametrize("module, argv, extra", [
+    ("scipy", ["analyze", "{run}"], "analysis"),
+    ("scipy", ["analyze", "{run}", "--no-plots"], "analysis"),
+    ("matplotlib", ["analyze", "{run}", "--analyses", "ablation"], "plot"),
+    ("matplotlib", ["plot", "{run}"], "plot"),
+    ("sb3_contrib", ["rl", "--run-dir", "{tmp}/rl"], "rl"),
+    ("sb3_contrib", ["benchmark", "--rl", "--out", "{tmp}/card"], "rl"),
+])
+def test_a_missing_optional_module_is_named_with_its_extra(module, argv, extra, run, tmp_path, monkeypatch, capsys):
+    """Issue 34, point 2: a command whose optional module is missing (simulated: None in sys.modules) says
+    which install brings it, in one line, before any work; nothing is written."""
+    monkeypatch.setitem(sys.modules, module, None)
+    before = snapshot(run)
+    assert main([a.format(run=run, tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and module in err and f'in the clone, pip install -e ".[{extra}]"' in err, err
+    assert snapshot(run) == before and not (tmp_path / "rl").exists() and not (tmp_path / "card").exists()
+
+
+def test_train_without_matplotlib_says_which_install_draws_its_figures(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["train", *TINY_ARGV[:-1], "--run-dir", str(tmp_path / "run"), "--threads", "1"]) == 0
+    assert 'no figures: figures need matplotlib: in the clone, pip install -e ".[plot]"' in capsys.readouterr().out
 
 
 def test_flag_names_leave_prose_alone():

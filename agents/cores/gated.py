@@ -1,4 +1,4 @@
-"""GRU and LSTM with a per-neuron tau-leak around torch's cell (SPEC 3):
+"""GRU and LSTM with a per-neuron tau-leak around torch's cell (docs/agents.md):
 h_t = (1 - 1/tau') h_{t-1} + (1/tau') cell(x_t, h_{t-1}), for the LSTM on both h and c.
 
 With tau fixed at 1 a core is exactly torch's nn.GRU / nn.LSTM and runs its fused kernels; otherwise

@@ -1,4 +1,4 @@
-"""The paper's leaky RNN (SPEC 3, section 3 of Khajehabdollahi et al., ICLR 2024), per neuron i with
+"""The paper's leaky RNN (section 3 of Khajehabdollahi et al., ICLR 2024; docs/agents.md), per neuron i with
 alpha_i = 1 / tau_i', tau_i' = max(tau_i, 1):
 
 - variant "standard": h_t = phi((1 - alpha) h_{t-1} + alpha (W h_{t-1} + b + W_in x_t + b_in))
@@ -25,7 +25,7 @@ VARIANTS = ("standard", "mod")
 
 
 class LeakyRNN(TauCore):
-    """The paper's leaky RNN (SPEC 3), per neuron i with alpha_i = 1 / tau_i':
+    """The paper's leaky RNN (docs/agents.md), per neuron i with alpha_i = 1 / tau_i':
 
     - variant "standard": h_t = phi((1 - alpha) h_{t-1} + alpha (W h_{t-1} + b + W_in x_t + b_in))
     - variant "mod":      h_t = (1 - alpha) h_{t-1} + alpha phi(W h_{t-1} + b + W_in x_t + b_in)

@@ -1,4 +1,4 @@
-"""The paper's analyses of trained networks (SPEC 5). See docs/analysis.md.
+"""The paper's analyses of trained networks (docs/analysis.md).
 
 One module per question:
 

@@ -1,4 +1,4 @@
-"""Exponential fits of a neuron's autocorrelation -> its timescale tau_net (SPEC 5), by two rules.
+"""Exponential fits of a neuron's autocorrelation -> its timescale tau_net (docs/analysis.md), by two rules.
 
 - ``"robust"`` (default): the lag window adapts to the timescale (lags up to WINDOW_FACTOR times
   the current estimate, iterated), both fits are generalized least squares with the covariance of

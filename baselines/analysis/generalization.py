@@ -1,4 +1,4 @@
-"""Forgetting and generalization: the accuracy of every checkpoint on every N (SPEC 5)."""
+"""Forgetting and generalization: the accuracy of every checkpoint on every N (docs/analysis.md)."""
 
 from __future__ import annotations
 

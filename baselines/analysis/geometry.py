@@ -1,4 +1,4 @@
-"""Population geometry: PCA dimensionality of the hidden activity under random-bit drive (SPEC 5)."""
+"""Population geometry: PCA dimensionality of the hidden activity under random-bit drive (docs/analysis.md)."""
 
 from __future__ import annotations
 

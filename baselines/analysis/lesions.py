@@ -1,5 +1,5 @@
 """Lesions of a trained network: streaming accuracy, single-neuron ablation, and weight and tau
-perturbation (SPEC 5). Every function returns a changed copy or plain numbers; the model is never changed."""
+perturbation (docs/analysis.md). Every function returns a changed copy or plain numbers; the model is never changed."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ from baselines.analysis.timescales import check_drive_p, network_timescales
 from baselines.plots import NColours, integer_ticks, pyplot, save_figure
 from baselines.run_folder import make_output_folder
 from baselines.trainer import resolve_device
-from memory_envs.tasks import RUNNING_PARITY, check_seed
+from memory_envs.tasks import RUNNING_N, RUNNING_PARITY, check_seed
 
 ANALYSES = ("timescales", "ablation", "perturbation", "forgetting", "dimensionality")
 #: Columns of timescales.csv from ``tau_net_summary``.
@@ -251,8 +251,11 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
                              for i, v in enumerate(own["per_unit"])]
             pop_rows += [{**base, "n": n, "lag": k, "ac": float(v)} for k, v in enumerate(r["population_ac"])]
             own_text = f", own timescale ({own['measure']}) median {own['median']:.2f}" if own else ""
-            log(f"timescales N={n}: tau mean {summary_rows[-1]['tau_mean']:.2f}, tau_net mean "
-                f"{r['tau_net_mean']:.2f} / median {r['tau_net_median']:.2f}, {r['neurons_failed']} failed and "
+            tau_mean = summary_rows[-1]["tau_mean"]
+            tau_text = f"tau mean {tau_mean:.2f}, " if math.isfinite(tau_mean) else ""  # a core without tau has none
+            net_text = (f"tau_net mean {r['tau_net_mean']:.2f} / median {r['tau_net_median']:.2f}"
+                        if math.isfinite(r["tau_net_mean"]) else "no neuron with tau_net > 1")
+            log(f"timescales, {network_name(n)}: {tau_text}{net_text}, {r['neurons_failed']} failed and "
                 f"{r['neurons_at_bound']} at a bound of {len(r['fits'])}{own_text} ({seconds:.1f} s)")
         files += [write_csv(out / "timescales_neurons.csv", neuron_rows),
                   write_csv(out / "timescales.csv", summary_rows),
@@ -319,14 +322,45 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
                          "pc1_ratio": float(d["explained_ratio"][0])})
         files.append(write_csv(out / "dimensionality.csv", rows))
         results["dimensionality"] = rows
-        log("dimensionality: " + ", ".join(f"N={r['n']}: {r['components_90']}" for r in rows))
+        log("dimensionality (components for 90% of the variance): "
+            + ", ".join(f"{network_name(r['n'])}: {r['components_90']}" for r in rows))
         if options.plots:
             files.append(plot_dimensionality([rows], [run.label], out / "dimensionality.png"))
     return results
 
 
+def network_name(n: int) -> str:
+    """How lines and titles name the checkpoint of ``n``: ``N=n``, or a running-parity run's one network."""
+    return "the final network" if n == RUNNING_N else f"N={n}"
+
+
 POPULATION_AC_PNG = "population_ac.png"
 """The population autocorrelation figure :func:`plot_timescales` draws next to its own when given ``pop_rows``."""
+
+
+def draw_neuron_timescales(ax, neuron_rows: list[dict]) -> None:
+    """tau_net against the trained tau of each neuron at the largest N, on a log axis from 1: a tau_net below
+    1 (a neuron that forgets within a step) has no timescale to compare, as in the summaries, and is counted
+    in the title instead of drawn. A core without tau gets the neurons ranked by tau_net on the x axis."""
+    from matplotlib.ticker import FuncFormatter
+
+    last = max(r["n"] for r in neuron_rows)
+    rows = [r for r in neuron_rows if r["n"] == last]
+    kept = sorted((r for r in rows if math.isfinite(r["tau_net"]) and r["tau_net"] > 1), key=lambda r: r["tau_net"])
+    ax.set_title(f"{network_name(last)}: {len(kept)} of {len(rows)} neurons with tau_net > 1", fontsize=10)
+    if not kept:
+        ax.text(0.5, 0.5, "no neuron with tau_net > 1", ha="center", va="center", transform=ax.transAxes, color="0.4")
+        ax.set(xticks=[], yticks=[])
+        return
+    has_tau = any(math.isfinite(r["tau"]) for r in rows)
+    x = [r["tau"] for r in kept] if has_tau else list(range(1, len(kept) + 1))
+    ax.scatter(x, [r["tau_net"] for r in kept], s=6)
+    ax.set(xlabel="trained tau" if has_tau else "neuron (ranked by tau_net)", ylabel="tau_net (log scale, from 1)",
+           yscale="log")
+    ax.set_ylim(bottom=1)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 10, not 10^1
+    ax.yaxis.set_minor_formatter(FuncFormatter(  # 2, 3, 5, 20, ... where they fit
+        lambda value, _: f"{value:g}" if round(value / 10 ** math.floor(math.log10(value))) in (2, 3, 5) else ""))
 
 
 def plot_timescales(summaries: Sequence[list[dict]], labels: Sequence[str], path: Path,
@@ -334,6 +368,7 @@ def plot_timescales(summaries: Sequence[list[dict]], labels: Sequence[str], path
     plt = pyplot()
     extra = neuron_rows is not None
     fig, axes = plt.subplots(1, 3 if extra else 2, figsize=(13 if extra else 9, 3.6))
+    drawn_own = False
     for rows, label in zip(summaries, labels):
         ns = [r["n"] for r in rows]
         axes[0].plot(ns, [r["tau_mean"] for r in rows], "o-", label=label)
@@ -341,20 +376,26 @@ def plot_timescales(summaries: Sequence[list[dict]], labels: Sequence[str], path
         axes[1].plot(ns, [r["tau_net_median"] for r in rows], "s--", color=line.get_color(), label=f"{label} median")
         own = [r.get("own_timescale_median", math.nan) for r in rows]
         if any(math.isfinite(v) for v in own):
+            drawn_own = True
             axes[1].plot(ns, own, "^:", color=line.get_color(),
                          label=f"{label} own ({rows[0]['own_timescale_measure']}), median")
+    if not any(math.isfinite(r["tau_mean"]) for rows in summaries for r in rows):
+        axes[0].text(0.5, 0.5, "no trained tau\n(the core has none)", ha="center", va="center",
+                     transform=axes[0].transAxes, color="0.4")
+        axes[0].set(yticks=[])
     axes[0].set(xlabel="N (checkpoint)", ylabel="mean trained tau", title="single-neuron tau")
-    axes[1].set(xlabel="N (checkpoint)", ylabel="tau_net (neurons with tau_net > 1)",
-                title="tau_net: mean (o), median (s); own timescale (^)")
+    axes[1].set(xlabel="N (checkpoint)",
+                ylabel="timescale (steps)" if drawn_own else "tau_net (neurons with tau_net > 1)",
+                title="tau_net: mean (o), median (s)" + ("; own timescale (^)" if drawn_own else ""))
     axes[1].legend(fontsize=6)
     axes[0].legend(fontsize=7)
+    final_only = {r["n"] for rows in summaries for r in rows} == {RUNNING_N}
     for ax in axes[:2]:
         integer_ticks(ax.xaxis)
+        if final_only:  # running parity: one network, no N
+            ax.set(xticks=[RUNNING_N], xticklabels=["the final network"], xlabel="")
     if extra:
-        last = max(r["n"] for r in neuron_rows)
-        pts = [(r["tau"], r["tau_net"]) for r in neuron_rows if r["n"] == last]
-        axes[2].scatter([p[0] for p in pts], [p[1] for p in pts], s=6)
-        axes[2].set(xlabel="trained tau", ylabel="tau_net", yscale="log", title=f"neurons at N={last}")
+        draw_neuron_timescales(axes[2], neuron_rows)
     save_figure(fig, path)
     if pop_rows:
         fig, ax = plt.subplots(figsize=(4.5, 3.4))
@@ -385,6 +426,7 @@ def plot_ablation(tables: Sequence[list[dict]], labels: Sequence[str], path: Pat
 def plot_perturbation(tables: Sequence[list[dict]], labels: Sequence[str], path: Path) -> Path:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    low = -0.1  # below chance (< 0) is drawn too, not cut off
     for rows, label in zip(tables, labels):
         for ax, kind in zip(axes, ("weight", "tau")):
             pts = [r for r in rows if r["kind"] == kind and r["eps"] > 0]
@@ -392,21 +434,29 @@ def plot_perturbation(tables: Sequence[list[dict]], labels: Sequence[str], path:
             mean = [np.mean([r["relative_chance"] for r in pts if r["eps"] == e]) for e in eps]
             std = [np.std([r["relative_chance"] for r in pts if r["eps"] == e]) for e in eps]
             ax.errorbar(eps, mean, yerr=std, marker="o", capsize=2, label=label)
+            low = min([low, *(m - d - 0.05 for m, d in zip(mean, std) if math.isfinite(m - d))])
     for ax, kind in zip(axes, ("weight", "tau")):
         ax.set(xscale="log", xlabel="eps", ylabel="(accuracy - 0.5) / (baseline - 0.5)",
-               title=f"{kind} perturbation (chance-corrected)", ylim=(-0.1, 1.1))
+               title=f"{kind} perturbation (chance-corrected)", ylim=(low, 1.1))
+        ax.axhline(0.0, color="0.5", lw=0.8, ls=":")  # chance
     axes[0].legend(fontsize=7)
     return save_figure(fig, path)
 
 
 def plot_forgetting(row_ns: list[int], col_ns: list[int], matrix: np.ndarray, label: str, path: Path) -> Path:
+    """The forgetting matrix as an image; the evaluated Ns past the last one any checkpoint has a head for (a
+    multi-head network's, beyond its largest N) are left out, and a blank cell is said to be one without a head."""
     plt = pyplot()
+    scored = [j for j in range(len(col_ns)) if np.isfinite(matrix[:, j]).any()]
+    if scored:
+        col_ns, matrix = col_ns[:scored[-1] + 1], matrix[:, :scored[-1] + 1]
     # at least wide enough for the title (the run's label) and tall enough for the axis labels
     fig, ax = plt.subplots(figsize=(max(4.5, 1.2 + 0.25 * len(col_ns)), max(3.0, 1.2 + 0.25 * len(row_ns))))
     im = ax.imshow(np.ma.masked_invalid(matrix), vmin=0.5, vmax=1.0, cmap="viridis", aspect="auto", origin="lower",
                    extent=(col_ns[0] - 0.5, col_ns[-1] + 0.5, -0.5, len(row_ns) - 0.5))
     ax.set_yticks(range(len(row_ns)), [str(n) for n in row_ns])
-    ax.set(xlabel="evaluated N", ylabel="checkpoint N")
+    blank = " (blank: no head for it)" if not np.isfinite(matrix).all() else ""
+    ax.set(xlabel=f"evaluated N{blank}", ylabel="checkpoint N")
     integer_ticks(ax.xaxis)
     ax.set_title(f"forgetting: {label}", fontsize=8, wrap=True)
     fig.colorbar(im, ax=ax, label="accuracy")

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 import agents
-from baselines.run_folder import RunFolderError, read_json, written_by
+from baselines.run_folder import RunFolderError, not_a_folder, read_json, written_by
 from memory_envs.tasks import RUNNING_N, RUNNING_PARITY
 
 
@@ -63,8 +63,9 @@ def load_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
     included: it has no checkpoints per N). A run of an
     external core needs its class (``core_class``): a run folder never makes this import a module."""
     path = Path(run_dir)
-    if not path.is_dir():
-        raise AnalysisError(f"{path} is not a run folder (no such directory)")
+    refusal = not_a_folder(path)
+    if refusal is not None:
+        raise AnalysisError(refusal)
     if not (path / "config.json").is_file():
         raise AnalysisError(f"{path} is not a run folder (no config.json)")
     try:

@@ -1,6 +1,6 @@
 """How long a network remembers: random-bit drive, lag sums and autocorrelation by FFT, tau_net per
 neuron (fits in :mod:`baselines.analysis.fits`) with its robust summaries, and each architecture's own
-timescale beside it (the LSTM forget-gate timescale of SPEC 5; -1/ln|lambda| of a fixed diagonal
+timescale beside it (the LSTM forget-gate timescale of docs/analysis.md; -1/ln|lambda| of a fixed diagonal
 recurrence; the mean input-dependent decay of the zoo's selective cores)."""
 
 from __future__ import annotations
@@ -249,7 +249,7 @@ def network_timescales(core_or_model, *, trials: int = 10, steps: int = 100_000,
                        min_weight: float | None = None, p: float | str = 0.5,
                        progress: Callable[[int], None] | None = None,
                        fit_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """The network-mediated timescale tau_net of every neuron (SPEC 5), driven by bits of probability
+    """The network-mediated timescale tau_net of every neuron (docs/analysis.md), driven by bits of probability
     ``p`` (0.5, or "uniform": p ~ U(0, 1) per trial as in the authors' script; see :func:`drive`).
     ``progress(k)``, if given, after each chunk of k steps driven (``steps`` in all), then
     ``fit_progress(1)`` after each neuron fitted (H in all).

@@ -11,7 +11,8 @@
     memory-envs --version                the installed version
 
 One module per command family (:mod:`~baselines.cli.train`, :mod:`~baselines.cli.experiments`,
-:mod:`~baselines.cli.rl`, :mod:`~baselines.cli.analyze`), each with an ``add_parsers(subparsers)``;
+:mod:`~baselines.cli.rl`, :mod:`~baselines.cli.analyze`), each with an ``add_parsers(subparsers)``, imported
+only when one of its commands runs (``args.COMMAND_MODULES``: ``memory-envs --help`` imports no torch);
 shared argument types are in :mod:`~baselines.cli.args`. Each command maps its arguments to a library
 config, calls the library, and prints. User errors (bad options, an unusable run folder, a missing
 device) print one line and exit 2.
@@ -20,11 +21,12 @@ device) print one line and exit 2.
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.metadata
-from typing import Sequence
+import sys
+from typing import Collection, Sequence
 
-from baselines.cli import analyze, experiments, rl, train
-from baselines.cli.args import OneLineParser, option_flags
+from baselines.cli.args import COMMAND_HELP, COMMAND_MODULES, Parser, option_flags
 
 
 def package_version() -> str:
@@ -35,20 +37,27 @@ def package_version() -> str:
         return "unknown (not installed: pip install -e . in the clone)"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="memory-envs", description="Memory tasks with a curriculum over N.")
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The ``memory-envs`` parser. ``commands``: those that get their options (their modules are imported, and
+    with them torch); every other command is listed with its help line only. Default: every command."""
+    parser = Parser(prog="memory-envs", description="Memory tasks with a curriculum over N.")
     parser.add_argument("--version", action="version", version=f"memory-envs {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-    train.add_parsers(sub)
-    experiments.add_parsers(sub)
-    rl.add_parsers(sub)
-    analyze.add_parsers(sub)
-    analyze.add_import_parser(sub)
+    wanted = {COMMAND_MODULES[c] for c in (COMMAND_MODULES if commands is None else commands) if c in COMMAND_MODULES}
+    for command, help_line in COMMAND_HELP.items():  # in this order (a module's commands are neighbours)
+        if command in sub.choices:
+            continue
+        if COMMAND_MODULES[command] in wanted:
+            importlib.import_module(f"baselines.cli.{COMMAND_MODULES[command]}").add_parsers(sub)
+        else:
+            sub.add_parser(command, help=help_line)  # listed in --help, its options not loaded
     for command in sub.choices.values():  # errors name a command's own options (args.print_error)
         command.set_defaults(flags=option_flags(command))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((word for word in argv if not word.startswith("-")), None)  # the top level takes no values
+    args = build_parser([command] if command else []).parse_args(argv)
     return args.func(args)

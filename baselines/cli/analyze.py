@@ -18,7 +18,10 @@ from baselines.analysis import (
     compare_runs, fit_accuracy, load_run, scaled_options,
 )
 from baselines.authors import CURRICULA, import_authors
-from baselines.cli.args import comma_floats, comma_ints, comma_list, finite_float, positive_int, print_error
+from baselines.cli.args import (
+    COMMAND_HELP, comma_floats, comma_ints, comma_list, finite_float, missing_dependency, positive_int, print_error,
+    require,
+)
 from baselines.run_folder import make_output_folder
 
 
@@ -75,11 +78,17 @@ def sized(name: str) -> str:
     return f"(default: the scale's: {SCALES['quick'].get(name, getattr(PAPER, name))} quick, {getattr(PAPER, name)} paper)"
 
 
-def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``memory-envs analyze`` on the subparsers of the main parser."""
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``memory-envs analyze`` and ``memory-envs import-authors`` on the subparsers of the main parser."""
+    add_analyze_parser(subparsers)
+    add_import_parser(subparsers)
+
+
+def add_analyze_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``memory-envs analyze``."""
     d = PAPER
     p = subparsers.add_parser(
-        "analyze", help="the paper's analyses of trained runs (timescales, ablation, perturbation, ...)",
+        "analyze", help=COMMAND_HELP["analyze"],
         description="Analyze run folders written by `memory-envs train`: tables (CSV) and figures (PNG) in "
                     "RUN_DIR/analysis; with several runs also comparison figures in --compare-dir. By default a "
                     "quick pass (--scale quick: about a minute for a 128-unit run with a few checkpoints); "
@@ -153,7 +162,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
 def add_import_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``memory-envs import-authors``."""
     p = subparsers.add_parser(
-        "import-authors", help="one of the paper's authors' network folders -> a run folder to analyze",
+        "import-authors", help=COMMAND_HELP["import-authors"],
         description="Turn one network folder of the authors' repository (LevinaLab/rnn_timescale_public, "
                     "trained_models/<network>/: rnn_N{a}_N{b} files, rnn_init, stats.npy) into a run folder of "
                     "this project (config.json, checkpoints/nNNN, metrics.jsonl with one line per epoch of 600 "
@@ -203,6 +212,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         return 2
     try:
         options.check()
+        if "timescales" in options.analyses:
+            require("scipy", "analyze's timescale fits (tau_net)")
+        if options.plots:
+            require("matplotlib", "analyze's figures (or pass --no-plots)")
         core_class = None if args.core_class is None else import_core_class(args.core_class)
         runs = [load_run(r, core_class) for r in args.run_dirs]  # all folders are checked before any work
         if len(runs) > 1 and options.plots:
@@ -216,14 +229,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             print(f"{run.path}:")
             result = analyze_run(run.path, args.out, options, log=lambda s: print("  " + s, flush=True),
                                  core_class=core_class, progress=progress_bar)
-            print("  wrote " + ", ".join(Path(f).name for f in result["files"]))
+            folders = sorted({str(Path(f).parent) for f in result["files"]})
+            names = ", ".join(Path(f).name for f in result["files"])
+            print(f"  wrote into {', '.join(folders) or 'nothing'}: {names}")
             results.append(result)
     except (AnalysisError, ValueError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print_error(message, args)
         return 2
     except ImportError as error:
-        print_error(f"{error} (figures need matplotlib; or pass --no-plots)")
+        print_error(missing_dependency(error))
         return 2
     if len(runs) > 1:
         labels = [r.label for r in runs]

@@ -1,21 +1,37 @@
-"""Argument types, small parsers and the error line shared by every ``memory-envs`` subcommand.
+"""What every ``memory-envs`` subcommand shares: the commands' table, the parser class (:class:`Parser`: one-line
+errors, the options given), argument types and small parsers, the error line, the extras of optional modules,
+the run folder a resume continues and the hint that continues it.
 
-Each raises ``argparse.ArgumentTypeError`` (argparse turns it into a usage error naming the option)
-or, for ``parse_core_options``, a ValueError naming the option.
+The argument types raise ``argparse.ArgumentTypeError`` (the parser turns it into its one error line naming the
+option) or, for ``parse_core_options``, a ValueError naming the option.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import re
+import shlex
 import sys
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, Sequence
 
-from baselines.run_folder import unfinished
-
+COMMAND_MODULES = {"train": "train", "plot": "train", "reproduce": "experiments", "benchmark": "experiments",
+                   "rl": "rl", "analyze": "analyze", "import-authors": "analyze"}
+"""Every command and the module of :mod:`baselines.cli` that registers it (its ``add_parsers``): a command
+imports only its own module, so ``memory-envs --help`` imports no torch."""
+COMMAND_HELP = {
+    "train": "train one network (or a population) with a curriculum",
+    "plot": "write the figures of run folders (needs matplotlib)",
+    "reproduce": "single- vs multi-head curricula on parity and DMS",
+    "benchmark": "score card of recurrent cores across N, tasks and curricula (--rl: of RL policies on the presets)",
+    "rl": "train RecurrentPPO with a tau core (needs the rl extra)",
+    "analyze": "the paper's analyses of trained runs (timescales, ablation, perturbation, ...)",
+    "import-authors": "one of the paper's authors' network folders -> a run folder to analyze",
+}
+"""Each command's line in ``memory-envs --help``."""
 FIELD_ALIASES = {"env_id": "env", "core_options": "core_option", "cpus_per_unit": "cpus_per_run",
                  "gpus_per_unit": "gpus_per_run"}
 """Library config fields whose option has another name (``RLConfig.env_id`` is ``--env``, ``BackendConfig.cpus_per_unit``
@@ -62,14 +78,86 @@ def print_write_error(error: OSError, again: str) -> int:
     return 1
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse's parser (and its subcommands') with a usage error in the one form of every other refusal:
-    ``memory-envs: error: argument --threads: expected a positive integer, got '0' (see memory-envs train --help)``
-    on stderr, exit code 2, no usage block."""
+class Parser(argparse.ArgumentParser):
+    """The parser class of every ``memory-envs`` command (subparsers take it too).
 
-    def error(self, message: str) -> NoReturn:
-        print_error(f"{message} (see {self.prog} --help)")
+    It records the options given on the command line as ``args.given`` (their dests): a resume takes every
+    other setting from its run folder (:func:`resumed_config`). Its errors (an invalid choice, an unknown
+    option, a missing argument) are one line naming the option, pointing to the command's ``--help``,
+    with no usage dump."""
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        self._given: set[str] = set()
+        namespace, extras = super().parse_known_args(args, namespace)
+        namespace.given = frozenset(getattr(namespace, "given", frozenset()) | self._given)
+        return namespace, extras
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:  # named here, where the subcommand is known, so the line points to its --help
+            command = getattr(namespace, "command", None)
+            self.exit_with(f"unrecognized arguments: {' '.join(extras)}",
+                           f"{self.prog} {command}" if command else self.prog)
+        return namespace
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        self._given.add(action.dest)  # argparse calls this for the arguments on the command line only
+        return super()._get_values(action, arg_strings)
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit_with(message, self.prog)
+
+    def exit_with(self, message: str, prog: str) -> None:
+        """Print ``message`` as the one error line, with where the options are listed, and exit 2."""
+        print_error(f"{message} (`{prog} --help` lists the options)")
         sys.exit(2)
+
+
+EXTRAS = {"matplotlib": "plot", "scipy": "analysis", "sb3_contrib": "rl", "stable_baselines3": "rl",
+          "tensorboard": "rl", "ray": "ray"}
+"""The extra of pyproject.toml that installs each optional module."""
+
+
+def require(module: str, what: str) -> None:
+    """Import the optional ``module`` that ``what`` needs, or raise an ImportError naming the extra that
+    installs it (:func:`missing_dependency`): checked before a command does any work."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"{what} needs {module}, which is not installed", name=module) from None
+
+
+def missing_dependency(error: ImportError) -> str:
+    """The error line of an optional module that is not installed: what needs it and the install that brings
+    it (``pip install -e ".[EXTRA]"`` in the clone; memory-envs is not on the package index)."""
+    module = (error.name or "").partition(".")[0]
+    if module not in EXTRAS or "pip install" in str(error):
+        return str(error)
+    return f'{error}: in the clone, pip install -e ".[{EXTRAS[module]}]"'
+
+
+def resumed_config(args: argparse.Namespace, run_dir: str | Path, asked: Any, may_change: Sequence[str]) -> Any:
+    """The config that ``--resume`` continues in ``run_dir``: the folder's own settings, with those of the
+    options given on the command line (``args.given``) from ``asked``, the config the options make (a
+    ``TrainConfig`` or ``RLConfig``, whose class reads the result); a given option outside ``may_change``
+    must match the run's (:func:`baselines.run_folder.resume_settings`)."""
+    from baselines.run_folder import RunFolderError, resume_settings
+
+    aliases = {**FIELD_ALIASES, "train_tau": "fixed_tau", "nesterov": "no_nesterov"}
+    fields = asked.to_json()
+    given = {field for field in fields if aliases.get(field, field) in args.given}
+    settings = resume_settings(Path(run_dir), fields, given, may_change)
+    try:
+        return type(asked).from_json(settings)
+    except (TypeError, ValueError) as error:
+        raise RunFolderError(f"cannot resume {run_dir}: {Path(run_dir) / 'config.json'}: {error}") from None
+
+
+def resume_hint(command: str, run_dir: str | Path) -> str:
+    """The command that continues the run in ``run_dir`` (its settings are read from the folder)."""
+    return f"memory-envs {command} --resume --run-dir {shlex.quote(str(run_dir))}"
 
 
 def default_run_dir(args: argparse.Namespace, default: str) -> tuple[Path, str | None]:
@@ -78,6 +166,8 @@ def default_run_dir(args: argparse.Namespace, default: str) -> tuple[Path, str |
     missing or empty), so running a command twice starts a second run. Returns the folder and, when it is
     not ``default``, a line saying so. A folder whose setup a kill or a full disk cut short is free too
     (:func:`baselines.run_folder.unfinished`). Reads only."""
+    from baselines.run_folder import unfinished  # imports torch: not at the top (`memory-envs --help`)
+
     base = Path(default)
     if args.resume or args.overwrite:
         return base, None

@@ -11,8 +11,8 @@ import torch
 from agents.checkpoint import WriteError
 from agents.cores import KINDS
 from baselines.cli.args import (
-    add_backend_options, backend_from_args, comma_ints, comma_list, finite_float, positive_int, print_error,
-    print_write_error,
+    COMMAND_HELP, add_backend_options, backend_from_args, comma_ints, comma_list, finite_float, missing_dependency,
+    positive_int, print_error, print_write_error, require,
 )
 from baselines.cli.progress import RunsBar
 
@@ -107,9 +107,9 @@ def cmd_rl_benchmark(args: argparse.Namespace) -> int:
     from baselines.rl.scorecard import RLScorecardSpec, expand_presets, run_rl_scorecard
 
     try:
-        import sb3_contrib  # noqa: F401
-    except ImportError:
-        print_error("benchmark --rl needs sb3-contrib: pip install 'memory-envs[rl]'")
+        require("sb3_contrib", "benchmark --rl")
+    except ImportError as error:
+        print_error(missing_dependency(error))
         return 2
     spec = RLScorecardSpec(presets=expand_presets(args.presets), policies=args.policies, seeds=args.seeds,
                            timesteps=args.timesteps, curriculum=args.curriculum, hidden_size=args.hidden_size,
@@ -149,7 +149,7 @@ def run_card(args: argparse.Namespace, spec: Any, run: Callable[..., Any], table
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``reproduce`` and ``benchmark``."""
-    repro = sub.add_parser("reproduce", help="single- vs multi-head curricula on parity and DMS",
+    repro = sub.add_parser("reproduce", help=COMMAND_HELP["reproduce"],
                            description="Train single-head and multi-head leaky RNNs on parity and DMS with the same "
                                        "budget each, all as one population (side by side in this process), and "
                                        "write a table and figures. quick: 4 x 15,000 steps, 128 units (about 30 CPU "
@@ -166,7 +166,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_backend_options(repro, "population")
     repro.set_defaults(func=cmd_reproduce)
     bench = sub.add_parser(
-        "benchmark", help="score card of recurrent cores across N, tasks and curricula (--rl: of RL policies on the presets)",
+        "benchmark", help=COMMAND_HELP["benchmark"],
         description="Train every core x task x curriculum x seed with one budget (the runs of a core as populations, "
                     "side by side in one process; populations in parallel processes), test "
                     "every solved N on held-out streams, and write a score card. External cores by import path "

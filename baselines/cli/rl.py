@@ -7,12 +7,14 @@ from typing import Any
 
 from agents.checkpoint import WriteError
 from baselines.cli.args import (
-    bit_probability, default_run_dir, finite_float, positive_int, print_error, print_write_error,
+    COMMAND_HELP, bit_probability, default_run_dir, finite_float, flag_names, missing_dependency, positive_int,
+    print_error, print_write_error, require, resume_hint, resumed_config,
 )
 from baselines.cli.progress import BudgetBar
 from baselines.interrupt import stop_on_signals
 from baselines.rl import DEFAULT_N, STOCK_LSTM, TASK_OF_ENV, RLConfig, RLRun
-from baselines.run_folder import solved_text
+from baselines.rl.config import RESUME_MAY_CHANGE
+from baselines.run_folder import RunFolderError, solved_text
 from baselines.threads import set_threads
 from baselines.trainer import CORES
 
@@ -27,7 +29,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     """Register the ``rl`` subcommand (handler :func:`cmd_rl` via ``set_defaults(func=...)``)."""
     d = RLConfig()
     parser = subparsers.add_parser(
-        "rl", help="train RecurrentPPO with a tau core (needs the rl extra)",
+        "rl", help=COMMAND_HELP["rl"],
         description="Train sb3-contrib's RecurrentPPO with our recurrent cores on NParity-v0 / NDMS-v0, "
                     "optionally with a curriculum over N, and write a run folder "
                     "(config.json, metrics.jsonl, last/, model.zip, summary.json) that --resume continues.")
@@ -82,8 +84,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                    help=f"run folder (default: {RUN_NAME.format(**RUN_NAME_FIELDS)}, numbered -2, -3, ... when "
                         "it holds an earlier run)")
     g.add_argument("--resume", action="store_true",
-                   help="continue the run in the run folder from its last saved state (the same options; "
-                        "--total-timesteps, --max-seconds and --device may change); a finished run prints its summary")
+                   help="continue the run in the run folder from its last saved state, with the settings it was started "
+                        "with (options given beside it must match them, but --total-timesteps, --max-seconds, "
+                        "--device and --vec-env, which may change); a finished run prints its summary")
     g.add_argument("--overwrite", action="store_true",
                    help="replace a run folder made by memory-envs (never a folder holding other files)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -131,21 +134,23 @@ def format_rl_summary(summary: dict[str, Any]) -> str:
 def cmd_rl(args: argparse.Namespace) -> int:
     threads = set_threads(args.threads)
     try:
-        import sb3_contrib  # noqa: F401
-    except ImportError:
-        print_error("the rl command needs sb3-contrib: pip install 'memory-envs[rl]'")
+        require("sb3_contrib", "the rl command")
+    except ImportError as error:
+        print_error(missing_dependency(error))
         return 2
     try:
         config = rl_config_from_args(args)
         run_dir, note = (args.run_dir, None) if args.run_dir else default_run_dir(args, default_rl_run_name(config))
+        if args.resume:  # the run's own settings, but for the options given
+            config = resumed_config(args, run_dir, config, RESUME_MAY_CHANGE)
         run = RLRun(config, run_dir, resume=args.resume, overwrite=args.overwrite)
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
         print_error(error, args)
         return 2
     except WriteError as error:  # a full disk
-        return print_write_error(error, f"the same command with --resume --run-dir {run_dir} continues the run")
-    for line in (note, run.resume_note, None if args.quiet else threads,
-                 None if args.quiet else f"run folder: {run_dir}"):
+        return print_write_error(error, f"`{resume_hint('rl', run_dir)}` continues the run")
+    resumed = run.resume_note and flag_names(run.resume_note, args.flags)
+    for line in (note, resumed, None if args.quiet else threads, None if args.quiet else f"run folder: {run_dir}"):
         if line:
             print(line, flush=True)
     state = run.state or {}
@@ -159,17 +164,21 @@ def cmd_rl(args: argparse.Namespace) -> int:
         bar.update(line["timesteps"], f"{solved}N={ns[0]}..{ns[-1]} acc(N={ns[-1]})={newest:.3f} "
                                       f"success={line['success_rate']:.2f}")
 
-    with stop_on_signals() as stop:
-        try:
+    try:
+        with stop_on_signals() as stop:
             summary = run.run(on_progress=bar.update, on_eval=on_eval)
-        except WriteError as error:
-            bar.close()
-            return print_write_error(error, f"the same command with --resume --run-dir {run_dir} continues the run")
+    except WriteError as error:  # a full disk
+        bar.close()
+        return print_write_error(error, f"`{resume_hint('rl', run_dir)}` continues the run")
+    except RunFolderError as error:  # a saved policy that does not load (damaged, or of an older version)
+        bar.close()
+        print_error(error, args)
+        return 2
     bar.close()
     print(format_rl_summary(summary))
     print(f"run folder: {run_dir}")
     if stop.signum is not None:
-        print(f"stopped by {stop.name}: the state is saved; --resume --run-dir {run_dir} continues the run")
+        print(f"stopped by {stop.name}: the state is saved; `{resume_hint('rl', run_dir)}` continues the run")
         return stop.exit_code
     if "message" in summary:
         print_error(summary["message"])

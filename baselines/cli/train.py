@@ -12,15 +12,16 @@ from agents.checkpoint import WriteError
 from agents.cores import TAU_KINDS
 from agents.protocol import import_core_class, is_import_path
 from baselines.cli.args import (
-    add_backend_options, backend_from_args, bit_probability, comma_choices, comma_floats, comma_ints, default_run_dir,
-    finite_float, parse_core_options, positive_int, print_error, print_write_error,
+    COMMAND_HELP, add_backend_options, backend_from_args, bit_probability, comma_choices, comma_floats, comma_ints,
+    default_run_dir, finite_float, flag_names, missing_dependency, parse_core_options, positive_int, print_error,
+    print_write_error, resume_hint, resumed_config,
 )
 from baselines.cli.progress import BudgetBar
 from baselines.interrupt import stop_on_signals
 from baselines.population import Population, grid
 from baselines.run_folder import solved_text
 from baselines.threads import set_threads
-from baselines.trainer import CORES, OPTIMIZERS, TrainConfig, make_trainer
+from baselines.trainer import CORES, OPTIMIZERS, RESUME_MAY_CHANGE, TrainConfig, make_trainer
 from memory_envs import curriculum as curricula
 from memory_envs import tasks
 
@@ -123,15 +124,34 @@ def default_run_name(config: TrainConfig) -> str:
     return f"runs/{config.task}-{config.curriculum}-{core}-h{config.hidden_size}-s{config.seed}"
 
 
-def is_population(args: argparse.Namespace) -> bool:
+def is_grid(args: argparse.Namespace) -> bool:
     """--seeds, or more than one value in --task, --curriculum or --lr: a grid trained as one population."""
     return args.seeds is not None or max(len(args.task), len(args.curriculum or ()), len(args.lr)) > 1
 
 
+def is_population(args: argparse.Namespace) -> bool:
+    """A grid (:func:`is_grid`), or ``--resume`` of a population's folder (no config.json of its own, member
+    folders with one)."""
+    return is_grid(args) or bool(args.resume and args.run_dir and saved_members(Path(args.run_dir)))
+
+
+def saved_members(run_dir: Path) -> list[str]:
+    """The member folders of the population in ``run_dir`` (those holding a config.json), or none if
+    ``run_dir`` is a run folder itself."""
+    if not run_dir.is_dir() or (run_dir / "config.json").exists():
+        return []
+    return sorted(p.name for p in run_dir.iterdir() if p.is_dir() and (p / "config.json").is_file())
+
+
 def population_from_args(args: argparse.Namespace) -> tuple[Path, list[str], list[TrainConfig]]:
-    """The population's folder, its members' folder names and configs (one per grid combination); a
-    numbered default folder is announced (see :func:`~baselines.cli.args.default_run_dir`)."""
+    """The population's folder, its members' folder names and configs (one per grid combination; on a
+    ``--resume`` without grid options, the members in the folder at their own settings); a numbered default
+    folder is announced (see :func:`~baselines.cli.args.default_run_dir`)."""
     base = config_from_args(args)
+    if not is_grid(args):
+        run_dir = Path(args.run_dir)
+        names = saved_members(run_dir)
+        return run_dir, names, [resumed_config(args, run_dir / name, base, RESUME_MAY_CHANGE) for name in names]
     members = grid(base, seeds=args.seeds or (), tasks=args.task, curricula=args.curriculum, lrs=args.lr)
     core = base.core.replace(":", ".")
     if args.run_dir:
@@ -177,7 +197,7 @@ def _write_plots(run_dirs: list[Path], core_class: type[torch.nn.Module] | None)
         for run_dir in run_dirs:
             print(f"figures of {run_dir}: " + ", ".join(p.name for p in plot_run(run_dir, core_class=core_class)))
     except ImportError as error:
-        print(f"no figures: {error}")
+        print(f"no figures: {missing_dependency(error)}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -197,14 +217,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         backend_from_args(args)  # None here; refuses the Ray-only options, which a single run does not read
         config = config_from_args(args)
         run_dir, note = (args.run_dir, None) if args.run_dir else default_run_dir(args, default_run_name(config))
+        if args.resume:  # the run's own settings, but for the options given
+            config = resumed_config(args, run_dir, config, RESUME_MAY_CHANGE)
         trainer = make_trainer(config, run_dir, resume=args.resume, overwrite=args.overwrite)
     except (ValueError, TypeError) as error:  # bad options or an unusable run folder: no traceback
         print_error(error, args)
         return 2
     except WriteError as error:  # a full disk
-        return print_write_error(error, f"the same command with --resume --run-dir {run_dir} continues the run")
-    for line in (note, trainer.resume_note, None if args.quiet else threads,
-                 None if args.quiet else f"run folder: {run_dir}"):
+        return print_write_error(error, f"`{resume_hint('train', run_dir)}` continues the run")
+    resumed = trainer.resume_note and flag_names(trainer.resume_note, args.flags)
+    for line in (note, resumed, None if args.quiet else threads, None if args.quiet else f"run folder: {run_dir}"):
         if line:
             print(line, flush=True)
     if trainer.finished is not None:  # a resume of a finished run: no training, no figures rewritten
@@ -229,12 +251,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             summary = trainer.run(on_eval)
         except WriteError as error:
             bar.close()
-            return print_write_error(error, f"the same command with --resume --run-dir {run_dir} continues the run")
+            return print_write_error(error, f"`{resume_hint('train', run_dir)}` continues the run")
     bar.close()
     print(format_summary(summary))
     print(f"run folder: {run_dir}")
     if stop.signum is not None:
-        print(f"stopped by {stop.name}: the state is saved; --resume --run-dir {run_dir} continues the run")
+        print(f"stopped by {stop.name}: the state is saved; `{resume_hint('train', run_dir)}` continues the run")
         return stop.exit_code
     if not args.no_plots:
         _write_plots([Path(run_dir)], trainer.core_class)
@@ -258,6 +280,12 @@ def _train_population(args: argparse.Namespace, threads: str) -> int:
     except WriteError as error:  # a full disk while the members' folders were set up: none has trained yet
         return print_write_error(error, "the same command continues every member" if args.resume else
                                  "the same command with --overwrite sets the grid up again (no member has trained)")
+    if all(member.finished is not None for member in population.members):  # a resume with nothing to train
+        population.close()
+        print(f"the population in {run_dir} is finished: each member used its budget or solved its target; "
+              "nothing was trained or redrawn (a larger --max-steps or --max-seconds continues it)")
+        return _report_members(args, run_dir, {name: m.finished for name, m in zip(names, population.members)},
+                               None, plots=False)
     if not args.quiet:
         print(threads)
     print(f"population of {len(names)} in {run_dir}: {', '.join(names)}", flush=True)
@@ -276,7 +304,7 @@ def _train_population(args: argparse.Namespace, threads: str) -> int:
             summaries = population.run(on_progress=on_progress)
         except WriteError as error:
             bar.close()
-            return print_write_error(error, "the same command with --resume continues every member")
+            return print_write_error(error, f"`{resume_hint('train', run_dir)}` continues every member")
     bar.close()
     memory = population.progress([])
     estimate = memory["memory_per_member_estimate"]
@@ -286,7 +314,8 @@ def _train_population(args: argparse.Namespace, threads: str) -> int:
     code = _report_members(args, run_dir, dict(zip(names, summaries)), population.members[0].core_class,
                            plots=stop.signum is None)
     if stop.signum is not None:
-        print(f"stopped by {stop.name}: every member's state is saved; the same command with --resume continues")
+        print(f"stopped by {stop.name}: every member's state is saved; `{resume_hint('train', run_dir)}` continues "
+              "the run")
         return stop.exit_code
     return code
 
@@ -350,13 +379,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
         except (FileNotFoundError, ValueError) as error:
             print_error(error, args)
             return 2
+        except ImportError as error:
+            print_error(missing_dependency(error))
+            return 2
         print(f"{run_dir}: " + ", ".join(p.name for p in paths))
     return 0
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``train`` and ``plot``."""
-    train = sub.add_parser("train", help="train one network (or a population) with a curriculum",
+    train = sub.add_parser("train", help=COMMAND_HELP["train"],
                            description="Train a recurrent network on N-parity or N-DMS with a curriculum over N, "
                                        "or on running parity (--task running_parity: short trials, then tested "
                                        "on long ones; docs/state_tracking.md). "
@@ -365,13 +397,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                        "one population: the networks side by side in this process.")
     add_train_options(train)
     train.add_argument("--run-dir", default=None, help="run folder (default: runs/<task>-<curriculum>-...)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last state")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --run-dir from its last state, with the settings it was started with "
+                            "(options given beside it must match them, but --max-steps, --max-seconds and --device, "
+                            "which may change)")
     train.add_argument("--overwrite", action="store_true",
                        help="replace a run folder made by memory-envs (never a folder holding other files)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--no-plots", action="store_true", help="do not write figures at the end")
     add_backend_options(train, "population")
     train.set_defaults(func=cmd_train)
-    plot = sub.add_parser("plot", help="write the figures of run folders (needs matplotlib)")
+    plot = sub.add_parser("plot", help=COMMAND_HELP["plot"])
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     plot.set_defaults(func=cmd_plot)

@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from agents.checkpoint import FORMAT_VERSION
 from baselines import interrupt
 from baselines.resume_state import write_state
 from agents.checkpoint import atomic_write
@@ -181,6 +182,7 @@ class _RunCallbackMixin:
         run = self.run
         self.seconds = time.perf_counter() - self.started
         state = {
+            "format_version": FORMAT_VERSION,  # of the cores' weights in model.zip (agents.checkpoint)
             "timesteps": int(self.model.num_timesteps),
             "seconds": self.seconds,
             "metrics_lines": self.metrics_lines,

@@ -251,3 +251,16 @@ class RLConfig:
         data["tau_init"] = list(self.tau_init)
         data["length_range"] = None if self.length_range is None else list(self.length_range)
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RLConfig":
+        """The config a run folder's config.json holds (:meth:`to_json`); ValueError naming unknown fields."""
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown config fields {unknown}: written by another version of memory-envs (use that "
+                             "version, or start the run again)")
+        data = dict(data)
+        for name in ("tau_init", "length_range"):
+            if data.get(name) is not None:
+                data[name] = tuple(data[name])
+        return cls(**data)

@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from agents.checkpoint import FORMAT_VERSION, older_version
 from baselines.resume_state import read_state
 from baselines.rl.callback import check_rng_state, make_callback, save_model, set_rng_state
 from baselines.rl.config import RESUME_MAY_CHANGE, RLConfig
@@ -59,7 +60,8 @@ class RLRun:
         self.state: dict[str, Any] | None = None
         """The contents of ``last/state.json`` (None: training starts from scratch)."""
         self.resume_note: str | None = None
-        """Set when a resume found no saved state and starts the run again: the line saying so."""
+        """Set when a resume found no saved state and starts the run again, or found the run finished: the line
+        saying so."""
         self.finished_summary: dict[str, Any] | None = None
         """The summary of a resumed folder that is already finished; :meth:`run` returns it."""
         self._lock: RunLock | None = None
@@ -88,6 +90,7 @@ class RLRun:
             summary = read_json(summary_path)
             if self._finished(summary):
                 self.finished_summary = summary
+                self.resume_note = finished_note(self.run_dir, summary)
                 return
         restored = restore_last(self.run_dir, self._read_last)
         if restored is None:  # killed before the first saved state: start again, if that loses nothing
@@ -207,8 +210,15 @@ class RLRun:
                                                tensorboard_log=tb)
             except Exception as error:  # a damaged zip raises whatever its reader meets
                 venv.close()
+                version = self.state.get("format_version", 1) if self.state else FORMAT_VERSION
+                if isinstance(version, int) and version < FORMAT_VERSION:  # torch's shape errors are many lines
+                    raise RunFolderError(str(older_version(
+                        self.last, version, c.core, f"{self.last / 'model.zip'} does not load",
+                        "finish the run with the version that saved it, or start it again with overwrite=True"))
+                    ) from None
+                first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
                 raise RunFolderError(f"{self.last / 'model.zip'} cannot be loaded ({type(error).__name__}: "
-                                     f"{error})") from None
+                                     f"{first_line})") from None
             # load reseeded the global RNGs and the envs with the config's seed: continue the saved RNG
             # streams, and give the envs episodes of their own instead of the run's first ones again.
             cuda = self.model.device.type == "cuda"
@@ -263,6 +273,17 @@ class RLRun:
             summary["message"] = cb.message
         write_json(self.run_dir / "summary.json", summary)
         return summary
+
+
+def finished_note(run_dir: Path, summary: dict[str, Any]) -> str:
+    """The line that says a resume found the RL run finished and changed nothing."""
+    reason = summary["stopped_because"]
+    why = {"target_reached": f"it solved N={summary.get('max_n')}",
+           "non_finite": "it stopped on a non-finite value",
+           "max_seconds": f"it used its time budget ({summary['seconds']:.0f} s)"}.get(
+        reason, f"it used its timestep budget ({summary['timesteps']} timesteps)")
+    more = "" if reason in ("target_reached", "non_finite") else ": a larger total_timesteps / max_seconds continues it"
+    return f"{run_dir} is finished, {why}; nothing was changed{more}"
 
 
 def _make_train_env(env_id: str, env_kwargs: dict[str, Any], curriculum: bool) -> gym.Env:
