@@ -1,0 +1,72 @@
+"""benchmarks/bench_step_bound.py: its flop count is the training step's, and a tiny run reports every case."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_step_bound.py"
+_spec = importlib.util.spec_from_file_location("bench_step_bound", _PATH)
+bench = importlib.util.module_from_spec(_spec)
+sys.modules["bench_step_bound"] = bench
+_spec.loader.exec_module(bench)
+
+
+def baddbmm_inplace_flops(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    """torch's flop counter has no formula for the in-place baddbmm_ (the kernels' backward uses it)."""
+    groups, rows, inner = a_shape
+    return 2 * groups * rows * inner * b_shape[-1]
+
+
+@pytest.mark.parametrize("core", ["leaky", "gru", "lstm"])
+@pytest.mark.parametrize("curriculum, n", [("single", 5), ("multi", 4)])
+def test_step_flops_are_the_training_steps_matmul_flops(core, curriculum, n, tmp_path, device):
+    trainer = bench.trainer_at(core, 6, n, curriculum, 5, tmp_path / "run", device=str(device))
+    try:
+        (steps,) = bench.batch_lengths(trainer, 1)
+        counter = FlopCounterMode(display=False, custom_mapping={torch.ops.aten.baddbmm_: baddbmm_inplace_flops})
+        with counter:
+            trainer.train_step()
+    finally:
+        trainer.close()
+    heads = 1 if curriculum == "single" else n - 1
+    assert trainer.model.ns == ([n] if curriculum == "single" else list(range(2, n + 1)))
+    assert counter.get_total_flops() == bench.step_flops(core, 6, steps, 5, heads)
+
+
+def test_batch_lengths_are_the_next_batches_and_leave_the_stream(tmp_path):
+    trainer = bench.trainer_at("leaky", 4, 6, "multi", 3, tmp_path / "run")
+    try:
+        lengths = bench.batch_lengths(trainer, 4)
+        assert all(8 <= t < 26 for t in lengths)
+        assert [trainer.batch(trainer.data_rng)[0].shape[0] for _ in range(4)] == lengths
+    finally:
+        trainer.close()
+
+
+def test_tiny_run_reports_every_case():
+    previous = torch.get_num_threads()
+    lines = []
+    rows = bench.main(["--cores", "leaky,lstm", "--hidden", "8", "--single", "3", "--multi", "4", "--threads", "1",
+                       "--batch", "4", "--steps", "1", "--rounds", "2"], log=lines.append)
+    assert torch.get_num_threads() == previous
+    assert [(r["core"], r["curriculum"], r["heads"]) for r in rows] == [
+        ("leaky", "single", 1), ("leaky", "multi", 3), ("lstm", "single", 1), ("lstm", "multi", 3)]
+    for row in rows:
+        assert row["fraction"] == pytest.approx(row["bound_ms"] / row["step_ms"], rel=0.5)
+        assert row["fraction_min"] <= row["fraction"] <= row["fraction_max"]
+        assert row["speedup_min"] <= row["speedup"] <= row["speedup_max"]
+        assert row["step_gflops"] == pytest.approx(row["bound_gflops"] * row["bound_ms"] / row["step_ms"])
+    assert len(lines) == 5 and "of the bound" in lines[1] and "reference" in lines[1]
+
+
+@pytest.mark.parametrize("argv, words", [(["--cores", "rnn"], "--cores: must be a comma list of leaky, gru, lstm"),
+                                         (["--hidden", "0"], "--hidden: must be a comma list of positive integers"),
+                                         (["--rounds", "0"], "--rounds must be a positive integer")])
+def test_bad_options_are_refused_by_name(argv, words, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(argv)
+    assert words in capsys.readouterr().err
