@@ -161,15 +161,14 @@ class _LeakyGRU(torch.autograd.Function):
         for k in range(steps - 1, -1, -1):  # step t = k + 1
             torch.mul(g_list[k + 1].unsqueeze(-2), to_hidden[k], out=dgh_gates[k])
             g_list[k].addcmul_(g_list[k + 1], to_prev[k]).baddbmm_(dgh_list[k], w_hh)
-        need = ctx.needs_input_grad
-        dgi = None
-        if need[0]:
-            dgi = dgh.clone()
-            torch.mul(g[1:], k_n, out=dgi[..., 2 * hidden:])
-        lengths = ctx.lengths
+        need, lengths = ctx.needs_input_grad, ctx.lengths
         grad_w = per_group_outer(hs[:-1], dgh, lengths) if need[2] else None
         grad_b = per_group_sum(dgh, lengths) if need[3] else None
         grad_alpha = per_group_sum(g[1:] * (1.0 - z) * diff, lengths) if need[4] else None
+        dgi = None
+        if need[0]:  # the r and z blocks of dgi are dgh's: dgh's buffer becomes dgi once the sums above have read it
+            dgi = dgh
+            torch.mul(g[1:], k_n, out=dgi[..., 2 * hidden:])
         return dgi, g[0], grad_w, grad_b, grad_alpha, None
 
 
