@@ -17,26 +17,44 @@ the task draws them) and, in the same process on the same threads, times in inte
   (``model(..., return_hidden=True)``, what ``MultiHeadModel.forward`` did before it read the last
   step through ``Core.last``): the before of docs/performance.md's before/after.
 
+- **authors** (leaky cases, with ``--authors DIR``): the paper's authors' training step, as their
+  ``training/train.py`` runs it, imported from a checkout of LevinaLab/rnn_timescale_public at DIR
+  (nothing of it is in this repository): their ``RNN_Stack`` (a per-step ``nn.Linear`` loop under
+  autograd, 100 readout heads computed every step), their per-sequence parity batches, summed
+  cross-entropy over the active heads, clipping at 2.0, SGD 0.05 / momentum 0.1 / Nesterov. Its
+  batches draw their own lengths from the same range, so it is compared by GFLOP/s: the same useful
+  matmul flops per sequence length (``step_flops``) over its time.
+
 It prints, per case, the achieved fraction = bound time / step time (median of the rounds' ratios,
 [min..max]), both times, GFLOP/s of each (the step's matmul flops, ``step_flops``, over each time),
-and the step's speed-up over the reference. tests/test_bench_step_bound.py checks ``step_flops``
-against torch's flop counter on a real training step. Run (1 and 2 threads, the default cases):
+the step's speed-up over the reference and over the authors' step. ``--clock cpu`` times by the
+process's CPU time instead of the wall clock: with one thread, what other jobs on a shared machine
+change least (with two, it adds both threads' time, spin-waits included: use the wall clock).
+tests/test_bench_step_bound.py checks ``step_flops`` against torch's flop counter on real training
+steps. Run (the default cases at 1 and 2 threads; then one case against the authors' step, their
+repository cloned beside this one):
 
     PYTHONPATH=. python3 benchmarks/bench_step_bound.py
-    PYTHONPATH=. python3 benchmarks/bench_step_bound.py --cores leaky --hidden 128 --single 25 --multi "" --threads 1
+    PYTHONPATH=. python3 benchmarks/bench_step_bound.py --cores leaky --hidden 128 --single 25 --multi "" \
+        --threads 1 --clock cpu --authors ../rnn_timescale_public
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
+from torch import nn
+from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_gpu, next to this file
 from bench_gpu import interleaved  # noqa: E402  (adds this checkout to sys.path)
@@ -44,6 +62,7 @@ from bench_gpu import interleaved  # noqa: E402  (adds this checkout to sys.path
 from baselines.trainer import TrainConfig, Trainer, build_model, build_optimizer  # noqa: E402
 from memory_envs import Curriculum  # noqa: E402
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 GATE_BLOCKS = {"leaky": 1, "gru": 3, "lstm": 4}
 """k: the recurrent weight of each core is [k H, H] (one block per gate)."""
 
@@ -98,6 +117,40 @@ class TrajectoryReadout(Trainer):
                           return_hidden=True)[0]
 
 
+AUTHORS_FILE = Path("src") / "models" / "RNN_Stack.py"
+"""What a checkout of LevinaLab/rnn_timescale_public holds (its leaky RNN), relative to its root."""
+
+
+class AuthorsStep:
+    """The authors' training step (module doc), their code imported from ``checkout``; records the sequence
+    length of every batch it draws (``lengths``). Their readouts are the first len(ns) of 100 heads."""
+
+    def __init__(self, checkout: Path, hidden: int, ns: list[int], batch: int, seed: int = 0) -> None:
+        sys.path.insert(0, str(checkout))
+        try:
+            stack = importlib.import_module("src.models.RNN_Stack")
+            tasks = importlib.import_module("src.tasks.tasks")
+        finally:
+            sys.path.remove(str(checkout))
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        self.model = stack.RNN_Stack(input_size=1, net_size=[hidden], num_classes=2, bias=True,
+                                     num_readout_heads=100, tau=1.0, train_tau=True)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.05, momentum=0.1, nesterov=True)
+        self.make_batch, self.ns, self.batch = tasks.make_batch_Nbit_pair_parity, ns, batch
+        self.lengths: list[int] = []
+
+    def __call__(self) -> None:
+        self.optimizer.zero_grad()
+        sequences, labels = self.make_batch(self.ns, self.batch)
+        self.lengths.append(sequences.shape[0])
+        _, out_class = self.model(sequences)
+        loss = sum(F.cross_entropy(out_class[i], labels[i]) for i in range(len(self.ns)))
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=2.0, norm_type=2)
+        self.optimizer.step()
+
+
 def trainer_at(core: str, hidden: int, n: int, curriculum: str, batch: int, run_dir: Path,
                device: str = "cpu", trainer_class: type[Trainer] = Trainer, seed: int = 0) -> Trainer:
     """The trainer of ``core`` as configured by default, its curriculum moved on to N = n (multi: heads 2..n;
@@ -121,55 +174,82 @@ def batch_lengths(trainer: Trainer, count: int) -> list[int]:
     return [trainer.batch(rng)[0].shape[0] for _ in range(count)]
 
 
+def round_flops(core: str, hidden: int, batch: int, heads: int, lengths: list[int], steps: int) -> list[float]:
+    """Mean matmul flops per step of each round: ``lengths`` are those of every call, the warm-up call first."""
+    timed = lengths[1:]
+    return [statistics.mean(step_flops(core, hidden, t, batch, heads) for t in timed[i: i + steps])
+            for i in range(0, len(timed), steps)]
+
+
 def bench_case(core: str, hidden: int, n: int, curriculum: str, batch: int, steps: int, rounds: int,
-               reference: bool) -> dict:
-    """One case: ms per step of the step, the bound and (with ``reference``) the reference step, one entry
-    per round, and the mean matmul flops of the timed steps."""
+               reference: bool, clock: Callable[[], float] = time.perf_counter, authors: Path | None = None) -> dict:
+    """One case: ms per step of the step, the bound, the reference step (with ``reference``) and the authors'
+    step (with ``authors``, leaky cases), one entry per round, and the mean matmul flops per step of each
+    round for ours and for the authors' (whose batches draw their own lengths)."""
     with tempfile.TemporaryDirectory() as tmp:
         trainer = trainer_at(core, hidden, n, curriculum, batch, Path(tmp) / "run")
         calls = 1 + rounds * steps  # interleaved's warm-up call, then the rounds
         lengths = batch_lengths(trainer, calls)
-        heads = len(trainer.curriculum.ns)
+        ns = list(trainer.curriculum.ns)
         contenders: dict[str, Callable[[], None]] = {
             "step": trainer.train_step,
-            "bound": Bound(core, hidden, batch, heads, max(lengths), lengths),
+            "bound": Bound(core, hidden, batch, len(ns), max(lengths), lengths),
         }
         if reference:
             old = trainer_at(core, hidden, n, curriculum, batch, Path(tmp) / "reference",
                              trainer_class=TrajectoryReadout)
             contenders["reference"] = old.train_step
+        theirs = AuthorsStep(authors, hidden, ns, batch) if authors is not None and core == "leaky" else None
+        if theirs is not None:
+            contenders["authors"] = theirs
         try:
-            times = interleaved(contenders, steps, rounds, torch.device("cpu"))
+            times = interleaved(contenders, steps, rounds, torch.device("cpu"), clock)
         finally:
             trainer.close()
             if reference:
                 old.close()
-    flops = statistics.mean(step_flops(core, hidden, t, batch, heads) for t in lengths)
-    return {"core": core, "hidden": hidden, "n": n, "curriculum": curriculum, "heads": heads,
-            "mean_length": statistics.mean(lengths), "flops": flops, **times}
+    case = {"core": core, "hidden": hidden, "n": n, "curriculum": curriculum, "heads": len(ns),
+            "mean_length": statistics.mean(lengths[1:]),
+            "flops": round_flops(core, hidden, batch, len(ns), lengths, steps), **times}
+    if theirs is not None:
+        case["authors_flops"] = round_flops(core, hidden, batch, len(ns), theirs.lengths, steps)
+    return case
+
+
+def spread(values: list[float], digits: str = ".2f") -> str:
+    return f"[{min(values):{digits}}..{max(values):{digits}}]"
 
 
 def report(case: dict, threads: int) -> tuple[str, dict]:
-    """The case's line and its summary numbers (fraction, ms, GFLOP/s, speed-up over the reference)."""
-    step, bound = case["step"], case["bound"]
+    """The case's line and its summary numbers: fraction, ms, GFLOP/s, speed-ups over the reference and the
+    authors' step (medians over the rounds, with their min and max)."""
+    step, bound, flops = case["step"], case["bound"], case["flops"]
     fractions = [b / s for b, s in zip(bound, step)]
-    fraction = statistics.median(fractions)
-    step_ms, bound_ms = statistics.median(step), statistics.median(bound)
+    step_gflops = [f / ms / 1e6 for f, ms in zip(flops, step)]
+    bound_gflops = [f / ms / 1e6 for f, ms in zip(flops, bound)]
     row = {key: case[key] for key in ("core", "hidden", "n", "curriculum", "heads", "mean_length")}
-    row.update(threads=threads, fraction=fraction, fraction_min=min(fractions), fraction_max=max(fractions),
-               step_ms=step_ms, bound_ms=bound_ms, step_gflops=case["flops"] / step_ms / 1e6,
-               bound_gflops=case["flops"] / bound_ms / 1e6)
+    row.update(threads=threads, fraction=statistics.median(fractions), fraction_min=min(fractions),
+               fraction_max=max(fractions), step_ms=statistics.median(step), bound_ms=statistics.median(bound),
+               step_gflops=statistics.median(step_gflops), bound_gflops=statistics.median(bound_gflops))
     heads = f"N={case['n']}" if case["curriculum"] == "single" else f"N=2..{case['n']}"
     line = (f"  {case['core']:5s} H={case['hidden']:3d} {case['curriculum']:6s} {heads:8s} T~{case['mean_length']:5.1f} "
-            f"{threads}t: {fraction:5.1%} of the bound [{min(fractions):.0%}..{max(fractions):.0%}] | "
-            f"step {step_ms:7.2f} ms ({row['step_gflops']:5.1f} GFLOP/s) | "
-            f"bound {bound_ms:7.2f} ms ({row['bound_gflops']:5.1f} GFLOP/s)")
+            f"{threads}t: {row['fraction']:5.1%} of the bound {spread(fractions, '.0%')} | "
+            f"step {row['step_ms']:7.2f} ms ({row['step_gflops']:5.1f} GFLOP/s) | "
+            f"bound {row['bound_ms']:7.2f} ms ({row['bound_gflops']:5.1f} GFLOP/s)")
     if "reference" in case:
         speedups = [r / s for r, s in zip(case["reference"], step)]
         row.update(reference_ms=statistics.median(case["reference"]), speedup=statistics.median(speedups),
                    speedup_min=min(speedups), speedup_max=max(speedups))
-        line += (f" | reference {row['reference_ms']:7.2f} ms ({case['flops'] / row['reference_ms'] / 1e6:5.1f} "
-                 f"GFLOP/s): {row['speedup']:.2f}x [{min(speedups):.2f}..{max(speedups):.2f}]")
+        line += f" | reference {row['reference_ms']:7.2f} ms: step {row['speedup']:.2f}x {spread(speedups)}"
+    if "authors" in case:
+        gflops = [f / ms / 1e6 for f, ms in zip(case["authors_flops"], case["authors"])]
+        ratios = [ours / theirs for ours, theirs in zip(step_gflops, gflops)]
+        row.update(authors_ms=statistics.median(case["authors"]), authors_gflops=statistics.median(gflops),
+                   authors_fraction=statistics.median([a / b for a, b in zip(gflops, bound_gflops)]),
+                   authors_speedup=statistics.median(ratios), authors_speedup_min=min(ratios),
+                   authors_speedup_max=max(ratios))
+        line += (f" | authors {row['authors_ms']:7.2f} ms ({row['authors_gflops']:5.1f} GFLOP/s, "
+                 f"{row['authors_fraction']:.0%} of the bound): step {row['authors_speedup']:.2f}x {spread(ratios)}")
     return line, row
 
 
@@ -203,13 +283,20 @@ def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> l
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--no-reference", dest="reference", action="store_false",
                         help="skip the reference step (the before of the before/after)")
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
+                        help="wall (default) or cpu: the process's CPU time (one thread on a shared machine)")
+    parser.add_argument("--authors", type=Path, default=None, metavar="DIR",
+                        help="a checkout of LevinaLab/rnn_timescale_public: time their training step too (leaky cases)")
     args = parser.parse_args(argv)
     for name in ("batch", "steps", "rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    if args.authors is not None and not (args.authors / AUTHORS_FILE).is_file():
+        parser.error(f"--authors must be a checkout of LevinaLab/rnn_timescale_public (holding {AUTHORS_FILE}), "
+                     f"got {str(args.authors)!r}")
     before = torch.get_num_threads()
-    log(f"torch {torch.__version__}, CPU, batch {args.batch}; ms per training step, median of {args.rounds} "
-        f"interleaved rounds x {args.steps} steps; fraction = bound / step, [min..max] over the rounds")
+    log(f"torch {torch.__version__}, CPU, batch {args.batch}; ms per training step ({args.clock} clock), median of "
+        f"{args.rounds} interleaved rounds x {args.steps} steps; fraction = bound / step, [min..max] over the rounds")
     rows = []
     try:
         for threads in args.threads:
@@ -219,7 +306,7 @@ def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> l
                     for curriculum, ns in (("single", args.single), ("multi", args.multi)):
                         for n in ns:
                             case = bench_case(core, hidden, n, curriculum, args.batch, args.steps, args.rounds,
-                                              args.reference)
+                                              args.reference, CLOCKS[args.clock], args.authors)
                             line, row = report(case, threads)
                             log(line)
                             rows.append(row)

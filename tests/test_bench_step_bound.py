@@ -59,13 +59,21 @@ def test_tiny_run_reports_every_case():
         assert row["fraction"] == pytest.approx(row["bound_ms"] / row["step_ms"], rel=0.5)
         assert row["fraction_min"] <= row["fraction"] <= row["fraction_max"]
         assert row["speedup_min"] <= row["speedup"] <= row["speedup_max"]
-        assert row["step_gflops"] == pytest.approx(row["bound_gflops"] * row["bound_ms"] / row["step_ms"])
-    assert len(lines) == 5 and "of the bound" in lines[1] and "reference" in lines[1]
+        assert row["step_gflops"] == pytest.approx(row["bound_gflops"] * row["bound_ms"] / row["step_ms"], rel=0.5)
+    assert len(lines) == 5 and "of the bound" in lines[1] and "reference" in lines[1] and "wall clock" in lines[0]
+
+
+def test_round_flops_follow_each_rounds_lengths():
+    assert bench.round_flops("leaky", 4, 2, 1, [99, 3, 5, 7, 9], 2) == [
+        (bench.step_flops("leaky", 4, 3, 2, 1) + bench.step_flops("leaky", 4, 5, 2, 1)) / 2,
+        (bench.step_flops("leaky", 4, 7, 2, 1) + bench.step_flops("leaky", 4, 9, 2, 1)) / 2]
 
 
 @pytest.mark.parametrize("argv, words", [(["--cores", "rnn"], "--cores: must be a comma list of leaky, gru, lstm"),
                                          (["--hidden", "0"], "--hidden: must be a comma list of positive integers"),
-                                         (["--rounds", "0"], "--rounds must be a positive integer")])
+                                         (["--rounds", "0"], "--rounds must be a positive integer"),
+                                         (["--clock", "gpu"], "--clock: invalid choice: 'gpu'"),
+                                         (["--authors", "."], "--authors must be a checkout of LevinaLab/")])
 def test_bad_options_are_refused_by_name(argv, words, capsys):
     with pytest.raises(SystemExit):
         bench.main(argv)
