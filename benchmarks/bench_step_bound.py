@@ -23,7 +23,9 @@ the task draws them) and, in the same process on the same threads, times in inte
   autograd, 100 readout heads computed every step), their per-sequence parity batches, summed
   cross-entropy over the active heads, clipping at 2.0, SGD 0.05 / momentum 0.1 / Nesterov. Its
   batches draw their own lengths from the same range, so it is compared by GFLOP/s: the same useful
-  matmul flops per sequence length (``step_flops``) over its time.
+  matmul flops per sequence length (``step_flops``) over its time;
+- **evaluation** (with ``--evaluation``): ``Trainer.evaluate`` on one batch (``eval_batches`` = 1): what
+  an evaluation cadence adds per training step is eval_batches / eval_every times its share of a step.
 
 It prints, per case, the achieved fraction = bound time / step time (median of the rounds' ratios,
 [min..max]), both times, GFLOP/s of each (the step's matmul flops, ``step_flops``, over each time),
@@ -153,10 +155,10 @@ class AuthorsStep:
 
 def trainer_at(core: str, hidden: int, n: int, curriculum: str, batch: int, run_dir: Path,
                device: str = "cpu", trainer_class: type[Trainer] = Trainer, seed: int = 0) -> Trainer:
-    """The trainer of ``core`` as configured by default, its curriculum moved on to N = n (multi: heads 2..n;
-    single: the one head at n), writing into ``run_dir``."""
+    """The trainer of ``core`` as configured by default (but evaluating on one batch), its curriculum moved on
+    to N = n (multi: heads 2..n; single: the one head at n), writing into ``run_dir``."""
     config = TrainConfig(core=core, curriculum=curriculum, hidden_size=hidden, batch_size=batch,
-                         target_n=max(n, 2) + 1, device=device, seed=seed)
+                         target_n=max(n, 2) + 1, eval_batches=1, device=device, seed=seed)
     trainer = trainer_class(config, run_dir)
     schedule = Curriculum(curriculum, start=2)
     while schedule.ns[-1] < n:
@@ -182,10 +184,12 @@ def round_flops(core: str, hidden: int, batch: int, heads: int, lengths: list[in
 
 
 def bench_case(core: str, hidden: int, n: int, curriculum: str, batch: int, steps: int, rounds: int,
-               reference: bool, clock: Callable[[], float] = time.perf_counter, authors: Path | None = None) -> dict:
-    """One case: ms per step of the step, the bound, the reference step (with ``reference``) and the authors'
-    step (with ``authors``, leaky cases), one entry per round, and the mean matmul flops per step of each
-    round for ours and for the authors' (whose batches draw their own lengths)."""
+               reference: bool, clock: Callable[[], float] = time.perf_counter, authors: Path | None = None,
+               evaluation: bool = False) -> dict:
+    """One case: ms per call of the step, the bound, the reference step (with ``reference``), the authors'
+    step (with ``authors``, leaky cases) and one evaluation batch (with ``evaluation``), one entry per
+    round, and the mean matmul flops per step of each round for ours and for the authors' (whose batches
+    draw their own lengths)."""
     with tempfile.TemporaryDirectory() as tmp:
         trainer = trainer_at(core, hidden, n, curriculum, batch, Path(tmp) / "run")
         calls = 1 + rounds * steps  # interleaved's warm-up call, then the rounds
@@ -202,6 +206,8 @@ def bench_case(core: str, hidden: int, n: int, curriculum: str, batch: int, step
         theirs = AuthorsStep(authors, hidden, ns, batch) if authors is not None and core == "leaky" else None
         if theirs is not None:
             contenders["authors"] = theirs
+        if evaluation:  # its own stream (eval_rng): the training batches' lengths stay as drawn above
+            contenders["evaluation"] = trainer.evaluate
         try:
             times = interleaved(contenders, steps, rounds, torch.device("cpu"), clock)
         finally:
@@ -241,6 +247,10 @@ def report(case: dict, threads: int) -> tuple[str, dict]:
         row.update(reference_ms=statistics.median(case["reference"]), speedup=statistics.median(speedups),
                    speedup_min=min(speedups), speedup_max=max(speedups))
         line += f" | reference {row['reference_ms']:7.2f} ms: step {row['speedup']:.2f}x {spread(speedups)}"
+    if "evaluation" in case:
+        shares = [e / s for e, s in zip(case["evaluation"], step)]
+        row.update(evaluation_ms=statistics.median(case["evaluation"]), evaluation_share=statistics.median(shares))
+        line += f" | evaluation batch {row['evaluation_ms']:6.2f} ms ({row['evaluation_share']:.0%} of a step)"
     if "authors" in case:
         gflops = [f / ms / 1e6 for f, ms in zip(case["authors_flops"], case["authors"])]
         ratios = [ours / theirs for ours, theirs in zip(step_gflops, gflops)]
@@ -287,6 +297,8 @@ def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> l
                         help="wall (default) or cpu: the process's CPU time (one thread on a shared machine)")
     parser.add_argument("--authors", type=Path, default=None, metavar="DIR",
                         help="a checkout of LevinaLab/rnn_timescale_public: time their training step too (leaky cases)")
+    parser.add_argument("--evaluation", action="store_true",
+                        help="also time one evaluation batch (Trainer.evaluate with eval_batches 1)")
     args = parser.parse_args(argv)
     for name in ("batch", "steps", "rounds"):
         if getattr(args, name) < 1:
@@ -306,7 +318,8 @@ def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> l
                     for curriculum, ns in (("single", args.single), ("multi", args.multi)):
                         for n in ns:
                             case = bench_case(core, hidden, n, curriculum, args.batch, args.steps, args.rounds,
-                                              args.reference, CLOCKS[args.clock], args.authors)
+                                              args.reference, CLOCKS[args.clock], args.authors,
+                                              args.evaluation)
                             line, row = report(case, threads)
                             log(line)
                             rows.append(row)
