@@ -15,7 +15,9 @@ the task draws them) and, in the same process on the same threads, times in inte
   with these products on this machine's torch;
 - **reference**: the same step reading the readouts from the core's whole trajectory
   (``model(..., return_hidden=True)``, what ``MultiHeadModel.forward`` did before it read the last
-  step through ``Core.last``): the before of docs/performance.md's before/after.
+  step through ``Core.last``) and, with ``--before REV``, running the leaky cores' kernels
+  (agents/_leaky_rnn_kernel.py, agents/_leaky_gated_kernel.py) as they were at git revision REV of
+  this checkout: the before of docs/performance.md's before/after, in the same process;
 
 - **authors** (leaky cases, with ``--authors DIR``): the paper's authors' training step, as their
   ``training/train.py`` runs it, imported from a checkout of LevinaLab/rnn_timescale_public at DIR
@@ -44,14 +46,17 @@ repository cloned beside this one):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import importlib
 import statistics
+import subprocess
 import sys
+import types
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -111,12 +116,55 @@ class Bound:
         torch.mm(self.dy.t(), self.h, out=self.dw_out)
 
 
+ROOT = Path(__file__).resolve().parents[1]
+KERNELS = {"agents.cores.leaky": ("_leaky_rnn_kernel", ("leaky_recurrence",)),
+           "agents.cores.gated": ("_leaky_gated_kernel", ("leaky_gru_recurrence", "leaky_lstm_recurrence"))}
+"""The kernel functions each core module calls, and the agents module that defines them."""
+
+
+def kernels_at(revision: str) -> dict[tuple[str, str], Callable]:
+    """The kernel functions of KERNELS as git ``revision`` of this checkout has them, keyed by (core module,
+    name); their imports of ``agents`` helpers resolve to this checkout's. ValueError naming the revision
+    when git cannot show a file there."""
+    functions = {}
+    for core_module, (kernel, names) in KERNELS.items():
+        path = f"agents/{kernel}.py"
+        shown = subprocess.run(["git", "-C", str(ROOT), "show", f"{revision}:{path}"], capture_output=True, text=True)
+        if shown.returncode != 0:
+            raise ValueError(f"git cannot show {path} at {revision!r}: {shown.stderr.strip()}")
+        module = types.ModuleType(f"agents.{kernel}_at_{revision}")
+        module.__package__ = "agents"
+        exec(compile(shown.stdout, f"{revision}:{path}", "exec"), module.__dict__)
+        functions.update({(core_module, name): getattr(module, name) for name in names})
+    return functions
+
+
+@contextlib.contextmanager
+def kernels_in_use(functions: dict[tuple[str, str], Callable]) -> Iterator[None]:
+    """The core modules call ``functions`` (from :func:`kernels_at`) within the block."""
+    saved = {key: getattr(sys.modules[key[0]], key[1]) for key in functions}
+    try:
+        for (module, name), function in functions.items():
+            setattr(sys.modules[module], name, function)
+        yield
+    finally:
+        for (module, name), function in saved.items():
+            setattr(sys.modules[module], name, function)
+
+
 class TrajectoryReadout(Trainer):
-    """The reference step: the readouts read the last step out of the core's whole trajectory [T, B, H]."""
+    """The reference step: the readouts read the last step out of the core's whole trajectory [T, B, H];
+    with ``kernels`` (:func:`kernels_at`) set, the cores run those kernels during its steps."""
+
+    kernels: dict[tuple[str, str], Callable] = {}
 
     def _logits(self, inputs: torch.Tensor) -> dict[int, torch.Tensor]:
         return self.model(inputs, ns=self.curriculum.ns, state=self.initial_state(inputs.shape[1]),
                           return_hidden=True)[0]
+
+    def train_step(self) -> float:
+        with kernels_in_use(self.kernels):
+            return super().train_step()
 
 
 AUTHORS_FILE = Path("src") / "models" / "RNN_Stack.py"
@@ -185,7 +233,7 @@ def round_flops(core: str, hidden: int, batch: int, heads: int, lengths: list[in
 
 def bench_case(core: str, hidden: int, n: int, curriculum: str, batch: int, steps: int, rounds: int,
                reference: bool, clock: Callable[[], float] = time.perf_counter, authors: Path | None = None,
-               evaluation: bool = False) -> dict:
+               evaluation: bool = False, before: dict[tuple[str, str], Callable] | None = None) -> dict:
     """One case: ms per call of the step, the bound, the reference step (with ``reference``), the authors'
     step (with ``authors``, leaky cases) and one evaluation batch (with ``evaluation``), one entry per
     round, and the mean matmul flops per step of each round for ours and for the authors' (whose batches
@@ -202,6 +250,7 @@ def bench_case(core: str, hidden: int, n: int, curriculum: str, batch: int, step
         if reference:
             old = trainer_at(core, hidden, n, curriculum, batch, Path(tmp) / "reference",
                              trainer_class=TrajectoryReadout)
+            old.kernels = before or {}
             contenders["reference"] = old.train_step
         theirs = AuthorsStep(authors, hidden, ns, batch) if authors is not None and core == "leaky" else None
         if theirs is not None:
@@ -299,6 +348,8 @@ def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> l
                         help="a checkout of LevinaLab/rnn_timescale_public: time their training step too (leaky cases)")
     parser.add_argument("--evaluation", action="store_true",
                         help="also time one evaluation batch (Trainer.evaluate with eval_batches 1)")
+    parser.add_argument("--before", default=None, metavar="REV",
+                        help="the reference step also runs the leaky cores' kernels of git revision REV")
     args = parser.parse_args(argv)
     for name in ("batch", "steps", "rounds"):
         if getattr(args, name) < 1:
@@ -306,6 +357,10 @@ def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> l
     if args.authors is not None and not (args.authors / AUTHORS_FILE).is_file():
         parser.error(f"--authors must be a checkout of LevinaLab/rnn_timescale_public (holding {AUTHORS_FILE}), "
                      f"got {str(args.authors)!r}")
+    try:
+        kernels = None if args.before is None else kernels_at(args.before)
+    except ValueError as error:
+        parser.error(f"--before: {error}")
     before = torch.get_num_threads()
     log(f"torch {torch.__version__}, CPU, batch {args.batch}; ms per training step ({args.clock} clock), median of "
         f"{args.rounds} interleaved rounds x {args.steps} steps; fraction = bound / step, [min..max] over the rounds")
@@ -319,7 +374,7 @@ def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> l
                         for n in ns:
                             case = bench_case(core, hidden, n, curriculum, args.batch, args.steps, args.rounds,
                                               args.reference, CLOCKS[args.clock], args.authors,
-                                              args.evaluation)
+                                              args.evaluation, kernels)
                             line, row = report(case, threads)
                             log(line)
                             rows.append(row)

@@ -83,8 +83,35 @@ def test_round_flops_follow_each_rounds_lengths():
                                          (["--hidden", "0"], "--hidden: must be a comma list of positive integers"),
                                          (["--rounds", "0"], "--rounds must be a positive integer"),
                                          (["--clock", "gpu"], "--clock: invalid choice: 'gpu'"),
-                                         (["--authors", "."], "--authors must be a checkout of LevinaLab/")])
+                                         (["--authors", "."], "--authors must be a checkout of LevinaLab/"),
+                                         (["--before", "no-such-revision"], "--before: git cannot show agents/")])
 def test_bad_options_are_refused_by_name(argv, words, capsys):
     with pytest.raises(SystemExit):
         bench.main(argv)
     assert words in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (bench.ROOT / ".git").exists(), reason="not a git checkout: --before reads git revisions")
+def test_the_reference_step_runs_the_kernels_of_a_revision(tmp_path):
+    import agents.cores.gated
+    import agents.cores.leaky
+
+    kernels = bench.kernels_at("HEAD")
+    assert set(kernels) == {("agents.cores.leaky", "leaky_recurrence"), ("agents.cores.gated", "leaky_gru_recurrence"),
+                            ("agents.cores.gated", "leaky_lstm_recurrence")}
+    now = agents.cores.gated.leaky_gru_recurrence
+    with bench.kernels_in_use(kernels):
+        assert agents.cores.gated.leaky_gru_recurrence is kernels["agents.cores.gated", "leaky_gru_recurrence"] is not now
+    assert agents.cores.gated.leaky_gru_recurrence is now and agents.cores.leaky.leaky_recurrence.__module__ == \
+        "agents._leaky_rnn_kernel"
+    ours = bench.trainer_at("gru", 6, 4, "multi", 5, tmp_path / "ours")
+    reference = bench.trainer_at("gru", 6, 4, "multi", 5, tmp_path / "reference", trainer_class=bench.TrajectoryReadout)
+    reference.kernels = kernels
+    try:
+        for _ in range(2):
+            assert ours.train_step() == reference.train_step()  # HEAD's kernels are this checkout's (committed)
+    finally:
+        ours.close()
+        reference.close()
+    for a, b in zip(ours.model.parameters(), reference.model.parameters()):
+        assert torch.equal(a, b)
