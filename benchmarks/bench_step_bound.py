@@ -35,12 +35,13 @@ the step's speed-up over the reference and over the authors' step. ``--clock cpu
 process's CPU time instead of the wall clock: with one thread, what other jobs on a shared machine
 change least (with two, it adds both threads' time, spin-waits included: use the wall clock).
 tests/test_bench_step_bound.py checks ``step_flops`` against torch's flop counter on real training
-steps. Run (the default cases at 1 and 2 threads; then one case against the authors' step, their
-repository cloned beside this one):
+steps. Run (the default cases at 1 and 2 threads; then one case against the kernels of revision 2462369,
+before the changes docs/performance.md describes, and against the authors' step, their repository
+cloned beside this one):
 
     PYTHONPATH=. python3 benchmarks/bench_step_bound.py
     PYTHONPATH=. python3 benchmarks/bench_step_bound.py --cores leaky --hidden 128 --single 25 --multi "" \
-        --threads 1 --clock cpu --authors ../rnn_timescale_public
+        --threads 1 --clock cpu --before 2462369 --authors ../rnn_timescale_public
 """
 
 from __future__ import annotations
