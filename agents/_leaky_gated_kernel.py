@@ -17,7 +17,7 @@ The caller computes the input projections gi = x W_ih^T + b for all steps at onc
 that matmul), so these Functions only handle the sequential part, with no autograd graph inside:
 the forward runs 10 (LSTM) or 8 (GRU) kernels per step into preallocated buffers; the LSTM backward
 runs 16 kernels per step (torch's fused sigmoid/tanh backward kernels on cache-sized [G, B, H] pieces),
-the GRU backward 2 per step after computing its step-independent factors for all steps at once. The
+the GRU backward 15 per step the same way. The
 weight, bias and tau gradients are one reduction over all steps after the loop. Without autograd
 (rollouts, evaluation) the forward keeps nothing for a backward. benchmarks/bench_agents.py compares
 them with the same loops under autograd.
@@ -33,6 +33,11 @@ from torch.autograd.function import once_differentiable
 from ._leaky_rnn_kernel import (
     activation_backward, empty_group_major, group_lengths, needs_graph, per_group_outer, per_group_sum,
 )
+
+
+def one_minus(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """1 - x into ``out`` (torch.rsub has no out= form)."""
+    return torch.ops.aten.rsub.Scalar_out(x, 1.0, out=out)
 
 
 def _lstm_forward(gi, h0, c0, w_hh_t, alpha, keep):
@@ -141,35 +146,44 @@ class _LeakyGRU(torch.autograd.Function):
     def backward(ctx, grad_hs):  # type: ignore[override]
         hs, gh_all, rz, n, w_hh_t, alpha = ctx.saved_tensors
         steps, hidden = n.shape[0], hs.shape[-1]
-        r, z = rz[..., :hidden], rz[..., hidden:]
-        # Step-independent factors: with G = dL/dh_t, the pre-activation gradients are G * k_[r, z, n]
-        # for the input projections and G * [k_r, k_z, k_n r] for the hidden projections.
-        step = alpha * (1.0 - z)
-        diff = n - hs[:-1]
-        k_n = activation_backward(step, n, "tanh")  # step (1 - n^2)
-        to_hidden_all = n.new_empty(n.shape[:-1] + (3, hidden))
-        activation_backward(k_n * gh_all[..., 2 * hidden:], r, "sigmoid", out=to_hidden_all[..., 0, :])  # k_r
-        activation_backward(diff * -alpha, z, "sigmoid", out=to_hidden_all[..., 1, :])  # k_z
-        torch.mul(k_n, r, out=to_hidden_all[..., 2, :])
-        to_hidden = to_hidden_all.unbind(0)  # [G, B, 3, H] per step
-        to_prev = (1.0 - step).unbind(0)
+        need, lengths = ctx.needs_input_grad, ctx.lengths
+        # With G = dL/dh_t, the pre-activation gradients of step t are G * k_[r, z, n] for the input
+        # projections and G * [k_r, k_z, k_n r] for the hidden projections. The factors are computed step by
+        # step on cache-sized [G, B, H] pieces: as whole-sequence passes they made the backward memory-bound
+        # at long sequences. What is summed over the steps afterwards (weight, bias and tau gradients) is
+        # kept whole, so the sums run as over whole-sequence tensors.
         g = grad_hs.clone(memory_format=torch.contiguous_format)  # becomes dL/dhs[t] in total
         dgh = empty_group_major(gh_all)
+        dn = empty_group_major(n) if need[0] else None  # G k_n: dL/d(gi_n)
+        alpha_terms = empty_group_major(n) if need[4] else None  # G (1 - z) (n - h_{t-1}): dL/dalpha's terms
+        factors = n.new_empty(n.shape[1:-1] + (3, hidden))  # one step's [k_r, k_z, k_n r], [G, B, 3, H]
+        k_r, k_z, k_nr = factors.unbind(-2)
+        one_minus_z, step, diff, k_n, scratch = (torch.empty_like(hs[0]) for _ in range(5))
+        minus_alpha = -alpha
         w_hh = w_hh_t.transpose(-1, -2)
         g_list, dgh_list = g.unbind(0), dgh.unbind(0)
         dgh_gates = dgh.unflatten(-1, (3, hidden)).unbind(0)
         for k in range(steps - 1, -1, -1):  # step t = k + 1
-            torch.mul(g_list[k + 1].unsqueeze(-2), to_hidden[k], out=dgh_gates[k])
-            g_list[k].addcmul_(g_list[k + 1], to_prev[k]).baddbmm_(dgh_list[k], w_hh)
-        need = ctx.needs_input_grad
-        dgi = None
-        if need[0]:
-            dgi = dgh.clone()
-            torch.mul(g[1:], k_n, out=dgi[..., 2 * hidden:])
-        lengths = ctx.lengths
+            r, z, n_k, g_t = rz[k][..., :hidden], rz[k][..., hidden:], n[k], g_list[k + 1]
+            torch.mul(alpha, one_minus(z, out=one_minus_z), out=step)  # alpha (1 - z)
+            torch.sub(n_k, hs[k], out=diff)
+            activation_backward(step, n_k, "tanh", out=k_n)  # step (1 - n^2)
+            activation_backward(torch.mul(k_n, gh_all[k][..., 2 * hidden:], out=scratch), r, "sigmoid", out=k_r)
+            activation_backward(torch.mul(diff, minus_alpha, out=scratch), z, "sigmoid", out=k_z)
+            torch.mul(k_n, r, out=k_nr)
+            torch.mul(g_t.unsqueeze(-2), factors, out=dgh_gates[k])
+            if dn is not None:
+                torch.mul(g_t, k_n, out=dn[k])
+            if alpha_terms is not None:
+                torch.mul(g_t, one_minus_z, out=alpha_terms[k]).mul_(diff)
+            g_list[k].addcmul_(g_t, one_minus(step, out=scratch)).baddbmm_(dgh_list[k], w_hh)
         grad_w = per_group_outer(hs[:-1], dgh, lengths) if need[2] else None
         grad_b = per_group_sum(dgh, lengths) if need[3] else None
-        grad_alpha = per_group_sum(g[1:] * (1.0 - z) * diff, lengths) if need[4] else None
+        grad_alpha = per_group_sum(alpha_terms, lengths) if need[4] else None
+        dgi = None
+        if need[0]:  # the r and z blocks of dgi are dgh's: dgh's buffer becomes dgi once the sums above have read it
+            dgi = dgh
+            dgi[..., 2 * hidden:].copy_(dn)
         return dgi, g[0], grad_w, grad_b, grad_alpha, None
 
 

@@ -86,8 +86,13 @@ class MultiHeadModel(nn.Module):
     ) -> Logits | tuple[Logits, torch.Tensor, State]:
         """Logits {N: [B, classes]} at the final step, or {N: [T, B, classes]} with `every_step`.
 
-        With `return_hidden`, returns (logits, hidden [T, B, H], final_state) for analyses.
+        With `return_hidden`, returns (logits, hidden [T, B, H], final_state) for analyses. Otherwise the
+        final-step logits of a built-in core read ``Core.last`` (the same numbers and gradients as
+        ``hidden[-1]``, without a backward through the whole trajectory's gradient).
         """
+        if not (every_step or return_hidden) and isinstance(self.core, Core):
+            last, final = self.core.last(x, state)  # no gradient of the whole trajectory
+            return self.readout(last, ns)
         hidden, final = self.core(x, state)
         logits = self.readout(hidden if every_step else hidden[-1], ns)
         return (logits, hidden, final) if return_hidden else logits

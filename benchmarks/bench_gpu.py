@@ -63,20 +63,22 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def interleaved(contenders: dict[str, Callable[[], None]], reps: int, rounds: int, device: torch.device
-                ) -> dict[str, list[float]]:
-    """ms per call of each contender, one list entry per round; the contenders alternate within a round."""
+def interleaved(contenders: dict[str, Callable[[], None]], reps: int, rounds: int, device: torch.device,
+                clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
+    """ms per call of each contender, one list entry per round; the contenders alternate within a round.
+    ``clock``: the wall clock, or e.g. ``time.process_time`` (CPU time: on one thread, what other jobs on a
+    shared machine do not change)."""
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for fn in contenders.values():  # warm-up: kernels, allocator, cuDNN plans
         fn()
     for _ in range(rounds):
         for name, fn in contenders.items():
             synchronize(device)
-            start = time.perf_counter()
+            start = clock()
             for _ in range(reps):
                 fn()
             synchronize(device)
-            times[name].append((time.perf_counter() - start) * 1e3 / reps)
+            times[name].append((clock() - start) * 1e3 / reps)
     return times
 
 

@@ -380,6 +380,36 @@ def test_multi_head_model(device):
         model.add_head(2)
 
 
+@pytest.mark.parametrize("kind,options", [("leaky", {}), ("leaky_mod", {}), ("gru", {}), ("lstm", {}),
+                                          ("gru", {"train_tau": False, "tau_init": 1.0}), ("mingru", {})])
+def test_last_step_readout_equals_the_trajectory_reference(kind, options, device):
+    """The model reads its last-step readouts through Core.last (no gradient of the whole trajectory): the
+    same logits, final state and gradients, to the last bit, as reading hidden[-1] of the trajectory."""
+    g = torch.Generator().manual_seed(5)
+    model = MultiHeadModel(make_core(kind, 1, 8, generator=g, **options).to(device), [2, 3, 4], generator=g)
+    x = torch.rand(9, 6, 1, generator=g).to(device)
+    state = model.core.initial_state(6, generator=g)
+
+    def grads(logits):
+        model.zero_grad(set_to_none=True)
+        sum((v * (k + 1)).sum() for k, v in enumerate(logits.values())).backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    fast = model(x, state=state)
+    reference = model(x, state=state, return_hidden=True)[0]  # the readout of the trajectory's hidden[-1]
+    for n in (2, 3, 4):
+        assert torch.equal(fast[n], reference[n])
+    fast_grads, reference_grads = grads(fast), grads(reference)
+    assert fast_grads.keys() == reference_grads.keys() and "heads.4.weight" in fast_grads
+    for name in fast_grads:
+        assert torch.equal(fast_grads[name], reference_grads[name]), name
+    last, final = model.core.last(x, state)
+    hidden, reference_final = model.core(x, state)
+    assert torch.equal(last, hidden[-1])
+    for a, b in zip(parts(final), parts(reference_final)):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("kind,options", [
     ("leaky", {}), ("leaky_mod", {"activation": "tanh", "tau_param": "softplus"}),
     ("leaky", {"self_connections": True, "h0": "zero", "tau_init": 2.5, "train_tau": False}),

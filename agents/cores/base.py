@@ -153,6 +153,15 @@ class Core(nn.Module):
         """Run over x [T, B, F]; returns hidden [T, B, H] and the final state."""
         return self._run(x, self._prepare(x, state))
 
+    def last(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Run over x [T, B, F]; returns the hidden state at the last step [B, H] and the final state.
+
+        Equal to ``forward``'s ``hidden[-1]`` and final state, gradients included, to the last bit; what a
+        readout of the last step (the trainer's, through ``MultiHeadModel``) calls: the backward then builds
+        no gradient of the whole trajectory [T, B, H] (zeros but at the last step) and its copies
+        (benchmarks/bench_step_bound.py times a training step both ways)."""
+        return run_side_by_side([self], [x], [self._prepare(x, state)], last_only=True)[0]
+
     def step(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """One time step on x [B, F]; returns h [B, H] and the new state."""
         self._check_input(x, 2)
