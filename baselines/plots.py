@@ -107,7 +107,7 @@ def progress_axis(lines: Sequence[dict]) -> tuple[str, str]:
     return ("timesteps", "timesteps (RL)") if lines and "timesteps" in lines[0] else ("step", "training step")
 
 
-PLOT_FIELDS = ("step", "timesteps", "ns", "accuracy")
+PLOT_FIELDS = ("step", "timesteps", "ns", "accuracy", "mean_return", "success_rate")
 """What the figures read of each metrics line (the rest is left out as the file is read)."""
 
 
