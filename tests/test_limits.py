@@ -153,3 +153,128 @@ def test_an_unreachable_ray_address_fails_fast_and_writes_nothing(tmp_path, caps
     with pytest.raises(ValueError, match="nothing accepts a connection"):
         run_benchmark(spec, out, backend=BackendConfig(backend="ray", address="127.0.0.1:1"))
     assert not out.exists()
+
+
+# ----- worker processes end with their parent ----------------------------------------------------------------
+def descendants(pid: int) -> set[int]:
+    """The processes below ``pid`` now (Linux: read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat[stat.rfind(")") + 2:].split()[1]), []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def kill_parent_and_wait(parent: subprocess.Popen, workers: set[int], seconds: float = 30.0) -> set[int]:
+    """SIGKILL ``parent`` alone and poll until ``workers`` are gone or ``seconds`` pass; returns those left alive
+    (then killed, with the parent's session, so the test leaves nothing behind)."""
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + seconds
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = {w for w in workers if alive(w)}
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    return left
+
+
+CHILD = """
+import os, sys, time
+from baselines.orphans import die_with_parent
+die_with_parent(int(sys.argv[1]))
+open(sys.argv[2], "w").write("ready")
+time.sleep(600)  # a worker busy with something that would never notice its parent is gone
+"""
+PARENT = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1], str(__import__("os").getpid()), sys.argv[2]])
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_ends_when_its_parent_is_killed(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ready = tmp_path / "ready"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, CHILD, str(ready)], stdout=subprocess.PIPE, text=True,
+                              env=env, start_new_session=True)
+    child = int(parent.stdout.readline())
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        assert alive(child) and time.monotonic() < deadline, "the child did not start"
+        time.sleep(0.1)
+    assert kill_parent_and_wait(parent, {child}) == set()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_rl_subproc_workers_end_when_the_run_is_killed(tmp_path):
+    pytest.importorskip("sb3_contrib")
+    run = tmp_path / "run"
+    argv = [sys.executable, "-m", "baselines.cli", "rl", "--vec-env", "subproc", "--n-envs", "2", "--hidden-size", "8",
+            "--n-steps", "16", "--batch-size", "32", "--eval-every", "32", "--eval-episodes", "2",
+            "--total-timesteps", "10000000", "--threads", "1", "--quiet", "--run-dir", str(run)]
+    parent = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while not ((run / "metrics.jsonl").is_file() and (run / "metrics.jsonl").read_text()):  # the workers step
+            assert parent.poll() is None and time.monotonic() < deadline, "the run did not get going"
+            time.sleep(0.2)
+        workers = descendants(parent.pid)
+        assert len(workers) >= 2
+        assert kill_parent_and_wait(parent, workers) == set()
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+            parent.wait()
+
+
+def sleep_in_worker(folder: str) -> None:
+    """A unit of work that never ends on its own (module-level: the spawned worker imports it)."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / "pid").write_text(str(os.getpid()))
+    time.sleep(600)
+
+
+DRIVER = """
+import sys
+from baselines.backends import BackendConfig, Unit, run_units
+from test_limits import sleep_in_worker
+run_units([Unit("sleep", (sys.argv[1],), sleep_in_worker, (sys.argv[1],))], BackendConfig(workers=1))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_local_backend_workers_end_when_the_driver_is_killed(tmp_path):
+    folder = tmp_path / "unit"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(folder)], env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (folder / "pid").is_file() or not (folder / "pid").read_text():
+            assert driver.poll() is None and time.monotonic() < deadline, "the unit did not start"
+            time.sleep(0.2)
+        worker = int((folder / "pid").read_text())
+        assert alive(worker) and kill_parent_and_wait(driver, descendants(driver.pid) | {worker}) == set()
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
