@@ -43,11 +43,15 @@ def pyplot():
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 110,
                 rect: tuple[float, float, float, float] | None = None) -> Path:
-    """Lay out (the axes within ``rect`` of the figure, if given), write and close a figure; returns its path."""
+    """Lay out (the axes within ``rect`` of the figure, if given), write and close a figure; returns its path. The
+    file is written beside it and renamed into place, so a process killed meanwhile leaves no torn figure."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
     fig.tight_layout(rect=rect)
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(partial, dpi=dpi, format=path.suffix.lstrip(".") or None)
     pyplot().close(fig)
-    return Path(path)
+    os.replace(partial, path)
+    return path
 
 
 def integer_ticks(axis) -> None:
@@ -213,10 +217,7 @@ def plot_length_generalization(results: Sequence[dict[str, Any]], path: str | os
     if title:
         fig.suptitle(title, fontsize=9)
     legend_inches = 0.1 + 0.2 * math.ceil(len(handles) / ncol)
-    fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path, dpi=120, rect=(0, legend_inches / fig.get_figheight(), 1, 1))
 
 
 def draw_panel(ax, panel: Panel) -> None:

@@ -278,3 +278,117 @@ def test_local_backend_workers_end_when_the_driver_is_killed(tmp_path):
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
             driver.wait()
+
+
+# ----- a stop request is honoured in every long phase ----------------------------------------------------------
+def without_time(lines: list[dict]) -> list[dict]:
+    return [{k: v for k, v in line.items() if k != "time"} for line in lines]
+
+
+def signal_in(phase: str, calls: int, monkeypatch) -> None:
+    """Send this process SIGTERM from inside ``phase`` (a function of ``baselines.interrupt``'s users, patched)
+    at its ``calls``-th call: a signal that arrives in the middle of that phase."""
+    import baselines.interrupt as interrupt
+
+    seen = []
+    check = interrupt.check
+
+    def check_and_signal() -> None:
+        if phase in [frame.function for frame in __import__("inspect").stack()[1:3]]:
+            seen.append(1)
+            if len(seen) == calls:
+                os.kill(os.getpid(), signal.SIGTERM)
+        check()
+
+    monkeypatch.setattr(interrupt, "check", check_and_signal)
+
+
+def test_sigterm_in_an_evaluation_stops_there_and_resume_evaluates_first(device, tmp_path, monkeypatch):
+    from baselines.interrupt import stop_on_signals
+    from baselines.run_folder import read_metrics
+    from baselines.trainer import train
+
+    config = TrainConfig(hidden_size=8, batch_size=16, eval_every=10, eval_batches=20, max_steps=30, device=str(device),
+                         max_seconds=None)
+    signal_in("evaluate", 20 + 5, monkeypatch)  # the 5th batch of the second evaluation (step 20)
+    with stop_on_signals() as stop:
+        summary = train(config, tmp_path / "run")
+    assert stop.name == "SIGTERM" and summary["stopped_because"] == "interrupted" and summary["steps"] == 20
+    assert [line["step"] for line in read_metrics(tmp_path / "run")] == [10]  # the abandoned one wrote nothing
+    assert json.loads((tmp_path / "run" / "last" / "trainer.json").read_text())["eval_pending"] is True
+    monkeypatch.undo()
+    resumed = train(config, tmp_path / "run", resume=True)
+    assert resumed["stopped_because"] == "max_steps" and resumed["steps"] == 30
+    train(config, tmp_path / "uninterrupted")
+    assert without_time(read_metrics(tmp_path / "run")) == without_time(read_metrics(tmp_path / "uninterrupted"))
+
+
+def test_sigterm_in_a_population_evaluation_stops_every_member(device, tmp_path, monkeypatch):
+    from baselines.interrupt import stop_on_signals
+    from baselines.population import train_population
+    from baselines.run_folder import read_metrics
+
+    configs = [TrainConfig(hidden_size=8, batch_size=16, eval_every=10, eval_batches=20, max_steps=20, seed=seed,
+                           device=str(device)) for seed in (0, 1)]
+    folders = [tmp_path / "a", tmp_path / "b"]
+    signal_in("evaluate", 3, monkeypatch)
+    with stop_on_signals():
+        summaries = train_population(configs, folders)
+    assert [s["stopped_because"] for s in summaries] == ["interrupted", "interrupted"]
+    assert all(not read_metrics(f) for f in folders)
+    monkeypatch.undo()
+    assert [s["stopped_because"] for s in train_population(configs, folders, resume=True)] == ["max_steps"] * 2
+    assert [[line["step"] for line in read_metrics(f)] for f in folders] == [[10, 20], [10, 20]]
+
+
+RUNNING_ARGV = ["train", "--task", "running_parity", "--hidden-size", "8", "--batch-size", "16", "--eval-every", "10",
+                "--eval-batches", "1", "--max-steps", "20", "--device", "cpu", "--threads", "1", "--quiet", "--no-plots",
+                "--test-lengths", "40", "--far-length", "0", "--test-sequences", "64000"]
+"""A running-parity run whose length test (4,000 batches of 40 steps) takes seconds after 20 training steps."""
+
+
+def test_sigterm_during_the_length_test_stops_cleanly_and_resume_tests(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "baselines.cli", *RUNNING_ARGV, "--run-dir", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 180
+        final = run / "checkpoints" / "final"
+        while not ((final / "model.json").is_file() and (final / "model.safetensors").is_file()):  # the test began
+            assert proc.poll() is None and time.monotonic() < deadline, f"the test never began: {proc.communicate()}"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143 and "stopped by SIGTERM" in out and "Traceback" not in err, (out, err)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stopped_because"] == "interrupted" and summary["length_test"] is None and summary["steps"] == 20
+    assert json.loads((run / "last" / "trainer.json").read_text())["step"] == 20
+    assert main([*RUNNING_ARGV, "--run-dir", str(run), "--resume"]) == 0
+    resumed = json.loads((run / "summary.json").read_text())
+    assert resumed["stopped_because"] == "max_steps" and resumed["length_test"]["sequences_per_length"] == 64000
+
+
+def test_sigterm_in_an_rl_evaluation_stops_there_and_resume_evaluates_first(device, tmp_path, monkeypatch):
+    pytest.importorskip("sb3_contrib")
+    from baselines.interrupt import stop_on_signals
+    from baselines.rl import RLConfig, train_rl
+    from baselines.run_folder import read_metrics
+
+    config = RLConfig(env_id="NDMS-v0", n=2, mode="every_step", p=0.5, length_range=(4, 8), hidden_size=8, n_envs=4,
+                      n_steps=32, batch_size=64, n_epochs=1, total_timesteps=256, eval_every=128, eval_episodes=4,
+                      seed=0, device=str(device))
+    signal_in("evaluate_policy", 2, monkeypatch)  # the second episode of the first evaluation
+    with stop_on_signals():
+        summary = train_rl(config, tmp_path / "run", threads=1)
+    assert summary["stopped_because"] == "interrupted" and summary["timesteps"] == 128
+    assert read_metrics(tmp_path / "run") == []
+    assert json.loads((tmp_path / "run" / "last" / "state.json").read_text())["eval_pending"] is True
+    monkeypatch.undo()
+    assert train_rl(config, tmp_path / "run", resume=True, threads=1)["stopped_because"] == "max_timesteps"
+    train_rl(config, tmp_path / "uninterrupted", threads=1)
+    assert without_time(read_metrics(tmp_path / "run")) == without_time(read_metrics(tmp_path / "uninterrupted"))

@@ -141,6 +141,8 @@ class RLRun:
         """Whether a run that ended with ``summary`` is finished under this config's budgets."""
         c = self.config
         try:
+            if summary["stopped_because"] == "interrupted":
+                return False  # a resume runs what the stop skipped: an abandoned or the final evaluation
             return (summary["stopped_because"] in ("target_reached", "non_finite")
                     or summary["timesteps"] >= c.total_timesteps
                     or (c.max_seconds is not None and summary["seconds"] >= c.max_seconds))
