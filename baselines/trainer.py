@@ -351,6 +351,8 @@ class Trainer:
             return "non_finite"
         if interrupt.requested():
             return "interrupted"
+        if self.eval_pending:  # the evaluation a stop abandoned comes first, whatever the budgets say
+            return None
         if self.curriculum.finished:
             return "target_reached"
         if self.step >= self.config.max_steps:

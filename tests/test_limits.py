@@ -308,17 +308,17 @@ def test_sigterm_in_an_evaluation_stops_there_and_resume_evaluates_first(device,
     from baselines.run_folder import read_metrics
     from baselines.trainer import train
 
-    config = TrainConfig(hidden_size=8, batch_size=16, eval_every=10, eval_batches=20, max_steps=30, device=str(device),
+    config = TrainConfig(hidden_size=8, batch_size=16, eval_every=10, eval_batches=20, max_steps=20, device=str(device),
                          max_seconds=None)
-    signal_in("evaluate", 20 + 5, monkeypatch)  # the 5th batch of the second evaluation (step 20)
+    signal_in("evaluate", 20 + 5, monkeypatch)  # the 5th batch of the second, last evaluation (step 20)
     with stop_on_signals() as stop:
         summary = train(config, tmp_path / "run")
     assert stop.name == "SIGTERM" and summary["stopped_because"] == "interrupted" and summary["steps"] == 20
     assert [line["step"] for line in read_metrics(tmp_path / "run")] == [10]  # the abandoned one wrote nothing
     assert json.loads((tmp_path / "run" / "last" / "trainer.json").read_text())["eval_pending"] is True
     monkeypatch.undo()
-    resumed = train(config, tmp_path / "run", resume=True)
-    assert resumed["stopped_because"] == "max_steps" and resumed["steps"] == 30
+    resumed = train(config, tmp_path / "run", resume=True)  # at its step budget, it still evaluates first
+    assert resumed["stopped_because"] == "max_steps" and resumed["steps"] == 20
     train(config, tmp_path / "uninterrupted")
     assert without_time(read_metrics(tmp_path / "run")) == without_time(read_metrics(tmp_path / "uninterrupted"))
 
