@@ -109,10 +109,10 @@ def test_rl_subproc_workers_are_limited_per_core_unless_allowed(two_cores, tmp_p
     refused(capsys, ["rl", "--vec-env", "subproc", "--n-envs", "100", "--threads", "1", "--quiet", "--run-dir",
                      str(run)], run, "--n-envs=100", "starts 100 processes but this machine allows 8 (4 per CPU core, "
                                      "2 cores)", "--allow-oversubscribe")
-    RLConfig(vec_env="subproc", n_envs=100, allow_oversubscribe=True).validate()  # 100 x 110 MiB fit in 16 GiB
-    with pytest.raises(ValueError, match=r"n_envs=200 with vec_env='subproc' \(200 worker processes of 110.0 MiB.*\) "
-                                         r"needs 21.5 GiB .* but 16.0 GiB are available"):
-        RLConfig(vec_env="subproc", n_envs=200, allow_oversubscribe=True).validate()
+    RLConfig(vec_env="subproc", n_envs=50, allow_oversubscribe=True).validate()  # 50 x 180 MiB fit in 16 GiB
+    with pytest.raises(ValueError, match=r"n_envs=100 with vec_env='subproc' \(100 worker processes of 180.0 MiB.*\) "
+                                         r"needs 17.6 GiB .* but 16.0 GiB are available"):
+        RLConfig(vec_env="subproc", n_envs=100, allow_oversubscribe=True).validate()
     with pytest.raises(ValueError, match="allow_oversubscribe must be True or False"):
         RLConfig(allow_oversubscribe="yes").validate()
 

@@ -40,17 +40,18 @@ native vector env as an SB3 VecEnv (:func:`memory_envs.make_sb3_vec_env`: all en
 process; no curriculum yet, its driver needs single envs)."""
 RESUME_MAY_CHANGE = ("total_timesteps", "max_seconds", "device", "vec_env", "allow_oversubscribe")
 """The config fields a resumed run may change; every other field must equal the folder's config.json."""
-SUBPROC_WORKER_BYTES = 110 * 2**20
-"""The memory one SubprocVecEnv worker takes (measured: 110 MB proportional set size, 104 MB of it private, for a
-spawned worker running one NDMS-v0 env; python3.11, torch 2.13, SB3 2.9)."""
+SUBPROC_WORKER_BYTES = 180 * 2**20
+"""The memory one SubprocVecEnv worker takes (measured by benchmarks/bench_limits.py: 173 MiB proportional set size
+for a spawned worker of a running ``memory-envs rl --vec-env subproc``, one NDMS-v0 env; python 3.11, torch 2.13,
+SB3 2.9)."""
 ENV_OBJECT_BYTES = 9 * 1024
 """The memory one single env takes in the run's process with ``vec_env="dummy"``, beyond its arrays (measured:
-8.8 KB per env for 4,000 NDMS-v0 envs with Monitor, after reset)."""
+6.2-8.8 KB per env for 1,000-4,000 NDMS-v0 envs with Monitor, after reset)."""
 ROLLOUT_BYTES_PER_STEP = 1024
 ROLLOUT_BYTES_PER_UNIT = 24
 """The memory one timestep of a rollout takes during PPO's update: ``ROLLOUT_BYTES_PER_STEP`` plus
-``ROLLOUT_BYTES_PER_UNIT`` per hidden unit (measured: 1,144 bytes at 8 units, 2,493 at 64, with 2,000 envs x 64
-steps; the buffer, its flattened copies and SB3's tensors of it)."""
+``ROLLOUT_BYTES_PER_UNIT`` per hidden unit (measured: at most 1,144 bytes at 8 units and 2,493 at 64, with 1,000
+to 2,000 envs x 64 steps; the buffer, its flattened copies and SB3's tensors of it)."""
 
 
 @dataclass
