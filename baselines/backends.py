@@ -24,12 +24,13 @@ import contextlib
 import math
 import multiprocessing
 import os
-import threading
-import time
+import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
+
+from baselines.orphans import die_with_parent
 
 BACKENDS = ("local", "ray")
 
@@ -103,7 +104,28 @@ class BackendConfig:
             raise ValueError("address is for the ray backend; the local backend runs on this machine")
         if self.backend == "ray":
             require_ray()
+            check_address(self.address)
         return self
+
+
+ADDRESS_TIMEOUT_SECONDS = 5.0
+"""How long :func:`check_address` waits for a Ray head node to accept a connection."""
+
+
+def check_address(address: str | None) -> None:
+    """Refuse a Ray ``address`` (``host:port`` or ``ray://host:port``) where nothing accepts a connection within
+    :data:`ADDRESS_TIMEOUT_SECONDS`, in one ValueError, before any work starts (``ray.init`` would retry for a
+    minute). None, ``auto`` and ``local`` (Ray finds or starts the cluster itself) are left to Ray."""
+    if address is None or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"address must be host:port, ray://host:port, auto or local, got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=ADDRESS_TIMEOUT_SECONDS).close()
+    except OSError as error:
+        raise ValueError(f"address must be that of a running Ray head node: nothing accepts a connection at "
+                         f"{address!r} ({error.strerror or error})") from None
 
 
 def require_ray() -> Any:
@@ -177,25 +199,6 @@ def _run_local(units: list[Unit], config: BackendConfig, on_done, on_failure) ->
                 failures.append(_failure(unit, error))
                 on_failure(failures[-1])
     return results, failures
-
-
-PARENT_POLL_SECONDS = 0.5
-
-
-def die_with_parent(parent: int) -> None:
-    """Local worker initializer: a daemon thread ends this process once ``parent`` (the driver) is gone,
-    so a killed driver leaves no orphan training next to its rerun.
-
-    A worker whose parent died is re-parented, so ``os.getppid()`` changes; the thread checks it every
-    ``PARENT_POLL_SECONDS`` and exits at once (the OS then releases the worker's run-folder locks).
-    """
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_POLL_SECONDS)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 def _run_ray(units: list[Unit], config: BackendConfig, on_done, on_failure) -> tuple[list[Any], list[UnitFailure]]:

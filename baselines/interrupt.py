@@ -2,7 +2,10 @@
 
 Inside :func:`stop_on_signals` the first such signal only asks the run to stop: every run checks
 :func:`requested` at each step boundary, stops there with ``stopped_because: "interrupted"``, saves its
-resume state and summary and releases its folder's lock, so ``--resume`` continues it. A second signal
+resume state and summary and releases its folder's lock, so ``--resume`` continues it. A phase that can take
+longer than a second between two steps (an evaluation, running parity's length test, the analyses and figures
+at the end of a run, a score card's tests and timescale drives) calls :func:`check` in its loops, which raises
+:class:`Interrupted`: the phase is abandoned (nothing of it written) and the run stops as at a step. A second signal
 ends the process at once, by the signal's default action (the state on disk is complete at every moment:
 ``last/`` is replaced in one rename). Outside the context nothing changes: a library caller's own
 handlers, or Python's KeyboardInterrupt, apply.
@@ -39,9 +42,23 @@ class StopRequest:
 _current: StopRequest | None = None
 
 
+class Interrupted(Exception):
+    """Raised by :func:`check` when a signal asked the running command to stop in the middle of a phase."""
+
+    def __init__(self) -> None:
+        super().__init__(f"stopped by {_current.name if _current is not None else 'a signal'}")
+
+
 def requested() -> bool:
     """Whether a signal asked the running command to stop (always False outside :func:`stop_on_signals`)."""
     return _current is not None and _current.signum is not None
+
+
+def check() -> None:
+    """Raise :class:`Interrupted` if a signal asked the running command to stop (see the module doc); call it in
+    every loop of a phase that can take more than a second."""
+    if requested():
+        raise Interrupted()
 
 
 @contextlib.contextmanager
@@ -68,4 +85,4 @@ def stop_on_signals() -> Iterator[StopRequest]:
             signal.signal(s, handler)
 
 
-__all__ = ["SIGNALS", "StopRequest", "requested", "stop_on_signals"]
+__all__ = ["SIGNALS", "Interrupted", "StopRequest", "check", "requested", "stop_on_signals"]

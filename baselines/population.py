@@ -30,11 +30,12 @@ from typing import Any, Callable
 import torch
 
 from agents.cores import run_side_by_side
+from baselines import interrupt
 from baselines.backends import Unit
 from baselines.population_memory import check_memory, peak_memory
 from baselines.run_folder import check_new, check_resume_config
 from baselines.threads import torch_threads
-from baselines.trainer import RESUME_MAY_CHANGE, Trainer, TrainConfig
+from baselines.trainer import RESUME_MAY_CHANGE, Trainer, TrainConfig, stoppable_evaluation
 from memory_envs.tasks import check_positive_int
 
 SHARED = ("core", "hidden_size", "batch_size", "device")
@@ -133,6 +134,7 @@ class Population:
         """Each member's accuracy per active N over its own ``eval_batches`` batches (its eval stream)."""
         correct = [torch.zeros(len(m.curriculum.ns), dtype=torch.long, device=m.device) for m in members]
         for i in range(max(m.config.eval_batches for m in members)):
+            interrupt.check()
             part = [k for k, m in enumerate(members) if i < m.config.eval_batches]
             outputs = self._logits([members[k] for k in part], True)
             for k, (logits, labels) in zip(part, outputs):
@@ -180,11 +182,15 @@ class Population:
             member.start_clock()
         running = going_on(range(len(self.members)))
         while running:
-            members = [self.members[k] for k in running]
-            stepped = [member.record_loss(loss) for member, loss in zip(members, self.train_step(members))]
-            due = [k for k, counts in zip(running, stepped) if counts and self.members[k].eval_due()]
+            due = [k for k in running if self.members[k].eval_pending]  # abandoned by a stop: evaluate first
+            if not due:
+                members = [self.members[k] for k in running]
+                stepped = [member.record_loss(loss) for member, loss in zip(members, self.train_step(members))]
+                due = [k for k, counts in zip(running, stepped) if counts and self.members[k].eval_due()]
             if due:
-                for k, accuracy in zip(due, self.evaluate([self.members[k] for k in due])):
+                evaluated = [self.members[k] for k in due]
+                accuracies = stoppable_evaluation(evaluated, lambda: self.evaluate(evaluated))
+                for k, accuracy in zip(due, accuracies or []):
                     self.members[k].finish_eval(accuracy, None if on_eval is None else functools.partial(on_eval, k))
             still = going_on(running)
             if on_progress is not None and (due or len(still) < len(running)):

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import agents
+from baselines import interrupt
 from baselines.train_config import SIGNED, TrainConfig
 from memory_envs import make_batch, tasks
 
@@ -34,7 +35,7 @@ def length_test(model: agents.MultiHeadModel, config: TrainConfig, device: torch
     """The accuracy at the last step, per length of ``config.test_lengths`` and ``config.far_length``, over
     ``config.test_sequences`` fresh sequences each (in batches of at most ``batch_size``), plus the scaled
     accuracies and their mean over ``test_lengths``. Data and initial states are drawn on the CPU from ``seed``,
-    then moved to ``device``."""
+    then moved to ``device``. A stop request (:func:`baselines.interrupt.check`) abandons it between two batches."""
     tasks.check_seed(seed)
     rng = np.random.default_rng([seed, 3])
     generator = torch.Generator().manual_seed(seed)
@@ -43,6 +44,7 @@ def length_test(model: agents.MultiHeadModel, config: TrainConfig, device: torch
     for length in lengths:
         correct = 0
         for start in range(0, config.test_sequences, config.batch_size):
+            interrupt.check()
             size = min(config.batch_size, config.test_sequences - start)
             batch = make_batch(tasks.RUNNING_PARITY, None, size, rng=rng, p=config.p, length=length,
                                modulus=config.modulus)

@@ -166,6 +166,7 @@ class TrainConfig:
         if not isinstance(self.core_options, dict):
             raise ValueError(f"core_options must be a dict, got {type(self.core_options).__name__}")
         self.check_memory()
+        self.check_duration()
         try:  # every core option and the tau settings (a throwaway generator: no global RNG is drawn from)
             build_model(self, [tasks.RUNNING_N] if self.running else [self.start_n], generator=torch.Generator())
         except (TypeError, ValueError) as error:
@@ -214,6 +215,29 @@ class TrainConfig:
         activations = ACTIVATION_COPIES * 4 * length * self.batch_size * self.hidden_size
         total = activations + tasks.batch_bytes(self.batch_size, length, heads) + 4 * self.hidden_size ** 2 * 3
         sizes.check_fits(total, f"batch_size={self.batch_size} x hidden_size={self.hidden_size} at {where}")
+
+    def check_duration(self) -> None:
+        """Refuse an evaluation, or running parity's length test, that would take longer than a phase may
+        (:func:`memory_envs.sizes.check_duration`; estimated at the shortest sequences of the first evaluation)."""
+        device = resolve_device(self.device).type
+        flops_per_step = 2 * self.hidden_size ** 2
+        if self.running:
+            length = tasks.check_running_lengths(self.length_range)[0]
+        else:
+            length = tasks.default_length_range(self.start_n)[0]
+        steps = self.eval_batches * length
+        sizes.check_duration(sizes.phase_seconds(self.eval_batches, steps, steps * self.batch_size * flops_per_step,
+                                                 device),
+                             f"eval_batches={self.eval_batches} (one evaluation of {self.eval_batches} batches of "
+                             f"{self.batch_size} sequences)")
+        if not self.running:
+            return
+        lengths = (*self.test_lengths, *(() if self.far_length is None else (self.far_length,)))
+        batches = -(-self.test_sequences // self.batch_size)
+        seconds = sizes.phase_seconds(batches * len(lengths), batches * sum(lengths),
+                                      self.test_sequences * sum(lengths) * flops_per_step, device)
+        sizes.check_duration(seconds, f"test_sequences={self.test_sequences} at {len(lengths)} test lengths up to "
+                                      f"{max(lengths)} steps (the length test)")
 
     def to_json(self) -> dict[str, Any]:
         """The fields as JSON values; :data:`RUNNING_FIELDS` for running parity only."""

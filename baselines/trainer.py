@@ -33,7 +33,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -109,6 +109,9 @@ class Trainer:
         self.metrics_lines = 0
         self._losses: list[float] = []
         """The losses of the steps since the last evaluation: its metrics line reports their mean."""
+        self.eval_pending = False
+        """A stop request abandoned the evaluation due at this step: the run evaluates before its next step
+        (:func:`stoppable_evaluation`)."""
         self.resumed_from: Path | None = None
         """The saved state this run continues (``last/`` or, if that was damaged, ``last.old/``)."""
         self.resume_note: str | None = None
@@ -178,6 +181,7 @@ class Trainer:
             "tau_at_n": self.tau_at_n,
             "metrics_lines": self.metrics_lines,
             "losses": self._losses,
+            "eval_pending": self.eval_pending,
         }
 
     def _save_last(self) -> None:
@@ -214,6 +218,9 @@ class Trainer:
             steps_to_n = {int(k): int(v) for k, v in state["steps_to_n"].items()}
             tau_at_n = {int(k): v for k, v in state["tau_at_n"].items()}
             losses = [float(v) for v in state.get("losses", [])]  # states saved before interrupts had none
+            eval_pending = state.get("eval_pending", False)  # nor those saved before stoppable evaluations
+            if not isinstance(eval_pending, bool):
+                raise ValueError(f"eval_pending must be true or false, got {eval_pending!r}")
             if not (isinstance(step, int) and isinstance(lines, int) and step >= 0 and lines >= 0
                     and isinstance(seconds, (int, float))):
                 raise ValueError(f"step {step!r}, metrics_lines {lines!r} and seconds {seconds!r} must be counts")
@@ -229,6 +236,7 @@ class Trainer:
             torch.set_rng_state(torch_rng)
             self.step, self.seconds, self.metrics_lines = step, float(seconds), lines
             self.steps_to_n, self.tau_at_n, self._losses = steps_to_n, tau_at_n, losses
+            self.eval_pending = eval_pending
 
         return {"metrics_lines": lines, "apply": apply}
 
@@ -286,9 +294,11 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[int, float]:
-        """Accuracy per active N over ``eval_batches`` fresh batches."""
+        """Accuracy per active N over ``eval_batches`` fresh batches (a stop request abandons it between two
+        batches: :func:`baselines.interrupt.check`)."""
         correct = torch.zeros(len(self.curriculum.ns), dtype=torch.long, device=self.device)
         for _ in range(self.config.eval_batches):
+            interrupt.check()
             inputs, labels = self.batch(self.eval_rng)
             correct += self.correct(self._logits(inputs), labels)
         return self.accuracy(correct)
@@ -349,6 +359,8 @@ class Trainer:
             return "non_finite"
         if interrupt.requested():
             return "interrupted"
+        if self.eval_pending:  # the evaluation a stop abandoned comes first, whatever the budgets say
+            return None
         if self.curriculum.finished:
             return "target_reached"
         if self.step >= self.config.max_steps:
@@ -399,16 +411,23 @@ class Trainer:
     def _run(self, on_eval: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
         self.start_clock()
         while (reason := self.stop_reason()) is None:
-            if self.record_loss(self.train_step()) and self.eval_due():
-                self.finish_eval(self.evaluate(), on_eval)
+            if self.eval_pending or (self.record_loss(self.train_step()) and self.eval_due()):
+                accuracy = stoppable_evaluation([self], lambda: [self.evaluate()])
+                if accuracy is not None:
+                    self.finish_eval(accuracy[0], on_eval)
         return self.write_summary(reason)
 
     def write_summary(self, stopped_because: str) -> dict[str, Any]:
         """Write (and return) summary.json: the folder is final. An interrupted run first saves its state at
-        this step, so a resume loses no step. A finished run that a resume left as it is returns its summary
-        unchanged."""
+        this step, so a resume loses no step; so does a run whose closing phase (running parity's length test) a
+        stop request abandons, which then says ``"interrupted"``. A finished run that a resume left as it is
+        returns its summary unchanged."""
         if self.finished is not None:
             return self.finished
+        try:
+            fields = self.summary_fields(stopped_because)
+        except interrupt.Interrupted:
+            stopped_because, fields = "interrupted", self.summary_fields("interrupted")
         if stopped_because == "interrupted":
             self._save_last()
         message = self._non_finite if stopped_because == "non_finite" else None
@@ -427,7 +446,7 @@ class Trainer:
         }
         if message is not None:
             summary["message"] = message
-        summary.update(self.summary_fields(stopped_because))
+        summary.update(fields)
         write_json(self.run_dir / "summary.json", summary)
         return summary
 
@@ -494,6 +513,25 @@ class RunningParityTrainer(Trainer):
         return fields
 
 
+def stoppable_evaluation(members: Sequence[Trainer], evaluate: Callable[[], list[dict[int, float]]]
+                         ) -> list[dict[int, float]] | None:
+    """``evaluate()`` (the members' accuracies), or None if a stop request abandoned it: then each member's eval
+    stream and generator are put back as they were before it and its evaluation is marked pending, so the state
+    saved at the stop makes a resume evaluate first, as if the run had not stopped."""
+    before = [(m.eval_rng.bit_generator.state, m.generator.get_state()) for m in members]
+    try:
+        accuracies = evaluate()
+    except interrupt.Interrupted:
+        for member, (eval_rng, generator) in zip(members, before):
+            member.eval_rng.bit_generator.state = eval_rng
+            member.generator.set_state(generator)
+            member.eval_pending = True
+        return None
+    for member in members:
+        member.eval_pending = False
+    return accuracies
+
+
 def make_trainer(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False
                  ) -> Trainer:
     """The trainer of ``config``'s task: :class:`Trainer`, or for running parity :class:`RunningParityTrainer`."""
@@ -540,5 +578,5 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
 
 
 __all__ = ["CORES", "OPTIMIZERS", "RESUME_MAY_CHANGE", "STOP_REASONS", "TrainConfig", "Trainer", "RunFolderError",
-           "RunningParityTrainer", "make_trainer", "train",
+           "RunningParityTrainer", "make_trainer", "stoppable_evaluation", "train",
            "resolve_device", "atomic_write_text", "check_seed"]

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 import agents
+from baselines import interrupt
 from baselines.analysis.fits import check_rule, default_max_lag, fit_timescales
 from baselines.analysis.runs import AnalysisError
 from memory_envs.tasks import check_seed
@@ -28,7 +29,8 @@ def drive(core: agents.Core, consume: Callable[[torch.Tensor, torch.Tensor, Any]
 
     After ``burn_in`` discarded steps, ``consume(hidden [C, B, H], inputs [C, B, 1], state_before)`` is
     called for consecutive chunks of at most ``chunk`` steps (``steps`` in all); only one chunk is
-    held in memory at a time. ``progress(c)``, if given, after each chunk of c steps (e.g. a bar's update).
+    held in memory at a time. ``progress(c)``, if given, after each chunk of c steps (e.g. a bar's update). A stop
+    request (:func:`baselines.interrupt.check`) abandons the drive between two chunks.
     """
     check_seed(seed)
     for name, value in (("trials", trials), ("steps", steps), ("chunk", chunk)):
@@ -72,6 +74,7 @@ def _drive(core, consume, trials, steps, burn_in, chunk, seed, p, progress) -> N
         done += length
     done = 0
     while done < steps:
+        interrupt.check()  # a stop request abandons the drive between two chunks
         length = min(chunk, steps - done)
         x = bits(length)
         hidden, new_state = core(x, state)

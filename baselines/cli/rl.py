@@ -63,6 +63,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
                    help="dummy (SB3's DummyVecEnv, one process) or subproc (SubprocVecEnv, one process per env; "
                         "the curriculum is still driven from the main process), or native (the native vector env, "
                         "memory_envs.make_sb3_vec_env; no curriculum) (default: dummy)")
+    g.add_argument("--allow-oversubscribe", action="store_true",
+                   help="with --vec-env subproc: start more worker processes than 4 per CPU core (refused by default; "
+                        "their memory is still checked)")
     g.add_argument("--n-steps", type=int, default=d.n_steps, help=f"rollout steps per env (default: {d.n_steps})")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default: {d.batch_size}")
     g.add_argument("--n-epochs", type=int, default=d.n_epochs, help=f"default: {d.n_epochs}")
@@ -100,7 +103,7 @@ def rl_config_from_args(args: argparse.Namespace) -> RLConfig:
         length_range=None if args.length_range is None else tuple(args.length_range),
         curriculum=args.curriculum, n_max=args.n_max, threshold=args.threshold, window=args.window,
         core=args.core, hidden_size=args.hidden_size, tau_init=tuple(args.tau_init), train_tau=not args.fixed_tau,
-        n_envs=args.n_envs, vec_env=args.vec_env, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
+        n_envs=args.n_envs, vec_env=args.vec_env, allow_oversubscribe=args.allow_oversubscribe, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
         lr=args.lr, gamma=args.gamma, ent_coef=args.ent_coef, total_timesteps=args.total_timesteps,
         max_seconds=args.max_seconds, eval_every=args.eval_every, eval_episodes=args.eval_episodes,
         seed=args.seed, device=args.device,

@@ -25,13 +25,15 @@ if TYPE_CHECKING:
 
 
 def evaluate_policy(model: Any, env: gym.Env, episodes: int, seed: int, ns: Sequence[int]) -> dict[str, Any]:
-    """Run ``episodes`` episodes of ``env`` scoring ``ns`` with deterministic actions.
+    """Run ``episodes`` episodes of ``env`` scoring ``ns`` with deterministic actions (a stop request abandons
+    it between two episodes: :func:`baselines.interrupt.check`).
 
     Returns mean_return, success_rate and accuracy (mean head_accuracy per N, keys are str(N)).
     """
     env.unwrapped.set_ns(ns)
     returns, successes, accuracies = [], [], []
     for episode in range(episodes):
+        interrupt.check()
         obs, _ = env.reset(seed=seed if episode == 0 else None)
         state, start, done, total = None, np.ones(1, dtype=bool), False, 0.0
         while not done:
@@ -112,12 +114,16 @@ class _RunCallbackMixin:
         """Why the run stopped early, when that needs saying (a non-finite policy)."""
         self.state_due = False
         """An evaluation ran since the last saved state: save one at the next rollout boundary."""
+        self.eval_pending: bool = state.get("eval_pending", False)
+        """A stop request abandoned the evaluation due at this timestep: a resume runs it first."""
 
     def _on_training_start(self) -> None:
         self.started = time.perf_counter() - self.seconds
         self.eval_env = self.run._make_env()
         if self.run.last is None:  # a saved state before the first metrics line: a resume always has one
             self._save_state()
+        if self.eval_pending:
+            self._stoppable_evaluate()
 
     def _target_reached(self) -> bool:
         cur = self.run.curriculum
@@ -153,6 +159,17 @@ class _RunCallbackMixin:
         self.stopped_because = "non_finite"
         self.message = (f"{what} became non-finite by timestep {self.num_timesteps}; the run stopped (last/ keeps the "
                         "last finite state). Lower lr.")
+
+    def _stoppable_evaluate(self) -> bool:
+        """:meth:`_evaluate`; False if a stop request abandoned it (nothing written; the run stops as
+        ``"interrupted"`` and its saved state makes a resume evaluate first)."""
+        try:
+            self._evaluate()
+        except interrupt.Interrupted:
+            self.eval_pending, self.stopped_because = True, "interrupted"
+            return False
+        self.eval_pending = False
+        return True
 
     def _evaluate(self) -> dict[str, Any]:
         c = self.run.config
@@ -193,6 +210,7 @@ class _RunCallbackMixin:
             "timesteps_to_n": {str(n): t for n, t in self.timesteps_to_n.items()},
             "curriculum": None if run.curriculum is None else run.curriculum.state_dict(),
             "episode_accuracy": None if run.shared is None else run.shared.state_dict(),
+            "eval_pending": self.eval_pending,
         }
 
         def write(folder: Path) -> None:
@@ -222,7 +240,8 @@ class _RunCallbackMixin:
             if bad is not None:
                 self.stop_non_finite(f"policy parameter {bad}")
                 return False
-            self._evaluate()
+            if not self._stoppable_evaluate():
+                return False
         self.seconds = time.perf_counter() - self.started
         reason = self.stop_reason()
         if reason is not None:
@@ -237,8 +256,8 @@ class _RunCallbackMixin:
         if self.message is not None:  # non-finite: no evaluation, and last/ keeps the last finite state
             self.eval_env.close()
             return
-        if self.last_eval_timesteps != self.num_timesteps and self.stopped_because != "interrupted":
-            self._evaluate()
+        if (self.last_eval_timesteps != self.num_timesteps and self.stopped_because != "interrupted"
+                and self._stoppable_evaluate()):
             if self._target_reached() and self.stopped_because != "max_seconds":
                 self.stopped_because = "target_reached"
         self._save_state()

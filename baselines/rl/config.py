@@ -39,8 +39,20 @@ VEC_ENVS = ("dummy", "subproc", "native")
 """How the training envs run: SB3's DummyVecEnv (one process), SubprocVecEnv (one process per env), or the
 native vector env as an SB3 VecEnv (:func:`memory_envs.make_sb3_vec_env`: all envs as numpy arrays in one
 process; no curriculum yet, its driver needs single envs)."""
-RESUME_MAY_CHANGE = ("total_timesteps", "max_seconds", "device", "vec_env")
+RESUME_MAY_CHANGE = ("total_timesteps", "max_seconds", "device", "vec_env", "allow_oversubscribe")
 """The config fields a resumed run may change; every other field must equal the folder's config.json."""
+SUBPROC_WORKER_BYTES = 180 * 2**20
+"""The memory one SubprocVecEnv worker takes (measured by benchmarks/bench_limits.py: 173 MiB proportional set size
+for a spawned worker of a running ``memory-envs rl --vec-env subproc``, one NDMS-v0 env; python 3.11, torch 2.13,
+SB3 2.9)."""
+ENV_OBJECT_BYTES = 9 * 1024
+"""The memory one single env takes in the run's process with ``vec_env="dummy"``, beyond its arrays (measured:
+6.2-8.8 KB per env for 1,000-4,000 NDMS-v0 envs with Monitor, after reset)."""
+ROLLOUT_BYTES_PER_STEP = 1024
+ROLLOUT_BYTES_PER_UNIT = 24
+"""The memory one timestep of a rollout takes during PPO's update: ``ROLLOUT_BYTES_PER_STEP`` plus
+``ROLLOUT_BYTES_PER_UNIT`` per hidden unit (measured: at most 1,144 bytes at 8 units and 2,493 at 64, with 1,000
+to 2,000 envs x 64 steps; the buffer, its flattened copies and SB3's tensors of it)."""
 
 
 @dataclass
@@ -76,6 +88,9 @@ class RLConfig:
     eval_episodes: int = 50
     seed: int = 0
     device: str = "cpu"
+    allow_oversubscribe: bool = False
+    """Run ``vec_env="subproc"`` with more worker processes than :data:`memory_envs.sizes.PROCESSES_PER_CORE` per
+    CPU core (their memory is still checked)."""
 
     def __post_init__(self) -> None:
         if self.n is None:
@@ -155,7 +170,10 @@ class RLConfig:
         check_seed(self.seed)
         resolve_device(self.device)
         refuse_tau_options(self, ("tau_init", "train_tau"))
+        if not isinstance(self.allow_oversubscribe, bool):
+            raise ValueError(f"allow_oversubscribe must be True or False, got {self.allow_oversubscribe!r}")
         self.check_memory()
+        self.check_duration()
         if self.core == STOCK_LSTM:
             if self.core_options:
                 raise ValueError(f"core_options apply to our cores; core {STOCK_LSTM!r} (sb3-contrib's MlpLstmPolicy) "
@@ -200,13 +218,29 @@ class RLConfig:
             raise ValueError(f"{argument}: at its largest N, {error}") from None
         length = at_largest.lengths[1] - 1
         envs = at_largest.memory_bytes(self.n_envs + 1)  # the training envs and the evaluation env
+        if self.vec_env == "subproc":
+            sizes.check_processes(self.n_envs, f"n_envs={self.n_envs} with vec_env='subproc' (one worker process "
+                                               "per env)", self.allow_oversubscribe)
+            sizes.check_fits(self.n_envs * SUBPROC_WORKER_BYTES,
+                             f"n_envs={self.n_envs} with vec_env='subproc' ({self.n_envs} worker processes of "
+                             f"{sizes.format_bytes(SUBPROC_WORKER_BYTES)}; vec_env='dummy' or 'native' needs none)")
+        elif self.vec_env == "dummy":
+            envs += self.n_envs * ENV_OBJECT_BYTES
         steps = self.n_steps * self.n_envs
-        rollout = steps * (4 * config.max_heads + 4 * 4 * self.hidden_size + 64)  # actions, LSTM-style states
+        rollout = steps * (4 * config.max_heads + ROLLOUT_BYTES_PER_STEP + ROLLOUT_BYTES_PER_UNIT * self.hidden_size)
         logits = 4 * 4 * self.batch_size * 2 * config.max_heads  # forward, softmax, gradients
         weights = 4 * 4 * (self.hidden_size * 2 * config.max_heads + 4 * self.hidden_size ** 2)
         sizes.check_fits(envs + rollout + logits + weights,
                          f"{argument} with n_envs={self.n_envs}, n_steps={self.n_steps}, batch_size={self.batch_size} "
                          f"and episodes of up to {length} steps")
+
+    def check_duration(self) -> None:
+        """Refuse an evaluation that would take longer than a phase may (:func:`memory_envs.sizes.check_duration`;
+        estimated at the shortest episodes: one policy call per step)."""
+        steps = self.eval_episodes * EnvConfig.build(self.task, **self.env_kwargs()).lengths[0]
+        flops = steps * 2 * 4 * self.hidden_size ** 2  # one step of an LSTM-sized core
+        sizes.check_duration(sizes.phase_seconds(steps, steps, flops, resolve_device(self.device).type),
+                             f"eval_episodes={self.eval_episodes} (one evaluation)")
 
     def make_curriculum(self) -> Curriculum | None:
         if self.curriculum is None:

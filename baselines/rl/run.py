@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from agents.checkpoint import FORMAT_VERSION, older_version
+from baselines.orphans import die_with_parent
 from baselines.resume_state import read_state
 from baselines.rl.callback import check_rng_state, make_callback, save_model, set_rng_state
 from baselines.rl.config import RESUME_MAY_CHANGE, RLConfig
@@ -143,6 +144,8 @@ class RLRun:
         """Whether a run that ended with ``summary`` is finished under this config's budgets."""
         c = self.config
         try:
+            if summary["stopped_because"] == "interrupted":
+                return False  # a resume runs what the stop skipped: an abandoned or the final evaluation
             return (summary["stopped_because"] in ("target_reached", "non_finite")
                     or summary["timesteps"] >= c.total_timesteps
                     or (c.max_seconds is not None and summary["seconds"] >= c.max_seconds))
@@ -161,8 +164,12 @@ class RLRun:
         if c.vec_env == "native":  # all envs in one numpy env, Monitor's statistics built in; no curriculum
             venv = make_sb3_vec_env(c.env_id, c.n_envs, **c.env_kwargs())
         else:
-            factory = functools.partial(_make_train_env, c.env_id, c.env_kwargs(), self.shared is not None)
-            venv = (DummyVecEnv if c.vec_env == "dummy" else SubprocVecEnv)([factory] * c.n_envs)
+            curriculum = self.shared is not None
+            if c.vec_env == "dummy":
+                venv = DummyVecEnv([functools.partial(_make_train_env, c.env_id, c.env_kwargs(), curriculum)] * c.n_envs)
+            else:  # spawned: every worker is this process's child, and ends with it (baselines.orphans)
+                factory = functools.partial(_make_train_env, c.env_id, c.env_kwargs(), curriculum, os.getpid())
+                venv = SubprocVecEnv([factory] * c.n_envs, start_method="spawn")
         venv.seed(c.seed)
         if self.shared is not None:  # the curriculum is driven from here, wherever the envs run
             self.driver = CurriculumDriver(venv, self.shared)
@@ -286,10 +293,14 @@ def finished_note(run_dir: Path, summary: dict[str, Any]) -> str:
     return f"{run_dir} is finished, {why}; nothing was changed{more}"
 
 
-def _make_train_env(env_id: str, env_kwargs: dict[str, Any], curriculum: bool) -> gym.Env:
-    """One training env (a module-level function: SubprocVecEnv pickles it into its workers)."""
+def _make_train_env(env_id: str, env_kwargs: dict[str, Any], curriculum: bool, parent: int | None = None
+                    ) -> gym.Env:
+    """One training env (a module-level function: SubprocVecEnv pickles it into its workers). ``parent``: in a
+    SubprocVecEnv worker, the pid of the run's process, which the worker ends with (:func:`die_with_parent`)."""
     from stable_baselines3.common.monitor import Monitor
 
+    if parent is not None:
+        die_with_parent(parent)
     env = gym.make(env_id, **env_kwargs)
     return Monitor(EpisodeResultsWrapper(env) if curriculum else env)
 
