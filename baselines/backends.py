@@ -63,8 +63,8 @@ class UnitsFailed(RuntimeError):
 
     def __init__(self, failures: Sequence[UnitFailure]) -> None:
         self.failures = list(failures)
-        super().__init__(f"{len(self.failures)} unit(s) failed; rerun the same command to retry them:\n"
-                         + "\n".join(str(f) for f in self.failures))
+        super().__init__(f"{len(self.failures)} unit(s) failed: " + "; ".join(str(f) for f in self.failures)
+                         + "; rerun the same command to retry them")  # one line: the error line of every refusal
 
 
 @dataclass(frozen=True)
