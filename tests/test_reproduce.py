@@ -15,7 +15,7 @@ def test_laptop_scale_adds_gru_and_lstm_runs_with_their_optimizer_and_size():
     assert {c.hidden_size for c in gated.values()} == {64} and {c.hidden_size for c in configs.values()} == {64, 128}
     assert configs["parity-single"].optimizer_settings() == ("sgd", 0.05)
     assert configs["parity-single"].max_steps > configs["dms-single"].max_steps  # parity gets the longer budget
-    assert {c.target_n for c in configs.values()} == {40} and {c.device for c in configs.values()} == {"cpu"}
+    assert {c.target_n for c in configs.values()} == {32} and {c.device for c in configs.values()} == {"cpu"}
     assert list(scale_configs("laptop", seeds=(0, 1)))[:2] == ["parity-single-s0", "parity-single-s1"]
 
 
