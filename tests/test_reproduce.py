@@ -26,3 +26,74 @@ def test_reproduce_refuses_workers_without_a_backend_before_writing(tmp_path, ca
     assert main(["reproduce", "--scale", "laptop", "--seeds", "1,1", "--out", str(out)]) == 2
     assert "seeds must be distinct" in capsys.readouterr().err
     assert not out.exists()
+
+
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+
+import pytest  # noqa: E402
+
+import baselines.claims as claims  # noqa: E402
+import baselines.reproduce as reproduce_module  # noqa: E402
+from baselines.analysis import scaled_options  # noqa: E402
+
+
+@pytest.fixture
+def learning_smoke(monkeypatch):
+    """The smoke scale with a budget and optimizer that solve N = 2-4 in seconds, and the claims' analyses at
+    a tenth of their size."""
+    smoke = dataclasses.replace(reproduce_module.SCALES["smoke"], optimizer="adam", lr=0.01, max_steps=200, target_n=4)
+    monkeypatch.setitem(reproduce_module.SCALES, "smoke", smoke)
+    monkeypatch.setattr(claims, "ANALYSIS", scaled_options("quick", steps=1_000, k=3, stream_length=200, draws=1))
+
+
+def test_claims_come_from_the_run_folders_and_a_killed_reproduction_resumes_to_the_same_table(tmp_path,
+                                                                                              learning_smoke):
+    whole = tmp_path / "whole"
+    reproduce_module.reproduce("smoke", whole)
+    rows = (whole / "claims.csv").read_text().splitlines()
+    assert rows[0] == "claim,paper,ours,measured at,verdict" and len(rows) == 7  # one row per claim
+    assert all(any(v in row for v in claims.VERDICTS) for row in rows[1:])
+    for figure in claims.FIGURES:
+        assert (whole / figure).stat().st_size > 0
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_the_leaky_runs(name, summary):
+        if name == "dms-multi":
+            raise Killed
+
+    killed = tmp_path / "killed"
+    with pytest.raises(Killed):
+        reproduce_module.reproduce("smoke", killed, on_run=kill_after_the_leaky_runs)
+    assert not (killed / "claims.md").exists() and not (killed / "gru-parity-single").exists()
+    logs = []
+    reproduce_module.reproduce("smoke", killed, log=logs.append)
+    assert sum("done earlier" in line for line in logs) == 4  # the leaky runs are not trained again
+    for table in ("claims.md", "claims.csv"):
+        assert (killed / table).read_text() == (whole / table).read_text()
+
+    # change a run folder's numbers: the table follows
+    summary_path = whole / "gru-parity-multi" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    single = json.loads((whole / "gru-parity-single" / "summary.json").read_text())["max_n"]
+    summary["max_n"] = single + claims.N_MARGIN + 5
+    summary_path.write_text(json.dumps(summary))
+    before = (whole / "claims.md").read_text()
+    again = reproduce_module.reproduce("smoke", whole)  # a finished reproduction: tables again, no training
+    assert [s["steps"] for s in again] == [200] * 8
+    row = (whole / "claims.md").read_text().splitlines()[7]
+    assert row != before.splitlines()[7] and f"GRU largest N single {single} vs multi {single + claims.N_MARGIN + 5}" in row
+
+
+def test_reproduce_refuses_bad_options_before_writing(tmp_path):
+    out = tmp_path / "r"
+    for options, words in (({"threads": 0}, "threads must be a positive integer"),
+                           ({"population_size": 0}, "population_size must be a positive integer"),
+                           ({"max_seconds": -1.0}, "max_seconds must be > 0")):
+        with pytest.raises(ValueError, match=words):
+            reproduce_module.reproduce("laptop", out, **options)
+    with pytest.raises(ValueError, match="scale must be one of"):
+        reproduce_module.reproduce("laptops", out)
+    assert not out.exists()
