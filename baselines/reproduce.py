@@ -32,7 +32,7 @@ SCALES: dict[str, TrainConfig] = {
     "quick": TrainConfig(hidden_size=128, eval_every=100, eval_batches=10, max_steps=15_000, device="cpu"),
     # Two shared CPU cores in about 1.5 hours (docs/reproduction.md: the measurements behind its sizes); RUNS
     # gives each run its budget in steps, and its GRU and LSTM runs their hidden size.
-    "laptop": TrainConfig(hidden_size=128, eval_every=100, eval_batches=10, target_n=32, max_steps=5_000,
+    "laptop": TrainConfig(hidden_size=128, eval_every=100, eval_batches=10, target_n=32, max_steps=3_000,
                           device="cpu"),
     # The paper's configuration (SPEC 4); meant for a GPU.
     "paper": TrainConfig(),
@@ -44,7 +44,7 @@ PAIRS = (("parity", "single"), ("parity", "multi"), ("dms", "single"), ("dms", "
 """The paper's main comparison: single- vs multi-head on both tasks."""
 GATED = ("gru", "lstm")
 """The gated cores of the paper's last claim, trained single- vs multi-head on parity (KIND_OPTIMIZERS: Adam)."""
-LAPTOP_GATED = {"hidden_size": 64, "max_steps": 2_000}
+LAPTOP_GATED = {"hidden_size": 64, "max_steps": 1_000}
 """A GRU or LSTM step at 128 units costs about 8 leaky-RNN steps on the CPU; at 64 units about 2."""
 
 
@@ -59,7 +59,7 @@ def _runs(leaky: dict[str, dict], gated: dict | None) -> tuple[tuple[str, str, s
 
 RUNS: dict[str, tuple[tuple[str, str, str, dict], ...]] = {
     "quick": _runs({}, None),
-    "laptop": _runs({"parity": {"max_steps": 16_000}}, LAPTOP_GATED),
+    "laptop": _runs({"parity": {"max_steps": 12_000}}, LAPTOP_GATED),
     "paper": _runs({}, {}),
     "smoke": _runs({}, {}),
 }
