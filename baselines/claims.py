@@ -65,11 +65,11 @@ PROBE_MARGIN = 0.02
 """Claim 5 needs the multi-head network's probe accuracy at least this far above the single-head one's."""
 N_MARGIN = 2
 """Claim 6 needs the multi-head curriculum to reach at least this many N further, for the GRU and the LSTM."""
-TIMESCALE_CHECKPOINTS = 4
+TIMESCALE_CHECKPOINTS = 3
 """tau_net is measured at this many checkpoints per leaky run, evenly spread over its solved N."""
-ANALYSIS = scaled_options("quick", k=20, draws=5)
+ANALYSIS = scaled_options("quick", k=20, draws=3)
 """The analyses' sizes: ``memory-envs analyze --scale quick`` (a drive of 4 x 4,000 steps for tau_net, streams
-of 8 x 1,000 steps), with the paper's 20 neurons per ablation group and 5 draws per eps."""
+of 8 x 1,000 steps), with the paper's 20 neurons per ablation group and 3 draws per eps."""
 
 RULES = (
     ("1", f"tau_net (the mean over neurons with tau_net > 1) at the largest solved N is at least {GROWTH}x its "
