@@ -8,7 +8,8 @@ curriculum), ``<core>-`` before it for a GRU or LSTM, ``-s<seed>`` after it with
 each N, mean tau at each solved N), the claims table of the paper's abstract (``claims.md``,
 ``claims.csv``, ``claims.json``: :mod:`baselines.claims`) and, with matplotlib, ``n_over_steps_<task>.png``
 and the claims figures. Finished runs are kept; interrupted ones resume, so calling it again after a kill
-continues where it stopped, and calling it on a finished reproduction rewrites the tables without training.
+continues where it stopped (a run stopped by its step budget trains on when the scale's budget grew),
+and calling it on a finished reproduction rewrites the tables without training.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from typing import Callable, Sequence
 from baselines.backends import BackendConfig, UnitsFailed, run_units
 from baselines.claims import write_claims
 from baselines.population import SHARED, Population, population_units
-from baselines.run_folder import read_json, solved_text
-from baselines.trainer import TrainConfig, atomic_write_text
+from baselines.run_folder import solved_text
+from baselines.trainer import TrainConfig, atomic_write_text, finished_summary
 from memory_envs.tasks import check_positive_int
 
 SCALES: dict[str, TrainConfig] = {
@@ -32,7 +33,7 @@ SCALES: dict[str, TrainConfig] = {
     "quick": TrainConfig(hidden_size=128, eval_every=100, eval_batches=10, max_steps=15_000, device="cpu"),
     # Two shared CPU cores in about 1.5 hours (docs/reproduction.md: the measurements behind its sizes); RUNS
     # gives each run its budget in steps, and its GRU and LSTM runs their hidden size.
-    "laptop": TrainConfig(hidden_size=128, eval_every=100, eval_batches=10, target_n=32, max_steps=2_000,
+    "laptop": TrainConfig(hidden_size=128, eval_every=100, eval_batches=10, target_n=32, max_steps=6_000,
                           device="cpu"),
     # The paper's configuration (SPEC 4) up to its cap of 100 heads (N = 2..101); meant for a GPU.
     "paper": TrainConfig(target_n=101),
@@ -44,7 +45,7 @@ PAIRS = (("parity", "single"), ("parity", "multi"), ("dms", "single"), ("dms", "
 """The paper's main comparison: single- vs multi-head on both tasks."""
 GATED = ("gru", "lstm")
 """The gated cores of the paper's last claim, trained single- vs multi-head on parity (KIND_OPTIMIZERS: Adam)."""
-LAPTOP_GATED = {"hidden_size": 64, "max_steps": 1_000}
+LAPTOP_GATED = {"hidden_size": 64, "max_steps": 3_000}
 """A GRU or LSTM step at 128 units costs about 8 leaky-RNN steps on the CPU; at 64 units about 2."""
 
 
@@ -59,7 +60,7 @@ def _runs(leaky: dict[str, dict], gated: dict | None) -> tuple[tuple[str, str, s
 
 RUNS: dict[str, tuple[tuple[str, str, str, dict], ...]] = {
     "quick": _runs({}, None),
-    "laptop": _runs({"parity": {"max_steps": 10_000}}, LAPTOP_GATED),
+    "laptop": _runs({"parity": {"max_steps": 20_000}}, LAPTOP_GATED),
     "paper": _runs({}, {}),
     "smoke": _runs({}, {}),
 }
@@ -127,11 +128,12 @@ def reproduce(scale: str, out_dir: str | os.PathLike, seeds: Sequence[int] | Non
     out.mkdir(parents=True, exist_ok=True)
     summaries = {}
     todo = []
-    for name in runs:
-        if (out / name / "summary.json").exists():
-            summaries[name] = read_json(out / name / "summary.json")
-            log(f"{name}: done earlier, largest N {solved_text(summaries[name]['max_n'])}")
-            on_run(name, summaries[name])
+    for name, config in runs.items():
+        summary = finished_summary(out / name, config)  # None: to train, or to train on under a larger budget
+        if summary is not None:
+            summaries[name] = summary
+            log(f"{name}: done earlier, largest N {solved_text(summary['max_n'])}")
+            on_run(name, summary)
         else:
             todo.append(name)
     failures = []

@@ -102,3 +102,16 @@ def test_reproduce_refuses_bad_options_before_writing(tmp_path):
     with pytest.raises(ValueError, match="scale must be one of"):
         reproduce_module.reproduce("laptops", out)
     assert not out.exists()
+
+
+def test_a_larger_step_budget_trains_the_finished_runs_on(tmp_path, monkeypatch):
+    monkeypatch.setitem(reproduce_module.RUNS, "smoke", reproduce_module.RUNS["smoke"][:2])  # leaky parity
+    monkeypatch.setitem(reproduce_module.SCALES, "smoke", dataclasses.replace(reproduce_module.SCALES["smoke"],
+                                                                              max_steps=40))
+    assert [s["steps"] for s in reproduce_module.reproduce("smoke", tmp_path)] == [40, 40]
+    monkeypatch.setitem(reproduce_module.SCALES, "smoke", dataclasses.replace(reproduce_module.SCALES["smoke"],
+                                                                              max_steps=60))
+    logs = []
+    assert [s["steps"] for s in reproduce_module.reproduce("smoke", tmp_path, log=logs.append)] == [60, 60]
+    assert "(2 resuming)" in logs[0]
+    assert [json.loads(line)["step"] for line in (tmp_path / "parity-single" / "metrics.jsonl").read_text().splitlines()] == [20, 40, 60]
