@@ -59,6 +59,9 @@ GROWTH = 1.1
 """A timescale "grows" when its value at the largest N is at least this factor above its value at the smallest."""
 FORGOTTEN = 0.75
 """A network "forgets" when its mean accuracy on the other trained N is at most this (chance is 0.5)."""
+ROBUST_MARGIN = 0.05
+"""Claim 4 counts the multi-head network as more robust where its chance-corrected relative accuracy is at least
+this far above the single-head one's (the paper's gaps are 0.21-0.54)."""
 PROBE_BEYOND = 3
 """Claim 5 scores N_common + 1 .. N_common + PROBE_BEYOND."""
 PROBE_MARGIN = 0.02
@@ -80,8 +83,8 @@ RULES = (
     ("3", f"multi-head parity: its mean tau at the largest N stays within the initial range (at most the top of "
           f"tau_init) while its tau_net grows by at least {GROWTH}x"),
     ("4", "at N_common (the largest N both parity curricula solved): the multi-head network reached it in fewer "
-          "steps and scores higher (chance-corrected) under slow-neuron ablation, weight perturbation at every "
-          "eps of the paper and tau perturbation"),
+          f"steps and scores at least {ROBUST_MARGIN} higher (chance-corrected relative accuracy) under slow-neuron "
+          "ablation, weight perturbation at each of the paper's eps and tau perturbation"),
     ("5", f"a fresh readout on the frozen network at N_common scores N_common + 1 .. + {PROBE_BEYOND} at least "
           f"{PROBE_MARGIN} better (mean accuracy) for the multi-head network"),
     ("6", f"the multi-head curriculum reaches at least {N_MARGIN} N further than the single-head one with the same "
@@ -305,9 +308,9 @@ def claim_rows(measured: dict[str, Any]) -> list[dict[str, str]]:
         slow, fast = pair(lambda c: c["ablation_slow"]), pair(lambda c: c["ablation_fast"])
         weight = {e: pair(lambda c, e=e: c["weight"][str(e)]) for e in PAPER_WEIGHT_PERTURBATION}
         tau = {e: pair(lambda c, e=e: c["tau_perturbation"][str(e)]) for e in PAPER_TAU_PERTURBATION}
-        checks = {"steps": steps[1] < steps[0], "slow ablation": slow[1] > slow[0],
-                  **{f"weight eps {e}": v[1] > v[0] for e, v in weight.items()},
-                  **{f"tau eps {e}": v[1] > v[0] for e, v in tau.items()}}
+        checks = {"steps": steps[1] < steps[0], "slow ablation": slow[1] >= slow[0] + ROBUST_MARGIN,
+                  **{f"weight eps {e}": v[1] >= v[0] + ROBUST_MARGIN for e, v in weight.items()},
+                  **{f"tau eps {e}": v[1] >= v[0] + ROBUST_MARGIN for e, v in tau.items()}}
         failed = [name for name, ok in checks.items() if not ok]
         ours = (f"single vs multi: steps to N_common {steps[0]:,.0f} vs {steps[1]:,.0f}; slow ablation {_f(slow[0])} vs "
                 f"{_f(slow[1])}, fast {_f(fast[0])} vs {_f(fast[1])}; "
@@ -371,10 +374,17 @@ def write_claims(out_dir: str | os.PathLike, log: Callable[[str], None] = lambda
     return rows
 
 
-CURRICULUM_COLOURS = {"single": "tab:red", "multi": "tab:blue"}
+CURRICULUM_COLOURS = {"single": "C0", "multi": "C1"}
+"""The colours of the curricula in every claims figure (those of plot_ablation and plot_perturbation's two lines)."""
 FIGURES = ("claims_tau.png", "claims_tau_net.png", "claims_n_over_steps.png", "claims_ablation.png",
            "claims_perturbation.png")
 """The figures :func:`plot_claims` writes (the last two only where both parity curricula solved an N)."""
+
+
+def _legend(ax) -> None:
+    """A legend where the axes have labelled lines (a run without a solved N draws none)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
 
 
 def plot_claims(measured: dict[str, Any], out: Path) -> list[Path]:
@@ -410,7 +420,7 @@ def plot_claims(measured: dict[str, Any], out: Path) -> list[Path]:
             ax.set(xlabel="N (checkpoint)", title=f"{task}, leaky RNN",
                    ylabel="trained tau per neuron" if key == "tau" else "tau_net (mean over neurons > 1)")
             integer_ticks(ax.xaxis)
-            ax.legend(fontsize=7)
+            _legend(ax)
         written.append(save_figure(fig, out / figure))
     panels = [key for key in (("leaky", "parity"), ("leaky", "dms"), ("gru", "parity"), ("lstm", "parity"))
               if any(f"{key[0]}/{key[1]}/{c}" in runs for c in CURRICULUM_COLOURS)]
@@ -423,7 +433,7 @@ def plot_claims(measured: dict[str, Any], out: Path) -> list[Path]:
                         label=f"{curriculum}-head" if k == 0 else None)
         ax.set(xlabel="training step", ylabel="newest N in training", title=f"{task}, {core} ({run['hidden_size']} units)")
         integer_ticks(ax.yaxis)
-        ax.legend(fontsize=7)
+        _legend(ax)
     written.append(save_figure(fig, out / "claims_n_over_steps.png"))
     if measured["parity"]:
         first = measured["parity"][0]
