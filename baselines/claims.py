@@ -155,7 +155,7 @@ def _comparison(single: Path, multi: Path, analysis_dir: Path, log: Callable[[st
         others = [n for n in run.checkpoints if n != top]
         accuracy = accuracy_on_ns(run.load(top), run.task, others, single_head=curriculum == "single",
                                   batches=ANALYSIS.eval_batches, batch_size=ANALYSIS.eval_batch_size) if others else {}
-        options = dataclasses.replace(ANALYSIS, analyses=("ablation", "perturbation"), n=common)
+        options = dataclasses.replace(ANALYSIS, analyses=("ablation", "perturbation"), n=common, plots=False)
         result = analyze_run(run.path, analysis_dir / f"{run.path.name}-n{common}", options,
                              log=lambda line: log(f"{run.path.name}: {line}"))
         probe = [readout_probe(run.load(common), run.task, common + k, seed=ANALYSIS.seed)

@@ -86,8 +86,7 @@ def test_claims_come_from_the_run_folders_and_a_killed_reproduction_resumes_to_t
     summary["max_n"] = single + claims.N_MARGIN + 5
     summary_path.write_text(json.dumps(summary))
     before = (whole / "claims.md").read_text()
-    again = reproduce_module.reproduce("smoke", whole)  # a finished reproduction: tables again, no training
-    assert [s["steps"] for s in again] == [200] * 4
+    claims.write_claims(whole)
     row = (whole / "claims.md").read_text().splitlines()[7]
     assert row != before.splitlines()[7] and f"GRU largest N single {single} vs multi {single + claims.N_MARGIN + 5}" in row
 
