@@ -212,11 +212,11 @@ def train_population(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os
 
 def population_units(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os.PathLike], *,
                      resume: bool | Sequence[bool] = False, overwrite: bool = False,
-                     population_size: int | None = None) -> list[Unit]:
+                     population_size: int | None = None, threads: int | None = None) -> list[Unit]:
     """The members split into populations of at most ``population_size`` (default: all in one), each one
     unit of work for :func:`baselines.backends.run_units` (a local process or a Ray task) that calls
-    :func:`train_population` and returns the members' summaries. Everything is checked here, before
-    any unit runs or anything is written."""
+    :func:`train_population` with ``threads`` and returns the members' summaries. Everything is checked
+    here, before any unit runs or anything is written."""
     check_population(configs, run_dirs, resume=resume, overwrite=overwrite)
     if population_size is not None:
         check_positive_int(population_size, "population_size")
@@ -227,7 +227,7 @@ def population_units(configs: Sequence[TrainConfig], run_dirs: Sequence[str | os
         part = slice(start, start + size)
         folders = tuple(str(d) for d in run_dirs[part])
         name = f"population of {len(folders)}: " + ", ".join(Path(f).name for f in folders)
-        work = functools.partial(train_population, resume=resume[part], overwrite=overwrite)
+        work = functools.partial(train_population, resume=resume[part], overwrite=overwrite, threads=threads)
         units.append(Unit(name, folders, work, (list(configs[part]), list(folders))))
     return units
 

@@ -154,11 +154,14 @@ def test_reproduce_trains_every_seed_as_one_population(tmp_path):
 
     logs = []
     summaries = reproduce("smoke", tmp_path / "repro", seeds=(0, 1), log=logs.append)
-    assert sum("as one population" in line for line in logs) == 1 and "training 8 networks" in logs[0]
+    # one population per core: the leaky RNN's 8 networks, then the GRU's 4 and the LSTM's 4
+    assert [line.split(" as one")[0] for line in logs if "as one population" in line] == [
+        "training 8 networks", "training 4 networks", "training 4 networks"]
     assert [(s["task"], s["curriculum"], s["seed"]) for s in summaries][:3] == [
         ("parity", "single", 0), ("parity", "single", 1), ("parity", "multi", 0)]
     assert (tmp_path / "repro" / "dms-multi-s1" / "summary.json").exists()
-    assert (tmp_path / "repro" / "reproduce.md").read_text().count("\n") == 10  # header, rule, 8 runs
+    assert (tmp_path / "repro" / "lstm-parity-multi-s1" / "summary.json").exists()
+    assert (tmp_path / "repro" / "reproduce.md").read_text().count("\n") == 18  # header, rule, 16 runs
 
 
 def test_a_non_finite_member_stops_alone_like_its_solo_run(tmp_path):

@@ -288,19 +288,21 @@ def test_reproduce_smoke_writes_table_and_resumes(tmp_path, capsys):
     assert main(["reproduce", "--scale", "smoke", "--out", str(out)]) == 0
     assert "training 4 networks as one population (0 resuming)" in capsys.readouterr().out
     table = (out / "reproduce.md").read_text()
-    assert table.count("\n") == 6 and "| parity | single | 0 |" in table and "| dms | multi | 0 |" in table
+    assert table.count("\n") == 10 and "| leaky | parity | single | 0 |" in table and "| dms | multi | 0 |" in table
+    assert "| gru | parity | multi | 0 |" in table and "| lstm | parity | single | 0 |" in table
     summaries = {(s["task"], s["curriculum"]): s for s in
                  (json.loads((out / f"{t}-{c}" / "summary.json").read_text())
                   for t, c in [("parity", "single"), ("parity", "multi"), ("dms", "single"), ("dms", "multi")])}
     assert all(s["steps"] == 60 for s in summaries.values())  # the same budget each
     rows = (out / "reproduce.csv").read_text().splitlines()
-    assert rows[0] == "task,curriculum,seed,n,steps_to_n,tau_mean_at_n"
+    assert rows[0] == "core,task,curriculum,seed,n,steps_to_n,tau_mean_at_n"
     assert len(rows) - 1 == sum(len(s["steps_to_n"]) for s in summaries.values())
     assert (out / "n_over_steps_parity.png").exists()
     logs = []
     again = reproduce("smoke", out, log=logs.append)  # finished runs are kept, not retrained
-    assert all("done earlier" in line for line in logs)
-    assert [s["steps"] for s in again] == [60] * 4
+    assert sum("done earlier" in line for line in logs) == 8 and not any(line.startswith("training") for line in logs)
+    assert logs[-1].startswith("claims table: ")  # the claims table is written again from the finished runs
+    assert [s["steps"] for s in again] == [60] * 8
 
 
 @pytest.mark.parametrize(

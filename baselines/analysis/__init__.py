@@ -23,7 +23,7 @@ arrays. All randomness goes through a ``torch.Generator`` or a numpy ``Generator
 from baselines.analysis.fits import (
     FIT_RULES, aic, ar1_ac_covariance, default_max_lag, default_min_weight, fit_timescale, fit_timescales, lag_grid,
 )
-from baselines.analysis.generalization import accuracy_on_ns, forgetting_matrix
+from baselines.analysis.generalization import accuracy_on_ns, forgetting_matrix, readout_probe
 from baselines.analysis.geometry import dimensionality
 from baselines.analysis.lesions import (
     DEFAULT_EPS, TAU_PERTURB_TARGETS, Stream, ablate, ablation, make_stream, perturb_tau, perturb_weights, perturbation,
@@ -48,7 +48,7 @@ __all__ = [
     "compare_runs", "default_max_lag", "default_min_weight", "dimensionality", "drive", "fit_accuracy",
     "fit_timescale", "fit_timescales", "forgetting_matrix", "lag_grid", "load_model", "load_run", "make_stream",
     "network_timescales", "perturb_tau", "perturb_weights", "perturbation", "perturbation_rows", "plot_ablation", "plot_dimensionality",
-    "plot_forgetting", "plot_perturbation", "plot_timescales", "population_autocorrelation", "read_csv",
+    "plot_forgetting", "plot_perturbation", "plot_timescales", "population_autocorrelation", "read_csv", "readout_probe",
     "recurrent_weight_param", "relative_accuracies", "scaled_options", "streaming_accuracy", "tau_net_summary", "tau_order", "timescales_from_lag_sums",
     "trace_timescales", "trained_tau", "write_csv",
 ]

@@ -63,3 +63,42 @@ def forgetting_matrix(run: Run, eval_ns: Sequence[int] | None = None, *, beyond:
         if progress is not None:
             progress(1)
     return rows, list(eval_ns), matrix
+
+
+def readout_probe(model: agents.MultiHeadModel, task: str, n: int, *, train_batches: int = 8, test_batches: int = 4,
+                  batch_size: int = 256, fit_steps: int = 300, seed: int = 0) -> float:
+    """Test accuracy on N = ``n`` of a fresh readout, the shape of a head (Linear(H, 2)), fitted to the frozen
+    network's last hidden state: how well a network trained up to some N holds what a larger N needs
+    (generalization beyond training, where a multi-head network has no head to ask). The readout is fitted
+    by full-batch Adam (``fit_steps``, lr 0.05) on ``train_batches`` x ``batch_size`` trials of the trainer's
+    test (:func:`accuracy_on_ns`'), and scored on ``test_batches`` x ``batch_size`` fresh ones."""
+    tasks.check_ns(task, [n])
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    ref = next(model.parameters())
+
+    def features(batches: int) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = [], []
+        with torch.no_grad():
+            for _ in range(batches):
+                t = make_batch(task, [n], batch_size, rng=rng).to_torch(ref.device)
+                x = t["inputs"].to(ref.dtype)
+                hidden, _ = model.core(x, model.core.initial_state(x.shape[1], generator=gen))
+                xs.append(hidden[-1].float().cpu())
+                ys.append(t["labels"][:, 0].cpu())
+        return torch.cat(xs), torch.cat(ys)
+
+    x_train, y_train = features(train_batches)
+    x_test, y_test = features(test_batches)
+    mean, std = x_train.mean(0), x_train.std(0) + 1e-6  # standardized: one learning rate fits every network
+    readout = torch.nn.Linear(x_train.shape[1], 2)
+    with torch.no_grad():  # initial weights from the generator, not the global RNG
+        readout.weight.copy_(0.01 * torch.randn(readout.weight.shape, generator=gen))
+        readout.bias.zero_()
+    optimizer = torch.optim.Adam(readout.parameters(), lr=0.05)
+    for _ in range(fit_steps):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(readout((x_train - mean) / std), y_train).backward()
+        optimizer.step()
+    with torch.no_grad():
+        return float((readout((x_test - mean) / std).argmax(-1) == y_test).float().mean())

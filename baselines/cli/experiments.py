@@ -24,12 +24,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     seeds = args.seeds if args.seeds is not None else None if args.seed is None else (args.seed,)
-    runs = len(RUNS) * len(seeds or SEEDS[args.scale])
+    runs = len(RUNS[args.scale]) * len(seeds or SEEDS[args.scale])
     try:
-        backend = backend_from_args(args)
+        if args.workers is not None and args.backend is None:
+            raise ValueError("--workers: only with --backend (local: that many processes at a time)")
+        backend = backend_from_args(args, workers=args.workers or 1)
         with RunsBar(runs) as bar:
             reproduce(args.scale, args.out, seeds=seeds, max_seconds=args.max_seconds, device=args.device,
-                      backend=backend, population_size=args.population_size, log=bar.write, on_run=bar.update)
+                      backend=backend, population_size=args.population_size, threads=args.threads,
+                      log=bar.write, on_run=bar.update)
     except UnitsFailed as error:
         print_error(error)
         return 1
@@ -150,12 +153,14 @@ def run_card(args: argparse.Namespace, spec: Any, run: Callable[..., Any], table
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``reproduce`` and ``benchmark``."""
     repro = sub.add_parser("reproduce", help=COMMAND_HELP["reproduce"],
-                           description="Train single-head and multi-head leaky RNNs on parity and DMS with the same "
-                                       "budget each, all as one population (side by side in this process), and "
-                                       "write a table and figures. quick: 4 x 15,000 steps, 128 units (about 30 CPU "
-                                       "minutes); paper: the paper's configuration, 4 seeds each, 16 networks (for "
-                                       "a GPU). Re-run to resume.")
-    repro.add_argument("--scale", default="quick", choices=("quick", "paper", "smoke"))
+                           description="Train single-head and multi-head leaky RNNs on parity and DMS (laptop and "
+                                       "paper: also GRUs and LSTMs on parity), the networks of each core as one "
+                                       "population (side by side in one process), and write a table and figures. "
+                                       "quick: 4 x 15,000 steps, 128 units (about 30 CPU minutes); laptop: 8 runs, "
+                                       "the paper's claims table and figures (16 minutes on 2 cores with "
+                                       "--backend local --workers 2 --population-size 1 --threads 1); paper: the "
+                                       "paper's configuration, 4 seeds each, 32 networks (for a GPU). Re-run to resume.")
+    repro.add_argument("--scale", default="quick", choices=("quick", "laptop", "paper", "smoke"))
     repro.add_argument("--out", default="runs/reproduce", help="output folder (default: runs/reproduce)")
     repro.add_argument("--seed", type=int, default=None, help="one seed (default: the scale's: 0; paper: 0,1,2,3)")
     repro.add_argument("--seeds", type=comma_ints, default=None, help="comma list of seeds (overrides --seed)")
@@ -164,6 +169,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     repro.add_argument("--device", default=None,
                        help="cpu, cuda[:i] or auto (default: the scale's: cpu for quick and smoke, auto for paper)")
     add_backend_options(repro, "population")
+    repro.add_argument("--workers", type=positive_int, default=None,
+                       help="with --backend local: populations trained at a time, one process each (default: 1)")
     repro.set_defaults(func=cmd_reproduce)
     bench = sub.add_parser(
         "benchmark", help=COMMAND_HELP["benchmark"],
