@@ -4,8 +4,8 @@
 ``summary.json``, ``metrics.jsonl`` and ``checkpoints/nNNN``), runs the analyses of
 :mod:`baselines.analysis` on their checkpoints at the sizes of :data:`ANALYSIS` (a few minutes on one CPU
 thread at the laptop scale) and returns every number as JSON. :func:`claim_rows` turns those numbers
-into one row per claim: the paper's number (the ``PAPER_*`` constants below, from SPEC section 4), ours,
-the N and budget at which ours was measured, and a verdict by the rule in :data:`RULES`.
+into one row per claim: the paper's number (the ``PAPER_*`` constants below, from the paper, Khajehabdollahi
+et al., ICLR 2024, and its authors' published statistics), ours, the N and budget at which ours was measured, and a verdict by the rule in :data:`RULES`.
 :func:`write_claims` writes ``claims.json``, ``claims.md``, ``claims.csv`` and the figures. Nothing in the
 table is typed in: change a run folder and the table changes.
 """
@@ -28,7 +28,8 @@ from baselines.analysis import (
 )
 from baselines.run_folder import atomic_write_text, read_json, read_metrics, strict_json
 
-# The paper's numbers (SPEC section 4: parity, 500 units, 4 networks each), one constant per reference.
+# The paper's numbers (Khajehabdollahi et al., ICLR 2024, and its authors' statistics: parity, 500 units,
+# 4 networks), one constant per reference.
 PAPER_SINGLE_MAX_N = (33, 37)
 """Largest N the single-head networks with trainable tau reached."""
 PAPER_MULTI_MAX_N = (100, 101)
