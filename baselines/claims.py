@@ -5,7 +5,8 @@
 :mod:`baselines.analysis` on their checkpoints at the sizes of :data:`ANALYSIS` (a few minutes on one CPU
 thread at the laptop scale) and returns every number as JSON. :func:`claim_rows` turns those numbers
 into one row per claim: the paper's number (the ``PAPER_*`` constants below, from the paper, Khajehabdollahi
-et al., ICLR 2024, and its authors' published statistics), ours, the N and budget at which ours was measured, and a verdict by the rule in :data:`RULES`.
+et al., ICLR 2024, and its authors' published statistics), ours, the N and budget at which ours was
+measured, and a verdict by the rule in :data:`RULES`.
 :func:`write_claims` writes ``claims.json``, ``claims.md``, ``claims.csv`` and the figures. Nothing in the
 table is typed in: change a run folder and the table changes.
 """
