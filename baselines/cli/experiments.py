@@ -157,7 +157,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                        "paper: also GRUs and LSTMs on parity), the networks of each core as one "
                                        "population (side by side in one process), and write a table and figures. "
                                        "quick: 4 x 15,000 steps, 128 units (about 30 CPU minutes); laptop: 8 runs, "
-                                       "the paper's claims table and figures (16 minutes on 2 cores with "
+                                       "the paper's claims table and figures (about 30 minutes on 2 cores with "
                                        "--backend local --workers 2 --population-size 1 --threads 1); paper: the "
                                        "paper's configuration, 4 seeds each, 32 networks (for a GPU). Re-run to resume.")
     repro.add_argument("--scale", default="quick", choices=("quick", "laptop", "paper", "smoke"))
