@@ -392,3 +392,18 @@ def test_metrics_are_streamed_so_memory_does_not_grow_with_the_file(tmp_path):
     assert peak_bytes(lambda: plot_metrics(tmp_path, PLOT_FIELDS)) < size / 4
     assert peak_bytes(lambda: check_metrics(tmp_path, 3999)) < size / 20
     assert len(read_metrics(tmp_path)) == 3999
+
+
+def test_ctrl_c_in_a_command_without_its_own_stop_is_one_line_not_a_traceback(monkeypatch, capsys):
+    """benchmark and reproduce have no stop handling of their own: Ctrl-C ends them with one line, exit 130."""
+    import baselines.cli.experiments as experiments
+    from baselines.cli import main
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiments, "cmd_benchmark", interrupted)
+    assert main(["benchmark", "--cores", "leaky"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("memory-envs: error: interrupted (Ctrl-C)")
+    assert "run the same command again to continue" in err

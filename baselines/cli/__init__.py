@@ -26,7 +26,7 @@ import importlib.metadata
 import sys
 from typing import Collection, Sequence
 
-from baselines.cli.args import COMMAND_HELP, COMMAND_MODULES, Parser, option_flags
+from baselines.cli.args import COMMAND_HELP, COMMAND_MODULES, Parser, option_flags, print_error
 
 
 def package_version() -> str:
@@ -60,4 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((word for word in argv if not word.startswith("-")), None)  # the top level takes no values
     args = build_parser([command] if command else []).parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # commands without their own stop (benchmark, reproduce, analyze, plot): no traceback
+        print_error("interrupted (Ctrl-C); every file written so far is complete: run the same command again to "
+                    "continue (finished runs are kept)")
+        return 130
