@@ -91,6 +91,13 @@ def refuse_link(path: Path) -> None:
                                   "or replaces one; remove it yourself or write elsewhere")
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to the file descriptor ``fd`` (``os.write`` may write only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def atomic_write(path: Path, data: bytes | Iterable[bytes], size: int | None = None) -> None:
     """Write ``data`` (bytes, or chunks of bytes: a file copied without holding it whole, whose ``size`` the
     caller names) to a temp file in path's directory, flush it to disk, then os.replace it in: readers
@@ -114,9 +121,7 @@ def atomic_write(path: Path, data: bytes | Iterable[bytes], size: int | None = N
     try:
         try:
             for chunk in data:
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
+                write_all(fd, chunk)
             os.fsync(fd)
         finally:
             os.close(fd)

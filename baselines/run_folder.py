@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Iterator
 
 from agents.checkpoint import (
-    MAX_JSON_BYTES, CheckpointVersionError, atomic_write, parse_json, read_json_file, refuse_link, write_error,
+    MAX_JSON_BYTES, CheckpointVersionError, atomic_write, parse_json, read_json_file, refuse_link, write_all,
+    write_error,
 )
 
 MARKER = ".memory-envs-run"
@@ -485,9 +486,7 @@ def append_metrics(run_dir: Path, line: dict[str, Any]) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
         finally:
             os.close(fd)
     except OSError as error:
