@@ -1,4 +1,4 @@
-"""The paper's abstract, claim by claim (issue 33), measured on the run folders of ``reproduce``.
+"""The paper's abstract, claim by claim, measured on the run folders of ``reproduce``.
 
 :func:`measure` reads the runs beside each other in a reproduction folder (each run's ``config.json``,
 ``summary.json``, ``metrics.jsonl`` and ``checkpoints/nNNN``), runs the analyses of
@@ -13,9 +13,7 @@ table is typed in: change a run folder and the table changes.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import math
 import os
@@ -27,7 +25,7 @@ import numpy as np
 from baselines.analysis import (
     accuracy_on_ns, analyze_run, load_run, readout_probe, scaled_options,
 )
-from baselines.run_folder import atomic_write_text, read_json, read_metrics, strict_json
+from baselines.run_folder import atomic_write_text, read_json, read_metrics, strict_json, write_csv
 
 # The paper's numbers (Khajehabdollahi et al., ICLR 2024, and its authors' statistics: parity, 500 units,
 # 4 networks), one constant per reference.
@@ -131,7 +129,7 @@ def _tau_stats(run_dir: Path) -> list[dict[str, float]]:
 def _run_numbers(run_dir: Path, analysis_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
     """A run's summary numbers, its N over steps, and (leaky runs with checkpoints) tau and tau_net per N."""
     config, summary = read_json(run_dir / "config.json"), read_json(run_dir / "summary.json")
-    lines = read_metrics(run_dir)
+    lines = read_metrics(run_dir, ("step", "ns"))  # what n_over_steps keeps
     numbers = {"name": run_dir.name, "seed": config["seed"], "hidden_size": config["hidden_size"],
                "max_n": summary["max_n"] or 0, "steps": summary["steps"], "seconds": summary["seconds"],
                "steps_to_n": {int(n): s for n, s in summary["steps_to_n"].items()},
@@ -366,11 +364,7 @@ def write_claims(out_dir: str | os.PathLike, log: Callable[[str], None] = lambda
     atomic_write_text(out / "claims.json", json.dumps(measured, indent=1))
     rows = claim_rows(measured)
     atomic_write_text(out / "claims.md", claims_markdown(rows))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out / "claims.csv", buffer.getvalue())
+    write_csv(out / "claims.csv", rows)
     try:
         plot_claims(measured, out)
     except ImportError as error:

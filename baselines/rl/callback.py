@@ -14,10 +14,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agents.checkpoint import FORMAT_VERSION
+from agents.checkpoint import FORMAT_VERSION, atomic_write
 from baselines import interrupt
 from baselines.resume_state import write_state
-from agents.checkpoint import atomic_write
 from baselines.run_folder import append_metrics, atomic_write_text, save_last
 
 if TYPE_CHECKING:
