@@ -180,6 +180,16 @@ def alive(pid: int) -> bool:
         return False
 
 
+def unit_worker(driver: subprocess.Popen, folder: Path, seconds: float) -> int:
+    """The pid of the worker running the unit, which writes it to ``folder/pid``, once it started (at most
+    ``seconds``, while ``driver`` lives)."""
+    deadline = time.monotonic() + seconds
+    while not (folder / "pid").is_file() or not (folder / "pid").read_text():
+        assert driver.poll() is None and time.monotonic() < deadline, "the unit did not start"
+        time.sleep(0.2)
+    return int((folder / "pid").read_text())
+
+
 def kill_parent_and_wait(parent: subprocess.Popen, workers: set[int], seconds: float = 30.0) -> set[int]:
     """SIGKILL ``parent`` alone and poll until ``workers`` are gone or ``seconds`` pass; returns those left alive
     (then killed, with the parent's session, so the test leaves nothing behind)."""
@@ -267,11 +277,7 @@ def test_local_backend_workers_end_when_the_driver_is_killed(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
     driver = subprocess.Popen([sys.executable, "-c", DRIVER, str(folder)], env=env, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while not (folder / "pid").is_file() or not (folder / "pid").read_text():
-            assert driver.poll() is None and time.monotonic() < deadline, "the unit did not start"
-            time.sleep(0.2)
-        worker = int((folder / "pid").read_text())
+        worker = unit_worker(driver, folder, seconds=120)
         assert alive(worker) and kill_parent_and_wait(driver, descendants(driver.pid) | {worker}) == set()
     finally:
         if driver.poll() is None:
@@ -413,11 +419,7 @@ def test_a_killed_ray_driver_leaves_no_process_of_its_ray_behind(tmp_path):
     driver = subprocess.Popen([sys.executable, "-c", RAY_DRIVER, str(folder)], env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 180
-        while not (folder / "pid").is_file() or not (folder / "pid").read_text():
-            assert driver.poll() is None and time.monotonic() < deadline, "the unit did not start"
-            time.sleep(0.2)
-        worker = int((folder / "pid").read_text())
+        worker = unit_worker(driver, folder, seconds=180)
         ours = descendants(driver.pid) | {worker}
         names = {pid: Path(f"/proc/{pid}/cmdline").read_text().split("\0")[0].strip() for pid in ours if alive(pid)}
         assert alive(worker) and len(ours) > 2  # Ray's processes and the worker
