@@ -542,7 +542,10 @@ def sigterm_length_test(ctx: Context) -> tuple[bool, str]:
 @case("lock: two train runs into one new folder at once")
 def two_writers(ctx: Context) -> tuple[bool, str]:
     where = ctx.folder("race")
-    command = [sys.executable, "-m", "baselines.cli", "train", *T, "--run-dir", str(where / "run")]
+    # 2,000 steps (a few seconds) keep the first writer in its folder while the second one starts: with T's 20
+    # steps a quiet machine could finish the first before the second had imported torch.
+    command = [sys.executable, "-m", "baselines.cli", "train", *T, "--max-steps", "2000",
+               "--run-dir", str(where / "run")]
     processes = [subprocess.Popen(command, cwd=where, env=ctx.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   text=True, start_new_session=True) for _ in range(2)]
     results = []
