@@ -23,9 +23,12 @@ Bits are stored as ``uint8`` arrays of shape ``[B, T]`` (one row per sequence).
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+
+from memory_envs import groups
 
 TASKS: tuple[str, ...] = ("parity", "dms")
 MIN_N: dict[str, int] = {"parity": 1, "dms": 2}
@@ -250,3 +253,101 @@ def streaming_labels(task: str, bits: np.ndarray, ns: Sequence[int]) -> tuple[np
         else:
             labels[:, n - 1 :, k] = bits[:, : length + 1 - n] == bits[:, n - 1 :]
     return labels, mask
+
+
+WORD_PREFIX = "word_"
+"""A group word problem's task name is ``word_`` + the group's name (``word_s3``, ``word_a5``)."""
+MOD_ARITHMETIC = "mod_arithmetic"
+MOD_ARITHMETIC_MODULUS = 5
+OPERATORS = ("+", "-", "*")
+"""Modular arithmetic's operator tokens, numbered ``MOD_ARITHMETIC_MODULUS`` + 0, 1, 2 after the digits."""
+TOKEN_TASK_RULE = f"{MOD_ARITHMETIC!r} or {WORD_PREFIX!r} + a group ({groups.GROUP_RULE})"
+
+
+@dataclass(frozen=True)
+class TokenTask:
+    """A state-tracking task over tokens 0..vocab-1 with one label in 0..classes-1 at each labelled step.
+
+    Attributes:
+        name: the task name (``word_s3``, ``mod_arithmetic``).
+        vocab: the number of input tokens (observations are integers 0..vocab-1; one-hot in batches).
+        classes: the number of label values; chance is 1 / classes.
+        group: the group of a word problem (None for modular arithmetic).
+    """
+
+    name: str
+    vocab: int
+    classes: int
+    group: groups.Group | None = None
+
+    @property
+    def token_names(self) -> tuple[str, ...]:
+        """What each token stands for (render, docs): the group's element numbers, or digits and operators."""
+        if self.group is None:
+            return (*(str(d) for d in range(MOD_ARITHMETIC_MODULUS)), *OPERATORS)
+        return tuple(str(g) for g in range(self.vocab))
+
+    def sample(self, rng: np.random.Generator, count: int, length: int) -> np.ndarray:
+        """``count`` token sequences of ``length`` steps, uint8 [count, length]: uniform group elements, or
+        uniform digits at the odd steps and uniform operators between them."""
+        if self.group is not None:
+            return rng.integers(0, self.vocab, size=(count, length), dtype=np.uint8)
+        tokens = rng.integers(0, MOD_ARITHMETIC_MODULUS, size=(count, length), dtype=np.uint8)
+        operators = rng.integers(0, len(OPERATORS), size=(count, length // 2), dtype=np.uint8)
+        tokens[:, 1::2] = MOD_ARITHMETIC_MODULUS + operators
+        return tokens
+
+    def label_mask(self, length: int) -> np.ndarray:
+        """bool [length]: the steps that have a label (every step; modular arithmetic: after each digit)."""
+        mask = np.ones(length, dtype=bool)
+        if self.group is None:
+            mask[1::2] = False
+        return mask
+
+    def labels(self, tokens: np.ndarray) -> np.ndarray:
+        """int64 [count, length]: the label at every step of ``tokens`` [count, length] (0 where
+        :meth:`label_mask` is False)."""
+        count, length = tokens.shape
+        out = np.zeros((count, length), dtype=np.int64)
+        if self.group is not None:
+            table, state = self.group.table, np.zeros(count, dtype=np.int64)
+            for t in range(length):
+                state = table[state, tokens[:, t]]
+                out[:, t] = state
+            return out
+        m = MOD_ARITHMETIC_MODULUS
+        total = np.zeros(count, dtype=np.int64)  # the sum of the finished terms
+        sign = np.ones(count, dtype=np.int64)  # the current term's sign, as 1 or m - 1
+        term = np.zeros(count, dtype=np.int64)  # the current term's product so far
+        multiply = np.zeros(count, dtype=bool)  # the last operator was *
+        for t in range(length):
+            token = tokens[:, t].astype(np.int64)
+            if t % 2 == 0:
+                term = np.where(multiply, term * token % m, token)
+                out[:, t] = (total + sign * term) % m
+            else:
+                operator = token - m
+                multiply = operator == OPERATORS.index("*")
+                total = np.where(multiply, total, (total + sign * term) % m)
+                sign = np.where(operator == OPERATORS.index("+"), 1,
+                                np.where(operator == OPERATORS.index("-"), m - 1, sign))
+        return out
+
+
+def is_token_task(task: object) -> bool:
+    """Whether ``task`` names a token task (``mod_arithmetic`` or ``word_`` + anything: a bad group is
+    refused by :func:`token_task`)."""
+    return isinstance(task, str) and (task == MOD_ARITHMETIC or task.startswith(WORD_PREFIX))
+
+
+def token_task(task: str) -> TokenTask:
+    """The token task named ``task``; ValueError naming ``task`` and the rule otherwise."""
+    if task == MOD_ARITHMETIC:
+        return TokenTask(task, MOD_ARITHMETIC_MODULUS + len(OPERATORS), MOD_ARITHMETIC_MODULUS)
+    if not is_token_task(task):
+        raise ValueError(f"task must be {TOKEN_TASK_RULE}, got {task!r}")
+    try:
+        group = groups.group(task[len(WORD_PREFIX):])
+    except ValueError as error:
+        raise ValueError(f"task {task!r}: {error}") from None
+    return TokenTask(task, group.order, group.order, group)
