@@ -9,6 +9,10 @@ A core is a ``torch.nn.Module`` with
 * ``initial_state(batch_size, generator=None) -> state`` (a tensor or a tuple of tensors) on the
   core's device;
 * optionally ``tau``, the per-neuron time constants [H] (logged by the trainer when present).
+* optionally ``transitions(x [T, B, F], state=None) -> a_t [T, B, U] or None``, the signed real
+  transition eigenvalues of a recurrence whose transitions depend on the input (what
+  ``baselines.analysis.transition_stats`` and ``memory-envs analyze`` read; a core without it is
+  analysed without them).
 
 Devices: the trainer builds a core on the CPU and then moves it to the run's device, and passes CPU
 generators. A core that draws at random (weights, a random initial state) should draw on the

@@ -40,7 +40,8 @@ def conv_step(conv, history: list[torch.Tensor], x: torch.Tensor) -> torch.Tenso
 
 
 def mamba_reference(block, u: torch.Tensor, state: tuple[torch.Tensor, ...]):
-    """Mamba-1 (Gu & Dao 2023, Algorithm 2 with Delta B x) one step at a time."""
+    """Mamba-1 (Gu & Dao 2023, Algorithm 2 with Delta B x) one step at a time, with its signed transitions
+    Abar_t [B, E * N]."""
     history = list(state[0].unbind(1)) if block.conv is not None else []
     h, outs, decays = state[-1], [], []
     a = -torch.exp(block.a_log)  # [E, N]
@@ -59,7 +60,7 @@ def mamba_reference(block, u: torch.Tensor, state: tuple[torch.Tensor, ...]):
         h = abar * h + delta[:, :, None] * b[:, None, :] * x[:, :, None]
         y = torch.einsum("ben,bn->be", h, c) + block.skip * x
         outs.append((y * z * torch.sigmoid(z)) @ block.out_proj.weight.T)
-        decays.append(abar.abs().mean(-1))
+        decays.append(abar.flatten(1))
     conv_state = (torch.stack(history[-(block.conv.kernel - 1):], dim=1),) if block.conv is not None else ()
     return torch.stack(outs), (*conv_state, h), torch.stack(decays)
 
@@ -109,6 +110,7 @@ def test_the_block_equals_the_papers_equations_step_by_step(kind, options):
     width = 32 if kind == "deltanet" else 8  # two DeltaNet heads
     block = block_of(kind, width, **options)
     u, state = random_inputs(block, width)
+    block.recording = True  # Mamba returns its transitions only then
     out, final, decay = block.run(u, state)
     ref_out, ref_final, ref_decay = REFERENCES[kind](block, u, state)
     torch.testing.assert_close(out, ref_out)

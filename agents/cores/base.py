@@ -13,7 +13,8 @@ Every core has
   buffers), zeros meaning the zero state
 - ``to_config()`` / ``from_config()`` to rebuild a core (weights excluded)
 - ``own_timescales()``, ``decays(x, state)``: the architecture's own per-unit timescale where it
-  defines one (the analyses' ``own_timescale``; docs/analysis.md)
+  defines one (the analyses' ``own_timescale``; docs/analysis.md); ``transitions(x, state)``: the signed
+  transition eigenvalues of an input-dependent recurrence (the analyses' ``transitions``)
 
 A state of None means ``initial_state(B)`` (drawn from the global torch CPU RNG where it is random).
 Inputs and states must be on the core's device: anything else is a ValueError naming the tensor and
@@ -179,6 +180,11 @@ class Core(nn.Module):
     def decays(self, x: torch.Tensor, state: State | None = None) -> torch.Tensor | None:
         """|a_t| of every recurrent unit at every step [T, B, U] for recurrences whose decay a_t depends on
         the input (its mean over the analysis drive gives the own timescale); None for other cores."""
+        return None
+
+    def transitions(self, x: torch.Tensor, state: State | None = None) -> torch.Tensor | None:
+        """The signed real transition eigenvalues a_t [T, B, U] of a recurrence whose transitions depend on
+        the input (a_t < 0 flips a unit's state; ``decays`` is their size); None for other cores."""
         return None
 
     def groups_with(self, cores: Sequence[nn.Module]) -> bool:

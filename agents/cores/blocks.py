@@ -195,14 +195,23 @@ class Block(nn.Module):
     Subclasses implement ``state_shapes`` and ``run``; ``own_timescales`` where the recurrence is fixed.
     """
 
+    #: True while ``BlockCore.transitions`` or ``decays`` runs the block: a block whose transitions cost
+    #: more than its recurrence (Mamba's [T, B, E, N], which its scan never stores) computes them only then
+    #: and returns None from ``run`` otherwise; the others return them always.
+    recording: bool = False
+
     def state_shapes(self) -> tuple[tuple[int, ...], ...]:
         """Shapes of the block's state tensors for one sequence."""
         raise NotImplementedError
 
     def run(self, u: torch.Tensor, state: BlockState) -> tuple[torch.Tensor, BlockState, torch.Tensor | None]:
-        """u [T, B, D] -> (out [T, B, D], final state, |a_t| [T, B, U] of its units where the decay depends
-        on the input, else None)."""
+        """u [T, B, D] -> (out [T, B, D], final state, transitions): the signed real transition eigenvalues
+        a_t [T, B, U] of its units where the recurrence depends on the input (U as the block says), else None."""
         raise NotImplementedError
+
+    def decays(self, transitions: torch.Tensor) -> torch.Tensor:
+        """|a_t| per unit from ``run``'s transitions: the decays the timescale analysis averages."""
+        return transitions.abs()
 
     def own_timescales(self) -> torch.Tensor | None:
         """-1/ln|lambda_i| per unit of a fixed diagonal recurrence; None for input-dependent ones."""
@@ -210,12 +219,12 @@ class Block(nn.Module):
 
     def residual(self, u: torch.Tensor, norm: nn.Module, state: BlockState
                  ) -> tuple[torch.Tensor, BlockState, torch.Tensor | None]:
-        """The residual stream after this block, u + run(norm(u)), with run's final state and decays.
+        """The residual stream after this block, u + run(norm(u)), with run's final state and transitions.
 
         A block with more than one residual sublayer (a transformer layer) extends this.
         """
-        out, final, decay = self.run(norm(u), state)
-        return u + out, final, decay
+        out, final, transitions = self.run(norm(u), state)
+        return u + out, final, transitions
 
 
 class BlockCore(Core):
@@ -267,12 +276,12 @@ class BlockCore(Core):
     def _run_blocks(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State, list[torch.Tensor | None]]:
         u = self.embed(x)
         finals: list[torch.Tensor] = []
-        decays = []
+        transitions = []
         for norm, block, block_state in zip(self.norms, self.blocks, self._block_states(state)):
-            u, final, decay = block.residual(u, norm, block_state)
+            u, final, block_transitions = block.residual(u, norm, block_state)
             finals += final
-            decays.append(decay)
-        return self.norm_out(u), (finals[0] if len(finals) == 1 else tuple(finals)), decays
+            transitions.append(block_transitions)
+        return self.norm_out(u), (finals[0] if len(finals) == 1 else tuple(finals)), transitions
 
     def _run(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         hidden, final, _ = self._run_blocks(x, state)
@@ -283,11 +292,31 @@ class BlockCore(Core):
         parts = [block.own_timescales() for block in self.blocks]
         return None if any(p is None for p in parts) else torch.cat(parts)
 
+    def _recorded(self, x: torch.Tensor, state: State | None) -> list[torch.Tensor] | None:
+        """Every block's transitions on x (``Block.recording`` set while they run), or None if one is fixed."""
+        for block in self.blocks:
+            block.recording = True
+        try:
+            _, _, transitions = self._run_blocks(x, self._prepare(x, state))
+        finally:
+            for block in self.blocks:
+                block.recording = False
+        return None if any(t is None for t in transitions) else transitions  # type: ignore[return-value]
+
+    def transitions(self, x: torch.Tensor, state: State | None = None) -> torch.Tensor | None:
+        """The signed transition eigenvalues a_t of every input-dependent recurrent unit of every block,
+        [T, B, U] in layer order (None if a block's recurrence is fixed): a_t < 0 flips a unit's state."""
+        transitions = self._recorded(x, state)
+        if transitions is None:
+            return None
+        return torch.cat([t.reshape(t.shape[0], t.shape[1], -1) for t in transitions], dim=2)
+
     def decays(self, x: torch.Tensor, state: State | None = None) -> torch.Tensor | None:
         """|a_t| of every input-dependent recurrent unit of every block, [T, B, U] (None if fixed)."""
-        _, _, decays = self._run_blocks(x, self._prepare(x, state))
-        if any(d is None for d in decays):
+        transitions = self._recorded(x, state)
+        if transitions is None:
             return None
+        decays = [block.decays(t) for block, t in zip(self.blocks, transitions)]
         return torch.cat([d.reshape(d.shape[0], d.shape[1], -1) for d in decays], dim=2)
 
     @classmethod

@@ -18,9 +18,7 @@ adjoint recurrence backwards through it:
 
 Same numbers as the step loop under autograd up to float rounding (exp(z) is taken as exp2(z log2 e),
 which torch's CPU kernels evaluate 2-3 times faster), while holding T / chunk start states and one
-block's 2 chunk + 4 step buffers instead of every step's transitions and states with their graph. The
-forward also returns the decays mean_n |Abar_t| [T, B, E] (an analysis quantity, no gradient), one
-reduction per step.
+block's 2 chunk + 4 step buffers instead of every step's transitions and states with their graph.
 """
 
 from __future__ import annotations
@@ -49,12 +47,10 @@ def _step(h: torch.Tensor, delta_t: torch.Tensor, drive_t: torch.Tensor, b_t: to
 
 def _forward(delta: torch.Tensor, drive: torch.Tensor, b: torch.Tensor, c: torch.Tensor, a2: torch.Tensor,
              h: torch.Tensor, signed: bool, chunk: int | None
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(y [T, B, E], h_T [B, N, E], decays [T, B, E], the start state of every ``chunk`` steps or None) from
-    h_0 [B, N, E]."""
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(y [T, B, E], h_T [B, N, E], the start state of every ``chunk`` steps or None) from h_0 [B, N, E]."""
     steps, batch, inner = delta.shape
     y = delta.new_empty(steps, batch, 1, inner)
-    decay = delta.new_empty(steps, batch, inner)
     abar = torch.empty_like(h)
     buffers = (torch.empty_like(h), torch.empty_like(h))
     starts = []
@@ -63,27 +59,25 @@ def _forward(delta: torch.Tensor, drive: torch.Tensor, b: torch.Tensor, c: torch
             starts.append(h.clone() if t else h)
         h = _step(h, delta[t], drive[t], b[t], a2, signed, abar, buffers[t % 2])
         torch.bmm(c[t].unsqueeze(1), h, out=y[t])
-        torch.mean(abar.abs_() if signed else abar, -2, out=decay[t])
-    return y.squeeze(2), h, decay, (torch.stack(starts) if chunk is not None else None)
+    return y.squeeze(2), h, (torch.stack(starts) if chunk is not None else None)
 
 
 class _SelectiveScan(torch.autograd.Function):
-    """The scan on (delta, drive, b, c, a, h0 [B, N, E]) -> (y, h_T [B, N, E], decays); backward: the adjoint."""
+    """The scan on (delta, drive, b, c, a, h0 [B, N, E]) -> (y, h_T [B, N, E]); backward: the adjoint."""
 
     @staticmethod
     def forward(ctx: Any, delta: torch.Tensor, drive: torch.Tensor, b: torch.Tensor, c: torch.Tensor,
                 a: torch.Tensor, h0: torch.Tensor, signed: bool, chunk: int
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         a_t = a.t().contiguous()
-        y, h, decay, starts = _forward(delta, drive, b, c, a_t * LOG2_E, h0, signed, chunk)
+        y, h, starts = _forward(delta, drive, b, c, a_t * LOG2_E, h0, signed, chunk)
         ctx.save_for_backward(delta, drive, b, c, a_t, starts)
         ctx.signed, ctx.chunk = signed, chunk
-        ctx.mark_non_differentiable(decay)
-        return y, h, decay
+        return y, h
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_y: torch.Tensor | None, grad_h: torch.Tensor | None, _: Any
+    def backward(ctx: Any, grad_y: torch.Tensor | None, grad_h: torch.Tensor | None
                  ) -> tuple[torch.Tensor | None, ...]:
         delta, drive, b, c, a_t, starts = ctx.saved_tensors
         signed, chunk, a2 = ctx.signed, ctx.chunk, a_t * LOG2_E
@@ -116,11 +110,11 @@ class _SelectiveScan(torch.autograd.Function):
 
 def selective_scan(delta: torch.Tensor, drive: torch.Tensor, b: torch.Tensor, c: torch.Tensor, a: torch.Tensor,
                    h0: torch.Tensor, *, signed: bool = False, chunk: int = 16
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """The selective scan h_t = Abar_t * h_{t-1} + drive_t B_t, Abar_t = exp(Delta_t A) (2 exp(Delta_t A) - 1
     if ``signed``), for delta and drive [T, B, E], b and c [T, B, N], a [E, N] and h0 [B, E, N]: returns
-    y_t = h_t C_t [T, B, E], h_T [B, E, N] and the decays mean_n |Abar_t| [T, B, E] (no gradient). The
-    backward keeps a state every ``chunk`` steps and recomputes the rest.
+    y_t = h_t C_t [T, B, E] and h_T [B, E, N]. The backward keeps a state every ``chunk`` steps and
+    recomputes the rest.
 
     The batch runs in blocks of rows whose [rows, N, E] state takes about BLOCK_BYTES, so that one step's
     few state-sized buffers stay in a core's cache."""
@@ -135,9 +129,9 @@ def selective_scan(delta: torch.Tensor, drive: torch.Tensor, b: torch.Tensor, c:
         if grad:
             parts.append(_SelectiveScan.apply(*inputs, a, h, signed, chunk))
         else:
-            parts.append(_forward(*inputs, a_t * LOG2_E, h, signed, None)[:3])
-    y, h, decay = (torch.cat(part, dim) for part, dim in zip(zip(*parts), (1, 0, 1)))
-    return y, h.transpose(1, 2), decay
+            parts.append(_forward(*inputs, a_t * LOG2_E, h, signed, None)[:2])
+    y, h = (torch.cat(part, dim) for part, dim in zip(zip(*parts), (1, 0)))
+    return y, h.transpose(1, 2)
 
 
 __all__ = ["selective_scan"]

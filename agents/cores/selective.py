@@ -28,9 +28,10 @@ divided by sqrt(layers) (mamba-ssm's rescale of the residual branches); the core
 norm are RMSNorms (eps 1e-5) as in mamba-ssm's MixerModel. The scan (mamba_scan.selective_scan) is an
 autograd Function whose forward is a step loop on [B, N, E] buffers and whose backward is the adjoint
 recurrence, recomputing the states between the ones it keeps every ``CHUNK`` steps: the role of the
-paper's fused CUDA kernel, which also recomputes h in the backward. ``decays`` reports |Abar_t| averaged
-over the N states of each channel, [T, B, E] per layer, without a graph (an analysis quantity), which
-the scan's forward computes on the way (one reduction per step).
+paper's fused CUDA kernel, which also recomputes h in the backward. ``transitions`` reports the signed
+Abar_t per channel and state, [T, B, E * N] per layer, and ``decays`` |Abar_t| averaged over the N states
+of each channel, [T, B, E]: analysis quantities without a graph, computed from Delta_t only when asked
+(the scan never stores [T, B, E, N]).
 
 Where we differ from the paper and mamba-ssm: B_t x_t is discretised by Euler (Delta B x), as the paper's
 own implementation does (the paper's ZOH formula for B would be (Delta A)^-1 (exp(Delta A) - 1) Delta B);
@@ -95,11 +96,12 @@ class MinGRUBlock(Block):
         return ((self.width,),)
 
     def run(self, u: torch.Tensor, state: BlockState) -> tuple[torch.Tensor, BlockState, torch.Tensor]:
+        """Transitions: a_t = 1 - z_t (2 (1 - z_t) - 1 "signed") per unit, [T, B, D]."""
         gate, candidate = self.gates(u).chunk(2, dim=-1)
         z = torch.sigmoid(gate)
         a = signed(1.0 - z, self.eigenvalues)
         h = linear_scan(a, z * candidate, state[0])
-        return self.mlp(h), (h[-1],), a.abs()
+        return self.mlp(h), (h[-1],), a
 
 
 class MinGRU(BlockCore):
@@ -143,7 +145,9 @@ class MambaBlock(Block):
         (mamba_scan.selective_scan) computes it."""
         return signed(torch.exp(delta.unsqueeze(-1) * -torch.exp(self.a_log)), self.eigenvalues)
 
-    def run(self, u: torch.Tensor, state: BlockState) -> tuple[torch.Tensor, BlockState, torch.Tensor]:
+    def run(self, u: torch.Tensor, state: BlockState) -> tuple[torch.Tensor, BlockState, torch.Tensor | None]:
+        """Transitions (only while ``recording``, else None): Abar_t per channel and state, [T, B, E * N]
+        channel by channel, without a graph."""
         x, z = self.in_proj(u).chunk(2, dim=-1)
         conv_state: BlockState = ()
         if self.conv is not None:
@@ -152,10 +156,18 @@ class MambaBlock(Block):
         x = F.silu(x)
         dt, b, c = self.x_proj(x).split([self.rank, self.d_state, self.d_state], dim=-1)
         delta = F.softplus(self.dt_proj(dt))
-        y, h, decay = selective_scan(delta, delta * x, b, c, -torch.exp(self.a_log), state[-1],
-                                     signed=self.eigenvalues == "signed", chunk=CHUNK)
+        y, h = selective_scan(delta, delta * x, b, c, -torch.exp(self.a_log), state[-1],
+                              signed=self.eigenvalues == "signed", chunk=CHUNK)
         out = self.out_proj((y + self.skip * x) * F.silu(z))
-        return out, (*conv_state, h), decay
+        transitions = None
+        if self.recording:
+            with torch.no_grad():
+                transitions = self.transition(delta).flatten(2)
+        return out, (*conv_state, h), transitions
+
+    def decays(self, transitions: torch.Tensor) -> torch.Tensor:
+        """|Abar_t| averaged over the N states of each channel, [T, B, E]: the channel is the unit."""
+        return transitions.abs().unflatten(2, (-1, self.d_state)).mean(-1)
 
 
 class Mamba(BlockCore):
