@@ -11,6 +11,8 @@ One module per question:
   perturbation.
 - :mod:`~baselines.analysis.generalization`: the forgetting/generalization matrix.
 - :mod:`~baselines.analysis.geometry`: PCA dimensionality.
+- :mod:`~baselines.analysis.transitions`: the sign of an input-dependent recurrence's transitions a_t, per
+  input token (a signed network's flips).
 - :mod:`~baselines.analysis.report`: ``analyze_run`` (tables and figures of a run folder) and
   ``compare_runs``.
 
@@ -31,7 +33,7 @@ from baselines.analysis.lesions import (
 )
 from baselines.analysis.report import (
     ANALYSES, SCALES, AnalysisOptions, analyze_run, compare_runs, plot_ablation, plot_dimensionality, plot_forgetting,
-    plot_perturbation, plot_timescales, read_csv, scaled_options, write_csv,
+    plot_perturbation, plot_timescales, plot_transitions, read_csv, scaled_options, write_csv,
 )
 from baselines.analysis.runs import AnalysisError, Run, check_head, load_model, load_run
 from baselines.analysis.synthetic import PAPER_CHECK_CASES, SyntheticCase, accuracy_row, fit_accuracy
@@ -40,15 +42,18 @@ from baselines.analysis.timescales import (
     population_autocorrelation, tau_net_summary,
     timescales_from_lag_sums, trace_timescales,
 )
+from baselines.analysis.transitions import (
+    alphabet_size, has_transitions, network_transitions, token_inputs, transition_kinds, transition_stats,
+)
 
 __all__ = [
     "ANALYSES", "DEFAULT_EPS", "SCALES", "DRIVE_P_CHOICES", "FIT_RULES", "PAPER_CHECK_CASES", "TAU_PERTURB_TARGETS", "AnalysisError",
     "AnalysisOptions", "ForgetGate", "LagSums", "OwnTimescale", "Run", "Stream", "SyntheticCase", "ablate", "ablation",
-    "accuracy_on_ns", "accuracy_row", "aic", "analyze_run", "ar1_ac_covariance", "autocorrelation", "check_drive_p", "check_head",
+    "accuracy_on_ns", "accuracy_row", "aic", "alphabet_size", "analyze_run", "ar1_ac_covariance", "autocorrelation", "check_drive_p", "check_head",
     "compare_runs", "default_max_lag", "default_min_weight", "dimensionality", "drive", "fit_accuracy",
-    "fit_timescale", "fit_timescales", "forgetting_matrix", "lag_grid", "load_model", "load_run", "make_stream",
-    "network_timescales", "perturb_tau", "perturb_weights", "perturbation", "perturbation_rows", "plot_ablation", "plot_dimensionality",
-    "plot_forgetting", "plot_perturbation", "plot_timescales", "population_autocorrelation", "read_csv", "readout_probe",
+    "fit_timescale", "fit_timescales", "forgetting_matrix", "has_transitions", "lag_grid", "load_model", "load_run", "make_stream",
+    "network_timescales", "network_transitions", "perturb_tau", "perturb_weights", "perturbation", "perturbation_rows", "plot_ablation", "plot_dimensionality",
+    "plot_forgetting", "plot_perturbation", "plot_timescales", "plot_transitions", "population_autocorrelation", "read_csv", "readout_probe",
     "recurrent_weight_param", "relative_accuracies", "scaled_options", "streaming_accuracy", "tau_net_summary", "tau_order", "timescales_from_lag_sums",
-    "trace_timescales", "trained_tau", "write_csv",
+    "token_inputs", "trace_timescales", "trained_tau", "transition_kinds", "transition_stats", "write_csv",
 ]

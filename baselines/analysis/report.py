@@ -27,12 +27,13 @@ from baselines.analysis.lesions import (
 )
 from baselines.analysis.runs import AnalysisError, Run, load_run
 from baselines.analysis.timescales import check_drive_p, network_timescales
+from baselines.analysis.transitions import ALL, has_transitions, network_transitions, transition_kinds
 from baselines.plots import NColours, integer_ticks, pyplot, save_figure
 from baselines.run_folder import make_output_folder
 from baselines.trainer import resolve_device
 from memory_envs.tasks import RUNNING_N, RUNNING_PARITY, check_seed
 
-ANALYSES = ("timescales", "ablation", "perturbation", "forgetting", "dimensionality")
+ANALYSES = ("timescales", "ablation", "perturbation", "forgetting", "dimensionality", "transitions")
 #: Columns of timescales.csv from ``tau_net_summary``.
 SUMMARY_KEYS = ("tau_net_mean", "tau_net_median", "neurons_tau_net_gt1", "neurons_failed", "neurons_at_bound",
                 "share_failed_or_bound")
@@ -64,6 +65,8 @@ class AnalysisOptions:
     eval_batches: int = 4
     eval_batch_size: int = 256
     beyond: int = 5
+    transition_steps: int = 256  # the transitions analysis: sequences of this many uniform tokens
+    transition_batch: int = 16  # ... this many of them
     seed: int = 0
     plots: bool = True
     device: str = "cpu"  # where the models run: "cpu", "cuda[:i]" or "auto"; every draw is on the CPU
@@ -73,7 +76,7 @@ class AnalysisOptions:
         if unknown or not self.analyses:
             raise AnalysisError(f"analyses must be a non-empty subset of {list(ANALYSES)}, got {list(self.analyses)}")
         for name in ("trials", "steps", "pca_steps", "k", "stream_length", "stream_batch", "draws",
-                     "eval_batches", "eval_batch_size"):
+                     "eval_batches", "eval_batch_size", "transition_steps", "transition_batch"):
             if int(getattr(self, name)) < 1:
                 raise AnalysisError(f"{name} must be >= 1, got {getattr(self, name)}")
         check_rule(self.fit_rule)
@@ -146,7 +149,7 @@ def _analysis_n(run: Run, n: int | None) -> int:
     return n
 
 
-RUNNING_PARITY_ANALYSES = ("timescales", "dimensionality")
+RUNNING_PARITY_ANALYSES = ("timescales", "dimensionality", "transitions")
 """The analyses of a running-parity run (one network, ``checkpoints/final``, no window N): those that drive
 the network with random bits. Ablation, perturbation and forgetting score the N-parity / N-DMS heads."""
 
@@ -180,6 +183,22 @@ def _without_tau_lesions(options: AnalysisOptions, run: Run, device: torch.devic
     return dataclasses.replace(options, analyses=tuple(a for a in options.analyses if a not in lesions))
 
 
+def _without_transitions(options: AnalysisOptions, run: Run, device: torch.device, log: Callable[[str], None],
+                         by_default: bool) -> AnalysisOptions:
+    """The transitions analysis reads ``Core.transitions``: for a core without them (a fixed or non-linear
+    recurrence) it is dropped from the default (``by_default``: all analyses) with a note, and refused when asked
+    for by name."""
+    if "transitions" not in options.analyses or has_transitions(run.load(max(run.checkpoints), device).core):
+        return options
+    kind = run.config.get("core", "?")
+    reason = (f"core {kind!r} has no input-dependent transitions (a fixed or non-linear recurrence; the kinds with "
+              f"them: {', '.join(transition_kinds())})")
+    if not by_default:
+        raise AnalysisError(f"transitions: {reason}: choose among {[a for a in ANALYSES if a != 'transitions']}")
+    log(f"skipping transitions: {reason}")
+    return dataclasses.replace(options, analyses=tuple(a for a in options.analyses if a != "transitions"))
+
+
 @contextmanager
 def _bar(progress: Callable[[str, int], Any] | None, description: str, total: int
          ) -> Iterator[Callable[[int], None] | None]:
@@ -209,7 +228,9 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     out = Path(out) if out is not None else run.path / "analysis"
     # check everything the options ask for before the slow work starts
     ts_ns = _pick(run, options.ns)
+    by_default = tuple(options.analyses) == ANALYSES
     options = _without_tau_lesions(_running_parity_analyses(options, run, log), run, device, log)
+    options = _without_transitions(options, run, device, log, by_default)
     target = _analysis_n(run, options.n) if {"ablation", "perturbation"} & set(options.analyses) else None
     if target is not None and "perturbation" in options.analyses:
         recurrent_weight_param(run.load(target, device).core)
@@ -326,7 +347,80 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
             + ", ".join(f"{network_name(r['n'])}: {r['components_90']}" for r in rows))
         if options.plots:
             files.append(plot_dimensionality([rows], [run.label], out / "dimensionality.png"))
+    if "transitions" in options.analyses:
+        rows, units, histogram = [], [], []
+        for n in ts_ns:
+            r = network_transitions(run.load(n, device).core, steps=options.transition_steps,
+                                    batch=options.transition_batch, seed=options.seed)
+            rows += [{**base, "n": n, **row} for row in r["rows"]]
+            units += [{**base, "n": n, **row} for row in r["units"]]
+            histogram += [{**base, "n": n, **row} for row in r["histogram"]]
+            log(f"transitions, {network_name(n)}: {transitions_text(r['rows'])}")
+        files += [write_csv(out / "transitions.csv", rows), write_csv(out / "transitions_units.csv", units),
+                  write_csv(out / "transitions_histogram.csv", histogram)]
+        results["transitions"] = rows
+        if options.plots:
+            files.append(plot_transitions(histogram, rows, run.label, out / "transitions.png"))
     return results
+
+
+#: Up to this many input tokens, the transitions' line and figure show each token; beyond, their pool.
+TOKENS_SHOWN = 6
+
+
+def deciding_lag(rows: list[dict[str, Any]], layer: int | str) -> int:
+    """The lag of ``layer``'s rows (transitions.csv) whose token decides the most units' sign, the first of equals."""
+    decided = {r["lag"]: r["units_decided"] for r in rows if r["layer"] == layer}
+    return max(decided, key=lambda lag: (decided[lag], -lag))
+
+
+def _read(lag: int) -> str:
+    return "at the same step" if lag == 0 else f"{lag} step{'s' if lag > 1 else ''} before"
+
+
+def transitions_text(rows: list[dict[str, Any]]) -> str:
+    """The share of negative a_t over every layer, then at the lag that decides the most units' sign, on reading
+    each token (up to TOKENS_SHOWN) that many steps before: the share, its median and the units mostly negative."""
+    layer = ALL if any(r["layer"] == ALL for r in rows) else 0
+    lag = deciding_lag(rows, layer)
+    pooled = [r for r in rows if r["layer"] == layer and r["lag"] == lag]
+    overall = next(r for r in pooled if r["token"] == ALL)
+    tokens = [r for r in pooled if r["token"] != ALL]
+    text = (f"{overall['negative']:.1%} of a_t negative; {overall['units_decided']} of {overall['units']} units' "
+            f"sign decided by the token read {_read(lag)}")
+    if len(tokens) <= TOKENS_SHOWN:
+        text += ": " + ", ".join(f"after a {r['token']}: {r['negative']:.1%} negative (median {r['q50']:+.2f}; "
+                                 f"{r['units_negative']} units mostly negative)" for r in tokens)
+    return text
+
+
+def plot_transitions(histogram: list[dict[str, Any]], rows: list[dict[str, Any]], label: str, path: Path) -> Path:
+    """Histograms of a_t on [-1, 1] after each input token (their pool beyond TOKENS_SHOWN tokens) read at the lag
+    that decides the most units' sign, one panel per layer, for the last checkpoint; the legend gives each token's
+    share of negative a_t."""
+    plt = pyplot()
+    last = max(r["n"] for r in rows)
+    rows = [r for r in rows if r["n"] == last]
+    layers = [layer for layer in dict.fromkeys(r["layer"] for r in rows) if layer != ALL]
+    tokens = [t for t in dict.fromkeys(r["token"] for r in rows) if t != ALL]
+    shown = tokens if len(tokens) <= TOKENS_SHOWN else [ALL]
+    fig, axes = plt.subplots(1, len(layers), figsize=(4.2 * len(layers), 3.4), squeeze=False)
+    for ax, layer in zip(axes[0], layers):
+        lag = deciding_lag(rows, layer)
+        for token in shown:
+            key = (last, layer, lag, token)
+            bins = [h for h in histogram if (h["n"], h["layer"], h["lag"], h["token"]) == key]
+            negative = next(r["negative"] for r in rows if (r["n"], r["layer"], r["lag"], r["token"]) == key)
+            name = f"after a {token}" if token != ALL else f"all {len(tokens)} tokens"
+            ax.stairs([h["share"] for h in bins], [bins[0]["bin_low"], *(h["bin_high"] for h in bins)],
+                      label=f"{name}: {negative:.0%} < 0")
+        ax.axvline(0.0, color="0.6", lw=0.8, ls=":")
+        where = f"layer {layer + 1} of {len(layers)}, " if len(layers) > 1 else ""
+        ax.set(xlabel="transition eigenvalue a_t", ylabel="share of a_t", xlim=(-1, 1),
+               title=f"{where}token read {_read(lag)}")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{label}, {network_name(last)}", fontsize=9)
+    return save_figure(fig, path)
 
 
 def network_name(n: int) -> str:

@@ -6,7 +6,7 @@
     memory-envs benchmark --cores ...    score card of recurrent cores (built-in or your own)
     memory-envs benchmark --rl ...       RL score card: RecurrentPPO policies on the presets
     memory-envs rl --env NDMS-v0 --n 2   RecurrentPPO with our cores, optional curriculum
-    memory-envs analyze RUN [RUN ...]    timescales, ablation, perturbation, forgetting, dimensionality
+    memory-envs analyze RUN [RUN ...]    timescales, ablation, perturbation, forgetting, dimensionality, transitions
     memory-envs import-authors SRC OUT   the paper's authors' published networks as a run folder
     memory-envs --version                the installed version
 

@@ -100,7 +100,7 @@ def add_analyze_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
                         "stream) or paper (the paper's); an option below overrides its size (default: quick)")
     p.add_argument("--analyses", type=analysis_names, default=ANALYSES,
                    help=f"comma-separated subset of {','.join(ANALYSES)} or 'all' (default: all)")
-    p.add_argument("--ns", type=comma_ints, default=None, help="checkpoints (N) for timescales and dimensionality "
+    p.add_argument("--ns", type=comma_ints, default=None, help="checkpoints (N) for timescales, dimensionality and transitions "
                                                            "(default: every checkpoint)")
     p.add_argument("--n", type=int, default=None, help="the N whose checkpoint and head are ablated/perturbed "
                                                         "(default: the largest checkpoint)")
@@ -142,6 +142,11 @@ def add_analyze_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     g.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size, help=f"default: {d.eval_batch_size}")
     g.add_argument("--beyond", type=int, default=d.beyond,
                    help=f"evaluate up to the largest checkpoint N + this (default: {d.beyond})")
+    g = p.add_argument_group("transitions (cores whose recurrence's a_t depends on the input: mingru, mamba, deltanet, ...)")
+    g.add_argument("--transition-steps", type=positive_int, default=d.transition_steps,
+                   help=f"length of the sequences of uniform input tokens (default: {d.transition_steps})")
+    g.add_argument("--transition-batch", type=positive_int, default=d.transition_batch,
+                   help=f"sequences (default: {d.transition_batch})")
     g = p.add_argument_group("output")
     g.add_argument("--out", default=None, help="output folder for a single run (default: RUN_DIR/analysis)")
     g.add_argument("--compare-dir", default="analysis-compare",
@@ -206,6 +211,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         drive_p=args.drive_p, max_lag=args.max_lag, min_weight=args.min_weight, tau_perturb=args.tau_perturb,
         zero_bias=not args.keep_bias, stream_batch=args.stream_batch, eps=tuple(args.eps), tau_eps=tuple(args.tau_eps),
         eval_batches=args.eval_batches, eval_batch_size=args.eval_batch_size, beyond=args.beyond, seed=args.seed,
+        transition_steps=args.transition_steps, transition_batch=args.transition_batch,
         plots=not args.no_plots, device=args.device, **sizes)
     if args.out is not None and len(args.run_dirs) > 1:
         print_error("--out needs exactly one RUN_DIR (each run writes to RUN_DIR/analysis)")
