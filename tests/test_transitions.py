@@ -188,7 +188,8 @@ def test_a_hand_set_signed_mingru_flips_after_a_1_and_keeps_after_a_0(device):
     for token, value in ((0, after_0), (1, after_1)):
         assert rows[token]["min"] == pytest.approx(value) and rows[token]["max"] == pytest.approx(value)
     tokens = torch.randint(2, (50, 4), generator=torch.Generator().manual_seed(1))  # the drive network_transitions drew
-    assert rows[1]["count"] == 4 * int(tokens.sum()) and stats["negative"] == pytest.approx(float(tokens.float().mean()))
+    assert rows[1]["count"] == 4 * int(tokens.sum())
+    assert stats["negative"] == pytest.approx(float(tokens.float().mean()))
     assert rows[ALL]["count"] == 50 * 4 * 4
     assert network_transitions(core, steps=50, batch=4, seed=1) == stats  # seeded: the same numbers again
 
@@ -281,3 +282,15 @@ def test_a_signed_mingru_that_learned_running_parity_flips_on_a_1(tmp_path, devi
     rows = {r["token"]: r for r in stats["rows"] if r["lag"] == 0}
     assert rows[1]["negative"] > 2 * rows[0]["negative"], rows
     assert rows[1]["units_negative"] > 2 * rows[0]["units_negative"], rows
+
+
+def test_a_token_task_drives_the_network_with_its_own_sequences(device):
+    """Modular arithmetic's sequences alternate digits (tokens 0-4) and operators (5-7): a_t at the odd steps is
+    counted under the operators only; a core whose inputs do not match the task's tokens is refused."""
+    core = make_core("mingru", 8, 8, eigenvalues="signed", generator=torch.Generator().manual_seed(0)).to(device)
+    stats = network_transitions(core, steps=20, batch=3, seed=0, lags=(0,), task="mod_arithmetic")
+    counts = {r["token"]: r["count"] for r in stats["rows"]}
+    assert sum(counts[token] for token in (5, 6, 7) if token in counts) == 10 * 3 * 8  # the 10 odd steps
+    assert sum(counts[token] for token in range(5) if token in counts) == 10 * 3 * 8
+    with pytest.raises(ValueError, match="task 'word_s3' has 6 tokens but the core reads 8 inputs"):
+        network_transitions(core, task="word_s3")

@@ -351,7 +351,7 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
         rows, units, histogram = [], [], []
         for n in ts_ns:
             r = network_transitions(run.load(n, device).core, steps=options.transition_steps,
-                                    batch=options.transition_batch, seed=options.seed)
+                                    batch=options.transition_batch, seed=options.seed, task=run.task)
             rows += [{**base, "n": n, **row} for row in r["rows"]]
             units += [{**base, "n": n, **row} for row in r["units"]]
             histogram += [{**base, "n": n, **row} for row in r["histogram"]]

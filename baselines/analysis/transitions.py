@@ -8,8 +8,8 @@ positive one (a_t in [0, 1]) can only keep or forget. A core with a short convol
 (Mamba, DeltaNet) may let a_t depend on the last few tokens instead: a signed Mamba was measured to flip on the
 token read one step before (docs/analysis.md). :func:`transition_stats` gives, per layer, per lag and per input
 token read that many steps before a_t, the share of negative a_t, quantiles, a histogram on [-1, 1], and per unit
-the share of negative a_t; :func:`network_transitions` drives a network with fresh uniform tokens of its input
-alphabet (what running parity and the group word problems draw) and returns them.
+the share of negative a_t; :func:`network_transitions` drives a network with fresh sequences of its task (a token
+task's own, else uniform bits) and returns them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 
 from agents.cores import KINDS, make_core
 from baselines.analysis.runs import AnalysisError
-from memory_envs.tasks import check_positive_int, check_seed
+from memory_envs.tasks import check_positive_int, check_seed, is_token_task, token_task
 
 #: Quantiles of a_t reported per layer and token.
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -128,23 +128,31 @@ def _summary(values: np.ndarray) -> dict[str, Any]:
 
 
 def network_transitions(core: torch.nn.Module, *, steps: int = 256, batch: int = 16, seed: int = 0,
-                        lags: Sequence[int] = LAGS) -> dict[str, Any]:
+                        lags: Sequence[int] = LAGS, task: str | None = None) -> dict[str, Any]:
     """:func:`transition_stats` at ``lags`` of ``core`` (a model's ``.core``) run from its zero state on ``batch``
-    fresh sequences of ``steps`` uniform tokens of its alphabet (:func:`alphabet_size`), drawn on the CPU from
-    ``seed`` and moved to the core's device; AnalysisError for a core without transitions."""
+    fresh sequences of ``steps`` tokens drawn on the CPU from ``seed`` and moved to the core's device: a token
+    task's own sequences (``task``: a group word problem's uniform elements, modular arithmetic's digits and
+    operators in turn; one-hot inputs), else uniform tokens of the core's alphabet (:func:`alphabet_size`: the
+    bits of parity, DMS and running parity). AnalysisError for a core without transitions."""
     check_seed(seed)
     check_positive_int(steps, "steps")
     check_positive_int(batch, "batch")
     if not has_transitions(core):
         raise AnalysisError(f"core {type(core).__name__} has no input-dependent transitions (a fixed or non-linear "
                             "recurrence)")
-    generator = torch.Generator().manual_seed(seed)
-    tokens = torch.randint(alphabet_size(core.input_size), (steps, batch), generator=generator)
+    if task is not None and is_token_task(task):
+        rule = token_task(task)
+        if rule.vocab != core.input_size:
+            raise AnalysisError(f"task {task!r} has {rule.vocab} tokens but the core reads {core.input_size} inputs")
+        tokens = torch.from_numpy(rule.sample(np.random.default_rng(seed), batch, steps).T.astype(np.int64))
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        tokens = torch.randint(alphabet_size(core.input_size), (steps, batch), generator=generator)
     weight = next(core.parameters())
     with torch.no_grad():
         transitions = core.transitions(token_inputs(core.input_size, tokens).to(weight.device, weight.dtype))
     return transition_stats(transitions, tokens, getattr(core, "layers", 1), lags)
 
 
-__all__ = ["ALL", "DECIDED", "HISTOGRAM_BINS", "LAGS", "QUANTILES", "alphabet_size", "has_transitions", "network_transitions",
-           "token_inputs", "transition_kinds", "transition_stats"]
+__all__ = ["ALL", "DECIDED", "HISTOGRAM_BINS", "LAGS", "QUANTILES", "alphabet_size", "has_transitions",
+           "network_transitions", "token_inputs", "transition_kinds", "transition_stats"]

@@ -100,8 +100,8 @@ def add_analyze_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
                         "stream) or paper (the paper's); an option below overrides its size (default: quick)")
     p.add_argument("--analyses", type=analysis_names, default=ANALYSES,
                    help=f"comma-separated subset of {','.join(ANALYSES)} or 'all' (default: all)")
-    p.add_argument("--ns", type=comma_ints, default=None, help="checkpoints (N) for timescales, dimensionality and transitions "
-                                                           "(default: every checkpoint)")
+    p.add_argument("--ns", type=comma_ints, default=None,
+                   help="checkpoints (N) for timescales, dimensionality and transitions (default: every checkpoint)")
     p.add_argument("--n", type=int, default=None, help="the N whose checkpoint and head are ablated/perturbed "
                                                         "(default: the largest checkpoint)")
     g = p.add_argument_group("timescales and dimensionality")
@@ -142,7 +142,7 @@ def add_analyze_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     g.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size, help=f"default: {d.eval_batch_size}")
     g.add_argument("--beyond", type=int, default=d.beyond,
                    help=f"evaluate up to the largest checkpoint N + this (default: {d.beyond})")
-    g = p.add_argument_group("transitions (cores whose recurrence's a_t depends on the input: mingru, mamba, deltanet, ...)")
+    g = p.add_argument_group("transitions (cores whose a_t depends on the input: mingru, mamba, deltanet, ...)")
     g.add_argument("--transition-steps", type=positive_int, default=d.transition_steps,
                    help=f"length of the sequences of uniform input tokens (default: {d.transition_steps})")
     g.add_argument("--transition-batch", type=positive_int, default=d.transition_batch,
