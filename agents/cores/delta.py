@@ -1,4 +1,4 @@
-"""A recurrence whose state is a matrix written by the delta rule: DeltaNet.
+"""Recurrences whose state is a matrix written by the delta rule: DeltaNet, DeltaProduct, Gated DeltaNet.
 
 DeltaNet (Yang et al. 2024, "Parallelizing Linear Transformers with the Delta Rule over Sequence Length",
 arXiv:2406.06484; the delta rule of Schlag et al. 2021, "Linear Transformers Are Secretly Fast Weight
@@ -15,29 +15,58 @@ k, query scale d^-1/2, RMSNorm (eps 1e-5) on the output, no output gate):
 
 The step is S_t = S_{t-1} + beta_t (v_t - S_{t-1} k_t) k_t^T: the value stored at key k_t moves a
 fraction beta_t of the way to v_t. The transition I - beta_t k_t k_t^T has eigenvalue 1 - beta_t ||k_t||^2
-along k_t (1 on its complement); ``decays`` reports |1 - beta_t ||k_t||^2| per head, [T, B, heads] per
-layer. With ``eigenvalues="signed"``, beta_t = 2 sigmoid(w_beta u_t) in [0, 2], so that eigenvalue lies in
-[-1, 1] (Grazzi et al., ICLR 2025: a reflection, which lets one layer track parity).
+along k_t (1 on its complement); ``run`` returns it, signed, per head, [T, B, heads] per layer (the zoo's
+transitions). With ``eigenvalues="signed"``, beta_t = 2
+sigmoid(w_beta u_t) in [0, 2], so that eigenvalue lies in [-1, 1] (Grazzi et al., ICLR 2025: a
+reflection, which lets one layer track parity).
 
-The recurrence runs in the paper's chunkwise-parallel WY form (``delta_rule``, chunks of CHUNK = 16
-#: Gated DeltaNet's initial A (the decay rate, exp(A_log)) is drawn from U(A_MIN, A_MAX): fla's U(0, 16), kept
-#: off 0 so that ln A is finite.
-A_MIN, A_MAX = 1e-4, 16.0
-#: Gated DeltaNet's initial step dt (through dt_bias = softplus^-1(dt)): log-uniform in [DT_MIN, DT_MAX], at
-#: least DT_FLOOR (fla's, as Mamba-2's).
-DT_MIN, DT_MAX, DT_FLOOR = 1e-3, 0.1, 1e-4
-steps: the same numbers as the step loop up to rounding), with the last K - 1 conv inputs and S as the
-state, so that split runs equal one pass. Where we differ from flash-linear-attention's layer:
+DeltaProduct (Siems et al., NeurIPS 2025, "DeltaProduct: Improving State-Tracking in Linear RNNs via
+Householder Products", arXiv:2502.10297; code: automl/DeltaProduct, flash-linear-attention's
+GatedDeltaProduct layer without its forget gate and output gate) takes n_h = ``householders`` keys k_{t,j},
+values v_{t,j} and strengths beta_{t,j} per token (n_h times DeltaNet's k and v projections and conv
+channels, n_h strengths per head) and applies them as n_h consecutive delta-rule steps,
+
+    S_t = S_{t-1} prod_j (I - beta_{t,j} k_{t,j} k_{t,j}^T) + (the n_h writes),   o_t = S_t q_t / sqrt(d),
+
+a transition that is a product of n_h generalized Householder matrices (reflections where beta = 2): the
+published formulation, run as DeltaNet's chunkwise recurrence on the token sequence expanded n_h-fold with the
+query read after each token's last step. n_h = 1 is DeltaNet, weight for weight. Its transitions are the
+eigenvalue of each factor along its key, 1 - beta_{t,j} ||k_{t,j}||^2, [T, B, n_h * heads] (entry
+j * heads + h: factor j of head h); "signed" gives each factor's eigenvalue [-1, 1] (beta in [0, 2], the
+paper's setting for state tracking).
+
+Gated DeltaNet (Yang, Kautz and Hatamizadeh, ICLR 2025, "Gated Delta Networks: Improving Mamba2 with Delta
+Rule", arXiv:2412.06464; flash-linear-attention's GatedDeltaNet layer) adds a data-dependent decay of the
+whole state and an output gate:
+
+    g_t = -exp(A_log) softplus(w_a u_t + dt_bias),   alpha_t = exp(g_t) in (0, 1]     (one per head)
+    S_t = alpha_t S_{t-1} (I - beta_t k_t k_t^T) + beta_t v_t k_t^T
+    out_t = W_o (RMSNorm(o_t) * SiLU(W_g u_t))
+
+with A = exp(A_log) drawn from U(0, 16) and dt_bias = softplus^-1(dt), dt log-uniform in [1e-3, 0.1], as fla.
+Its transitions are alpha_t (1 - beta_t ||k_t||^2), the eigenvalue along k_t (alpha_t on k_t's complement),
+[T, B, heads]; "signed" takes beta in [0, 2] as Grazzi et al. did for Gated DeltaNet.
+
+The recurrences run in the chunkwise-parallel WY form (``delta_rule``, chunks of CHUNK = 16 steps, with the
+gate's cumulative decays inside a chunk for Gated DeltaNet: the same numbers as the step loop up to
+rounding), with the last K - 1 conv inputs and S as the state, so that split runs equal one pass. The
+recurrences equal flash-linear-attention's naive reference functions (``naive_recurrent_gated_delta_product``
+with num_householder = n_h and no gate, ``naive_recurrent_gated_delta_rule``) on the same q, k, v, beta and g
+to about 1e-14 in float64 (tests/test_cores_delta_family.py, where fla-core is installed). Where we differ
+from flash-linear-attention's layers:
 - q and k are normalised as x / max(||x||, 1e-6) (F.normalize) rather than x / sqrt(||x||^2 + 1e-6), so
   that keys have exactly unit length (the two differ only for ||x|| of about 1e-3 or below);
 - the query scale is applied as the RMSNorm's eps (RMSNorm(o / sqrt(d)) with eps = RMSNorm(o) with eps d,
   the same function);
-- one [3D, D] projection and one conv over the 3D channels stand for fla's three of each (the same
+- one projection and one conv over all the q, k, v channels stand for fla's three of each (the same
   functions), drawn with torch's default U(+-1/sqrt(fan_in)) like the rest of the zoo rather than fla's
   model-level initialisation;
+- values have the keys' width d (fla's Gated DeltaNet and GatedDeltaProduct default to expand_v = 2, values
+  twice as wide), and DeltaProduct has neither the forget gate nor the output gate of fla's GatedDeltaProduct
+  (the plain DeltaProduct of the paper, so that n_h = 1 is our DeltaNet);
 - the chunk's (I + A)^-1 comes from a batched triangular solve rather than fla's blockwise substitution
   kernels, chunks are 16 steps rather than 64 (on the CPU, batched 16 x 16 products run fastest);
-- the block ends at the layer's normed output projection: the paper's language models add a SwiGLU MLP
+- the block ends at the layer's normed output projection: the papers' language models add a SwiGLU MLP
   in a second residual sublayer, which the zoo's one-sublayer blocks leave out (the SiLU features, the
   normalisations and the query-dependent read already make the output non-linear in the inputs).
 """
