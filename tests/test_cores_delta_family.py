@@ -74,8 +74,9 @@ def reference(block, u: torch.Tensor, state: tuple[torch.Tensor, ...]):
                 for j in range(n):
                     key = unit(k[i, j, h])
                     a = alpha[i, h] if j == 0 else 1.0
-                    s = a * s @ (eye - beta[i, j, h] * torch.outer(key, key)) + beta[i, j, h] * torch.outer(v[i, j, h], key)
-                    transition[i, j, h] = a * (1 - beta[i, j, h] * (key @ key))
+                    b = beta[i, j, h]
+                    s = a * s @ (eye - b * torch.outer(key, key)) + b * torch.outer(v[i, j, h], key)
+                    transition[i, j, h] = a * (1 - b * (key @ key))
                 new_memory[i, h] = s
                 o[i, h] = s @ unit(q[i, h]) / math.sqrt(d)
         memory = new_memory

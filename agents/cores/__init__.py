@@ -70,6 +70,7 @@ def make_core(kind: str, input_size: int, hidden_size: int, **options: Any) -> n
     return cls(input_size, hidden_size, **options)
 
 
-__all__ = ["CORES", "EIGENVALUE_KINDS", "KINDS", "NO_OWN_TIMESCALE", "TAU_KINDS", "Core", "DeltaNet", "DeltaProduct", "GatedDeltaNet", "LRU", "LeakyGRU", "LeakyLSTM",
+__all__ = ["CORES", "EIGENVALUE_KINDS", "KINDS", "NO_OWN_TIMESCALE", "TAU_KINDS", "Core", "DeltaNet", "LRU", "LeakyGRU", "LeakyLSTM",
+           "DeltaProduct", "GatedDeltaNet",
            "LeakyRNN", "Mamba", "MinGRU", "S5", "State", "TauCore", "Transformer", "core_class", "make_core",
            "member_results", "run_side_by_side"]
