@@ -32,9 +32,9 @@ def random_state(core, batch: int, seed: int = 2):
     return core(bits(5, batch, seed, next(core.parameters()).dtype))[1]
 
 
-def test_the_zoo_has_the_six_kinds():
-    assert set(ZOO) == {"mingru", "mamba", "deltanet", "lru", "s5", "transformer"}
-    assert set(SIGNED) == {"lru", "mingru", "mamba", "deltanet"}  # the kinds Grazzi et al. extend
+def test_the_zoo_has_its_kinds():
+    assert set(ZOO) == {"mingru", "mamba", "deltanet", "lru", "s5", "transformer", "deltaproduct", "gated_deltanet"}
+    assert set(SIGNED) == {"lru", "mingru", "mamba", "deltanet", "deltaproduct", "gated_deltanet"}  # the kinds Grazzi et al. extend
 
 
 @pytest.mark.parametrize("kind,options", SETTINGS, ids=lambda v: str(v))

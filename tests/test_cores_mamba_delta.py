@@ -91,7 +91,7 @@ def deltanet_reference(block, u: torch.Tensor, state: tuple[torch.Tensor, ...]):
                 s = memory[i, j] @ (eye - beta[i, j] * torch.outer(key, key)) + beta[i, j] * torch.outer(v[i, j], key)
                 new_memory[i, j] = s
                 o[i, j] = s @ query / math.sqrt(d)
-                decay[i, j] = abs(1 - beta[i, j] * (key @ key))
+                decay[i, j] = 1 - beta[i, j] * (key @ key)  # signed: the eigenvalue along k_t
         memory = new_memory
         o = o / torch.sqrt((o * o).mean(-1, keepdim=True) + 1e-5) * block.norm
         outs.append(o.reshape(u.shape[1], -1) @ block.out_proj.weight.T)

@@ -9,6 +9,8 @@ gru, lstm      LeakyGRU, LeakyLSTM (tau-leaky)      agents/cores/gated.py
 mingru         MinGRU (Feng et al. 2024)            agents/cores/selective.py
 mamba          Mamba (Gu & Dao 2023, Mamba-1)       agents/cores/selective.py
 deltanet       DeltaNet (Yang et al. 2024)          agents/cores/delta.py
+deltaproduct   DeltaProduct (Siems et al. 2025)     agents/cores/delta.py
+gated_deltanet GatedDeltaNet (Yang et al. 2025)     agents/cores/delta.py
 lru            LRU (Orvieto et al. 2023)            agents/cores/ssm.py
 s5             S5 (Smith et al. 2023, S4D-Lin)      agents/cores/ssm.py
 transformer    Transformer (sliding-window, causal) agents/cores/attention.py
@@ -30,14 +32,15 @@ from .._validate import choice
 from ..protocol import build_external_core, is_import_path
 from .attention import Transformer
 from .base import Core, State, TauCore, member_results, run_side_by_side
-from .delta import DeltaNet
+from .delta import DeltaNet, DeltaProduct, GatedDeltaNet
 from .gated import LeakyGRU, LeakyLSTM
 from .leaky import LeakyRNN
 from .selective import Mamba, MinGRU
 from .ssm import LRU, S5
 
 CORES: dict[str, type[Core]] = {"leaky": LeakyRNN, "gru": LeakyGRU, "lstm": LeakyLSTM, "mingru": MinGRU,
-                             "lru": LRU, "s5": S5, "mamba": Mamba, "deltanet": DeltaNet, "transformer": Transformer}
+                             "lru": LRU, "s5": S5, "mamba": Mamba, "deltanet": DeltaNet, "transformer": Transformer,
+                             "deltaproduct": DeltaProduct, "gated_deltanet": GatedDeltaNet}
 """Built-in core classes by kind."""
 KINDS = ("leaky", "leaky_mod", *(kind for kind in CORES if kind != "leaky"))
 """Every built-in kind make_core takes ("leaky_mod" is LeakyRNN with variant="mod")."""
@@ -68,5 +71,6 @@ def make_core(kind: str, input_size: int, hidden_size: int, **options: Any) -> n
 
 
 __all__ = ["CORES", "EIGENVALUE_KINDS", "KINDS", "NO_OWN_TIMESCALE", "TAU_KINDS", "Core", "DeltaNet", "LRU", "LeakyGRU", "LeakyLSTM",
+           "DeltaProduct", "GatedDeltaNet",
            "LeakyRNN", "Mamba", "MinGRU", "S5", "State", "TauCore", "Transformer", "core_class", "make_core",
            "member_results", "run_side_by_side"]
