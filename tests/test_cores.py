@@ -33,7 +33,7 @@ def random_state(core, batch: int, seed: int = 2):
 
 
 def test_the_zoo_has_the_six_kinds():
-    assert set(ZOO) == {"mingru", "mamba", "deltanet", "lru", "s5", "transformer"}
+    assert set(ZOO) == {"mingru", "mamba", "deltanet", "lru", "s5", "transformer", "slstm", "mlstm"}
     assert set(SIGNED) == {"lru", "mingru", "mamba", "deltanet"}  # the kinds Grazzi et al. extend
 
 
