@@ -31,6 +31,7 @@ KIND_OPTIMIZERS: dict[str, tuple[str, float]] = {
     "mingru": ("adam", 3e-3),
     "mamba": ("adam", 3e-3), "deltanet": ("adam", 1e-2),
     "lru": ("adam", 3e-3), "s5": ("adam", 3e-3), "transformer": ("adam", 3e-3),
+    "slstm": ("adam", 3e-3), "mlstm": ("adam", 3e-3),
 }
 """What ``optimizer="auto"`` trains each built-in kind with (docs/leaderboard.md says how the zoo's were
 chosen); an external core gets Adam at the paper's lr."""

@@ -38,6 +38,7 @@ def group_norm(h: torch.Tensor, weight: torch.Tensor, heads: int) -> torch.Tenso
     return g.reshape(h.shape) * weight
 
 
+@torch.no_grad()
 def slstm_reference(block, u: torch.Tensor, state: tuple[torch.Tensor, ...]):
     """The sLSTM block one step and one unit at a time (Beck et al. 2024, eqs. 8-17 with the sigmoid
     forget gate, the stabiliser m_t, block-diagonal R per head), then GroupNorm and the gated feed-forward."""
@@ -79,6 +80,7 @@ def slstm_reference(block, u: torch.Tensor, state: tuple[torch.Tensor, ...]):
     return torch.stack(outs), (*conv_state, c, n, m, h)
 
 
+@torch.no_grad()
 def mlstm_reference(block, u: torch.Tensor, state: tuple[torch.Tensor, ...]):
     """The mLSTM block one step, sequence and head at a time with explicit d x d matrices (Beck et al. 2024,
     eqs. 19-27 with the stabiliser m_t, and the pre-up-projection block of their Figure 11)."""
@@ -93,8 +95,13 @@ def mlstm_reference(block, u: torch.Tensor, state: tuple[torch.Tensor, ...]):
             x_conv = conv_step(block.conv, history, x)
             history.append(x)
         x_conv = F.silu(x_conv)
-        q, k = (x_conv @ block.qk.weight.T).chunk(2, dim=-1)
-        v = x @ block.v.weight.T
+        q, k, v = (torch.empty_like(x) for _ in range(3))
+        size = block.v.block
+        for g in range(inner // size):  # block-diagonal projections, one block of channels at a time
+            channels = slice(g * size, (g + 1) * size)
+            q[:, channels] = x_conv[:, channels] @ block.qk.weight[g, :size].T
+            k[:, channels] = x_conv[:, channels] @ block.qk.weight[g, size:].T
+            v[:, channels] = x[:, channels] @ block.v.weight[g].T
         i_raw, f_raw = (torch.cat((q, k, v), dim=-1) @ block.gates.weight.T + block.gates.bias).chunk(2, dim=-1)
         h = torch.empty_like(q)
         forget = torch.empty_like(i_raw)
@@ -173,17 +180,24 @@ def cell_inputs(steps: int, batch: int, heads: int, d: int, device, scale: float
 
 
 def test_cells_pass_gradcheck(device):
-    q, k, v, i_raw, log_f, state = cell_inputs(11, 2, 2, 3, device)
-    chunked = lambda *a: mlstm_chunkwise(*a[:5], a[5:], chunk=4)  # noqa: E731  three chunks, the last one partial
+    q, k, v, i_raw, log_f, state = cell_inputs(7, 1, 2, 2, device)
+
+    def mlstm(*inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:  # chunks of 4: two, the last one partial
+        h, final = mlstm_chunkwise(*inputs[:5], inputs[5:], chunk=4)
+        return (h, *final)
+
     inputs = tuple(x.detach().requires_grad_(True) for x in (q, k, v, i_raw, log_f, *state))
-    assert torch.autograd.gradcheck(lambda *a: (chunked(*a)[0], *chunked(*a)[1]), inputs)
-    gates = randn(6, 2, 4, 4, seed=5, device=device).requires_grad_(True)
+    assert torch.autograd.gradcheck(mlstm, inputs)
+
+    def slstm(gates: torch.Tensor, recurrent: torch.Tensor, *cell: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        h, final = slstm_scan(gates, recurrent, cell)
+        return (h, *final)
+
+    gates = randn(4, 1, 4, 4, seed=5, device=device).requires_grad_(True)
     recurrent = randn(2, 2, 8, seed=6, device=device, scale=0.5).requires_grad_(True)
-    c, n, m, h = (randn(2, 4, seed=7 + j, device=device) for j in range(4))
-    n = (n.abs() + 0.5).requires_grad_(True)  # a reached normaliser is positive
-    slstm_state = (c.requires_grad_(True), n, m.requires_grad_(True), h.requires_grad_(True))
-    assert torch.autograd.gradcheck(lambda g, r, *s: (slstm_scan(g, r, s)[0], *slstm_scan(g, r, s)[1]),
-                                    (gates, recurrent, *slstm_state))
+    c, n, m, h = (randn(1, 4, seed=7 + j, device=device) for j in range(4))
+    cell = (c, n.abs() + 0.5, m, h)  # a reached normaliser is positive
+    assert torch.autograd.gradcheck(slstm, (gates, recurrent, *(x.requires_grad_(True) for x in cell)))
 
 
 @pytest.mark.parametrize("kind", ["slstm", "mlstm"])

@@ -26,7 +26,7 @@ pre-up-projection block:
 
     x_t, z_t = W_up u_t                                          (E channels each, no bias)
     x^c_t = SiLU(conv_K(x)_t)                                    (SiLU(x_t) without conv)
-    q_t = W_q x^c_t,   k_t = W_k x^c_t / sqrt(d),   v_t = W_v x_t
+    q_t = W_q x^c_t,   k_t = W_k x^c_t / sqrt(d),   v_t = W_v x_t   (block-diagonal, blocks of 4 channels)
     i~_t, f~_t = W_{i,f} [q_t; sqrt(d) k_t; v_t] + b_{i,f}       (one of each per head)
     m_t = max(log sigmoid(f~_t) + m_{t-1}, i~_t),   i_t = exp(i~_t - m_t),   f_t = exp(log sigmoid(f~_t) + m_{t-1} - m_t)
     C_t = f_t C_{t-1} + i_t v_t k_t^T,   n_t = f_t n_{t-1} + i_t k_t
@@ -53,8 +53,10 @@ the ``xlstm`` package's torch functions where it is installed (the sLSTM "vanill
 ``recurrent_step_stabilized_simple``) on the same gate pre-activations.
 
 Where we differ from the reference code:
-- every projection is dense (one [D, 4D] for sLSTM's gates, [E, E] for q, k, v), where the reference makes
-  sLSTM's gate inputs and mLSTM's q, k, v block-diagonal (per head, or blocks of 4 channels);
+- sLSTM's gate input projections are dense (one [D, 2D] on the conv's output for i, f and one on the input
+  for z, o, their biases the cell's b), where the reference makes them block-diagonal per head; mLSTM's
+  q, k, v are block-diagonal in blocks of 4 channels as the reference's (gcd(4, E) where 4 does not
+  divide E);
 - the zoo's one-sublayer block: sLSTM's feed-forward follows the GroupNorm inside the block, where the
   reference adds it as a second residual sublayer with its own LayerNorm; its width is ceil(4 D / 3)
   rather than 1.3 D rounded up to a multiple of 64;
@@ -82,6 +84,8 @@ from .._validate import positive_int, uniform_
 CHUNK = 16
 #: The epsilon of the per-head GroupNorms (the reference's LayerNorm default).
 NORM_EPS = 1e-5
+#: The block size of mLSTM's block-diagonal q, k, v projections (the reference's qkv_proj_blocksize).
+QKV_BLOCK = 4
 
 
 def head_norm(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -177,6 +181,21 @@ def mlstm_chunkwise(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, i_raw: to
     return h, (memory[..., :width, :], memory[..., width, :], m)
 
 
+class BlockDiagonal(nn.Module):
+    """A block-diagonal linear map without bias: x [..., G * b] -> [..., G, outputs * b], each block of b
+    inputs mapped to its own ``outputs`` * b outputs; weights U(+-1/sqrt(b)) (nn.Linear's, per block)."""
+
+    def __init__(self, width: int, block: int, outputs: int, generator: torch.Generator | None) -> None:
+        super().__init__()
+        self.block = block
+        self.weight = nn.Parameter(torch.empty(width // block, outputs * block, block))
+        uniform_(self.weight, -block ** -0.5, block ** -0.5, generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        blocks = x.reshape(-1, *self.weight.shape[::2]).transpose(0, 1)  # [G, N, b]: one batched product
+        return (blocks @ self.weight.mT).transpose(0, 1).reshape(*x.shape[:-1], self.weight.shape[0], -1)
+
+
 class SLSTMBlock(Block):
     """An sLSTM layer on width D: causal conv for the i, f inputs, the sLSTM cell, head-wise GroupNorm and
     the gated feed-forward."""
@@ -241,8 +260,9 @@ class MLSTMBlock(Block):
         self.up = linear(width, 2 * inner, generator, bias=False)
         kernel = conv_kernel(conv)
         self.conv = CausalConv(inner, kernel, generator) if kernel else None
-        self.qk = linear(inner, 2 * inner, generator, bias=False)
-        self.v = linear(inner, inner, generator, bias=False)
+        block = math.gcd(QKV_BLOCK, inner)
+        self.qk = BlockDiagonal(inner, block, 2, generator)  # q and k of each block of the conv's output
+        self.v = BlockDiagonal(inner, block, 1, generator)
         self.gates = linear(3 * inner, 2 * heads, generator)  # i~, f~ per head
         with torch.no_grad():
             self.gates.bias[heads:].copy_(torch.linspace(3.0, 6.0, heads))
@@ -262,9 +282,10 @@ class MLSTMBlock(Block):
             x_conv, past = self.conv(x, state[0])
             conv_state = (past,)
         x_conv = F.silu(x_conv)
-        qk, v = self.qk(x_conv), self.v(x)
-        i_raw, f_raw = self.gates(torch.cat((qk, v), dim=-1)).chunk(2, dim=-1)
-        q, k = split_heads(qk, 2 * self.heads).chunk(2, dim=-2)
+        q, k = (part.flatten(-2) for part in self.qk(x_conv).chunk(2, dim=-1))
+        v = self.v(x).flatten(-2)
+        i_raw, f_raw = self.gates(torch.cat((q, k, v), dim=-1)).chunk(2, dim=-1)
+        q, k = split_heads(q, self.heads), split_heads(k, self.heads)
         log_f = F.logsigmoid(f_raw)
         h, cell = mlstm_chunkwise(q, k / math.sqrt(self.head_dim), split_heads(v, self.heads), i_raw, log_f,
                                   state[-3:])
