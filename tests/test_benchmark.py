@@ -192,11 +192,12 @@ def test_leaderboard_commands_run_the_documented_protocol(tmp_path, monkeypatch)
         assert main(argv) == 0
     state, reach, main_card, signed = specs
     every_signed = {f"{kind}+signed" for kind in agents.cores.EIGENVALUE_KINDS}
-    assert set(state.cores) == set(reach.cores) == set(agents.cores.KINDS) | every_signed
+    kinds = set(agents.cores.KINDS) - {"slstm", "mlstm"}  # added after the v1 and v2 cards were measured
+    assert set(state.cores) == set(reach.cores) == kinds | every_signed
     assert state.tasks == ("running_parity",) and len(state.seeds) >= 3
     assert set(reach.tasks) == {"parity", "dms"} and set(reach.curricula) == {"single", "multi"}
     assert len(reach.seeds) >= 3
-    assert set(main_card.cores) == set(agents.cores.KINDS)
+    assert set(main_card.cores) == kinds
     assert set(main_card.tasks) == {"parity", "dms"} and set(main_card.curricula) == {"single", "multi"}
     assert set(signed.cores) == every_signed
     assert signed.tasks == ("parity",)
