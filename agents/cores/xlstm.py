@@ -35,7 +35,7 @@ pre-up-projection block:
 
 Without the stabilizer the unnormalised memory is C^_t = sigmoid(f~_t) C^_{t-1} + exp(i~_t) v_t k_t^T:
 ``run`` reports its transition sigmoid(f~_t) per head, [T, B, heads], in (0, 1) (the paper has no signed
-variant). The cell runs chunkwise (``mlstm_chunkwise``): within a chunk of CHUNK steps the parallel
+variant). The cell runs chunkwise (``mlstm_chunkwise``): within a chunk (16 steps, or d if larger) the parallel
 stabilised form (the paper's appendix form, the reference's ``parallel_stabilized_simple``) with the
 entry state's contribution added, and a loop over chunks carrying (C, n, m): the same m_t and the same
 numbers as the step recurrence up to rounding. The state is the conv's last K - 1 inputs, C [heads, d, d],
@@ -80,7 +80,9 @@ from torch.nn import functional as F
 from .blocks import Block, BlockCore, BlockState, CausalConv, check_divides, conv_kernel, linear, split_heads
 from .._validate import positive_int, uniform_
 
-#: Time steps per chunk of the chunkwise mLSTM (a short sequence uses the next power of two above its length).
+#: The fewest time steps per chunk of the chunkwise mLSTM: a chunk is the head width's power of two, at least
+#: this (a chunk's products cost about L^2 d and its carried state d^2 per head, balanced at L about d: at
+#: head width 128 chunks of 16 ran 2.7x slower than 32), and a short sequence's next power of two above its length.
 CHUNK = 16
 #: The epsilon of the per-head GroupNorms (the reference's LayerNorm default).
 NORM_EPS = 1e-5
@@ -127,8 +129,8 @@ def slstm_scan(gates: torch.Tensor, recurrent: torch.Tensor, state: BlockState
 
 
 def mlstm_chunkwise(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, i_raw: torch.Tensor, log_f: torch.Tensor,
-                    state: BlockState, chunk: int = CHUNK) -> tuple[torch.Tensor, BlockState]:
-    """The mLSTM cell (module docstring), ``chunk`` (a power of two) steps at a time.
+                    state: BlockState, chunk: int | None = None) -> tuple[torch.Tensor, BlockState]:
+    """The mLSTM cell (module docstring), ``chunk`` (a power of two; None: see CHUNK) steps at a time.
 
     q, k (already scaled by 1/sqrt(d)), v [T, B, heads, d]; i_raw = i~ and log_f = log sigmoid(f~)
     [T, B, heads]; state (C [B, heads, d, d], n [B, heads, d], m [B, heads]). Returns h~ [T, B, heads, d]
@@ -143,7 +145,7 @@ def mlstm_chunkwise(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, i_raw: to
     """
     steps, batch, heads, width = q.shape
     memory, normalizer, m = state
-    chunk = min(chunk, 1 << (steps - 1).bit_length())
+    chunk = min(chunk or max(CHUNK, 1 << (width - 1).bit_length()), 1 << (steps - 1).bit_length())
     count = -(-steps // chunk)
     pad = count * chunk - steps
     v = torch.cat((v, v.new_ones(*v.shape[:-1], 1)), dim=-1)  # [T, B, heads, d + 1]
