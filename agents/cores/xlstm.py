@@ -45,12 +45,14 @@ Initialisation as the reference where it is a choice of values rather than a dra
 biases the "powerlaw_blockdependent" profile of the first block (per head, 5 - 12 (j / (d - 1))^0.3 for
 unit j), mLSTM's forget-gate biases linspace(3, 6) over the heads, GroupNorm weights 1, skip 1; every
 weight (and the other biases) drawn like nn.Linear, U(+-1/sqrt(fan_in)), from the caller's generator
-(sLSTM's recurrent blocks U(+-1/sqrt(D)), the reference's "standard" choice).
+(sLSTM's recurrent blocks U(+-1/sqrt(D)), the reference's "standard" option; its default is zeros).
 
 Checked (tests/test_cores_xlstm.py) against step loops of the equations above in float64 and against
 the ``xlstm`` package's torch functions where it is installed (the sLSTM "vanilla" backend
 ``slstm_forward`` with ``slstm_forward_pointwise``, and mLSTM's ``parallel_stabilized_simple`` /
-``recurrent_step_stabilized_simple``) on the same gate pre-activations.
+``recurrent_step_stabilized_simple``) on the same gate pre-activations: in float64 over 200 steps, the
+sLSTM's h and states equal the vanilla backend's exactly, the mLSTM's h is within 3e-13 of both (|h| up to
+11; 2e-10 with gate pre-activations 10 times larger, |h| up to 270).
 
 Where we differ from the reference code:
 - sLSTM's gate input projections are dense (one [D, 2D] on the conv's output for i, f and one on the input
@@ -61,12 +63,15 @@ Where we differ from the reference code:
   reference adds it as a second residual sublayer with its own LayerNorm; its width is ceil(4 D / 3)
   rather than 1.3 D rounded up to a multiple of 64;
 - no eps in mLSTM's denominator (the reference adds 1e-6, which changes h by up to 1e-6 exp(m_t)
-  relative): max(|n^T q|, exp(-m)) is positive already; compared with the reference at eps = 0;
+  relative): max(|n^T q|, exp(-m)) is positive already; compared with the reference at eps = 0. Its
+  exp(-m_t) is capped at the dtype's largest power of e (88 in float32), where the reference's overflows
+  to inf (h is then below its float resolution either way, and the cap keeps the gradient finite);
 - sLSTM's "empty memory" rule is per unit (n_{t-1} = 0), where the reference's vanilla backend applies it
   only when the whole batch's n is zero (the same numbers from a zero state); the states are in our
   layout (mLSTM's C is v k^T, the transpose of the reference's);
 - the forget-gate bias profile of every sLSTM layer is the first block's (the reference varies it with
-  the block's depth), and the input gate's weights are drawn rather than zero.
+  the block's depth); mLSTM's gate weights and input-gate biases are drawn like the rest, where the
+  reference starts the weights at zero and the biases at N(0, 0.1).
 """
 
 from __future__ import annotations
