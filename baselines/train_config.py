@@ -32,6 +32,7 @@ KIND_OPTIMIZERS: dict[str, tuple[str, float]] = {
     "mamba": ("adam", 3e-3), "deltanet": ("adam", 1e-2),
     "deltaproduct": ("adam", 1e-2), "gated_deltanet": ("adam", 1e-2),  # DeltaNet's, not swept
     "lru": ("adam", 3e-3), "s5": ("adam", 3e-3), "transformer": ("adam", 3e-3),
+    "slstm": ("adam", 3e-3), "mlstm": ("adam", 3e-3),
 }
 """What ``optimizer="auto"`` trains each built-in kind with (docs/leaderboard.md says how the zoo's were
 chosen); an external core gets Adam at the paper's lr."""

@@ -33,7 +33,8 @@ def random_state(core, batch: int, seed: int = 2):
 
 
 def test_the_zoo_has_its_kinds():
-    assert set(ZOO) == {"mingru", "mamba", "deltanet", "lru", "s5", "transformer", "deltaproduct", "gated_deltanet"}
+    assert set(ZOO) == {"mingru", "mamba", "deltanet", "lru", "s5", "transformer", "deltaproduct", "gated_deltanet",
+                        "slstm", "mlstm"}
     assert set(SIGNED) == {"lru", "mingru", "mamba", "deltanet", "deltaproduct", "gated_deltanet"}  # the kinds Grazzi et al. extend
 
 

@@ -14,6 +14,7 @@ gated_deltanet GatedDeltaNet (Yang et al. 2025)     agents/cores/delta.py
 lru            LRU (Orvieto et al. 2023)            agents/cores/ssm.py
 s5             S5 (Smith et al. 2023, S4D-Lin)      agents/cores/ssm.py
 transformer    Transformer (sliding-window, causal) agents/cores/attention.py
+slstm, mlstm   SLSTM, MLSTM (Beck et al. 2024)      agents/cores/xlstm.py
 =============  ===================================  ======================================
 
 What every core shares (the protocol's checks, the flat state, the grouped run) is in
@@ -37,10 +38,12 @@ from .gated import LeakyGRU, LeakyLSTM
 from .leaky import LeakyRNN
 from .selective import Mamba, MinGRU
 from .ssm import LRU, S5
+from .xlstm import MLSTM, SLSTM
 
 CORES: dict[str, type[Core]] = {"leaky": LeakyRNN, "gru": LeakyGRU, "lstm": LeakyLSTM, "mingru": MinGRU,
                              "lru": LRU, "s5": S5, "mamba": Mamba, "deltanet": DeltaNet, "transformer": Transformer,
-                             "deltaproduct": DeltaProduct, "gated_deltanet": GatedDeltaNet}
+                             "deltaproduct": DeltaProduct, "gated_deltanet": GatedDeltaNet, "slstm": SLSTM,
+                             "mlstm": MLSTM}
 """Built-in core classes by kind."""
 KINDS = ("leaky", "leaky_mod", *(kind for kind in CORES if kind != "leaky"))
 """Every built-in kind make_core takes ("leaky_mod" is LeakyRNN with variant="mod")."""
@@ -48,9 +51,9 @@ TAU_KINDS = tuple(kind for kind in KINDS if issubclass(CORES.get(kind, LeakyRNN)
 """The kinds with a per-neuron time constant tau (the tau options, ablation by tau, tau perturbation)."""
 EIGENVALUE_KINDS = tuple(kind for kind in KINDS if "eigenvalues" in getattr(CORES.get(kind), "block_options", {}))
 """The kinds with the ``eigenvalues="positive"|"signed"`` option (Grazzi et al. 2025's [-1, 1] extension)."""
-NO_OWN_TIMESCALE = ("transformer",)
+NO_OWN_TIMESCALE = ("transformer", "slstm")
 """The kinds with neither an own timescale nor input-dependent decays: the transformer, whose memory is
-its window (Transformer.context_length)."""
+its window (Transformer.context_length), and sLSTM, whose recurrence is non-linear (h_{t-1} enters its gates)."""
 
 
 def core_class(kind: str) -> type[Core]:
@@ -72,5 +75,5 @@ def make_core(kind: str, input_size: int, hidden_size: int, **options: Any) -> n
 
 __all__ = ["CORES", "EIGENVALUE_KINDS", "KINDS", "NO_OWN_TIMESCALE", "TAU_KINDS", "Core", "DeltaNet", "LRU", "LeakyGRU", "LeakyLSTM",
            "DeltaProduct", "GatedDeltaNet",
-           "LeakyRNN", "Mamba", "MinGRU", "S5", "State", "TauCore", "Transformer", "core_class", "make_core",
+           "LeakyRNN", "MLSTM", "Mamba", "MinGRU", "S5", "SLSTM", "State", "TauCore", "Transformer", "core_class", "make_core",
            "member_results", "run_side_by_side"]
