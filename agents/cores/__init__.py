@@ -30,6 +30,7 @@ from .._validate import choice
 from ..protocol import build_external_core, is_import_path
 from .attention import Transformer
 from .base import Core, State, TauCore, member_results, run_side_by_side
+from .blocks import BlockCore
 from .delta import DeltaNet
 from .gated import LeakyGRU, LeakyLSTM
 from .leaky import LeakyRNN
@@ -45,6 +46,8 @@ TAU_KINDS = tuple(kind for kind in KINDS if issubclass(CORES.get(kind, LeakyRNN)
 """The kinds with a per-neuron time constant tau (the tau options, ablation by tau, tau perturbation)."""
 EIGENVALUE_KINDS = tuple(kind for kind in KINDS if "eigenvalues" in getattr(CORES.get(kind), "block_options", {}))
 """The kinds with the ``eigenvalues="positive"|"signed"`` option (Grazzi et al. 2025's [-1, 1] extension)."""
+LAYER_KINDS = tuple(kind for kind in KINDS if issubclass(CORES.get(kind, LeakyRNN), BlockCore))
+"""The kinds with the ``layers`` option (the zoo's residual blocks, :class:`~agents.cores.blocks.BlockCore`)."""
 NO_OWN_TIMESCALE = ("transformer",)
 """The kinds with neither an own timescale nor input-dependent decays: the transformer, whose memory is
 its window (Transformer.context_length)."""
@@ -67,6 +70,6 @@ def make_core(kind: str, input_size: int, hidden_size: int, **options: Any) -> n
     return cls(input_size, hidden_size, **options)
 
 
-__all__ = ["CORES", "EIGENVALUE_KINDS", "KINDS", "NO_OWN_TIMESCALE", "TAU_KINDS", "Core", "DeltaNet", "LRU", "LeakyGRU", "LeakyLSTM",
+__all__ = ["CORES", "EIGENVALUE_KINDS", "KINDS", "LAYER_KINDS", "NO_OWN_TIMESCALE", "TAU_KINDS", "Core", "DeltaNet", "LRU", "LeakyGRU", "LeakyLSTM",
            "LeakyRNN", "Mamba", "MinGRU", "S5", "State", "TauCore", "Transformer", "core_class", "make_core",
            "member_results", "run_side_by_side"]
