@@ -381,5 +381,5 @@ def test_length_figure_keeps_depths_apart():
     results = [{"core": core, "task": "running_parity", "seed": 0, "layers": layers, "heldout": test}
                for core, layers in (("mamba", 1), ("mamba", 2), ("mamba+signed", 2))]
     panels = length_panels(results)
-    assert [(panel.kind, sorted(panel.curves)) for panel in panels] == [
-        ("mamba", ["positive"]), ("mamba, 2 layers", ["positive", "signed"])]
+    assert [(panel.title, panel.kind, sorted(panel.curves)) for panel in panels] == [
+        ("mamba", "mamba", ["positive"]), ("mamba, 2 layers", "mamba", ["positive", "signed"])]
