@@ -237,11 +237,6 @@ class Run(NamedTuple):
     layers: int = 1
     lr: float | None = None
 
-    @property
-    def row(self) -> tuple[str, str, str, int]:
-        """The card's row the run belongs to."""
-        return self.core, self.task, self.curriculum, self.layers
-
 
 def is_running(task: str) -> bool:
     """Whether ``task`` is a running task (a label at every step, fixed training lengths, a length test) rather
@@ -318,10 +313,10 @@ def run_population(runs_root: str, spec: BenchmarkSpec, runs: Sequence[Run]) -> 
         if config.running:
             make_trainer(config, run_dirs[k], resume=resume[k]).run()
     for config, run_dir in zip(configs, run_dirs):
-        seed = config.seed
-        atomic_write_text(run_dir / "timescales.json", json.dumps(timescales_at_max_n(run_dir, spec, seed), indent=2))
+        timescales = timescales_at_max_n(run_dir, spec, config.seed)
+        atomic_write_text(run_dir / "timescales.json", json.dumps(timescales, indent=2))
         heldout = (read_json(run_dir / "summary.json")["length_test"] if config.running
-                   else heldout_accuracy(run_dir, spec, seed))
+                   else heldout_accuracy(run_dir, spec, config.seed))
         atomic_write_text(run_dir / "heldout.json", json.dumps(heldout, indent=2))
     return [collect(run_dir) for run_dir in run_dirs]
 
@@ -438,10 +433,10 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, backend: BackendC
 
     ``backend`` (default: ``spec.workers`` local processes) says where the populations run (one unit of
     work each, :mod:`baselines.backends`), in one phase, or with ``sweep_seeds`` two: the sweep's units, then,
-    once it has finished, the other seeds' at each row's chosen lr (:func:`choose_lrs`); the run folders go to ``storage/runs`` (default ``out/runs``;
-    on a Ray cluster of several machines, a folder every node reaches). ``log`` gets one line per finished
-    run and per failed population, ``on_run`` each finished run's result (those finished earlier first). A population that fails does
-    not stop the others: the score card is written from the runs that finished, then
+    once it has finished, the other seeds' at each row's chosen lr (:func:`choose_lrs`). The run folders go to
+    ``storage/runs`` (default ``out/runs``; on a Ray cluster of several machines, a folder every node
+    reaches). ``log`` gets one line per finished run and per failed population, ``on_run`` each finished run's
+    result (those finished earlier first). A population that fails does not stop the others: the score card is written from the runs that finished, then
     :class:`~baselines.backends.UnitsFailed` names the failed folders (rerun the command to retry them).
     """
     spec.validate()
@@ -479,8 +474,8 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, backend: BackendC
         log(f"{len(runs)} {what}: {len(runs) - len(todo)} finished earlier, {len(todo)} to run as {len(groups)} "
             f"population(s) on {where}")
         units = [Unit(f"{depth_label(group[0].core, group[0].layers)} population of {len(group)}",
-                      tuple(str(runs_root / run_name(*r)) for r in group), run_population, (str(runs_root), spec, group))
-                 for group in groups]
+                      tuple(str(runs_root / run_name(*r)) for r in group), run_population,
+                      (str(runs_root), spec, group)) for group in groups]
 
         def done(unit: Unit, group_results: list[dict[str, Any]]) -> None:
             for result in group_results:

@@ -237,7 +237,8 @@ class TrainConfig:
                                       f"{max(lengths)} steps (the length test)")
 
     def shortest_length(self) -> int:
-        """The shortest sequences of the first evaluation: what the time estimates count (they lie below the real time)."""
+        """The shortest sequences of the first evaluation: the length the time estimates count (below the real
+        time)."""
         if self.running:
             return tasks.check_running_lengths(self.length_range)[0]
         return tasks.default_length_range(self.start_n)[0]
@@ -334,6 +335,7 @@ def depth_label(core: str, layers: int) -> str:
     return core if layers == 1 else f"{core}, {layers} layers"
 
 
-__all__ = ["ACTIVATION_COPIES", "CORES", "SIGNED", "core_label", "core_variant", "depth_label", "KIND_OPTIMIZERS", "N_CURRICULUM_FIELDS", "OPTIMIZERS", "PAPER_LR",
+__all__ = ["ACTIVATION_COPIES", "CORES", "SIGNED", "core_label", "core_variant", "depth_label",
+           "KIND_OPTIMIZERS", "N_CURRICULUM_FIELDS", "OPTIMIZERS", "PAPER_LR",
            "RESUME_MAY_CHANGE", "RUNNING_FIELDS", "STOP_REASONS", "TrainConfig", "build_model",
            "check_finite", "check_seed", "resolve_device"]

@@ -113,13 +113,15 @@ def test_heldout_accuracy_on_the_device(tmp_path, device):
         (["--device", "tpu"], "device must be"),
         (["--layers", "0"], "--layers must be a positive integer, got 0"),
         (["--layers", "2,2", "--cores", "mamba"], "--layers must not repeat, got [2, 2]"),
-        (["--layers", "2", "--cores", "mamba,gru"], "--layers must hold 1 for the cores without a layers option ['gru']"),
+        (["--layers", "2", "--cores", "mamba,gru"],
+         "--layers must hold 1 for the cores without a layers option ['gru']"),
         (["--lrs", "1e-3,3e-3"], "--lrs needs optimizer 'adam' or 'sgd'"),
         (["--lrs", "1e-3,0.001", "--optimizer", "adam"], "--lrs must not repeat, got [0.001, 0.001]"),
         (["--lrs", "0", "--optimizer", "adam"], "--lrs must be > 0 and finite, got 0.0"),
         (["--lrs", "inf", "--optimizer", "adam"], "argument --lrs: expected comma-separated finite numbers"),
         (["--sweep-seeds", "0"], "--sweep-seeds needs lrs"),
-        (["--sweep-seeds", "3", "--lrs", "1e-3", "--optimizer", "adam"], "--sweep-seeds must be among the seeds [0, 1, 2]"),
+        (["--sweep-seeds", "3", "--lrs", "1e-3", "--optimizer", "adam"],
+         "--sweep-seeds must be among the seeds [0, 1, 2]"),
         (["--rl", "--lrs", "1e-3"], "--lrs: only without --rl"),
         (["--max-steps", "1000000000", "--max-seconds", "1000000"],
          "the card (36 runs of --max-steps=1000000000, --max-seconds=1000000.0) asks for at least 58.5 days"),
@@ -257,7 +259,8 @@ def test_run_names_and_configs_keep_layers_and_lr_apart():
     assert run_name("mamba+signed", "running_parity", "none", 2) == "mamba+signed-running_parity-none-s2"
     assert run_name(*Run("mamba", "dms", "multi", 0, layers=2)) == "mamba-dms-multi-L2-s0"
     assert run_name(*Run("mamba", "dms", "multi", 0, 2, 3e-3)) == "mamba-dms-multi-L2-s0-lr0.003"
-    assert run_name(*Run("example_core:ElmanCore", "dms", "multi", 1, 1, 1e-05)) == "example_core.ElmanCore-dms-multi-s1-lr1e-05"
+    assert (run_name(*Run("example_core:ElmanCore", "dms", "multi", 1, 1, 1e-05))
+            == "example_core.ElmanCore-dms-multi-s1-lr1e-05")
     spec = BenchmarkSpec(cores=("gru", "mamba+signed"), tasks=("running_parity", "dms"), layers=(1, 2),
                          lrs=(1e-3, 3e-3), optimizer="adam", seeds=(0, 1, 2), sweep_seeds=(0,)).validate()
     runs = spec.runs()
