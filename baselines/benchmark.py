@@ -14,6 +14,17 @@ continues the benchmark.
 A core is a kind (``agents.cores.KINDS``; ``all`` for every one), ``KIND+signed`` for a kind with
 the ``eigenvalues`` option trained with ``eigenvalues="signed"``, or an external core's import path.
 
+Depth (``layers``, default 1) is a knob of the zoo's kinds (``agents.cores.LAYER_KINDS``): each of them trains
+at every depth of ``layers``; the cores without a ``layers`` option (the leaky RNN, GRU and LSTM, external cores)
+train at 1 layer only, which ``layers`` must then hold. A row of the card is (core, task, curriculum, layers).
+
+One optimizer protocol (``lrs``, with ``optimizer`` ``"adam"`` or ``"sgd"``: one family for every kind): every
+run of a row trains at each learning rate of ``lrs`` and the card reports each row at the lr chosen without
+looking at the test lengths (:func:`choose_lrs`: the best median over the sweep seeds of a validation score at
+the training lengths, ties to the smaller lr). ``sweep_seeds`` (default: every seed) trains the sweep on those
+seeds only and the other seeds at the chosen lr alone, in a second phase of units of work that starts when
+the sweep has finished; a killed card resumes either phase.
+
 Score card (``scorecard.csv`` / ``scorecard.md``), one row per core x task x curriculum: the
 median and range over seeds of the largest N solved, the median steps to reach N = 8 / 16 / 32
 (with how many seeds reached it), the held-out streaming accuracy of the largest solved N, and at
@@ -39,20 +50,22 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
 
 from agents import cores as agents_cores
 from agents.protocol import import_core_class, is_import_path
-from baselines.backends import BackendConfig, Unit, UnitsFailed, run_units
+from baselines.backends import BackendConfig, Unit, UnitFailure, UnitsFailed, run_units
 from baselines.population import Population
-from baselines.run_folder import make_output_folder, read_json, solved_text, write_csv
-from baselines.train_config import OPTIMIZERS, SIGNED, check_finite, check_seed, core_label, core_variant
+from baselines.run_folder import make_output_folder, read_json, read_metrics, solved_text, write_csv
+from baselines.train_config import (
+    OPTIMIZERS, SIGNED, check_finite, check_seed, core_label, core_variant, depth_label,
+)
 from baselines.trainer import TrainConfig, atomic_write_text, make_trainer, resolve_device
 from memory_envs import curriculum as curricula
-from memory_envs import make_batch, tasks
+from memory_envs import make_batch, sizes, tasks
 
 MILESTONES = (8, 16, 32)
 SCORECARD_NOTES = """\
@@ -89,7 +102,16 @@ class BenchmarkSpec:
     optimizer: str = "auto"
     """``"auto"``: each kind's optimizer and learning rate (``KIND_OPTIMIZERS``: the paper's SGD lr 0.05 for
     the leaky RNN, Adam for the others); ``"sgd"`` or ``"adam"``: that optimizer for every core, at the
-    kind's learning rate where it is the kind's optimizer, else the paper's for it (``PAPER_LR``)."""
+    kind's learning rate where it is the kind's optimizer, else the paper's for it (``PAPER_LR``), or at each
+    of ``lrs``."""
+    layers: tuple[int, ...] = (1,)
+    """Depths of the zoo's kinds (``agents.cores.LAYER_KINDS``); the other cores train at 1 layer only."""
+    lrs: tuple[float, ...] | None = None
+    """Learning rates every run trains at (with ``optimizer`` ``"sgd"`` or ``"adam"``), the card reporting each
+    row at the one :func:`choose_lrs` picks; None: no sweep, the optimizer's lr per kind."""
+    sweep_seeds: tuple[int, ...] | None = None
+    """The seeds trained at every lr of ``lrs``; the other seeds train at each row's chosen lr only. None: every
+    seed sweeps."""
 
     def validate(self) -> "BenchmarkSpec":
         """Check every choice and the budget before any training starts (imports external cores)."""
@@ -117,23 +139,114 @@ class BenchmarkSpec:
             tasks.check_positive_int(self.population_size, "population_size")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        self.check_protocol()
         for core in self.cores:
-            self.config(core, self.tasks[0], self.curricula[0], self.seeds[0]).validate()
+            for layers in self.depths(core):
+                self.config(core, self.tasks[0], self.curricula[0], self.seeds[0], layers).validate()
+        self.check_duration()
         return self
 
-    def config(self, core: str, task: str, curriculum: str, seed: int) -> TrainConfig:
-        """The run's TrainConfig; running parity takes its own curriculum, ``"none"``, whatever ``curriculum``."""
+    def check_protocol(self) -> None:
+        """``layers``, ``lrs`` and ``sweep_seeds``: values, repeats, and the combinations the protocol defines."""
+        for name in ("layers", "lrs", "sweep_seeds"):
+            values = getattr(self, name)
+            if values is not None and not values:
+                raise ValueError(f"{name} must not be empty")
+            if values is not None and len(set(values)) != len(values):  # two runs would share a run folder
+                raise ValueError(f"{name} must not repeat, got {list(values)}")
+        for layers in self.layers:
+            tasks.check_positive_int(layers, "layers")
+        flat = [core for core in self.cores if not layered(core)]
+        if 1 not in self.layers and flat:
+            raise ValueError(f"layers must hold 1 for the cores without a layers option {flat} (only the kinds "
+                             f"{list(agents_cores.LAYER_KINDS)} have one), got {list(self.layers)}")
+        if self.lrs is not None:
+            for lr in self.lrs:
+                check_finite(lr, "lrs", 0.0, strict=True)
+            if self.optimizer == "auto":
+                raise ValueError("lrs needs optimizer 'adam' or 'sgd' (one family for every kind); 'auto' gives each "
+                                 "kind its own optimizer")
+        if self.sweep_seeds is not None:
+            if self.lrs is None:
+                raise ValueError("sweep_seeds needs lrs (the learning rates those seeds sweep)")
+            outside = [seed for seed in self.sweep_seeds if seed not in self.seeds]
+            if outside:
+                raise ValueError(f"sweep_seeds must be among the seeds {list(self.seeds)}, got {outside}")
+
+    def check_duration(self) -> None:
+        """Refuse a card whose runs would take more than a phase may (:func:`memory_envs.sizes.check_duration`):
+        the sum over its runs of :meth:`TrainConfig.run_seconds`, an estimate below the real time."""
+        per_row = len(self.swept_seeds()) * len(self.lrs or (None,)) + len(self.seeds) - len(self.swept_seeds())
+        seconds = per_row * sum(self.config(core, task, curriculum, self.seeds[0], layers).run_seconds()
+                                for core, task, curriculum, layers in self.rows())
+        sizes.check_duration(seconds, f"the card ({self.run_count()} runs of max_steps={self.max_steps}, "
+                                      f"max_seconds={self.max_seconds})")
+
+    def depths(self, core: str) -> tuple[int, ...]:
+        """The depths ``core`` trains at: every one of ``layers`` for a kind with the option, else 1."""
+        return self.layers if layered(core) else (1,)
+
+    def swept_seeds(self) -> tuple[int, ...]:
+        """The seeds trained at every lr (every seed without ``sweep_seeds``)."""
+        return self.seeds if self.sweep_seeds is None else self.sweep_seeds
+
+    def rows(self) -> list[tuple[str, str, str, int]]:
+        """Every row of the card: core x task x curriculum x depth, running tasks with their one curriculum."""
+        return [(c, t, k, layers) for c in self.cores for t in self.tasks
+                for k in ((RUNNING_CURRICULUM,) if is_running(t) else self.curricula) for layers in self.depths(c)]
+
+    def config(self, core: str, task: str, curriculum: str, seed: int, layers: int = 1,
+               lr: float | None = None) -> TrainConfig:
+        """The run's TrainConfig; a running task takes its own curriculum, ``"none"``, whatever ``curriculum``.
+        1 layer leaves ``layers`` out of ``core_options`` (and ``lr`` None out of the sweep), so the config, and
+        with it the run folder, is that of a card without depths or sweep."""
         kind, options = core_variant(core)
-        return TrainConfig(task=task, curriculum=RUNNING_CURRICULUM if task == tasks.RUNNING_PARITY else curriculum,
+        if layers != 1:
+            options["layers"] = layers
+        return TrainConfig(task=task, curriculum=RUNNING_CURRICULUM if is_running(task) else curriculum,
                            core=kind, core_options=options, hidden_size=self.hidden_size, optimizer=self.optimizer,
-                           eval_every=self.eval_every, eval_batches=self.eval_batches, max_steps=self.max_steps,
-                           max_seconds=self.max_seconds, seed=seed, device=self.device,
+                           lr=lr, eval_every=self.eval_every, eval_batches=self.eval_batches,
+                           max_steps=self.max_steps, max_seconds=self.max_seconds, seed=seed, device=self.device,
                            p=0.5 if task == "parity" else None)
 
-    def runs(self) -> list[tuple[str, str, str, int]]:
-        """Every run: core x task x curriculum x seed, running parity with its one curriculum."""
-        return [(c, t, k, s) for c in self.cores for t in self.tasks
-                for k in ((RUNNING_CURRICULUM,) if t == tasks.RUNNING_PARITY else self.curricula) for s in self.seeds]
+    def runs(self) -> list[Run]:
+        """The runs that depend on no choice (the first phase): every row at every lr of ``lrs`` (or without a
+        sweep) and every seed of :meth:`swept_seeds` (without ``sweep_seeds``: every run of the card)."""
+        return [Run(*row[:3], seed, row[3], lr) for row in self.rows() for lr in self.lrs or (None,)
+                for seed in self.swept_seeds()]
+
+    def chosen_runs(self, choices: dict[tuple[str, str, str, int], "LrChoice"]) -> list[Run]:
+        """The second phase: the seeds outside :meth:`swept_seeds`, each row at its lr in ``choices`` (the rows
+        without a choice yet are left out)."""
+        rest = [seed for seed in self.seeds if seed not in self.swept_seeds()]
+        return [Run(*row[:3], seed, row[3], choices[row].lr) for row in self.rows() if row in choices for seed in rest]
+
+    def run_count(self) -> int:
+        """How many runs the card trains, both phases."""
+        rest = len(self.seeds) - len(self.swept_seeds())
+        return len(self.rows()) * (len(self.swept_seeds()) * len(self.lrs or (None,)) + rest)
+
+
+class Run(NamedTuple):
+    """One run of the card: its row (core, task, curriculum, layers), seed and learning rate (None: no sweep)."""
+
+    core: str
+    task: str
+    curriculum: str
+    seed: int
+    layers: int = 1
+    lr: float | None = None
+
+
+def is_running(task: str) -> bool:
+    """Whether ``task`` is a running task (a label at every step, fixed training lengths, a length test) rather
+    than a windowed one (an N to reach)."""
+    return task == tasks.RUNNING_PARITY
+
+
+def layered(core: str) -> bool:
+    """Whether ``core`` (a kind, ``KIND+signed`` or an import path) has the ``layers`` option."""
+    return core.removesuffix(SIGNED) in agents_cores.LAYER_KINDS
 
 
 RUNNING_CURRICULUM = "none"
@@ -148,8 +261,12 @@ def expand_cores(cores: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def run_name(core: str, task: str, curriculum: str, seed: int) -> str:
-    return f"{core.replace(':', '.')}-{task}-{curriculum}-s{seed}"
+def run_name(core: str, task: str, curriculum: str, seed: int, layers: int = 1, lr: float | None = None) -> str:
+    """A run's folder name: ``CORE-TASK-CURRICULUM[-L<layers>]-s<seed>[-lr<lr>]`` (the depth only beyond 1, the lr
+    only in a sweep, as the shortest text that reads back as the same float: a card without them keeps its names)."""
+    depth = "" if layers == 1 else f"-L{layers}"
+    rate = "" if lr is None else f"-lr{float(lr)!r}"
+    return f"{core.replace(':', '.')}-{task}-{curriculum}{depth}-s{seed}{rate}"
 
 
 @torch.no_grad()
@@ -181,10 +298,9 @@ def heldout_accuracy(run_dir: Path, spec: BenchmarkSpec, seed: int) -> dict[str,
     return accuracy
 
 
-def run_population(runs_root: str, spec: BenchmarkSpec, runs: Sequence[tuple[str, str, str, int]]
-                   ) -> list[dict[str, Any]]:
-    """One unit of work (a local worker process or a Ray task): train (or resume) the runs of one core
-    as a population in ``runs_root``, then their held-out tests."""
+def run_population(runs_root: str, spec: BenchmarkSpec, runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """One unit of work (a local worker process or a Ray task): train (or resume) the runs of one core and
+    depth as a population in ``runs_root``, then their held-out tests."""
     torch.set_num_threads(1)
     run_dirs = [Path(runs_root) / run_name(*run) for run in runs]
     configs = [spec.config(*run) for run in runs]
@@ -196,10 +312,11 @@ def run_population(runs_root: str, spec: BenchmarkSpec, runs: Sequence[tuple[str
     for k, config in enumerate(configs):  # running parity: one network at a time (see the module doc)
         if config.running:
             make_trainer(config, run_dirs[k], resume=resume[k]).run()
-    for run, run_dir in zip(runs, run_dirs):
-        atomic_write_text(run_dir / "timescales.json", json.dumps(timescales_at_max_n(run_dir, spec, run[3]), indent=2))
-        heldout = (read_json(run_dir / "summary.json")["length_test"] if run[1] == tasks.RUNNING_PARITY
-                   else heldout_accuracy(run_dir, spec, run[3]))
+    for config, run_dir in zip(configs, run_dirs):
+        timescales = timescales_at_max_n(run_dir, spec, config.seed)
+        atomic_write_text(run_dir / "timescales.json", json.dumps(timescales, indent=2))
+        heldout = (read_json(run_dir / "summary.json")["length_test"] if config.running
+                   else heldout_accuracy(run_dir, spec, config.seed))
         atomic_write_text(run_dir / "heldout.json", json.dumps(heldout, indent=2))
     return [collect(run_dir) for run_dir in run_dirs]
 
@@ -232,11 +349,12 @@ def timescales_at_max_n(run_dir: Path, spec: BenchmarkSpec, seed: int) -> dict[s
             "own_timescale_measure": own["measure"] if own else None}
 
 
-def populations(spec: BenchmarkSpec, runs: Sequence[tuple[str, str, str, int]]) -> list[list[tuple[str, str, str, int]]]:
-    """``runs`` grouped by core (one kind and hidden size each), in chunks of ``population_size``."""
-    by_core: dict[str, list[tuple[str, str, str, int]]] = {}
+def populations(spec: BenchmarkSpec, runs: Sequence[Run]) -> list[list[Run]]:
+    """``runs`` grouped by core and depth (one architecture and hidden size each; the lrs of a sweep share a
+    population, each member with its own optimizer), in chunks of ``population_size``."""
+    by_core: dict[tuple[str, int], list[Run]] = {}
     for run in runs:
-        by_core.setdefault(run[0], []).append(run)
+        by_core.setdefault((run.core, run.layers), []).append(run)
     groups = []
     for core_runs in by_core.values():
         size = spec.population_size or len(core_runs)
@@ -249,9 +367,63 @@ def collect(run_dir: Path) -> dict[str, Any]:
     summary, config, heldout = (read_json(run_dir / name) for name in ("summary.json", "config.json", "heldout.json"))
     timescales = read_json(run_dir / "timescales.json") if (run_dir / "timescales.json").exists() else {}
     return {"core": core_label(config), "task": config["task"], "curriculum": config["curriculum"],
-            "seed": config["seed"], "max_n": summary["max_n"], "steps": summary["steps"],
-            "steps_to_n": summary["steps_to_n"], "heldout": heldout, "timescales": timescales,
-            "run_dir": str(run_dir)}
+            "layers": (config.get("core_options") or {}).get("layers", 1), "seed": config["seed"],
+            "lr": config.get("lr"), "validation": validation_score(run_dir, config["task"], summary),
+            "max_n": summary["max_n"], "steps": summary["steps"], "steps_to_n": summary["steps_to_n"],
+            "heldout": heldout, "timescales": timescales, "run_dir": str(run_dir)}
+
+
+def validation_score(run_dir: Path, task: str, summary: dict[str, Any]) -> float:
+    """What the lr sweep ranks a run by, at its training lengths only (never its test): a running task's final
+    accuracy on fresh sequences at the training lengths (the last evaluation of ``metrics.jsonl``; 0 if it never
+    evaluated), a windowed task's largest N reached (0 for none)."""
+    if not is_running(task):
+        return float(summary["max_n"] or 0)
+    lines = read_metrics(run_dir, fields=("accuracy",))
+    return float(np.mean(list(lines[-1]["accuracy"].values()))) if lines else 0.0
+
+
+@dataclass(frozen=True)
+class LrChoice:
+    """A row's learning rate, and the validation medians over the sweep seeds it was chosen from (per lr)."""
+
+    lr: float
+    medians: dict[float, float]
+
+
+def choose_lrs(results: Sequence[dict[str, Any]], lrs: Sequence[float], sweep_seeds: Sequence[int]
+               ) -> dict[tuple[str, str, str, int], LrChoice]:
+    """Per row (core, task, curriculum, layers) whose sweep has finished (a result at every lr of ``lrs`` for
+    every seed of ``sweep_seeds``): the lr with the best median over those seeds of the result's
+    ``"validation"`` (:func:`validation_score`), the smaller lr on a tie. Nothing else of a result is read:
+    the test lengths and held-out streams never choose."""
+    scores: dict[tuple[str, str, str, int], dict[float, dict[int, float]]] = {}
+    for r in results:
+        if r["lr"] is not None and r["seed"] in sweep_seeds:
+            row = (r["core"], r["task"], r["curriculum"], r["layers"])
+            scores.setdefault(row, {}).setdefault(float(r["lr"]), {})[r["seed"]] = r["validation"]
+    choices = {}
+    for row, by_lr in scores.items():
+        if all(len(by_lr.get(float(lr), {})) == len(sweep_seeds) for lr in lrs):
+            medians = {float(lr): float(np.median(list(by_lr[float(lr)].values()))) for lr in sorted(lrs)}
+            best = max(medians.values())
+            choices[row] = LrChoice(min(lr for lr, median in medians.items() if median == best), medians)
+    return choices
+
+
+def at_chosen_lrs(results: Sequence[dict[str, Any]], choices: dict[tuple[str, str, str, int], LrChoice]
+                  ) -> list[dict[str, Any]]:
+    """The results the card reports: those without a sweep, and each swept row's runs at its chosen lr (rows
+    whose sweep has not finished are left out), with the choice's medians as ``"lr_medians"``."""
+    card = []
+    for r in results:
+        if r["lr"] is None:
+            card.append(r)
+            continue
+        choice = choices.get((r["core"], r["task"], r["curriculum"], r["layers"]))
+        if choice is not None and float(r["lr"]) == choice.lr:
+            card.append({**r, "lr_medians": choice.medians})
+    return card
 
 
 def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, backend: BackendConfig | None = None,
@@ -260,10 +432,11 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, backend: BackendC
     """Run every (unfinished) run of ``spec`` as populations and write the score card into ``out``.
 
     ``backend`` (default: ``spec.workers`` local processes) says where the populations run (one unit of
-    work each, :mod:`baselines.backends`); the run folders go to ``storage/runs`` (default ``out/runs``;
-    on a Ray cluster of several machines, a folder every node reaches). ``log`` gets one line per finished
-    run and per failed population, ``on_run`` each finished run's result (those finished earlier first). A population that fails does
-    not stop the others: the score card is written from the runs that finished, then
+    work each, :mod:`baselines.backends`), in one phase, or with ``sweep_seeds`` two: the sweep's units, then,
+    once it has finished, the other seeds' at each row's chosen lr (:func:`choose_lrs`). The run folders go to
+    ``storage/runs`` (default ``out/runs``; on a Ray cluster of several machines, a folder every node
+    reaches). ``log`` gets one line per finished run and per failed population, ``on_run`` each finished run's
+    result (those finished earlier first). A population that fails does not stop the others: the score card is written from the runs that finished, then
     :class:`~baselines.backends.UnitsFailed` names the failed folders (rerun the command to retry them).
     """
     spec.validate()
@@ -284,32 +457,46 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, backend: BackendC
     make_output_folder(out, "out")
     make_output_folder(runs_root, "out" if storage is None else "storage")
     atomic_write_text(spec_path, json.dumps(spec.__dict__, indent=2))
-    results = []
-    todo = []
-    for run in spec.runs():
-        run_dir = runs_root / run_name(*run)
-        if (run_dir / "heldout.json").exists():
-            results.append(collect(run_dir))
-            on_run(results[-1])
-        else:
-            todo.append(run)
-    groups = populations(spec, todo)
+    results: list[dict[str, Any]] = []
     where = f"{backend.workers} local workers" if backend.backend == "local" else "Ray"
-    log(f"{len(spec.runs())} runs: {len(results)} finished earlier, {len(todo)} to run as {len(groups)} "
-        f"population(s) on {where}")
-    units = [Unit(f"{group[0][0]} population of {len(group)}", tuple(str(runs_root / run_name(*r)) for r in group),
-                  run_population, (str(runs_root), spec, group)) for group in groups]
 
-    def done(unit: Unit, group_results: list[dict[str, Any]]) -> None:
-        for result in group_results:
-            results.append(result)
-            log(f"{Path(result['run_dir']).name}: {outcome(result)} in {result['steps']} steps")
-            on_run(result)
+    def run_phase(runs: list[Run], what: str) -> list[UnitFailure]:
+        """Collect the finished ``runs``, train the others as populations; their failures."""
+        todo = []
+        for run in runs:
+            run_dir = runs_root / run_name(*run)
+            if (run_dir / "heldout.json").exists():
+                results.append(collect(run_dir))
+                on_run(results[-1])
+            else:
+                todo.append(run)
+        groups = populations(spec, todo)
+        log(f"{len(runs)} {what}: {len(runs) - len(todo)} finished earlier, {len(todo)} to run as {len(groups)} "
+            f"population(s) on {where}")
+        units = [Unit(f"{depth_label(group[0].core, group[0].layers)} population of {len(group)}",
+                      tuple(str(runs_root / run_name(*r)) for r in group), run_population,
+                      (str(runs_root), spec, group)) for group in groups]
 
-    _, failures = run_units(units, backend, on_done=done, on_failure=lambda failure: log(str(failure)),
-                            storage=runs_root)
-    if results:  # every unit failed (a full disk): their errors, not an empty card's
-        write_scorecard(results, out)
+        def done(unit: Unit, group_results: list[dict[str, Any]]) -> None:
+            for result in group_results:
+                results.append(result)
+                log(f"{Path(result['run_dir']).name}: {outcome(result)} in {result['steps']} steps")
+                on_run(result)
+
+        return run_units(units, backend, on_done=done, on_failure=lambda failure: log(str(failure)),
+                         storage=runs_root)[1]
+
+    flat = [core for core in spec.cores if spec.depths(core) != spec.layers]
+    if flat:
+        log(f"{', '.join(flat)}: no layers option, trained at 1 layer only")
+    failures = run_phase(spec.runs(), "runs" if spec.sweep_seeds is None else "runs of the lr sweep")
+    choices = choose_lrs(results, spec.lrs, spec.swept_seeds()) if spec.lrs is not None else {}
+    second = spec.chosen_runs(choices)
+    if second:
+        failures += run_phase(second, "runs of the other seeds at the chosen lrs")
+    card = at_chosen_lrs(results, choices)
+    if card:  # every unit failed (a full disk): their errors, not an empty card's
+        write_scorecard(card, out)
     if failures:
         raise UnitsFailed(failures)
     return results
@@ -317,7 +504,7 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, backend: BackendC
 
 def outcome(result: dict[str, Any]) -> str:
     """A finished run's headline: its largest N, or for running parity its mean scaled accuracy."""
-    if result["task"] != tasks.RUNNING_PARITY:
+    if not is_running(result["task"]):
         return f"largest N {result['max_n']}"
     test = result["heldout"]
     return "not tested" if test is None else f"scaled accuracy {test['scaled_mean']:.2f} (mean over the test lengths)"
@@ -351,14 +538,18 @@ def running_parity_row(row: dict[str, Any], runs: Sequence[dict[str, Any]]) -> d
 
 
 def scorecard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per core x task x curriculum, aggregated over seeds."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    """One row per core x task x curriculum x layers, aggregated over seeds (a sweep's results at the chosen lr
+    only, :func:`at_chosen_lrs`: its ``lr`` and ``lr_medians`` are the row's)."""
+    groups: dict[tuple[str, str, str, int], list[dict[str, Any]]] = {}
     for r in results:
-        groups.setdefault((r["core"], r["task"], r["curriculum"]), []).append(r)
+        groups.setdefault((r["core"], r["task"], r["curriculum"], r.get("layers", 1)), []).append(r)
     rows = []
-    for (core, task, curriculum), runs in sorted(groups.items()):
-        row = {"core": core, "task": task, "curriculum": curriculum, "seeds": len(runs)}
-        if task == tasks.RUNNING_PARITY:
+    for (core, task, curriculum, layers), runs in sorted(groups.items()):
+        medians = runs[0].get("lr_medians") or {}
+        row = {"core": core, "task": task, "curriculum": curriculum, "layers": layers, "seeds": len(runs),
+               "lr": "-" if runs[0].get("lr") is None else f"{runs[0]['lr']:g}",
+               "lr_validation": "; ".join(f"{lr:g}: {median:.4g}" for lr, median in medians.items()) or "-"}
+        if is_running(task):
             rows.append(running_parity_row(row, runs))
             continue
         max_ns = [r["max_n"] or 0 for r in runs]
@@ -401,6 +592,14 @@ def largest_n_cell(row: dict[str, Any]) -> str:
     return f"{median} [{solved_text(row['max_n_min'])}, {row['max_n_max']}]"
 
 
+LR_NOTE = """\
+- lr: each row's runs are those at the learning rate chosen without the test lengths: the best median over the
+  sweep seeds of a validation score at the training lengths (running tasks: the accuracy of the last evaluation
+  on fresh sequences at the training lengths; windowed tasks: the largest N reached), ties to the smaller lr;
+  in brackets each lr's median."""
+"""What ``scorecard.md`` says below a table of an lr sweep: the rule that chose each row's lr."""
+
+
 RUNNING_NOTE = """\
 - Running parity: scaled accuracy = (accuracy - chance) / (1 - chance) at the last step of fresh sequences of
   each test length (0 chance, 1 perfect), median over the seeds; the runs train on shorter sequences
@@ -414,30 +613,34 @@ def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
     none that would be "-" in every row; and the figures."""
     rows = scorecard_rows(results)
     write_csv(out / "scorecard.csv", rows)
-    windowed = any(r["task"] != tasks.RUNNING_PARITY for r in rows)
-    running = any(r["task"] == tasks.RUNNING_PARITY for r in rows)
+    windowed = any(not is_running(r["task"]) for r in rows)
+    running = any(is_running(r["task"]) for r in rows)
+    deep = any(r["layers"] != 1 for r in rows)
+    swept = any(r["lr"] != "-" for r in rows)
     test = f"{tasks.RUNNING_TEST_LENGTHS[0]}-{tasks.RUNNING_TEST_LENGTHS[-1]}"
-    header = ["core", "task"] + (["curriculum", "largest N: median [min, max]", "steps to N=8", "steps to N=16",
-                                  "steps to N=32", "held-out accuracy at largest N",
-                                  "tau_net at largest N (neurons > 1; failed or at bound)",
-                                  "own timescale at largest N"] if windowed else [])
+    header = ["core", "task"] + ["layers"] * deep + ["lr (validation median per lr)"] * swept
+    header += ["curriculum", "largest N: median [min, max]", "steps to N=8", "steps to N=16", "steps to N=32",
+               "held-out accuracy at largest N", "tau_net at largest N (neurons > 1; failed or at bound)",
+               "own timescale at largest N"] if windowed else []
     if running:
         header += [f"running parity: scaled accuracy at lengths {test}", f"at length {tasks.RUNNING_FAR_LENGTH}"]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for r in rows:
-        is_running = r["task"] == tasks.RUNNING_PARITY
-        cells = [r["core"], r["task"]]
+        no_n = is_running(r["task"])
+        cells = [r["core"], r["task"]] + [r["layers"]] * deep
+        if swept:
+            cells.append(r["lr"] if r["lr_validation"] == "-" else f"{r['lr']} ({r['lr_validation']})")
         if windowed:
-            steps = ["-" if is_running else f"{r[f'steps_to_{n}_median']} ({r[f'steps_to_{n}_reached']}/{r['seeds']})"
+            steps = ["-" if no_n else f"{r[f'steps_to_{n}_median']} ({r[f'steps_to_{n}_reached']}/{r['seeds']})"
                      for n in MILESTONES]
             own = ("-" if r["own_timescale_at_max_n"] == "-"
                    else f"{r['own_timescale_at_max_n']} ({r['own_timescale_measure']})")
-            cells += [r["curriculum"], "-" if is_running else largest_n_cell(r), *steps, r["heldout_at_max_n_median"],
+            cells += [r["curriculum"], "-" if no_n else largest_n_cell(r), *steps, r["heldout_at_max_n_median"],
                       tau_net_cell(r), own]
         if running:
             cells += [r["scaled_accuracy_mean"], r["scaled_accuracy_far"]]
         lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
-    notes = [SCORECARD_NOTES] * windowed + [RUNNING_NOTE] * running
+    notes = [SCORECARD_NOTES] * windowed + [RUNNING_NOTE] * running + [LR_NOTE] * swept
     atomic_write_text(out / "scorecard.md", "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n")
     try:
         plot_scorecard(results, out / "n_over_steps.png")
@@ -450,16 +653,16 @@ def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
 
 
 def plot_scorecard(results: Sequence[dict[str, Any]], path: Path) -> None:
-    """N reached over training steps: small multiples, one axes per core (in the order of ``results``),
+    """N reached over training steps: small multiples, one axes per core and depth (in the order of ``results``),
     each with a colour per task x curriculum and a line per seed (needs matplotlib). On one shared axes
     the step lines of ten cores lie on top of each other and hide most of them."""
     from baselines.plots import integer_ticks, pyplot, save_figure
 
     plt = pyplot()
-    results = [r for r in results if r["task"] != tasks.RUNNING_PARITY]  # no N to reach
+    results = [r for r in results if not is_running(r["task"])]  # no N to reach
     if not results:
         return
-    cores = list(dict.fromkeys(r["core"] for r in results))
+    cores = list(dict.fromkeys(depth_label(r["core"], r.get("layers", 1)) for r in results))
     panels = sorted({(r["task"], r["curriculum"]) for r in results})
     colours = {panel: f"C{i}" for i, panel in enumerate(panels)}
     columns = min(len(cores), 5)
@@ -468,7 +671,7 @@ def plot_scorecard(results: Sequence[dict[str, Any]], path: Path) -> None:
                              sharey=True, squeeze=False)
     for ax, core in zip(axes.flat, cores):
         for r in results:
-            if r["core"] != core:
+            if depth_label(r["core"], r.get("layers", 1)) != core:
                 continue
             solved = [(0, 0)] + [(s, int(n)) for n, s in r["steps_to_n"].items()] + [(r["steps"], r["max_n"] or 0)]
             ax.step(*zip(*solved), where="post", color=colours[(r["task"], r["curriculum"])], alpha=0.8, lw=1.2)
@@ -485,5 +688,6 @@ def plot_scorecard(results: Sequence[dict[str, Any]], path: Path) -> None:
     save_figure(fig, path, rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))  # room for the legend on top
 
 
-__all__ = ["BenchmarkSpec", "RUNNING_COLUMNS", "core_label", "core_variant", "expand_cores", "heldout_accuracy",
-           "run_benchmark", "scorecard_rows", "timescales_at_max_n"]
+__all__ = ["BenchmarkSpec", "LrChoice", "RUNNING_COLUMNS", "Run", "at_chosen_lrs", "choose_lrs", "core_label",
+           "core_variant", "depth_label", "expand_cores", "heldout_accuracy", "is_running", "run_benchmark",
+           "scorecard_rows", "timescales_at_max_n", "validation_score"]

@@ -280,7 +280,7 @@ def draw_panel(ax, panel: Panel) -> None:
     ax.tick_params(axis="x", which="minor", length=3, labelbottom=False)
     ax.set_xlim(left, max(ticks) * 1.25)
     ax.set_ylim(-0.15, 1.08)
-    ax.set_title(panel.kind, fontsize=9)
+    ax.set_title(panel.title, fontsize=9)
     ax.grid(axis="y", color="0.92", lw=0.6)
 
 

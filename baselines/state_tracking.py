@@ -22,7 +22,7 @@ import torch
 
 import agents
 from baselines import interrupt
-from baselines.train_config import SIGNED, TrainConfig
+from baselines.train_config import SIGNED, TrainConfig, depth_label
 from memory_envs import make_batch, tasks
 
 NOT_TESTED = ("interrupted", "non_finite")
@@ -80,10 +80,16 @@ class LengthCurve:
 
 @dataclass(frozen=True)
 class Panel:
-    """One kind: the curves of each variant present, and their medians over seeds."""
+    """One kind at one depth: the curves of each variant present, and their medians over seeds."""
 
     kind: str
     curves: dict[str, list[LengthCurve]]
+    layers: int = 1
+
+    @property
+    def title(self) -> str:
+        """The kind and its depth beyond 1 layer (``"mamba, 2 layers"``)."""
+        return depth_label(self.kind, self.layers)
 
     def median(self, variant: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
         """The median over seeds at every length all of the variant's seeds were tested at."""
@@ -103,17 +109,18 @@ def curve(seed: int, test: dict[str, Any]) -> LengthCurve:
 
 def length_panels(results: Sequence[dict[str, Any]]) -> list[Panel]:
     """The figure's numbers from score-card results (``baselines.benchmark.collect``: "core", "task", "seed",
-    "heldout"): the running-parity runs that were tested, one panel per kind in name order, a core
-    ``KIND+signed`` in the "signed" variant of ``KIND``'s panel; seeds in increasing order."""
-    by_kind: dict[str, dict[str, list[LengthCurve]]] = {}
+    "heldout", "layers"): the running-parity runs that were tested, one panel per kind and depth in name order,
+    then depth, a core ``KIND+signed`` in the "signed" variant of ``KIND``'s panel at its depth; seeds in
+    increasing order."""
+    by_kind: dict[tuple[str, int], dict[str, list[LengthCurve]]] = {}
     for r in results:
         if r["task"] != tasks.RUNNING_PARITY or r["heldout"] is None:
             continue
         signed = r["core"].endswith(SIGNED)
-        kind = r["core"].removesuffix(SIGNED)
+        kind = (r["core"].removesuffix(SIGNED), r.get("layers", 1))
         by_kind.setdefault(kind, {}).setdefault(VARIANTS[signed], []).append(curve(r["seed"], r["heldout"]))
-    return [Panel(kind, {v: sorted(variants[v], key=lambda c: c.seed) for v in VARIANTS if v in variants})
-            for kind, variants in sorted(by_kind.items())]
+    return [Panel(kind, {v: sorted(variants[v], key=lambda c: c.seed) for v in VARIANTS if v in variants}, layers)
+            for (kind, layers), variants in sorted(by_kind.items())]
 
 
 

@@ -223,10 +223,7 @@ class TrainConfig:
         (:func:`memory_envs.sizes.check_duration`; estimated at the shortest sequences of the first evaluation)."""
         device = resolve_device(self.device).type
         flops_per_step = 2 * self.hidden_size ** 2
-        if self.running:
-            length = tasks.check_running_lengths(self.length_range)[0]
-        else:
-            length = tasks.default_length_range(self.start_n)[0]
+        length = self.shortest_length()
         steps = self.eval_batches * length
         sizes.check_duration(sizes.phase_seconds(self.eval_batches, steps, steps * self.batch_size * flops_per_step,
                                                  device),
@@ -240,6 +237,24 @@ class TrainConfig:
                                       self.test_sequences * sum(lengths) * flops_per_step, device)
         sizes.check_duration(seconds, f"test_sequences={self.test_sequences} at {len(lengths)} test lengths up to "
                                       f"{max(lengths)} steps (the length test)")
+
+    def shortest_length(self) -> int:
+        """The shortest sequences of the first evaluation: the length the time estimates count (below the real
+        time)."""
+        if self.running:
+            return tasks.check_running_lengths(self.length_range)[0]
+        return tasks.default_length_range(self.start_n)[0]
+
+    def run_seconds(self) -> float:
+        """A lower estimate of the whole run's seconds (:func:`memory_envs.sizes.phase_seconds`): ``max_steps``
+        training steps (forward and backward: 3 times a forward's flops) and their evaluations, at
+        :meth:`shortest_length`; at most ``max_seconds``, which stops the run."""
+        length = self.shortest_length()
+        evaluations = self.max_steps // self.eval_every * self.eval_batches
+        calls = self.max_steps + evaluations
+        flops = (3 * self.max_steps + evaluations) * length * self.batch_size * 2 * self.hidden_size ** 2
+        seconds = sizes.phase_seconds(calls, calls * length, flops, resolve_device(self.device).type)
+        return seconds if self.max_seconds is None else min(seconds, float(self.max_seconds))
 
     def to_json(self) -> dict[str, Any]:
         """The fields as JSON values; :data:`RUNNING_FIELDS` for running parity only."""
@@ -317,6 +332,12 @@ def core_label(config: dict[str, Any]) -> str:
     return config.get("core", "?") + (SIGNED if signed else "")
 
 
-__all__ = ["ACTIVATION_COPIES", "CORES", "SIGNED", "core_label", "core_variant", "KIND_OPTIMIZERS", "N_CURRICULUM_FIELDS", "OPTIMIZERS", "PAPER_LR",
+def depth_label(core: str, layers: int) -> str:
+    """A benchmark core and its depth as the figures name them: ``"mamba"`` at 1 layer, ``"mamba, 2 layers"``."""
+    return core if layers == 1 else f"{core}, {layers} layers"
+
+
+__all__ = ["ACTIVATION_COPIES", "CORES", "SIGNED", "core_label", "core_variant", "depth_label",
+           "KIND_OPTIMIZERS", "N_CURRICULUM_FIELDS", "OPTIMIZERS", "PAPER_LR",
            "RESUME_MAY_CHANGE", "RUNNING_FIELDS", "STOP_REASONS", "TrainConfig", "build_model",
            "check_finite", "check_seed", "resolve_device"]

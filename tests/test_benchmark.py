@@ -111,6 +111,20 @@ def test_heldout_accuracy_on_the_device(tmp_path, device):
         (["--seeds", "0,0"], "--seeds must not repeat, got [0, 0]"),
         (["--optimizer", "rmsprop"], "optimizer must be one of"),
         (["--device", "tpu"], "device must be"),
+        (["--layers", "0"], "--layers must be a positive integer, got 0"),
+        (["--layers", "2,2", "--cores", "mamba"], "--layers must not repeat, got [2, 2]"),
+        (["--layers", "2", "--cores", "mamba,gru"],
+         "--layers must hold 1 for the cores without a layers option ['gru']"),
+        (["--lrs", "1e-3,3e-3"], "--lrs needs optimizer 'adam' or 'sgd'"),
+        (["--lrs", "1e-3,0.001", "--optimizer", "adam"], "--lrs must not repeat, got [0.001, 0.001]"),
+        (["--lrs", "0", "--optimizer", "adam"], "--lrs must be > 0 and finite, got 0.0"),
+        (["--lrs", "inf", "--optimizer", "adam"], "argument --lrs: expected comma-separated finite numbers"),
+        (["--sweep-seeds", "0"], "--sweep-seeds needs lrs"),
+        (["--sweep-seeds", "3", "--lrs", "1e-3", "--optimizer", "adam"],
+         "--sweep-seeds must be among the seeds [0, 1, 2]"),
+        (["--rl", "--lrs", "1e-3"], "--lrs: only without --rl"),
+        (["--max-steps", "1000000000", "--max-seconds", "1000000"],
+         "the card (36 runs of --max-steps=1000000000, --max-seconds=1000000.0) asks for at least 58.5 days"),
     ],
 )
 def test_benchmark_bad_input_exits_before_training(tmp_path, capsys, argv, words):
@@ -240,3 +254,140 @@ def test_timescales_at_max_n_name_the_neurons_behind_tau_net(tmp_path, device):
     (row,) = scorecard_rows(results)
     assert (row["tau_net_at_max_n"], row["tau_net_neurons_at_max_n"]) == ("3.00", "5")
     assert tau_net_cell(row) == "3.00 (5; 25%)"
+
+
+def test_run_names_and_configs_keep_layers_and_lr_apart():
+    """1 layer and no sweep keep the names and config.json of a card without them (their folders resume); a
+    depth and an lr each get their own folder and config."""
+    from baselines.benchmark import Run, run_name
+
+    assert run_name("mamba+signed", "running_parity", "none", 2) == "mamba+signed-running_parity-none-s2"
+    assert run_name(*Run("mamba", "dms", "multi", 0, layers=2)) == "mamba-dms-multi-L2-s0"
+    assert run_name(*Run("mamba", "dms", "multi", 0, 2, 3e-3)) == "mamba-dms-multi-L2-s0-lr0.003"
+    assert (run_name(*Run("example_core:ElmanCore", "dms", "multi", 1, 1, 1e-05))
+            == "example_core.ElmanCore-dms-multi-s1-lr1e-05")
+    spec = BenchmarkSpec(cores=("gru", "mamba+signed"), tasks=("running_parity", "dms"), layers=(1, 2),
+                         lrs=(1e-3, 3e-3), optimizer="adam", seeds=(0, 1, 2), sweep_seeds=(0,)).validate()
+    runs = spec.runs()
+    assert len({run_name(*run) for run in runs}) == len(runs) == 2 * (1 + 2 + 2 * 3)  # gru: 1 layer only
+    assert {run.seed for run in runs} == {0} and spec.run_count() == len(runs) + 2 * 9
+    assert spec.config("mamba+signed", "dms", "single", 0).to_json() == BenchmarkSpec(optimizer="adam").config(
+        "mamba+signed", "dms", "single", 0).to_json()  # no "layers", lr None: the folder of a card without them
+    deep = spec.config("mamba+signed", "dms", "single", 0, layers=2, lr=3e-3)
+    assert deep.core_options == {"eigenvalues": "signed", "layers": 2}
+    assert deep.optimizer_settings() == ("adam", 3e-3)
+    assert spec.config("leaky", "dms", "single", 0, lr=3e-3).optimizer_settings() == ("adam", 3e-3)  # one family
+
+
+def sweep_result(core, lr, seed, validation, test, layers=1, task="running_parity"):
+    """A result as benchmark.collect gives it, with its validation score and a test score that may disagree."""
+    return {"core": core, "task": task, "curriculum": "none", "layers": layers, "seed": seed, "lr": lr,
+            "validation": validation, "heldout": {"scaled_mean": test}}
+
+
+def test_choose_lrs_by_validation_ties_to_the_smaller_lr_never_by_test():
+    from baselines.benchmark import at_chosen_lrs, choose_lrs
+
+    results = [  # mamba: 3e-3 validates better (median 0.9 against 0.6) though 1e-3 tests better
+        sweep_result("mamba", 1e-3, 0, 0.6, 1.0), sweep_result("mamba", 1e-3, 1, 0.5, 1.0),
+        sweep_result("mamba", 1e-3, 2, 0.99, 1.0),
+        sweep_result("mamba", 3e-3, 0, 0.9, 0.0), sweep_result("mamba", 3e-3, 1, 0.95, 0.0),
+        sweep_result("mamba", 3e-3, 2, 0.2, 0.0),
+        # 2 layers: a tie of the medians goes to the smaller lr, whatever the test says
+        *(sweep_result("mamba", lr, seed, 1.0, test, layers=2) for lr, test in ((1e-3, 0.1), (3e-3, 0.9))
+          for seed in (0, 1, 2)),
+        # gru: 3e-3 has not finished seed 2, so the row has no choice yet
+        *(sweep_result("gru", 1e-3, seed, 0.5, 0.5) for seed in (0, 1, 2)),
+        sweep_result("gru", 3e-3, 0, 1.0, 1.0), sweep_result("gru", 3e-3, 1, 1.0, 1.0),
+    ]
+    choices = choose_lrs(results, (3e-3, 1e-3), (0, 1, 2))
+    assert set(choices) == {("mamba", "running_parity", "none", 1), ("mamba", "running_parity", "none", 2)}
+    assert choices[("mamba", "running_parity", "none", 1)].lr == 3e-3
+    assert choices[("mamba", "running_parity", "none", 1)].medians == {1e-3: 0.6, 3e-3: 0.9}
+    assert choices[("mamba", "running_parity", "none", 2)].lr == 1e-3
+    # the sweep seeds only: on seed 0 alone 3e-3 wins the 1-layer row too, on seed 2 alone 1e-3 does
+    assert choose_lrs(results, (1e-3, 3e-3), (2,))[("mamba", "running_parity", "none", 1)].lr == 1e-3
+    # only the validation is read: results without any test number choose the same
+    blind = [{k: v for k, v in r.items() if k != "heldout"} for r in results]
+    assert choose_lrs(blind, (1e-3, 3e-3), (0, 1, 2)) == choices
+    card = at_chosen_lrs(results + [sweep_result("lstm", None, 0, 0.5, 0.5)], choices)
+    assert sorted((r["core"], r["layers"], r["lr"]) for r in card) == [
+        ("lstm", 1, None), *[("mamba", 1, 3e-3)] * 3, *[("mamba", 2, 1e-3)] * 3]  # gru: not yet on the card
+
+
+def test_card_with_depths_and_an_lr_sweep_resumes_after_the_first_phase(tmp_path, monkeypatch, device):
+    """A tiny real card, --layers 1,2 and two lrs swept on seed 0, seed 1 at the chosen lr: killed between its two
+    phases, the same card resumes the second; the card keeps the depths apart and states the chosen lrs."""
+    import baselines.benchmark
+    from baselines.benchmark import choose_lrs, run_name
+
+    spec = BenchmarkSpec(cores=("mingru",), tasks=("running_parity",), seeds=(0, 1), sweep_seeds=(0,),
+                         layers=(1, 2), lrs=(1e-3, 3e-2), optimizer="adam", max_steps=6, eval_every=3,
+                         eval_batches=1, hidden_size=8, workers=2, device=str(device))
+    out = tmp_path / "bench"
+    real, calls = baselines.benchmark.run_units, []
+
+    def killed_in_the_second_phase(units, *args, **kwargs):
+        calls.append([unit.folders for unit in units])
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as a kill between the phases
+        return real(units, *args, **kwargs)
+
+    monkeypatch.setattr(baselines.benchmark, "run_units", killed_in_the_second_phase)
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(spec, out)
+    assert sum(len(unit) for unit in calls[0]) == 4 and sum(len(unit) for unit in calls[1]) == 2
+    assert len(list((out / "runs").iterdir())) == 4 and not (out / "scorecard.csv").exists()
+    monkeypatch.setattr(baselines.benchmark, "run_units", real)
+    logs = []
+    results = run_benchmark(spec, out, log=logs.append)
+    assert "4 runs of the lr sweep: 4 finished earlier, 0 to run" in logs[0]
+    assert "2 runs of the other seeds at the chosen lrs: 0 finished earlier, 2 to run" in logs[1]
+    choices = choose_lrs(results, spec.lrs, (0,))
+    assert len(choices) == 2 and len(results) == 6
+    for (core, task, curriculum, layers), choice in choices.items():  # seed 1 trained at the chosen lr only
+        other = 3e-2 if choice.lr == 1e-3 else 1e-3
+        assert (out / "runs" / run_name(core, task, curriculum, 1, layers, choice.lr) / "heldout.json").exists()
+        assert not (out / "runs" / run_name(core, task, curriculum, 1, layers, other)).exists()
+        swept = [r for r in results if r["core"] == core and r["layers"] == layers and r["seed"] == 0]
+        for r in swept:  # the validation score: the last evaluation at the training lengths, not the test
+            last = json.loads((Path(r["run_dir"]) / "metrics.jsonl").read_text().splitlines()[-1])
+            assert r["validation"] == last["accuracy"]["0"] and last["step"] == 6
+        assert choice.medians == {r["lr"]: r["validation"] for r in swept}
+    rows = list(csv.DictReader((out / "scorecard.csv").open()))
+    assert sorted((row["core"], row["layers"]) for row in rows) == [("mingru", "1"), ("mingru", "2")]
+    for row in rows:
+        choice = choices[(row["core"], "running_parity", "none", int(row["layers"]))]
+        assert row["lr"] == f"{choice.lr:g}" and row["seeds"] == "2"
+        tested = [json.loads((out / "runs" / run_name(row["core"], "running_parity", "none", seed, int(row["layers"]),
+                                                      choice.lr) / "heldout.json").read_text())["scaled_mean"]
+                  for seed in (0, 1)]
+        assert row["scaled_accuracy_mean"] == f"{np.median(tested):.2f}"  # the runs at the chosen lr, both seeds
+    card = (out / "scorecard.md").read_text()
+    assert card.startswith("| core | task | layers | lr (validation median per lr) | running parity:")
+    assert "| mingru | running_parity | 2 | " in card and "ties to the smaller lr" in card
+    assert (out / "length_generalization.png").stat().st_size > 0
+
+
+def test_cores_without_a_layers_option_train_at_one_layer(tmp_path, monkeypatch):
+    """--layers 1,2: the zoo's kinds at both depths, the GRU at 1 layer only, and the card says so."""
+    import baselines.benchmark
+
+    spec = BenchmarkSpec(cores=("gru", "lru+signed"), tasks=("dms",), curricula=("single",), seeds=(0,), layers=(1, 2))
+    assert [(run.core, run.layers) for run in spec.runs()] == [("gru", 1), ("lru+signed", 1), ("lru+signed", 2)]
+    monkeypatch.setattr(baselines.benchmark, "run_units", lambda units, *args, **kwargs: ([], []))
+    logs = []
+    run_benchmark(spec, tmp_path / "bench", log=logs.append)
+    assert logs[0] == "gru: no layers option, trained at 1 layer only"
+
+
+def test_length_figure_keeps_depths_apart():
+    """The length-generalization figure: one panel per kind and depth, KIND+signed beside KIND at the same depth."""
+    from baselines.state_tracking import length_panels
+
+    test = {"scaled": {"40": 1.0, "1000": 0.5}, "train_lengths": [3, 41], "far_length": 1000}
+    results = [{"core": core, "task": "running_parity", "seed": 0, "layers": layers, "heldout": test}
+               for core, layers in (("mamba", 1), ("mamba", 2), ("mamba+signed", 2))]
+    panels = length_panels(results)
+    assert [(panel.title, panel.kind, sorted(panel.curves)) for panel in panels] == [
+        ("mamba", "mamba", ["positive"]), ("mamba, 2 layers", "mamba", ["positive", "signed"])]

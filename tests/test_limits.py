@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from baselines.backends import BackendConfig
-from baselines.benchmark import BenchmarkSpec, run_benchmark
+from baselines.benchmark import BenchmarkSpec, expand_cores, run_benchmark
 from baselines.cli import main
 from baselines.trainer import TrainConfig
 from memory_envs import sizes
@@ -76,6 +76,9 @@ def test_sane_requests_are_accepted(device, two_cores):
     TrainConfig(eval_batches=10_000, hidden_size=1024, device=device).validate()  # 200 x the default's batches
     BenchmarkSpec(device=device).validate()
     BenchmarkSpec(tasks=("running_parity",), eval_batches=10_000, device=device).validate()
+    card = BenchmarkSpec(cores=expand_cores(("all",)), layers=(1, 2), optimizer="adam", lrs=(1e-3, 3e-3, 1e-2),
+                         seeds=tuple(range(5)), max_steps=100_000, device=device).validate()
+    assert card.run_count() == 960  # 16 cores and depths x 2 tasks x 2 curricula x 5 seeds x 3 lrs, 100,000 steps each
     RLConfig(device=device).validate()
     RLConfig(eval_episodes=100_000, device=device).validate()
     RLConfig(vec_env="subproc", n_envs=8, device=device).validate()  # 4 per core

@@ -176,8 +176,8 @@ def test_benchmark_running_parity_column(tmp_path):
                          curricula=("single", "multi"), seeds=(0,), max_steps=10, hidden_size=8, eval_every=10,
                          eval_batches=1).validate()
     runs = spec.runs()
-    assert runs == [("mingru+signed", "running_parity", "none", 0),
-                    ("example_core:ElmanCore", "running_parity", "none", 0)]
+    assert runs == [("mingru+signed", "running_parity", "none", 0, 1, None),  # seed, 1 layer, no lr sweep
+                    ("example_core:ElmanCore", "running_parity", "none", 0, 1, None)]
     out = tmp_path / "bench"
     results = [result for run in runs for result in run_population(str(out / "runs"), spec, [run])]
     write_scorecard(results, out)

@@ -33,6 +33,7 @@ from .._validate import choice
 from ..protocol import build_external_core, is_import_path
 from .attention import Transformer
 from .base import Core, State, TauCore, member_results, run_side_by_side
+from .blocks import BlockCore
 from .delta import DeltaNet, DeltaProduct, GatedDeltaNet
 from .gated import LeakyGRU, LeakyLSTM
 from .leaky import LeakyRNN
@@ -51,6 +52,8 @@ TAU_KINDS = tuple(kind for kind in KINDS if issubclass(CORES.get(kind, LeakyRNN)
 """The kinds with a per-neuron time constant tau (the tau options, ablation by tau, tau perturbation)."""
 EIGENVALUE_KINDS = tuple(kind for kind in KINDS if "eigenvalues" in getattr(CORES.get(kind), "block_options", {}))
 """The kinds with the ``eigenvalues="positive"|"signed"`` option (Grazzi et al. 2025's [-1, 1] extension)."""
+LAYER_KINDS = tuple(kind for kind in KINDS if issubclass(CORES.get(kind, LeakyRNN), BlockCore))
+"""The kinds with the ``layers`` option (the zoo's residual blocks, :class:`~agents.cores.blocks.BlockCore`)."""
 NO_OWN_TIMESCALE = ("transformer", "slstm")
 """The kinds with neither an own timescale nor input-dependent decays: the transformer, whose memory is
 its window (Transformer.context_length), and sLSTM, whose recurrence is non-linear (h_{t-1} enters its gates)."""
@@ -73,7 +76,7 @@ def make_core(kind: str, input_size: int, hidden_size: int, **options: Any) -> n
     return cls(input_size, hidden_size, **options)
 
 
-__all__ = ["CORES", "EIGENVALUE_KINDS", "KINDS", "NO_OWN_TIMESCALE", "TAU_KINDS", "Core", "DeltaNet", "LRU", "LeakyGRU", "LeakyLSTM",
-           "DeltaProduct", "GatedDeltaNet",
-           "LeakyRNN", "MLSTM", "Mamba", "MinGRU", "S5", "SLSTM", "State", "TauCore", "Transformer", "core_class", "make_core",
+__all__ = ["CORES", "EIGENVALUE_KINDS", "KINDS", "LAYER_KINDS", "NO_OWN_TIMESCALE", "TAU_KINDS", "Core", "DeltaNet",
+           "DeltaProduct", "GatedDeltaNet", "LRU", "LeakyGRU", "LeakyLSTM", "LeakyRNN", "MLSTM", "Mamba", "MinGRU", "S5",
+           "SLSTM", "State", "TauCore", "Transformer", "core_class", "make_core",
            "member_results", "run_side_by_side"]

@@ -9,10 +9,10 @@ from typing import Any, Callable
 import torch
 
 from agents.checkpoint import WriteError
-from agents.cores import KINDS
+from agents.cores import KINDS, LAYER_KINDS
 from baselines.cli.args import (
-    COMMAND_HELP, add_backend_options, backend_from_args, comma_ints, comma_list, finite_float, missing_dependency,
-    positive_int, print_error, print_write_error, require,
+    COMMAND_HELP, add_backend_options, backend_from_args, comma_floats, comma_ints, comma_list, finite_float,
+    missing_dependency, positive_int, print_error, print_write_error, require,
 )
 from baselines.cli.progress import RunsBar
 
@@ -47,7 +47,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 SUPERVISED_OPTIONS = ("cores", "tasks", "curricula", "seeds", "max_steps", "max_seconds", "hidden_size", "eval_every",
-                      "eval_batches", "timescale_steps", "optimizer")
+                      "eval_batches", "timescale_steps", "optimizer", "layers", "lrs", "sweep_seeds")
 """``benchmark``'s options without ``--rl`` (fields of ``BenchmarkSpec``, whose defaults they take)."""
 RL_OPTIONS = ("presets", "policies", "seeds", "timesteps", "curriculum", "max_seconds", "hidden_size", "eval_every",
               "eval_episodes", "n_envs", "n_steps", "batch_size", "n_epochs", "lr", "gamma", "ent_coef")
@@ -101,7 +101,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                          max_steps=args.max_steps, max_seconds=args.max_seconds, hidden_size=args.hidden_size,
                          eval_every=args.eval_every, eval_batches=args.eval_batches, workers=args.workers,
                          population_size=args.population_size, optimizer=args.optimizer, device=args.device,
-                         timescale_steps=args.timescale_steps)
+                         timescale_steps=args.timescale_steps, layers=args.layers, lrs=args.lrs,
+                         sweep_seeds=args.sweep_seeds)
     return run_card(args, spec, run_benchmark, "scorecard.md", "score card and figure")
 
 
@@ -135,7 +136,7 @@ def run_card(args: argparse.Namespace, spec: Any, run: Callable[..., Any], table
         print_error(error, args)
         return 2
     try:
-        with RunsBar(len(spec.runs())) as bar:
+        with RunsBar(spec.run_count()) as bar:
             run(spec, args.out, backend=backend, storage=args.storage, log=bar.write, on_run=bar.update)
     except UnitsFailed as error:
         print_error(error)
@@ -199,6 +200,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--optimizer", default=None,
                    help="auto (default): each kind's optimizer and lr (the paper's SGD lr 0.05 for the leaky "
                         "RNN, Adam for the others; docs/leaderboard.md); or sgd / adam for every core")
+    g.add_argument("--lrs", type=comma_floats, default=None,
+                   help="comma list of learning rates, with --optimizer adam or sgd: every run trains at each, and "
+                        "the card reports each row at the lr with the best median validation score at the training "
+                        "lengths (ties to the smaller lr; docs/scorecard.md) (default: no sweep)")
+    g.add_argument("--sweep-seeds", type=comma_ints, default=None,
+                   help="with --lrs: the seeds that train at every lr; the other seeds train only at each row's "
+                        "chosen lr, once the sweep has finished (default: every seed)")
+    g.add_argument("--layers", type=comma_ints, default=None,
+                   help=f"comma list of depths for the kinds with a layers option ({', '.join(LAYER_KINDS)}); the "
+                        "other cores train at 1 layer only, so the list must hold 1 if the card has any (default: 1)")
     g = bench.add_argument_group("RL score card (with --rl; the PPO options are the same for every run)")
     g.add_argument("--presets", type=comma_list, default=None,
                    help="comma-separated difficulties (Easy, Medium, Hard: both tasks) or preset ids (default: Easy)")

@@ -134,6 +134,10 @@ class RLScorecardSpec:
     def runs(self) -> list[tuple[str, str, int]]:
         return [(preset, policy, seed) for preset in self.presets for policy in self.policies for seed in self.seeds]
 
+    def run_count(self) -> int:
+        """How many runs the card trains (the supervised card's method of the same name)."""
+        return len(self.runs())
+
     def to_json(self) -> dict[str, Any]:
         return {name: (list(value) if isinstance(value, tuple) else value)
                 for name, value in self.__dict__.items()}
