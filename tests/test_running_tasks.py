@@ -104,7 +104,7 @@ def test_configs_of_the_running_tasks() -> None:
     assert TrainConfig.from_json(TrainConfig(task="running_mod3").to_json()) == TrainConfig(task="running_mod3")
 
 
-def test_a_token_task_run_writes_its_length_test_and_resumes(tmp_path, device):
+def test_a_token_task_run_writes_its_length_test_and_resumes(tmp_path, capsys, device):
     """The run folder of word_s3: a one-hot input of width 6, six classes, the length test at the last labelled
     step scored against chance 1/6; a resume equals the uninterrupted run."""
     config = tiny(device=str(device))
@@ -119,6 +119,10 @@ def test_a_token_task_run_writes_its_length_test_and_resumes(tmp_path, device):
     assert model.core.input_size == 6 and model.classes == 6
     lines = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [10, 20]
+    assert main(["analyze", str(tmp_path / "whole")]) == 2  # the analyses drive bits: refused in one line
+    err = capsys.readouterr().err
+    assert "trained the token task 'word_s3'" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "whole" / "analysis").exists()
 
     first = train(tiny(max_steps=10, device=str(device)), tmp_path / "resumed", threads=1)
     assert first["steps"] == 10
