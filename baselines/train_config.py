@@ -120,11 +120,11 @@ class TrainConfig:
     """A running count's k: None -> running parity's 2, ``running_modK``'s K (set when the config is made); None for
     the other tasks."""
     length_range: tuple[int, int] | None = None
-    """Running parity's training lengths, half-open (None: the protocol's (3, 41), lengths 3 to 40)."""
+    """A running task's training lengths, half-open (None: the protocol's (3, 41), lengths 3 to 40)."""
     test_lengths: tuple[int, ...] = tasks.RUNNING_TEST_LENGTHS
     far_length: int | None = tasks.RUNNING_FAR_LENGTH
     test_sequences: int = tasks.RUNNING_TEST_SEQUENCES
-    """Running parity's fresh test sequences per test length (in batches of ``batch_size``)."""
+    """A running task's fresh test sequences per test length (in batches of ``batch_size``)."""
 
     def __post_init__(self) -> None:
         if self.curriculum is None:
