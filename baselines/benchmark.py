@@ -34,13 +34,14 @@ fits that failed or hit their bound) and the architecture's own timescale
 ``n_over_steps.png`` plots N reached against training steps, one panel per core (a colour per task x
 curriculum, a line per seed).
 
-Task ``running_parity`` (the state-tracking task, :mod:`baselines.state_tracking`) adds one row per core,
+A running task (state tracking, :mod:`baselines.state_tracking`: ``running_parity``, ``running_modK``,
+``word_<group>``, ``mod_arithmetic``; :func:`memory_envs.tasks.is_running_task`) adds one row per core,
 curriculum ``none``: every run trains on lengths 3-40 with the same budget and is then tested at lengths
-40-256 and 1,000; its columns are the median over seeds of the scaled accuracy at the last step, averaged
-over the test lengths, and at the far length (the N columns are "-"); ``length_generalization.png``
-(:func:`baselines.plots.plot_length_generalization`) draws the scaled accuracy against test length, per kind. Its runs are
-scored at every step, which a population does not do (it reads each member's last step), so they train one
-after another within their core's unit of work.
+40-256 and 1,000; its columns are the median over seeds of the scaled accuracy at the last labelled step,
+averaged over the test lengths, and at the far length (the N columns are "-"); ``length_generalization.png``
+(:func:`baselines.plots.plot_length_generalization`) draws the scaled accuracy against test length, per kind
+and task. Their runs are scored at every step, which a population does not do (it reads each member's last
+step), so they train one after another within their core's unit of work.
 """
 
 from __future__ import annotations
@@ -124,8 +125,7 @@ class BenchmarkSpec:
         for seed in self.seeds:
             check_seed(seed)
         for task in self.tasks:
-            if task not in tasks.ALL_TASKS:
-                raise ValueError(f"task must be one of {tasks.ALL_TASKS}, got {task!r}")
+            tasks.check_task_name(task)
         for kind in self.curricula:
             if kind not in curricula.KINDS:
                 raise ValueError(f"curriculum must be one of {curricula.KINDS}, got {kind!r}")
@@ -193,7 +193,7 @@ class BenchmarkSpec:
     def rows(self) -> list[tuple[str, str, str, int]]:
         """Every row of the card: core x task x curriculum x depth, running tasks with their one curriculum."""
         return [(c, t, k, layers) for c in self.cores for t in self.tasks
-                for k in ((RUNNING_CURRICULUM,) if is_running(t) else self.curricula) for layers in self.depths(c)]
+                for k in ((RUNNING_CURRICULUM,) if tasks.is_running_task(t) else self.curricula) for layers in self.depths(c)]
 
     def config(self, core: str, task: str, curriculum: str, seed: int, layers: int = 1,
                lr: float | None = None) -> TrainConfig:
@@ -203,7 +203,7 @@ class BenchmarkSpec:
         kind, options = core_variant(core)
         if layers != 1:
             options["layers"] = layers
-        return TrainConfig(task=task, curriculum=RUNNING_CURRICULUM if is_running(task) else curriculum,
+        return TrainConfig(task=task, curriculum=RUNNING_CURRICULUM if tasks.is_running_task(task) else curriculum,
                            core=kind, core_options=options, hidden_size=self.hidden_size, optimizer=self.optimizer,
                            lr=lr, eval_every=self.eval_every, eval_batches=self.eval_batches,
                            max_steps=self.max_steps, max_seconds=self.max_seconds, seed=seed, device=self.device,
@@ -238,19 +238,13 @@ class Run(NamedTuple):
     lr: float | None = None
 
 
-def is_running(task: str) -> bool:
-    """Whether ``task`` is a running task (a label at every step, fixed training lengths, a length test) rather
-    than a windowed one (an N to reach)."""
-    return task == tasks.RUNNING_PARITY
-
-
 def layered(core: str) -> bool:
     """Whether ``core`` (a kind, ``KIND+signed`` or an import path) has the ``layers`` option."""
     return core.removesuffix(SIGNED) in agents_cores.LAYER_KINDS
 
 
 RUNNING_CURRICULUM = "none"
-"""Running parity's curriculum on the card: fixed training lengths, the protocol's."""
+"""The running tasks' curriculum on the card: fixed training lengths, the protocol's."""
 
 
 def expand_cores(cores: Sequence[str]) -> tuple[str, ...]:
@@ -309,7 +303,7 @@ def run_population(runs_root: str, spec: BenchmarkSpec, runs: Sequence[Run]) -> 
     if windowed:
         Population([configs[k] for k in windowed], [run_dirs[k] for k in windowed],
                    resume=[resume[k] for k in windowed]).run()
-    for k, config in enumerate(configs):  # running parity: one network at a time (see the module doc)
+    for k, config in enumerate(configs):  # a running task: one network at a time (see the module doc)
         if config.running:
             make_trainer(config, run_dirs[k], resume=resume[k]).run()
     for config, run_dir in zip(configs, run_dirs):
@@ -377,7 +371,7 @@ def validation_score(run_dir: Path, task: str, summary: dict[str, Any]) -> float
     """What the lr sweep ranks a run by, at its training lengths only (never its test): a running task's final
     accuracy on fresh sequences at the training lengths (the last evaluation of ``metrics.jsonl``; 0 if it never
     evaluated), a windowed task's largest N reached (0 for none)."""
-    if not is_running(task):
+    if not tasks.is_running_task(task):
         return float(summary["max_n"] or 0)
     lines = read_metrics(run_dir, fields=("accuracy",))
     return float(np.mean(list(lines[-1]["accuracy"].values()))) if lines else 0.0
@@ -504,7 +498,7 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, backend: BackendC
 
 def outcome(result: dict[str, Any]) -> str:
     """A finished run's headline: its largest N, or for running parity its mean scaled accuracy."""
-    if not is_running(result["task"]):
+    if not tasks.is_running_task(result["task"]):
         return f"largest N {result['max_n']}"
     test = result["heldout"]
     return "not tested" if test is None else f"scaled accuracy {test['scaled_mean']:.2f} (mean over the test lengths)"
@@ -518,12 +512,12 @@ def _median(values: Sequence[float], digits: int | None = None) -> str:
 
 
 RUNNING_COLUMNS = ("scaled_accuracy_mean", "scaled_accuracy_far")
-"""The score card's running-parity columns (median over seeds; "-" in the windowed tasks' rows): the scaled
+"""The score card's running-task columns (median over seeds; "-" in the windowed tasks' rows): the scaled
 accuracy averaged over the test lengths, and at the far length."""
 
 
-def running_parity_row(row: dict[str, Any], runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """``row`` (core, task, curriculum, seeds) completed for running parity: its length test's medians over the
+def running_row(row: dict[str, Any], runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``row`` (core, task, curriculum, seeds) completed for a running task: its length test's medians over the
     seeds that were tested, the N columns "-"."""
     tested = [r["heldout"] for r in runs if r["heldout"] is not None]
     row.update({"max_n_median": "-", "max_n_min": "-", "max_n_max": "-"})
@@ -549,8 +543,8 @@ def scorecard_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         row = {"core": core, "task": task, "curriculum": curriculum, "layers": layers, "seeds": len(runs),
                "lr": "-" if runs[0].get("lr") is None else f"{runs[0]['lr']:g}",
                "lr_validation": "; ".join(f"{lr:g}: {median:.4g}" for lr, median in medians.items()) or "-"}
-        if is_running(task):
-            rows.append(running_parity_row(row, runs))
+        if tasks.is_running_task(task):
+            rows.append(running_row(row, runs))
             continue
         max_ns = [r["max_n"] or 0 for r in runs]
         row.update({"max_n_median": float(np.median(max_ns)), "max_n_min": min(max_ns), "max_n_max": max(max_ns)})
@@ -601,20 +595,20 @@ LR_NOTE = """\
 
 
 RUNNING_NOTE = """\
-- Running parity: scaled accuracy = (accuracy - chance) / (1 - chance) at the last step of fresh sequences of
-  each test length (0 chance, 1 perfect), median over the seeds; the runs train on shorter sequences
-  (docs/state_tracking.md)."""
-"""What ``scorecard.md`` says below a table with running-parity rows."""
+- Running tasks: scaled accuracy = (accuracy - chance) / (1 - chance), chance = 1 / the task's classes, at the
+  last labelled step of fresh sequences of each test length (0 chance, 1 perfect), median over the seeds; the
+  runs train on shorter sequences (docs/state_tracking.md)."""
+"""What ``scorecard.md`` says below a table with running-task rows."""
 
 
 def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
     """``scorecard.csv`` (every column) and ``scorecard.md``: the columns and notes of the tasks the card
-    holds (N reached, held-out test and timescales for parity / DMS; scaled accuracy for running parity),
+    holds (N reached, held-out test and timescales for parity / DMS; scaled accuracy for the running tasks),
     none that would be "-" in every row; and the figures."""
     rows = scorecard_rows(results)
     write_csv(out / "scorecard.csv", rows)
-    windowed = any(not is_running(r["task"]) for r in rows)
-    running = any(is_running(r["task"]) for r in rows)
+    windowed = any(not tasks.is_running_task(r["task"]) for r in rows)
+    running = any(tasks.is_running_task(r["task"]) for r in rows)
     deep = any(r["layers"] != 1 for r in rows)
     swept = any(r["lr"] != "-" for r in rows)
     test = f"{tasks.RUNNING_TEST_LENGTHS[0]}-{tasks.RUNNING_TEST_LENGTHS[-1]}"
@@ -623,10 +617,10 @@ def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
                "held-out accuracy at largest N", "tau_net at largest N (neurons > 1; failed or at bound)",
                "own timescale at largest N"] if windowed else []
     if running:
-        header += [f"running parity: scaled accuracy at lengths {test}", f"at length {tasks.RUNNING_FAR_LENGTH}"]
+        header += [f"running tasks: scaled accuracy at lengths {test}", f"at length {tasks.RUNNING_FAR_LENGTH}"]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for r in rows:
-        no_n = is_running(r["task"])
+        no_n = tasks.is_running_task(r["task"])
         cells = [r["core"], r["task"]] + [r["layers"]] * deep
         if swept:
             cells.append(r["lr"] if r["lr_validation"] == "-" else f"{r['lr']} ({r['lr_validation']})")
@@ -659,7 +653,7 @@ def plot_scorecard(results: Sequence[dict[str, Any]], path: Path) -> None:
     from baselines.plots import integer_ticks, pyplot, save_figure
 
     plt = pyplot()
-    results = [r for r in results if not is_running(r["task"])]  # no N to reach
+    results = [r for r in results if not tasks.is_running_task(r["task"])]  # no N to reach
     if not results:
         return
     cores = list(dict.fromkeys(depth_label(r["core"], r.get("layers", 1)) for r in results))
@@ -689,5 +683,5 @@ def plot_scorecard(results: Sequence[dict[str, Any]], path: Path) -> None:
 
 
 __all__ = ["BenchmarkSpec", "LrChoice", "RUNNING_COLUMNS", "Run", "at_chosen_lrs", "choose_lrs", "core_label",
-           "core_variant", "depth_label", "expand_cores", "heldout_accuracy", "is_running", "run_benchmark",
+           "core_variant", "depth_label", "expand_cores", "heldout_accuracy", "run_benchmark",
            "scorecard_rows", "timescales_at_max_n", "validation_score"]

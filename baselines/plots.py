@@ -6,8 +6,9 @@
 * ``n_over_steps.png``: the newest active N over training steps (RL: timesteps; not for an RL run at one fixed N);
 * ``return.png``: an RL run's evaluation return and success rate over timesteps;
 * ``tau_per_checkpoint.png``: the distribution of the trained tau at every checkpoint (supervised runs);
-* running parity instead of the last two: ``length_generalization.png``, scaled accuracy against test length
-  (:func:`plot_length_generalization`, which the score card draws for all its running-parity runs).
+* a running task (running parity, a mod-K count, a group word problem, modular arithmetic) instead of the last
+  two: ``length_generalization.png``, scaled accuracy against test length (:func:`plot_length_generalization`,
+  which the score card draws for all its running tasks' runs).
 
 Axes of N get whole-number ticks (:func:`integer_ticks`), and lines of many Ns a colour map with a colour
 bar instead of a legend (:class:`NColours`).
@@ -30,7 +31,7 @@ from agents.protocol import is_import_path
 from baselines import run_folder
 from baselines.state_tracking import FIGURE, VARIANTS, Panel, length_panels
 from baselines.train_config import core_label
-from memory_envs.tasks import RUNNING_PARITY
+from memory_envs.tasks import is_running_task
 
 
 def pyplot():
@@ -151,7 +152,7 @@ def plot_return(lines: Sequence[dict], path: str | os.PathLike) -> Path:
 
 
 def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | None = None) -> list[Path]:
-    """Write the three figures of one run into its folder; returns their paths. A running-parity run (no N,
+    """Write the three figures of one run into its folder; returns their paths. A running task's run (no N,
     no checkpoint per N) gets the accuracy figure and its length test's.
 
     Reads the run folder of ``memory-envs train`` or ``memory-envs rl`` (no checkpoints: no tau figure).
@@ -163,18 +164,18 @@ def plot_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
     lines = read_metrics(run_dir, PLOT_FIELDS)
     written = []
     config = run_folder.read_json(run_dir / "config.json")
-    running = config.get("task") == RUNNING_PARITY
+    running = is_running_task(config.get("task"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
     key, xlabel = progress_axis(lines)
     colours = NColours([int(n) for m in lines for n in m["accuracy"]])
     for n in colours.ns:
         points = [(m[key], m["accuracy"][str(n)]) for m in lines if str(n) in m["accuracy"]]
-        label = "running parity, last step" if running else colours.label(n)
+        label = f"{config['task']}, last labelled step" if running else colours.label(n)
         ax.plot(*zip(*points), lw=1, color=colours.colour(n), label=label)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy")
-    ax.set_ylim(0.4, 1.02)
+    ax.set_ylim(0.0 if running else 0.4, 1.02)  # a running task's chance can lie below 0.4 (1/6 for word_s3)
     colours.finish(fig, ax)
     save_figure(fig, run_dir / "accuracy.png", dpi=120)
     written.append(run_dir / "accuracy.png")
@@ -222,8 +223,8 @@ def length_label(variant: str, panels: Sequence[Panel]) -> str:
 
 def plot_length_generalization(results: Sequence[dict[str, Any]], path: str | os.PathLike,
                                title: str | None = None) -> Path | None:
-    """Write the figure of ``results``' running-parity runs to ``path`` (needs matplotlib); None, and no
-    file, when none of them was tested."""
+    """Write the figure of ``results``' running-task runs to ``path`` (needs matplotlib), a panel per kind (per
+    kind and task when they hold several tasks); None, and no file, when none of them was tested."""
     panels = length_panels(results)
     if not panels:
         return None
@@ -234,9 +235,10 @@ def plot_length_generalization(results: Sequence[dict[str, Any]], path: str | os
     columns = min(3, len(panels))
     rows = math.ceil(len(panels) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(max(3.8 * columns, 4.6), 2.9 * rows + 0.6), squeeze=False)
+    one_task = len({panel.task for panel in panels}) == 1
     for i, panel in enumerate(panels):
         ax = axes.flat[i]
-        draw_panel(ax, panel)
+        draw_panel(ax, panel, panel.title if one_task else f"{panel.title}: {panel.task}")
         if i + columns >= len(panels):  # no panel below
             ax.set_xlabel("test length (log scale)")
         if i % columns == 0:
@@ -259,8 +261,8 @@ def plot_length_generalization(results: Sequence[dict[str, Any]], path: str | os
     return save_figure(fig, path, dpi=120, rect=(0, legend_inches / fig.get_figheight(), 1, 1))
 
 
-def draw_panel(ax, panel: Panel) -> None:
-    """One kind's axes: each variant's seeds thin, its median thick, the training range shaded."""
+def draw_panel(ax, panel: Panel, title: str) -> None:
+    """One kind's axes, titled ``title``: each variant's seeds thin, its median thick, the training range shaded."""
     every = [c for curves in panel.curves.values() for c in curves]
     low, high = every[0].train_lengths
     first = min(n for c in every for n in c.lengths)
@@ -280,7 +282,7 @@ def draw_panel(ax, panel: Panel) -> None:
     ax.tick_params(axis="x", which="minor", length=3, labelbottom=False)
     ax.set_xlim(left, max(ticks) * 1.25)
     ax.set_ylim(-0.15, 1.08)
-    ax.set_title(panel.title, fontsize=9)
+    ax.set_title(title, fontsize=9)
     ax.grid(axis="y", color="0.92", lw=0.6)
 
 
@@ -300,7 +302,7 @@ def log_spaced(ticks: Sequence[int], ratio: float = 1.45) -> list[int]:
 
 
 def plot_run_length_test(run_dir: str | os.PathLike) -> list[Path]:
-    """The figure of one running-parity run folder (its ``summary.json``'s length test) into that folder;
+    """The figure of one running task's run folder (its ``summary.json``'s length test) into that folder;
     [] when the run was not tested (interrupted, or not finite)."""
     run_dir = Path(run_dir)
     summary, config = run_folder.read_json(run_dir / "summary.json"), run_folder.read_json(run_dir / "config.json")

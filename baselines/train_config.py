@@ -7,6 +7,7 @@ generator), and that a training step fits in memory.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -71,21 +72,23 @@ def refuse_tau_options(config: Any, names: Sequence[str]) -> None:
 
 
 RUNNING_FIELDS = ("modulus", "length_range", "test_lengths", "far_length", "test_sequences")
-"""The fields of running parity (its modulus and its length-generalization protocol, docs/state_tracking.md):
-config.json holds them for its runs only, so the windowed tasks' run folders are as before."""
+"""The fields of the running tasks (a count's modulus and the length-generalization protocol,
+docs/state_tracking.md): config.json holds them for their runs only, so the windowed tasks' run folders are as
+before."""
 N_CURRICULUM_FIELDS = ("start_n", "target_n", "window", "drop")
-"""The fields of the curriculum over N, which running parity (no N) leaves at their defaults."""
+"""The fields of the curriculum over N, which the running tasks (no N) leave at their defaults."""
 
 
 @dataclass
 class TrainConfig:
     """Everything a run needs; the defaults are the paper's (docs/training.md).
 
-    ``task="running_parity"`` trains the state-tracking task instead (trained by
-    :class:`baselines.trainer.RunningParityTrainer`): no N, every-step labels on lengths
+    A running task (``memory_envs.tasks.is_running_task``: ``running_parity``, ``running_modK``,
+    ``mod_arithmetic``, ``word_<group>``) trains state tracking instead (trained by
+    :class:`baselines.trainer.RunningTaskTrainer`): no N, labels at every labelled step on lengths
     ``length_range`` (default 3-40), then the test at ``test_lengths`` and ``far_length`` on ``test_sequences``
-    fresh sequences each. Its ``curriculum``
-    is ``"none"`` (the default for that task) or ``"length"`` (:class:`memory_envs.curriculum.LengthCurriculum`).
+    fresh sequences each. Its ``curriculum`` is ``"none"`` (the default for those tasks) or ``"length"``
+    (:class:`memory_envs.curriculum.LengthCurriculum`).
     """
 
     task: str = "parity"
@@ -115,27 +118,44 @@ class TrainConfig:
     max_seconds: float | None = None
     seed: int = 0
     device: str = "auto"
-    modulus: int = tasks.DEFAULT_MODULUS
+    modulus: int | None = None
+    """A running count's k: None -> running parity's 2, ``running_modK``'s K (set when the config is made); None for
+    the other tasks."""
     length_range: tuple[int, int] | None = None
-    """Running parity's training lengths, half-open (None: the protocol's (3, 41), lengths 3 to 40)."""
+    """A running task's training lengths, half-open (None: the protocol's (3, 41), lengths 3 to 40)."""
     test_lengths: tuple[int, ...] = tasks.RUNNING_TEST_LENGTHS
     far_length: int | None = tasks.RUNNING_FAR_LENGTH
     test_sequences: int = tasks.RUNNING_TEST_SEQUENCES
-    """Running parity's fresh test sequences per test length (in batches of ``batch_size``)."""
+    """A running task's fresh test sequences per test length (in batches of ``batch_size``)."""
 
     def __post_init__(self) -> None:
         if self.curriculum is None:
             self.curriculum = "none" if self.running else "multi"
+        if self.modulus is None and tasks.is_count_task(self.task):
+            with contextlib.suppress(ValueError):  # a bad task name is validate's to refuse
+                self.modulus = tasks.count_modulus(self.task)
 
     @property
     def running(self) -> bool:
-        """Whether this run trains running parity (the state-tracking task) rather than a windowed task."""
-        return self.task == tasks.RUNNING_PARITY
+        """Whether this run trains a running task (state tracking, :func:`memory_envs.tasks.is_running_task`)
+        rather than a windowed task."""
+        return tasks.is_running_task(self.task)
+
+    @property
+    def input_size(self) -> int:
+        """The network's input width: a token task's vocabulary (one-hot tokens), else 1 (the bit)."""
+        return tasks.token_task(self.task).vocab if tasks.is_token_task(self.task) else 1
+
+    @property
+    def classes(self) -> int:
+        """The readout's classes: a token task's, a running count's modulus, else 2."""
+        if tasks.is_token_task(self.task):
+            return tasks.token_task(self.task).classes
+        return self.modulus if self.running and self.modulus is not None else 2
 
     def validate(self) -> "TrainConfig":
         """Raise ValueError naming the first field that is not allowed."""
-        if self.task not in tasks.ALL_TASKS:
-            raise ValueError(f"task must be one of {tasks.ALL_TASKS}, got {self.task!r}")
+        tasks.check_task_name(self.task)
         if self.running:
             self.check_running()
         else:
@@ -145,7 +165,7 @@ class TrainConfig:
             except ValueError as error:  # Curriculum names its own arguments: say which config field
                 raise ValueError(str(error).replace("n_max ", "target_n ").replace("start ", "start_n ")) from None
             tasks.check_ns(self.task, self.start_n, argument="start_n")
-            refuse_changed(self, RUNNING_FIELDS, f"only apply to task {tasks.RUNNING_PARITY!r}")
+            refuse_changed(self, RUNNING_FIELDS, f"only apply to the running tasks ({tasks.RUNNING_TASK_RULE})")
         if is_import_path(self.core):
             import_core_class(self.core)  # an external core: it must import and fit the protocol
         elif self.core not in CORES:
@@ -163,7 +183,12 @@ class TrainConfig:
         if self.max_seconds is not None:
             check_finite(self.max_seconds, "max_seconds", 0.0, strict=True)
         check_seed(self.seed)
-        tasks.check_p(self.task, self.p)
+        if tasks.is_token_task(self.task):
+            if self.p is not None:
+                raise ValueError(f"p must be left out for task {self.task!r}, which draws uniform tokens (p is the "
+                                 f"bit probability of the bit tasks), got {self.p!r}")
+        else:
+            tasks.check_p(self.task, self.p)
         resolve_device(self.device)
         if not isinstance(self.core_options, dict):
             raise ValueError(f"core_options must be a dict, got {type(self.core_options).__name__}")
@@ -178,11 +203,16 @@ class TrainConfig:
         return self
 
     def check_running(self) -> None:
-        """Running parity's fields: its curriculum, modulus and lengths; the N curriculum's left at defaults."""
+        """A running task's fields: its curriculum, modulus (a count's only) and lengths; the N curriculum's left at
+        defaults."""
         LengthCurriculum(self.curriculum, self.length_range, self.threshold)
-        refuse_changed(self, N_CURRICULUM_FIELDS, f"belong to the curriculum over N; task {tasks.RUNNING_PARITY!r} "
+        refuse_changed(self, N_CURRICULUM_FIELDS, f"belong to the curriculum over N; task {self.task!r} "
                                                   "has no N (its curriculum is 'none' or 'length')")
-        tasks.check_modulus(self.modulus)
+        if tasks.is_count_task(self.task):
+            tasks.count_modulus(self.task, self.modulus)
+        elif self.modulus is not None:
+            raise ValueError(f"modulus must be left out for task {self.task!r} (it sets the count of "
+                             f"{tasks.COUNT_TASK_RULE}), got {self.modulus!r}")
         tasks.check_running_lengths(self.length_range)
         tasks.check_test_lengths(self.test_lengths)
         if self.far_length is not None:
@@ -203,23 +233,25 @@ class TrainConfig:
         refuse_tau_options(self, ("tau_init", "train_tau", "tau_param"))
 
     def check_memory(self) -> None:
-        """Refuse a batch whose training step would not fit in memory (at ``target_n`` if set; running parity:
+        """Refuse a batch whose training step would not fit in memory (at ``target_n`` if set; a running task:
         at its longest training or test length, an overestimate for the tests, which keep no gradient)."""
+        vocab = self.input_size if tasks.is_token_task(self.task) else None
         if self.running:
             heads = 1
             length = max(tasks.check_running_lengths(self.length_range)[1] - 1, *self.test_lengths, self.far_length or 0)
-            where = f"running parity (sequences up to {length} steps)"
+            where = f"{self.task} (sequences up to {length} steps)"
         else:
             n = self.target_n or self.start_n
             length = tasks.default_length_range(n)[1] - 1
             heads = {"single": 1, "sliding": min(self.window, n)}.get(self.curriculum, n - self.start_n + 1)
             where = f"N={n} (target_n; sequences up to {length} steps)"
         activations = ACTIVATION_COPIES * 4 * length * self.batch_size * self.hidden_size
-        total = activations + tasks.batch_bytes(self.batch_size, length, heads) + 4 * self.hidden_size ** 2 * 3
+        total = (activations + tasks.batch_bytes(self.batch_size, length, heads, vocab=vocab)
+                 + 4 * self.hidden_size ** 2 * 3)
         sizes.check_fits(total, f"batch_size={self.batch_size} x hidden_size={self.hidden_size} at {where}")
 
     def check_duration(self) -> None:
-        """Refuse an evaluation, or running parity's length test, that would take longer than a phase may
+        """Refuse an evaluation, or a running task's length test, that would take longer than a phase may
         (:func:`memory_envs.sizes.check_duration`; estimated at the shortest sequences of the first evaluation)."""
         device = resolve_device(self.device).type
         flops_per_step = 2 * self.hidden_size ** 2
@@ -257,7 +289,7 @@ class TrainConfig:
         return seconds if self.max_seconds is None else min(seconds, float(self.max_seconds))
 
     def to_json(self) -> dict[str, Any]:
-        """The fields as JSON values; :data:`RUNNING_FIELDS` for running parity only."""
+        """The fields as JSON values; :data:`RUNNING_FIELDS` for the running tasks only."""
         data = dataclasses.asdict(self)
         for name in ("tau_init", "length_range", "test_lengths"):
             data[name] = None if data[name] is None else list(data[name])
@@ -307,8 +339,8 @@ def build_model(config: TrainConfig, heads: list[int], generator: torch.Generato
     else:
         options = {"tau_init": config.tau_init, "train_tau": config.train_tau, "tau_param": config.tau_param,
                    **config.core_options}
-    core = agents.make_core(config.core, 1, config.hidden_size, generator=generator, **options)
-    return agents.MultiHeadModel(core, heads, generator=generator, classes=config.modulus if config.running else 2)
+    core = agents.make_core(config.core, config.input_size, config.hidden_size, generator=generator, **options)
+    return agents.MultiHeadModel(core, heads, generator=generator, classes=config.classes)
 
 
 SIGNED = "+signed"

@@ -1,5 +1,6 @@
 """The supervised trainer of the paper: curriculum over N, checkpoints at every advance, resume; and the
-trainer of running parity (:class:`RunningParityTrainer`, same run folder), picked by :func:`make_trainer`.
+trainer of the running tasks (:class:`RunningTaskTrainer`, same run folder: running parity, the mod-K counts,
+the group word problems and modular arithmetic), picked by :func:`make_trainer`.
 
 One run lives in one folder::
 
@@ -123,10 +124,10 @@ class Trainer:
         self._prepare_folder(resume, overwrite)
 
     def make_curriculum(self) -> Curriculum:
-        """The run's schedule over N (running parity's trainer returns its schedule over lengths)."""
+        """The run's schedule over N (the running tasks' trainer returns its schedule over lengths)."""
         c = self.config
         if c.running:
-            raise ValueError(f"task {c.task!r} trains with baselines.trainer.RunningParityTrainer "
+            raise ValueError(f"task {c.task!r} trains with baselines.trainer.RunningTaskTrainer "
                              "(make_trainer picks the trainer of a config's task)")
         return Curriculum(c.curriculum, c.start_n, c.target_n, c.threshold, c.window, c.drop)
 
@@ -419,7 +420,7 @@ class Trainer:
 
     def write_summary(self, stopped_because: str) -> dict[str, Any]:
         """Write (and return) summary.json: the folder is final. An interrupted run first saves its state at
-        this step, so a resume loses no step; so does a run whose closing phase (running parity's length test) a
+        this step, so a resume loses no step; so does a run whose closing phase (a running task's length test) a
         stop request abandons, which then says ``"interrupted"``. A finished run that a resume left as it is
         returns its summary unchanged."""
         if self.finished is not None:
@@ -459,43 +460,56 @@ class Trainer:
         return {}
 
 
-class RunningParityTrainer(Trainer):
-    """The trainer of running parity (:mod:`baselines.state_tracking`, docs/state_tracking.md): the Trainer with
-    its batches (every-step labels), loss (the mean cross-entropy over every step), evaluation (accuracy at
-    the last step, at the training lengths in force) and schedule (:class:`memory_envs.curriculum.LengthCurriculum`).
-    Its run folder is the Trainer's plus ``checkpoints/final`` (the network the test scored) and, in
-    ``summary.json``, ``length_test`` (:func:`~baselines.state_tracking.length_test`) and ``longest_length_passed``.
+UNLABELLED = -100
+"""The label of a step without one in :meth:`RunningTaskTrainer.batch` (``F.cross_entropy``'s ``ignore_index``)."""
 
-    Populations (:mod:`baselines.population`) read each member's last step only, so running parity, which
-    is scored at every step, trains one network at a time."""
+
+def last_labelled(labels: torch.Tensor) -> int:
+    """The last step of ``labels`` [T, B] that has a label (every sequence of a batch has the same mask)."""
+    return int(torch.nonzero(labels[:, 0] != UNLABELLED).max())
+
+
+class RunningTaskTrainer(Trainer):
+    """The trainer of the running tasks (:func:`memory_envs.tasks.is_running_task`; :mod:`baselines.state_tracking`,
+    docs/state_tracking.md): the Trainer with its batches (labels at every labelled step), loss (the mean
+    cross-entropy over the labelled steps), evaluation (accuracy at the last labelled step, at the training lengths
+    in force) and schedule (:class:`memory_envs.curriculum.LengthCurriculum`). Its run folder is the Trainer's
+    plus ``checkpoints/final`` (the network the test scored) and, in ``summary.json``, ``length_test``
+    (:func:`~baselines.state_tracking.length_test`) and ``longest_length_passed``.
+
+    Populations (:mod:`baselines.population`) read each member's last step only, so the running tasks, which
+    are scored at every step, train one network at a time."""
 
     def make_curriculum(self) -> LengthCurriculum:
         c = self.config
         return LengthCurriculum(c.curriculum, c.length_range, c.threshold)
 
     def batch(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """A fresh batch at the training lengths in force: inputs [T, B, 1] and the labels of every step [T, B]."""
-        batch = make_batch(tasks.RUNNING_PARITY, None, self.config.batch_size, rng=rng, p=self.config.p,
+        """A fresh batch at the training lengths in force: inputs [T, B, F] and the labels of every step [T, B]
+        (:data:`UNLABELLED` at the steps without one)."""
+        batch = make_batch(self.config.task, None, self.config.batch_size, rng=rng, p=self.config.p,
                            length_range=self.curriculum.lengths, streaming=True, modulus=self.config.modulus)
         tensors = batch.to_torch(self.device)
-        return tensors["inputs"], tensors["streaming_labels"][:, :, 0]
+        return tensors["inputs"], tensors["streaming_labels"][:, :, 0].masked_fill(~tensors["streaming_mask"],
+                                                                                   UNLABELLED)
 
     def _logits(self, inputs: torch.Tensor) -> dict[int, torch.Tensor]:
         return self.model(inputs, ns=self.curriculum.ns, every_step=True, state=self.initial_state(inputs.shape[1]))
 
     def loss(self, logits: dict[int, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
-        """The mean cross-entropy over every step of every sequence."""
-        return F.cross_entropy(logits[tasks.RUNNING_N].flatten(0, 1), labels.flatten())
+        """The mean cross-entropy over the labelled steps of every sequence."""
+        return F.cross_entropy(logits[tasks.RUNNING_N].flatten(0, 1), labels.flatten(), ignore_index=UNLABELLED)
 
     def correct(self, logits: dict[int, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
-        """Correct answers at the last step (the parity of the whole sequence), a tensor [1]."""
-        return (logits[tasks.RUNNING_N][-1].argmax(dim=-1) == labels[-1]).sum().reshape(1)
+        """Correct answers at the last labelled step (the label of the whole sequence), a tensor [1]."""
+        last = last_labelled(labels)
+        return (logits[tasks.RUNNING_N][last].argmax(dim=-1) == labels[last]).sum().reshape(1)
 
     def _advance(self, solved_before: int | None) -> None:
         """The length curriculum moved on: nothing to add (one head), nothing to checkpoint (no N solved)."""
 
     def evaluate(self) -> dict[int, float]:
-        """Accuracy at the last step at the training lengths in force (which the metrics line records)."""
+        """Accuracy at the last labelled step at the training lengths in force (which the metrics line records)."""
         self._evaluated_lengths = self.curriculum.lengths
         return super().evaluate()
 
@@ -534,9 +548,9 @@ def stoppable_evaluation(members: Sequence[Trainer], evaluate: Callable[[], list
 
 def make_trainer(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False
                  ) -> Trainer:
-    """The trainer of ``config``'s task: :class:`Trainer`, or for running parity :class:`RunningParityTrainer`."""
+    """The trainer of ``config``'s task: :class:`Trainer`, or for a running task :class:`RunningTaskTrainer`."""
     if config.running:
-        return RunningParityTrainer(config, run_dir, resume=resume, overwrite=overwrite)
+        return RunningTaskTrainer(config, run_dir, resume=resume, overwrite=overwrite)
     return Trainer(config, run_dir, resume=resume, overwrite=overwrite)
 
 
@@ -569,8 +583,8 @@ def finished_note(run_dir: Path, summary: dict[str, Any]) -> str:
 
 def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
           on_eval: Callable[[dict[str, Any]], None] | None = None, threads: int | None = None) -> dict[str, Any]:
-    """Train ``config`` into ``run_dir`` and return the summary (see :class:`Trainer`; running parity:
-    :class:`RunningParityTrainer`). ``threads``: torch CPU threads during the run (default: as
+    """Train ``config`` into ``run_dir`` and return the summary (see :class:`Trainer`; a running task:
+    :class:`RunningTaskTrainer`). ``threads``: torch CPU threads during the run (default: as
     ``memory-envs train``, the cores not busy with other jobs, :mod:`baselines.threads`); the caller's
     setting is restored after."""
     with torch_threads(threads):
@@ -578,5 +592,5 @@ def train(config: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = Fal
 
 
 __all__ = ["CORES", "OPTIMIZERS", "RESUME_MAY_CHANGE", "STOP_REASONS", "TrainConfig", "Trainer", "RunFolderError",
-           "RunningParityTrainer", "make_trainer", "stoppable_evaluation", "train",
+           "RunningTaskTrainer", "make_trainer", "stoppable_evaluation", "train",
            "resolve_device", "atomic_write_text", "check_seed"]

@@ -2,7 +2,7 @@
 
 For every core (``KIND`` or ``KIND+signed``; zoo kinds with ``--layers`` blocks) at width 64, batch 256:
 the seconds of one training step (forward, backward and Adam over a fresh batch of lengths 3-40, labels at
-every step, as ``RunningParityTrainer`` trains) and of one test batch (forward of 256 sequences) at each
+every step, as ``RunningTaskTrainer`` trains) and of one test batch (forward of 256 sequences) at each
 test length and at the far length. The kinds run interleaved in each round; the numbers printed are
 medians over rounds with the ratio to the first core measured in the same rounds. From them: the seconds of
 a run of ``--max-steps`` steps and of its length test with ``--test-batches`` batches per test length and

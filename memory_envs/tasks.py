@@ -107,9 +107,10 @@ def check_ns(task: str, ns: Sequence[int] | int, argument: str = "ns") -> tuple[
 def check_p(task: str, p: float | str | None) -> float | str:
     """Resolve the bit probability: ``None`` -> the task's paper default, ``"uniform"``, or a float in [0, 1]."""
     if p is None:
-        if task not in ALL_TASKS:
+        key = RUNNING_PARITY if is_count_task(task) else task  # running_modK: running parity's bits
+        if key not in ALL_TASKS:
             raise ValueError(f"task must be one of {ALL_TASKS}, got {task!r}")
-        return DEFAULT_P[task]
+        return DEFAULT_P[key]
     if p == UNIFORM:
         return UNIFORM
     if isinstance(p, bool) or not isinstance(p, numbers.Real):
@@ -130,6 +131,34 @@ def check_modulus(modulus: object) -> int:
         raise ValueError(f"modulus must be an integer >= 2 and <= {MAX_MODULUS} (2: parity; the envs hold labels "
                          f"as int8), got {modulus!r}")
     return int(modulus)
+
+
+RUNNING_MOD_PREFIX = "running_mod"
+"""``running_mod`` + K names running parity with modulus K (``running_mod3``: the count mod 3), so that one list
+of task names can hold parity and a mod-K count."""
+COUNT_TASK_RULE = f"{RUNNING_PARITY!r} or {RUNNING_MOD_PREFIX!r} + K, K an integer in [2, {MAX_MODULUS}] (running_mod3)"
+
+
+def is_count_task(task: object) -> bool:
+    """Whether ``task`` names a running count over bits (``running_parity`` or ``running_mod`` + anything: a bad
+    K is refused by :func:`count_modulus`)."""
+    return isinstance(task, str) and (task == RUNNING_PARITY or task.startswith(RUNNING_MOD_PREFIX))
+
+
+def count_modulus(task: str, modulus: int | None = None) -> int:
+    """The k of a running count task: ``running_parity`` counts mod ``modulus`` (default 2), ``running_modK`` mod K
+    (``modulus``, if given, must be K). ValueError naming ``task`` or ``modulus`` otherwise."""
+    if task == RUNNING_PARITY:
+        return check_modulus(DEFAULT_MODULUS if modulus is None else modulus)
+    if not is_count_task(task):
+        raise ValueError(f"task must be {COUNT_TASK_RULE}, got {task!r}")
+    digits = task[len(RUNNING_MOD_PREFIX):]
+    if not (digits.isascii() and digits.isdigit() and not digits.startswith("0")
+            and 2 <= int(digits) <= MAX_MODULUS):
+        raise ValueError(f"task must be {COUNT_TASK_RULE}, got {task!r}")
+    if modulus is not None and modulus != int(digits):
+        raise ValueError(f"modulus must be left out or {int(digits)} for task {task!r}, got {modulus!r}")
+    return int(digits)
 
 
 def check_running_lengths(length_range: Sequence[int] | None, name: str = "length_range") -> tuple[int, int]:
@@ -154,9 +183,10 @@ def running_labels(bits: np.ndarray, modulus: int = DEFAULT_MODULUS) -> np.ndarr
     return np.cumsum(bits, axis=1, dtype=np.int64) % modulus
 
 
-def scaled_accuracy(accuracy: float, modulus: int = DEFAULT_MODULUS) -> float:
-    """(accuracy - chance) / (1 - chance) with chance 1 / modulus: 0 at chance, 1 when perfect (the papers' score)."""
-    chance = 1.0 / modulus
+def scaled_accuracy(accuracy: float, classes: int = DEFAULT_MODULUS) -> float:
+    """(accuracy - chance) / (1 - chance) with chance 1 / classes (a count's modulus, a group's order): 0 at
+    chance, 1 when perfect (the papers' score)."""
+    chance = 1.0 / classes
     return (accuracy - chance) / (1.0 - chance)
 
 
@@ -212,10 +242,14 @@ def sample_bits(rng: np.random.Generator, count: int, length: int, p: float | st
     return bits.reshape(count, length)
 
 
-def batch_bytes(batch_size: int, length: int, heads: int, streaming: bool = False) -> int:
+def batch_bytes(batch_size: int, length: int, heads: int, streaming: bool = False, vocab: int | None = None) -> int:
     """Bytes of a supervised batch of ``batch_size`` sequences of ``length`` bits scored for ``heads`` Ns:
     the uint8 bits, float32 inputs and int64 labels, and with ``streaming`` the every-step labels
-    (int8, then int64) and the prefix parities."""
+    (int8, then int64) and the prefix parities. With ``vocab`` (a token task): the uint8 tokens, their one-hot
+    float32 inputs of that width and the int64 labels of every step (twice with ``streaming``: [B, T], then
+    [T, B])."""
+    if vocab is not None:
+        return batch_size * length * (1 + 4 * vocab + 8 * (1 + streaming)) + batch_size * 8 + length
     total = batch_size * length * (1 + 4) + batch_size * heads * 8
     if streaming:
         total += batch_size * length * heads * (1 + 8) + batch_size * (length + 1)
@@ -351,3 +385,26 @@ def token_task(task: str) -> TokenTask:
     except ValueError as error:
         raise ValueError(f"task {task!r}: {error}") from None
     return TokenTask(task, group.order, group.order, group)
+
+
+RUNNING_TASK_RULE = f"{COUNT_TASK_RULE}, {TOKEN_TASK_RULE}"
+
+
+def is_running_task(task: object) -> bool:
+    """Whether ``task`` names a running task: a label at every (labelled) step, no N, trained short and tested long
+    (:func:`is_count_task` or :func:`is_token_task`)."""
+    return is_count_task(task) or is_token_task(task)
+
+
+def check_task_name(task: object) -> str:
+    """Return ``task`` if it names a task (:data:`TASKS`, or a running task by :data:`RUNNING_TASK_RULE`), else
+    raise ValueError naming ``task`` and the rule."""
+    if task in TASKS:
+        return str(task)
+    if is_token_task(task):
+        token_task(str(task))
+    elif is_count_task(task):
+        count_modulus(str(task))
+    else:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, {RUNNING_TASK_RULE}; got {task!r}")
+    return str(task)

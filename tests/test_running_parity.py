@@ -164,7 +164,7 @@ def test_bad_actions_set_ns_and_batches_are_refused():
         venv.step(np.array([0, 2]))
     with pytest.raises(ValueError, match="running_parity has no N: pass ns=None"):
         make_batch("running_parity", [3], 4, seed=0)
-    with pytest.raises(ValueError, match="modulus applies to task 'running_parity' only"):
+    with pytest.raises(ValueError, match="modulus applies to the running counts"):
         make_batch("parity", [3], 4, seed=0, modulus=3)
     with pytest.raises(ValueError, match="length must be an integer >= 1"):
         make_batch("running_parity", None, 4, seed=0, length=0)

@@ -14,7 +14,7 @@ import agents
 from baselines.benchmark import BenchmarkSpec, run_population, write_scorecard
 from baselines.cli import main
 from baselines.state_tracking import length_test
-from baselines.trainer import RunningParityTrainer, TrainConfig, Trainer, build_model, train
+from baselines.trainer import RunningTaskTrainer, TrainConfig, Trainer, build_model, train
 from memory_envs import make_batch, tasks
 from memory_envs.curriculum import LengthCurriculum
 
@@ -68,7 +68,7 @@ def test_run_folder_length_test_and_resume(tmp_path, device):
 
 
 def test_the_trainer_takes_every_step_labels_and_scores_the_last_step(tmp_path):
-    trainer = RunningParityTrainer(tiny(length_range=(5, 7)), tmp_path / "run")
+    trainer = RunningTaskTrainer(tiny(length_range=(5, 7)), tmp_path / "run")
     inputs, labels = trainer.batch(np.random.default_rng(0))
     bits = inputs[:, :, 0].numpy().astype(np.int64)
     assert inputs.shape[0] in (5, 6) and torch.equal(labels, torch.from_numpy(np.cumsum(bits, axis=0) % 2))
@@ -119,8 +119,8 @@ def test_modulus_three_builds_three_way_readouts(device):
     (dict(test_lengths=(40, 40)), "test_lengths must not contain duplicates"),
     (dict(far_length=0), "far_length must be a positive integer"),
     (dict(test_sequences=0), "test_sequences must be a positive integer"),
-    (dict(task="parity", modulus=3), "modulus only apply to task 'running_parity'"),
-    (dict(task="dms", far_length=None, length_range=(3, 9)), "length_range, far_length only apply to task"),
+    (dict(task="parity", modulus=3), "modulus only apply to the running tasks"),
+    (dict(task="dms", far_length=None, length_range=(3, 9)), "length_range, far_length only apply to the running tasks"),
 ])
 def test_bad_configs_are_refused_before_anything_is_written(tmp_path, overrides, words):
     config = TrainConfig(**overrides, device="cpu") if "task" in overrides else tiny(**overrides)
@@ -130,7 +130,7 @@ def test_bad_configs_are_refused_before_anything_is_written(tmp_path, overrides,
 
 
 def test_the_windowed_trainer_refuses_running_parity_and_windowed_configs_are_unchanged(tmp_path):
-    with pytest.raises(ValueError, match="trains with baselines.trainer.RunningParityTrainer"):
+    with pytest.raises(ValueError, match="trains with baselines.trainer.RunningTaskTrainer"):
         Trainer(tiny(), tmp_path / "run")
     assert not (tmp_path / "run").exists()
     data = TrainConfig(task="dms").to_json()
@@ -145,7 +145,7 @@ def test_train_command(tmp_path, capsys):
                  "--far-length", "0", "--modulus", "3", "--length-range", "2", "9", "--device", "cpu", "--quiet",
                  "--no-plots", "--run-dir", str(run)]) == 0
     out = capsys.readouterr().out
-    assert "scaled accuracy at the last step (0 chance, 1 perfect; trained on lengths 2-8): 20: " in out
+    assert "scaled accuracy at the last labelled step (0 chance, 1 perfect; trained on lengths 2-8): 20: " in out
     config = json.loads((run / "config.json").read_text())
     assert (config["modulus"], config["length_range"], config["test_lengths"], config["far_length"]) == (3, [2, 9],
                                                                                                          [20, 30], None)
@@ -195,21 +195,24 @@ def test_benchmark_running_parity_column(tmp_path):
     card = (out / "scorecard.md").read_text()
     # only what applies to running parity (issue 34, point 5): no N, held-out or timescale columns of "-",
     # no notes about held-out accuracy at N
-    assert card.startswith("| core | task | running parity: scaled accuracy at lengths 40-256 | at length 1000 |\n"
+    assert card.startswith("| core | task | running tasks: scaled accuracy at lengths 40-256 | at length 1000 |\n"
                            "|---|---|---|---|\n")
     assert "largest N" not in card and "Held-out" not in card and "| - |" not in card
-    assert "- Running parity: scaled accuracy = (accuracy - chance) / (1 - chance)" in card
+    assert "- Running tasks: scaled accuracy = (accuracy - chance) / (1 - chance)" in card
     assert (out / "length_generalization.png").stat().st_size > 0  # baselines.plots.plot_length_generalization
     assert not (out / "n_over_steps.png").exists()  # no N to reach
     write_scorecard(results + [WINDOWED], out)  # a card with both keeps both
     card = (out / "scorecard.md").read_text()
     assert "| largest N: median [min, max] |" in card and "| at length 1000 |" in card
-    assert "- Held-out accuracy" in card and "- Running parity" in card
+    assert "- Held-out accuracy" in card and "- Running tasks" in card
 
 
 def test_benchmark_refuses_an_unknown_task_before_training(tmp_path, capsys):
-    assert main(["benchmark", "--tasks", "running-parity", "--out", str(tmp_path / "b")]) == 2
-    assert "task must be one of ('parity', 'dms', 'running_parity')" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # the argument type's refusal (argparse): one line, exit code 2
+        main(["benchmark", "--tasks", "running-parity", "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "argument --tasks: task must be one of parity, dms, 'running_parity' or 'running_mod' + K" in err
     assert not (tmp_path / "b").exists()
 
 

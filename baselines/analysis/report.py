@@ -31,7 +31,7 @@ from baselines.analysis.transitions import ALL, has_transitions, network_transit
 from baselines.plots import NColours, integer_ticks, pyplot, save_figure
 from baselines.run_folder import make_output_folder
 from baselines.trainer import resolve_device
-from memory_envs.tasks import RUNNING_N, RUNNING_PARITY, check_seed
+from memory_envs.tasks import RUNNING_N, check_seed, is_count_task
 
 ANALYSES = ("timescales", "ablation", "perturbation", "forgetting", "dimensionality", "transitions")
 #: Columns of timescales.csv from ``tau_net_summary``.
@@ -158,7 +158,7 @@ def _running_parity_analyses(options: AnalysisOptions, run: Run, log: Callable[[
     """A running-parity run keeps :data:`RUNNING_PARITY_ANALYSES`: the others are dropped from the default (all
     analyses) with a note, and refused when asked for by name."""
     other = [a for a in options.analyses if a not in RUNNING_PARITY_ANALYSES]
-    if run.task != RUNNING_PARITY or not other:
+    if not is_count_task(run.task) or not other:
         return options
     if tuple(options.analyses) != ANALYSES:
         raise AnalysisError(f"{', '.join(other)} score the heads of a window N, and a running-parity run has none: "

@@ -212,6 +212,20 @@ def comma_list(value: str) -> tuple[str, ...]:
     return items
 
 
+def comma_tasks(value: str) -> tuple[str, ...]:
+    """``--task`` / ``--tasks``: a comma list of task names (:func:`memory_envs.tasks.check_task_name`: parity, dms,
+    running_parity, running_modK, mod_arithmetic, word_<group>)."""
+    from memory_envs.tasks import check_task_name
+
+    items = comma_list(value)
+    for item in items:
+        try:
+            check_task_name(item)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return items
+
+
 def comma_ints(value: str) -> tuple[int, ...]:
     """``"1,2"`` -> ``(1, 2)``."""
     try:

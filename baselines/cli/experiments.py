@@ -11,8 +11,8 @@ import torch
 from agents.checkpoint import WriteError
 from agents.cores import KINDS, LAYER_KINDS
 from baselines.cli.args import (
-    COMMAND_HELP, add_backend_options, backend_from_args, comma_floats, comma_ints, comma_list, finite_float,
-    missing_dependency, positive_int, print_error, print_write_error, require,
+    COMMAND_HELP, add_backend_options, backend_from_args, comma_floats, comma_ints, comma_list, comma_tasks,
+    finite_float, missing_dependency, positive_int, print_error, print_write_error, require,
 )
 from baselines.cli.progress import RunsBar
 
@@ -187,9 +187,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--cores", type=comma_list, default=None,
                    help=f"comma-separated cores: kinds ({', '.join(KINDS)}), 'all' for every kind, KIND+signed "
                         "for a kind with eigenvalues='signed', or import paths (default: leaky,gru,lstm)")
-    g.add_argument("--tasks", type=comma_list, default=None,
-                   help="comma list of parity, dms and running_parity (state tracking: trained on lengths 3-40, "
-                        "scored at 40-256 and 1000; docs/state_tracking.md) (default: parity,dms)")
+    g.add_argument("--tasks", type=comma_tasks, default=None,
+                   help="comma list of parity, dms and running tasks (state tracking: trained on lengths 3-40, "
+                        "scored at 40-256 and 1000; docs/state_tracking.md): running_parity, running_modK (the count "
+                        "mod K, e.g. running_mod3), mod_arithmetic, word_GROUP (word_z60, word_a4xz5, word_s3, "
+                        "word_a5, word_s5, ...) (default: parity,dms)")
     g.add_argument("--curricula", type=comma_list, default=None, help="default: single,multi")
     g.add_argument("--max-steps", type=int, default=None, help="training steps per run (default: 3000)")
     g.add_argument("--eval-batches", type=int, default=None, help="default: 10")

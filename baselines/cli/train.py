@@ -13,7 +13,7 @@ from agents.cores import TAU_KINDS
 from agents.protocol import import_core_class, is_import_path
 from baselines.cli.args import (
     COMMAND_HELP, add_backend_options, backend_from_args, bit_probability, comma_choices, comma_floats, comma_ints,
-    default_run_dir, finite_float, flag_names, missing_dependency, parse_core_options, positive_int, print_error,
+    comma_tasks, default_run_dir, finite_float, flag_names, missing_dependency, parse_core_options, positive_int, print_error,
     print_write_error, resume_hint, resumed_config,
 )
 from baselines.cli.progress import BudgetBar
@@ -31,14 +31,17 @@ PAPER = TrainConfig()
 def add_train_options(parser: argparse.ArgumentParser) -> None:
     """The TrainConfig fields as options. Defaults: a quick CPU run; the paper's values are in each help."""
     g = parser.add_argument_group("task and curriculum")
-    g.add_argument("--task", default=("parity",), type=comma_choices(tasks.ALL_TASKS),
-                   help=f"memory task, {', '.join(tasks.TASKS)} or {tasks.RUNNING_PARITY} (state tracking: no N, "
-                        "trained on short trials and tested on long ones, docs/state_tracking.md); a comma list of "
-                        "the windowed tasks trains a population (default: parity)")
+    g.add_argument("--task", default=("parity",), type=comma_tasks,
+                   help=f"memory task: {', '.join(tasks.TASKS)} (windowed, with N), or a running task (state "
+                        "tracking: no N, trained on short trials and tested on long ones, docs/state_tracking.md): "
+                        f"{tasks.RUNNING_PARITY}, running_modK (the count mod K, e.g. running_mod3), "
+                        f"{tasks.MOD_ARITHMETIC}, or a group word problem word_GROUP (word_z60, word_a4xz5, word_s3, "
+                        "word_a5, word_s5, ...); a comma list of the windowed tasks trains a population "
+                        "(default: parity)")
     g.add_argument("--curriculum", default=None, type=comma_choices(curricula.KINDS + curricula.LENGTH_KINDS),
                    help="single: one reused head, [N] -> [N+1]; multi: one head per N, [2..N] -> [2..N+1]; "
                         "sliding: multi keeping the newest --window heads; a comma list trains a population "
-                        "(default: multi). running_parity: none (fixed --length-range, the default) or length "
+                        "(default: multi). A running task: none (fixed --length-range, the default) or length "
                         "(the longest training length doubles whenever --threshold is passed)")
     g.add_argument("--start-n", type=int, default=2, help="first N (default: 2)")
     g.add_argument("--target-n", type=int, default=None, help="stop once this N is solved (default: no limit)")
@@ -48,9 +51,9 @@ def add_train_options(parser: argparse.ArgumentParser) -> None:
                    help="advance when the mean and the newest head's accuracy exceed this (default: 0.98)")
     g.add_argument("--p", type=bit_probability, default=None,
                    help="bit probability: a float or 'uniform' (default: the paper's; uniform for parity, 0.5 DMS)")
-    g = parser.add_argument_group("running parity (--task running_parity)")
-    g.add_argument("--modulus", type=int, default=PAPER.modulus,
-                   help="label (x_1 + ... + x_t) mod this (default: 2, parity)")
+    g = parser.add_argument_group("running tasks (--task running_parity, running_modK, mod_arithmetic, word_GROUP)")
+    g.add_argument("--modulus", type=int, default=None,
+                   help="running_parity: label (x_1 + ... + x_t) mod this (default: 2, parity; running_modK: K)")
     g.add_argument("--length-range", type=int, nargs=2, default=None, metavar=("LOW", "HIGH"),
                    help="training lengths, HIGH excluded (default: 3 41, lengths 3 to 40)")
     g.add_argument("--test-lengths", type=comma_ints, default=PAPER.test_lengths,
@@ -164,7 +167,7 @@ def population_from_args(args: argparse.Namespace) -> tuple[Path, list[str], lis
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    if summary["task"] == tasks.RUNNING_PARITY:
+    if tasks.is_running_task(summary["task"]):
         return format_running_summary(summary)
     steps_to = ", ".join(f"N={n}: {s}" for n, s in summary["steps_to_n"].items()) or "none"
     return (
@@ -176,8 +179,8 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def format_running_summary(summary: dict[str, Any]) -> str:
-    """A running-parity run's summary: its length test (scaled accuracy per test length, mean, far length)."""
-    head = (f"running parity ({summary['curriculum']} curriculum, {summary['core']} core, {summary['hidden_size']} "
+    """A running task's summary: its length test (scaled accuracy per test length, mean, far length)."""
+    head = (f"{summary['task']} ({summary['curriculum']} curriculum, {summary['core']} core, {summary['hidden_size']} "
             f"units)\nsteps: {summary['steps']}  time: {summary['seconds']:.0f} s  stopped because: "
             f"{summary['stopped_because']}")
     test = summary.get("length_test")
@@ -186,7 +189,7 @@ def format_running_summary(summary: dict[str, Any]) -> str:
     low, high = test["train_lengths"]
     per_length = ", ".join(f"{length}: {value:.2f}" for length, value in test["scaled"].items())
     far = "" if test["far_length"] is None else f", at {test['far_length']}: {test['scaled_far']:.2f}"
-    return (f"{head}\nscaled accuracy at the last step (0 chance, 1 perfect; trained on lengths {low}-{high - 1}): "
+    return (f"{head}\nscaled accuracy at the last labelled step (0 chance, 1 perfect; trained on lengths {low}-{high - 1}): "
             f"{per_length}\nmean over the test lengths: {test['scaled_mean']:.2f}{far}")
 
 
@@ -203,10 +206,10 @@ def _write_plots(run_dirs: list[Path], core_class: type[torch.nn.Module] | None)
 def cmd_train(args: argparse.Namespace) -> int:
     threads = set_threads(args.threads)
     if is_population(args):
-        if tasks.RUNNING_PARITY in args.task:
-            print_error(f"--task {tasks.RUNNING_PARITY} trains one network at a time (a population reads each "
-                        "member's last step only; running parity is scored at every step): drop --seeds and the "
-                        "comma lists")
+        running = [task for task in args.task if tasks.is_running_task(task)]
+        if running:
+            print_error(f"--task {running[0]} trains one network at a time (a population reads each member's last "
+                        "step only; a running task is scored at every step): drop --seeds and the comma lists")
             return 2
         return _train_population(args, threads)
     if args.backend is not None or args.population_size is not None:
@@ -241,7 +244,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         newest = line["accuracy"][str(ns[-1])]
         if config.running:
             low, high = line["lengths"]
-            bar.update(line["step"], f"training lengths {low}-{high - 1}, accuracy at the last step {newest:.3f}")
+            bar.update(line["step"], f"training lengths {low}-{high - 1}, accuracy at the last labelled step {newest:.3f}")
             return
         bar.update(line["step"], f"N solved: {solved_text(trainer.curriculum.solved)}, training N={ns[0]}..{ns[-1]} "
                                  f"acc(N={ns[-1]})={newest:.3f}")
@@ -390,8 +393,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register ``train`` and ``plot``."""
     train = sub.add_parser("train", help=COMMAND_HELP["train"],
                            description="Train a recurrent network on N-parity or N-DMS with a curriculum over N, "
-                                       "or on running parity (--task running_parity: short trials, then tested "
-                                       "on long ones; docs/state_tracking.md). "
+                                       "or on a running task (--task running_parity, running_mod3, word_s3, "
+                                       "mod_arithmetic, ...: short trials, then tested on long ones; "
+                                       "docs/state_tracking.md). "
                                        "With no options: a multi-head leaky RNN on parity for 3 CPU minutes. "
                                        "--seeds and comma lists in --task, --curriculum and --lr train the grid as "
                                        "one population: the networks side by side in this process.")
