@@ -38,15 +38,9 @@ ENV_IDS: dict[str, str] = {"parity": "NParity-v0", "dms": "NDMS-v0"}
 RUNNING_PARITY_ID = "RunningParity-v0"
 WORD_PROBLEM_ID = "WordProblem-v0"
 MOD_ARITHMETIC_ID = "ModularArithmetic-v0"
-TOKEN_ENV_IDS: tuple[str, ...] = (WORD_PROBLEM_ID, MOD_ARITHMETIC_ID)
-"""The token tasks' base ids (the word problem's group is its ``group`` argument)."""
 _CLASS_NAMES: dict[str, str] = {"parity": "NParity", "dms": "NDMS", tasks.RUNNING_PARITY: "RunningParity",
                                 tasks.MOD_ARITHMETIC: "ModularArithmetic"}
 
-
-def class_name(task: str) -> str:
-    """The env classes' name stem of ``task`` (``NParity`` -> ``NParityEnv``, ``NParityVectorEnv``)."""
-    return "WordProblem" if task.startswith(tasks.WORD_PREFIX) else _CLASS_NAMES[task]
 DIFFICULTIES: tuple[str, ...] = ("Easy", "Medium", "Hard")
 PRESET_P = 0.5
 """The presets' bit probability (the score card's: parity chance is then exactly 0.5)."""
@@ -114,7 +108,9 @@ class RunningParityPreset:
         return (f"{self.task} at length_range={self.length_range}, p={PRESET_P}, modulus={tasks.DEFAULT_MODULUS}, "
                 f"mode={RUNNING_PRESET_MODE!r}")
 
-    base_id = RUNNING_PARITY_ID
+    @property
+    def base_id(self) -> str:
+        return RUNNING_PARITY_ID
 
     def base_kwargs(self) -> dict[str, Any]:
         return {"p": PRESET_P}
@@ -186,6 +182,11 @@ def presets(difficulty: str | None = None, task: str | None = None) -> list[str]
         for env_id, preset in PRESETS.items()
         if difficulty in (None, preset.difficulty) and task in (None, preset.task)
     ]
+
+
+def class_name(task: str) -> str:
+    """The env classes' name stem of ``task`` (``NParity`` -> ``NParityEnv``, ``NParityVectorEnv``)."""
+    return "WordProblem" if task.startswith(tasks.WORD_PREFIX) else _CLASS_NAMES[task]
 
 
 def register_envs() -> None:

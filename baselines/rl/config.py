@@ -237,11 +237,10 @@ class RLConfig:
         if not self.token_task:
             return EnvConfig.build(self.task, **self.env_kwargs())
         preset = TOKEN_PRESETS.get(self.env_id)
-        lengths = self.length_range if preset is None or self.length_range is not None else preset.length_range
-        if self.env_id == MOD_ARITHMETIC_ID or (preset is not None and preset.group is None):
-            return TokenTaskConfig.build(tasks.MOD_ARITHMETIC, self.mode, lengths)
-        return TokenTaskConfig.word_problem(self.group or (preset.group if preset else DEFAULT_GROUP), self.mode,
-                                            lengths)
+        lengths = self.length_range if self.length_range is not None or preset is None else preset.length_range
+        if self.group is not None:  # checked as the group (a bad one is refused naming group)
+            return TokenTaskConfig.word_problem(self.group, self.mode, lengths)
+        return TokenTaskConfig.build(self.task, self.mode, lengths)
 
     def check_batch_size(self) -> None:
         """RecurrentPPO's constraint on ``batch_size``: it cuts each rollout of ``n_envs * n_steps`` steps into
