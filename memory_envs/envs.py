@@ -1,4 +1,5 @@
-"""N-parity, N-DMS and running parity as Gymnasium environments (one trial per episode).
+"""N-parity, N-DMS, running parity and the token tasks (group word problems, modular arithmetic) as
+Gymnasium environments (one trial per episode).
 
 One concept, the environment, with its argument checks (``EnvConfig``) and its info contract, which
 the native vector env (``memory_envs.vector``) shares; the task rules themselves live in
@@ -6,6 +7,7 @@ the native vector env (``memory_envs.vector``) shares; the task rules themselves
 
 from __future__ import annotations
 
+import functools
 import numbers
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
@@ -14,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from memory_envs import sizes, tasks
+from memory_envs import groups, sizes, tasks
 
 MODES: tuple[str, ...] = ("final", "every_step")
 EPISODES_PER_DRAW = 32
@@ -32,7 +34,7 @@ class EnvConfig:
     task: str
     ns: tuple[int, ...]
     mode: str
-    p: float | str
+    p: float | str | None
     length_range: tuple[int, int] | None
     multi_head: bool
     max_heads: int
@@ -143,6 +145,14 @@ class EnvConfig:
             return np.ones((len(lengths), len(self.ns)), dtype=np.int64)
         return lengths[:, None] - np.asarray(self.ns)[None, :] + 1
 
+    def final_steps(self, lengths: np.ndarray) -> np.ndarray:
+        """The step (0-based) whose action ``"final"`` mode scores, per trial of ``lengths`` [R]: the last one."""
+        return np.asarray(lengths, dtype=np.int64) - 1
+
+    def format_inputs(self, inputs: np.ndarray) -> str:
+        """The inputs seen so far, for ``render()``."""
+        return "bits=" + "".join(str(b) for b in inputs)
+
     def padded_ns(self) -> np.ndarray:
         """``info["ns"]``: the active Ns as int64 [max_heads], 0 in unused entries."""
         return pad_ns(self.ns, self.max_heads)
@@ -247,8 +257,9 @@ class MemoryTaskEnv(gym.Env):
         bits = self._block_bits[i : i + 1, :length]
         lengths = self._block_lengths[i : i + 1]
         self._bits = bits[0]
-        self._obs = np.zeros((length + 1, 1), dtype=np.float32)
-        self._obs[:length, 0] = bits[0]
+        shape = self.observation_space.shape  # (1,) for a bit, () for a token
+        self._obs = np.zeros((length + 1, *shape), dtype=self.observation_space.dtype)
+        self._obs[:length] = bits[0].reshape(length, *shape)
         k, rows = len(self.config.ns), length + 1
         # The infos of the episode, row 0 for reset() and row t + 1 for the step on x_{t+1}: one
         # allocation per episode, and no two infos share memory (users keep them, e.g. in buffers).
@@ -261,6 +272,7 @@ class MemoryTaskEnv(gym.Env):
         self._num_scored = self.config.num_scored(lengths)[0]
         self._correct = np.zeros(k, dtype=np.int64)
         self._final = self.config.mode == "final"
+        self._final_step = int(self.config.final_steps(lengths)[0])
         if not self.config.multi_head:  # fast path: plain Python values
             self._labels_list = self._labels[:, 0].tolist()
         self._t, self._length, self._last_action = 0, length, None
@@ -280,7 +292,7 @@ class MemoryTaskEnv(gym.Env):
         action = check_action_single(self.config, action)
         t = self._t
         terminated = t + 1 == self._length
-        scoring = terminated or not self._final
+        scoring = t == self._final_step or not self._final
         if not self.config.multi_head:
             hit = scoring and action == self._labels_list[t]
             self._correct[0] += hit
@@ -300,10 +312,10 @@ class MemoryTaskEnv(gym.Env):
     def render(self) -> str | None:
         if self.render_mode != "ansi":
             return None
-        seen = "".join(str(b) for b in self._bits[: self._t + 1 if self._t < self._length else self._length])
+        seen = self.config.format_inputs(self._bits[: self._t + 1 if self._t < self._length else self._length])
         label = self._labels[self._t - 1].tolist() if self._t > 0 else None
         return (
-            f"{self.config.task} ns={list(self.config.ns)} t={self._t}/{self._length} bits={seen} "
+            f"{self.config.task} ns={list(self.config.ns)} t={self._t}/{self._length} {seen} "
             f"last_label={label} last_action={self._last_action}"
         )
 
@@ -489,17 +501,201 @@ class RunningParityEnv(MemoryTaskEnv):
         self._setup(RunningParityConfig.build(modulus, mode, p, length_range), render_mode)
 
 
-class OraclePolicy:
-    """The exact answer from the observations alone: keeps the bits seen and applies the task's labels.
+DEFAULT_GROUP = "s3"
+"""The group of ``WordProblem-v0`` made without ``group=``: S3, the smallest non-abelian group."""
 
-    Works for a single env (``obs`` of shape (1,)) and acts on every step; call :meth:`reset`
+
+@dataclass(frozen=True)
+class TokenTaskConfig(EnvConfig):
+    """The settings of a token task (``tasks.token_task``: ``word_<group>`` or ``mod_arithmetic``): one head,
+    no N (``ns`` is ``(0,)``), no bit probability (``p`` is None: tokens are uniform), the task's label at
+    every labelled step, trial lengths U[low, high) (default the protocol's training range 3-40)."""
+
+    @classmethod
+    def build(cls, task: str, mode: str = "every_step", length_range: Sequence[int] | None = None
+              ) -> "TokenTaskConfig":
+        tasks.token_task(task)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        config = cls(task, (tasks.RUNNING_N,), mode, None, tasks.check_running_lengths(length_range), False, 1)
+        config.check_memory(1, "env")
+        return config
+
+    @classmethod
+    def word_problem(cls, group: str = DEFAULT_GROUP, mode: str = "every_step",
+                     length_range: Sequence[int] | None = None) -> "TokenTaskConfig":
+        """The word problem of ``group`` (checked first, so a bad one is refused naming ``group``)."""
+        return cls.build(tasks.WORD_PREFIX + groups.group(group).name, mode, length_range)
+
+    @functools.cached_property
+    def token(self) -> tasks.TokenTask:
+        """The task's rules (vocab, classes, sampling, labels)."""
+        return tasks.token_task(self.task)
+
+    def with_ns(self, ns: Sequence[int], length_range: tuple[int, int] | None = None) -> "EnvConfig":
+        raise ValueError(f"{self.task} has no N to set (its label covers the whole sequence so far); "
+                         "make another env for other lengths (length_range)")
+
+    def settings(self) -> str:
+        return f"task {self.task}"
+
+    def memory_bytes(self, num_envs: int) -> int:
+        """Bytes ``num_envs`` envs hold: a block of EPISODES_PER_DRAW trials (uint8 tokens), one trial's
+        observations (int64) and labels (int64 while computed, then int8), with their temporaries."""
+        longest = self.lengths[1] - 1
+        return num_envs * (EPISODES_PER_DRAW * longest + (longest + 1) * (8 + 8 + 1 + 3 * self.max_heads))
+
+    @property
+    def classes(self) -> int:
+        return self.token.classes
+
+    def observation_space(self) -> spaces.Discrete:
+        return spaces.Discrete(self.token.vocab)
+
+    def action_space(self) -> spaces.Space:
+        return spaces.Discrete(self.token.classes)
+
+    def draw_block(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Draw EPISODES_PER_DRAW trials: tokens uint8 [E, L] (L = longest possible) and lengths [E]."""
+        low, high = self.lengths
+        lengths = tasks.sample_lengths(rng, EPISODES_PER_DRAW, (low, high))
+        return self.token.sample(rng, EPISODES_PER_DRAW, high - 1), lengths
+
+    def trial_labels(self, bits: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Labels int8 [R, L, 1] of token trials: the task's label, -1 at unlabelled steps and beyond the trial."""
+        labels = self.token.labels(bits).astype(np.int8)
+        labels[:, ~self.token.label_mask(bits.shape[1])] = -1
+        np.copyto(labels, np.int8(-1), where=np.arange(bits.shape[1])[None, :] >= lengths[:, None])
+        return labels[:, :, None]
+
+    def _labelled(self, lengths: np.ndarray) -> np.ndarray:
+        """The label mask of the longest trial in ``lengths`` (every trial's is a prefix of it)."""
+        return self.token.label_mask(int(np.max(lengths)))
+
+    def num_scored(self, lengths: np.ndarray) -> np.ndarray:
+        """Scored actions per trial, [R, 1]: 1 in ``"final"`` mode, the labelled steps in ``"every_step"``."""
+        lengths = np.asarray(lengths, dtype=np.int64)
+        if self.mode == "final":
+            return np.ones((len(lengths), 1), dtype=np.int64)
+        return np.cumsum(self._labelled(lengths), dtype=np.int64)[lengths - 1][:, None]
+
+    def final_steps(self, lengths: np.ndarray) -> np.ndarray:
+        """The last labelled step of each trial (modular arithmetic of even length: the last digit, M - 2)."""
+        lengths = np.asarray(lengths, dtype=np.int64)
+        mask = self._labelled(lengths)
+        last = np.maximum.accumulate(np.where(mask, np.arange(len(mask)), -1))
+        return last[lengths - 1]
+
+    def format_inputs(self, inputs: np.ndarray) -> str:
+        names = [self.token.token_names[t] for t in inputs]
+        return "tokens=" + ("".join(names) if self.token.group is None else " ".join(names))
+
+
+_TOKEN_DOC = """{title}
+
+    ## Description
+    {description}
+
+    A trial is a token sequence x_1..x_M with M ~ U[low, high) (``length_range``, high excluded; default
+    (3, 41): M from 3 to 40, the training lengths of the length-generalization protocol), fed one token per
+    step; the label at step t depends on the whole trial so far, so the difficulty is the length M, and an
+    agent trained on short trials is tested on long ones (docs/state_tracking.md). The rules are
+    ``memory_envs.tasks.token_task("{task}")``'s; the env calls them.
+
+    Timing contract: ``reset()`` returns x_1; the action taken after observing x_t is scored against the
+    label of x_1..x_t. In ``mode="every_step"`` (the default) every labelled step's action is scored; in
+    ``mode="final"`` only the action at the trial's last labelled step{final_note}.
+
+    ## Action Space
+    ``Discrete({classes})``: {action}. Anything else raises ValueError.
+
+    ## Observation Space
+    ``Discrete({vocab})``: the current token as an integer (Gymnasium's convention for a token; SB3 and
+    :class:`agents.RecurrentCorePolicy` one-hot encode it). {tokens} The terminal observation is 0.
+
+    ## Rewards
+    1 for a scored, correct action, else 0{unlabelled}. ``"every_step"``: the maximum return is the
+    number of labelled steps{labelled} and a random policy's expected return is that over {classes};
+    ``"final"``: 1 and 1 / {classes}. :class:`memory_envs.OraclePolicy` reaches the maximum.
+
+    ## Starting State
+    The first token x_1, drawn with the trial from the env's generator (``reset(seed=...)``).
+
+    ## Episode End
+    The episode terminates after the action on the last token x_M. There is no truncation.
+
+    ## Info
+    The keys of :class:`NParityEnv` with one head: ``label`` int8 [1] (the label the action was scored
+    against; -1 after ``reset()`` and at a step without a label), ``ns`` int64 [1] (always 0: no window
+    N), ``head_accuracy`` float64 [1] (-1 until the last step, then the fraction of scored actions that
+    were correct), ``is_success`` bool [].
+
+    ## Arguments
+    {arguments}``mode`` (``"every_step"`` or ``"final"``); ``length_range`` ((low, high), high excluded,
+    low >= 1; default (3, 41)); ``render_mode`` (None or ``"ansi"``).
+
+    >>> import gymnasium as gym, memory_envs
+    >>> env = gym.make("{env_id}", {example})
+    """
+
+
+class WordProblemEnv(MemoryTaskEnv):
+    def __init__(self, group: str = DEFAULT_GROUP, mode: str = "every_step",
+                 length_range: Sequence[int] | None = None, render_mode: str | None = None) -> None:
+        self._setup(TokenTaskConfig.word_problem(group, mode, length_range), render_mode)
+
+
+class ModularArithmeticEnv(MemoryTaskEnv):
+    def __init__(self, mode: str = "every_step", length_range: Sequence[int] | None = None,
+                 render_mode: str | None = None) -> None:
+        self._setup(TokenTaskConfig.build(tasks.MOD_ARITHMETIC, mode, length_range), render_mode)
+
+
+WordProblemEnv.__doc__ = _TOKEN_DOC.format(
+    title="Group word problem: report the product of the group elements seen so far.",
+    description="State tracking on a finite group G (Merrill, Petty and Sabharwal 2024): each token x_t is an "
+    "element of G, drawn uniformly, and the label at step t is the product x_1 x_2 ... x_t (left factor first; "
+    "``memory_envs.groups`` numbers the elements, the identity is 0). Abelian groups (``z60``) are tracked by a "
+    "diagonal recurrence; S3 (``s3``) is the smallest non-abelian group, solvable; A5 and S5 are not solvable.",
+    task="word_s3", final_note="", classes="|G|", vocab="|G|",
+    action="the predicted product so far, an element number",
+    tokens="Token g is element g of the group.",
+    unlabelled="", labelled=" (M)",
+    arguments="``group`` (a group name of ``memory_envs.groups``: ``zK``, ``sN``, ``aN`` or a product such as "
+    "``a4xz5``, order at most 127; default ``\"s3\"``); ",
+    env_id="WordProblem-v0", example='group="a5"',
+)
+ModularArithmeticEnv.__doc__ = _TOKEN_DOC.format(
+    title="Modular arithmetic without brackets: report the value mod 5 of the expression so far.",
+    description="Deletang et al. 2023's task: the odd steps x_1, x_3, ... are digits 0-4 and the even steps "
+    "operators +, - and *, all uniform; the label after each digit is the value of the expression so far mod 5 "
+    "(``*`` before ``+`` and ``-``, as in Python). Steps after an operator have no label.",
+    task="mod_arithmetic",
+    final_note=" (the last digit: M - 1 for an odd M, M - 2 for an even one)", classes="5", vocab="8",
+    action="the predicted value mod 5",
+    tokens="Tokens 0-4 are the digits, 5, 6 and 7 the operators +, - and *.",
+    unlabelled=("; an action after an operator is never scored (reward 0 whatever it is, and ``info['label']`` "
+                "is -1 there)"),
+    labelled=" (ceil(M / 2), the digits)", arguments="", env_id="ModularArithmetic-v0",
+    example="length_range=(40, 257)",
+)
+
+
+class OraclePolicy:
+    """The exact answer from the observations alone: keeps the inputs seen and applies the task's labels.
+
+    Works for a single env (``obs`` of shape (1,), or a token) and acts on every step; call :meth:`reset`
     at the start of each episode. ``ns`` are the env's active Ns, ``max_heads`` its action width;
-    running parity (``task="running_parity"``) takes its ``modulus`` instead.
+    running parity (``task="running_parity"``) takes its ``modulus`` instead, and a token task
+    (``word_<group>``, ``mod_arithmetic``) nothing (it answers 0 at a step without a label).
     """
 
     def __init__(self, task: str, ns: Sequence[int] | None = None, max_heads: int | None = None,
                  multi_head: bool = True, modulus: int = tasks.DEFAULT_MODULUS) -> None:
-        if task == tasks.RUNNING_PARITY:
+        self.token = tasks.token_task(task) if tasks.is_token_task(task) else None
+        if self.token is not None:
+            multi_head, self.ns = False, (tasks.RUNNING_N,)
+        elif task == tasks.RUNNING_PARITY:
             self.modulus, multi_head = tasks.check_modulus(modulus), False
             self.ns: tuple[int, ...] = (tasks.RUNNING_N,)
         else:
@@ -518,8 +714,10 @@ class OraclePolicy:
         self._bits: list[int] = []
 
     def __call__(self, obs: np.ndarray) -> int | np.ndarray:
-        self._bits.append(int(obs[0]))
+        self._bits.append(int(obs if self.token is not None else obs[0]))
         window = np.asarray(self._bits, dtype=np.uint8)[None, :]
+        if self.token is not None:
+            return int(self.token.labels(window)[0, -1])
         if self.task == tasks.RUNNING_PARITY:
             return int(tasks.running_labels(window, self.modulus)[0, -1])
         labels, _ = tasks.streaming_labels(self.task, window, self.ns)

@@ -4,7 +4,7 @@ SB3 accepts only its own ``VecEnv`` classes, so without this SB3 users step K si
 one through ``DummyVecEnv``. :func:`make_sb3_vec_env` gives the same observations, rewards, dones
 and infos as ``make_vec_env(env_id, n_envs, seed=seed, env_kwargs=...)`` (a ``DummyVecEnv`` of
 ``Monitor``-wrapped single envs): SB3's own autoreset (the ended episode's last observation in
-``info["terminal_observation"]``, the next trial's first bit as the observation), the envs' info
+``info["terminal_observation"]``, the next trial's first bit or token as the observation), the envs' info
 keys, ``info["TimeLimit.truncated"]`` every step and Monitor's ``info["episode"]`` at episode end.
 """
 

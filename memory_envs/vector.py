@@ -1,4 +1,5 @@
-"""Native vector environment: K memory-task envs (N-parity, N-DMS, running parity) stepped as numpy arrays in one process.
+"""Native vector environment: K memory-task envs (N-parity, N-DMS, running parity, the token tasks) stepped as
+numpy arrays in one process.
 
 Env i draws its trials from its own generator exactly as a single env seeded with
 ``seed + i`` does, so trajectories match K single envs with matching seeds. Resets are
@@ -16,7 +17,10 @@ from gymnasium.vector.utils import batch_space
 from gymnasium.vector.vector_env import AutoresetMode
 
 from memory_envs import tasks
-from memory_envs.envs import EPISODES_PER_DRAW, INFO_KEYS, NO_ACCURACY, EnvConfig, RunningParityConfig, check_render_mode
+from memory_envs.envs import (
+    DEFAULT_GROUP, EPISODES_PER_DRAW, INFO_KEYS, NO_ACCURACY, EnvConfig, RunningParityConfig, TokenTaskConfig,
+    check_render_mode,
+)
 
 
 class MemoryTaskVectorEnv(VectorEnv):
@@ -80,6 +84,7 @@ class MemoryTaskVectorEnv(VectorEnv):
         self._allocate(self.config.lengths[1] - 1)
         self._t = np.zeros(self.num_envs, dtype=np.int64)
         self._length = np.zeros(self.num_envs, dtype=np.int64)
+        self._final_step = np.zeros(self.num_envs, dtype=np.int64)
         self._correct = np.zeros((self.num_envs, self.config.max_heads), dtype=np.int64)
         self._num_scored = np.ones((self.num_envs, self.config.max_heads), dtype=np.int64)
         self._ns = np.zeros((self.num_envs, self.config.max_heads), dtype=np.int64)
@@ -97,7 +102,7 @@ class MemoryTaskVectorEnv(VectorEnv):
             old = self._capacity
             # Row i * (capacity + 1) + t of the flat arrays holds env i's step t (one spare row:
             # the terminal observation, and the label row read on an autoreset step).
-            obs = np.zeros((k, max_length + 1), dtype=np.float32)
+            obs = np.zeros((k, max_length + 1), dtype=self.single_observation_space.dtype)
             labels = np.full((k, max_length + 1, h), -1, dtype=np.int8)
             if old:
                 obs[:, : old + 1] = self._obs.reshape(k, old + 1)
@@ -143,6 +148,11 @@ class MemoryTaskVectorEnv(VectorEnv):
         self._correct[idx] = 0
         self._t[idx] = 0
         self._length[idx] = lengths
+        self._final_step[idx] = self.config.final_steps(lengths)
+
+    def _observe(self, rows: np.ndarray) -> np.ndarray:
+        """The observations at the flat ``rows``, shaped as the batched observation space ([K, 1] or [K])."""
+        return self._obs.take(rows).reshape(len(rows), *self.single_observation_space.shape)
 
     def reset(
         self, *, seed: int | Sequence[int | None] | None = None, options: dict | None = None
@@ -168,7 +178,7 @@ class MemoryTaskVectorEnv(VectorEnv):
         info = self._start_info(mask)
         if not mask.all():  # as SyncVectorEnv: only the reset envs report an info, the rest are zeros
             info = self._only(info, mask)
-        return self._obs.take(self._row0 + self._t)[:, None], info
+        return self._observe(self._row0 + self._t), info
 
     def _reset_mask(self, options: dict | None) -> np.ndarray:
         if options is None or "reset_mask" not in options:
@@ -229,7 +239,7 @@ class MemoryTaskVectorEnv(VectorEnv):
         labels = self._labels.take(self._row0 + t, axis=0)  # -1 on an autoreset step (the spare row)
         hits = actions == labels  # False wherever nothing is scored: those labels are -1
         if self.config.mode == "final":
-            hits &= (t == self._length - 1)[:, None]
+            hits &= (t == self._final_step)[:, None]
         self._correct += hits
         rewards = (hits[:, 0] if hits.shape[1] == 1 else hits.sum(axis=1)) / self._active
         stepping = ~self._autoreset
@@ -242,7 +252,7 @@ class MemoryTaskVectorEnv(VectorEnv):
             info["head_accuracy"][done] = np.where(used, self._correct[done] / self._num_scored[done], NO_ACCURACY)
             info["is_success"][done] = np.all((self._correct[done] == self._num_scored[done]) | ~used, axis=1)
         if self.autoreset_mode == AutoresetMode.SAME_STEP:
-            obs = self._obs.take(self._row0 + t)[:, None]
+            obs = self._observe(self._row0 + t)
             if terminated.any():
                 info = self._restart_same_step(info, obs, terminated)
             return obs, rewards, terminated, np.zeros(self.num_envs, dtype=bool), info
@@ -255,7 +265,7 @@ class MemoryTaskVectorEnv(VectorEnv):
             self._autoreset = terminated
         else:
             self._ended |= terminated
-        obs = self._obs.take(self._row0 + t)[:, None]
+        obs = self._observe(self._row0 + t)
         return obs, rewards, terminated, np.zeros(self.num_envs, dtype=bool), info
 
     def _restart_same_step(self, info: dict, obs: np.ndarray, terminated: np.ndarray) -> dict:
@@ -266,7 +276,7 @@ class MemoryTaskVectorEnv(VectorEnv):
             final_obs[i] = obs[i].copy()
         final_info = self._only(info, terminated)
         self._start_trials(done)
-        obs[done] = self._obs.take(self._row0[done])[:, None]
+        obs[done] = self._observe(self._row0[done])
         info["label"][done] = -1  # the reset info of the next trial
         info["ns"][done] = self._ns[done]
         info["head_accuracy"][done] = NO_ACCURACY
@@ -301,3 +311,21 @@ class RunningParityVectorEnv(MemoryTaskVectorEnv):
                  p: float | str | None = None, length_range: Sequence[int] | None = None,
                  render_mode: str | None = None, autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP) -> None:
         self._setup(RunningParityConfig.build(modulus, mode, p, length_range), num_envs, render_mode, autoreset_mode)
+
+
+class WordProblemVectorEnv(MemoryTaskVectorEnv):
+    """Vectorized :class:`memory_envs.WordProblemEnv` (``gym.make_vec("WordProblem-v0", ...)``)."""
+
+    def __init__(self, num_envs: int = 1, group: str = DEFAULT_GROUP, mode: str = "every_step",
+                 length_range: Sequence[int] | None = None, render_mode: str | None = None,
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP) -> None:
+        self._setup(TokenTaskConfig.word_problem(group, mode, length_range), num_envs, render_mode, autoreset_mode)
+
+
+class ModularArithmeticVectorEnv(MemoryTaskVectorEnv):
+    """Vectorized :class:`memory_envs.ModularArithmeticEnv` (``gym.make_vec("ModularArithmetic-v0", ...)``)."""
+
+    def __init__(self, num_envs: int = 1, mode: str = "every_step", length_range: Sequence[int] | None = None,
+                 render_mode: str | None = None, autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP) -> None:
+        self._setup(TokenTaskConfig.build(tasks.MOD_ARITHMETIC, mode, length_range), num_envs, render_mode,
+                    autoreset_mode)

@@ -46,14 +46,17 @@ def sb3_rollout(venv, steps, seed):
     return out
 
 
-@pytest.mark.parametrize("kwargs", [dict(n=3), dict(heads=[2, 4], max_heads=3, mode="every_step")])
-def test_make_sb3_vec_env_equals_dummy_vec_env(kwargs):
+@pytest.mark.parametrize("env_id, kwargs", [
+    ("NDMS-v0", dict(n=3)), ("NDMS-v0", dict(heads=[2, 4], max_heads=3, mode="every_step")),
+    ("WordProblem-v0", dict(group="a4", length_range=(2, 6))), ("ModularArithmetic-v0", dict(length_range=(2, 6))),
+])
+def test_make_sb3_vec_env_equals_dummy_vec_env(env_id, kwargs):
     """Same observations, rewards, dones, infos and terminal_observation as make_vec_env's DummyVecEnv."""
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-    ours = memory_envs.make_sb3_vec_env("NDMS-v0", 4, seed=5, **kwargs)
-    dummy = make_vec_env("NDMS-v0", n_envs=4, seed=5, env_kwargs=kwargs)
+    ours = memory_envs.make_sb3_vec_env(env_id, 4, seed=5, **kwargs)
+    dummy = make_vec_env(env_id, n_envs=4, seed=5, env_kwargs=kwargs)
     assert isinstance(ours, VecEnv) and isinstance(dummy, DummyVecEnv)
     assert ours.observation_space == dummy.observation_space and ours.action_space == dummy.action_space
     a, b = sb3_rollout(ours, 150, seed=1), sb3_rollout(dummy, 150, seed=1)

@@ -17,6 +17,8 @@ from baselines.rl.config import RESUME_MAY_CHANGE
 from baselines.run_folder import RunFolderError, solved_text
 from baselines.threads import set_threads
 from baselines.trainer import CORES
+from memory_envs import WORD_PROBLEM_ID, groups, tasks
+from memory_envs.envs import DEFAULT_GROUP
 
 RUN_NAME = "runs/rl-{env}-n{n}{curriculum}-{core}-h{hidden_size}-s{seed}"
 """The default run folder (:func:`default_rl_run_name`); ``curriculum`` is ``-single``, ``-multi`` or empty."""
@@ -31,15 +33,20 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
     parser = subparsers.add_parser(
         "rl", help=COMMAND_HELP["rl"],
         description="Train sb3-contrib's RecurrentPPO with our recurrent cores on NParity-v0 / NDMS-v0, "
-                    "optionally with a curriculum over N, and write a run folder "
+                    "optionally with a curriculum over N, or on a token task (WordProblem-v0, ModularArithmetic-v0 "
+                    "and their presets: no N), and write a run folder "
                     "(config.json, metrics.jsonl, last/, model.zip, summary.json) that --resume continues.")
     g = parser.add_argument_group("environment and curriculum")
     g.add_argument("--env", default=d.env_id,
                    help=f"env id: {', '.join(TASK_OF_ENV)}; a preset runs at its own N, without a curriculum "
                         f"(default: {d.env_id})")
+    g.add_argument("--group", default=None,
+                   help=f"the group of {WORD_PROBLEM_ID}: {groups.GROUP_RULE} (default: {DEFAULT_GROUP})")
     g.add_argument("--n", type=int, default=None,
-                   help=f"N, or the first N of the curriculum (default: a preset's own N, else {DEFAULT_N})")
-    g.add_argument("--mode", default=d.mode, help="final (the paper) or every_step (default: final)")
+                   help=f"N, or the first N of the curriculum (default: a preset's own N, else {DEFAULT_N}; "
+                        "a token task has none)")
+    g.add_argument("--mode", default=None,
+                   help="final (the paper) or every_step (default: final; every_step for a token task)")
     g.add_argument("--p", type=bit_probability, default=None, help="bit probability: a float or 'uniform' (default: the env's)")
     g.add_argument("--length-range", type=int, nargs=2, default=None, metavar=("LOW", "HIGH"),
                    help="episode lengths in [LOW, HIGH) (default: the paper's for the largest N)")
@@ -99,7 +106,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPars
 
 def rl_config_from_args(args: argparse.Namespace) -> RLConfig:
     return RLConfig(
-        env_id=args.env, n=args.n, mode=args.mode, p=args.p,
+        env_id=args.env, n=args.n, group=args.group, mode=args.mode, p=args.p,
         length_range=None if args.length_range is None else tuple(args.length_range),
         curriculum=args.curriculum, n_max=args.n_max, threshold=args.threshold, window=args.window,
         core=args.core, hidden_size=args.hidden_size, tau_init=tuple(args.tau_init), train_tau=not args.fixed_tau,
@@ -112,14 +119,19 @@ def rl_config_from_args(args: argparse.Namespace) -> RLConfig:
 
 def default_rl_run_name(config: RLConfig) -> str:
     """The default run folder, before :func:`~baselines.cli.args.default_run_dir` numbers it."""
-    return RUN_NAME.format(env=config.env_id, n=config.n, curriculum=f"-{config.curriculum}" if config.curriculum else "",
+    env = config.env_id if config.group is None else f"{config.env_id}-{config.group}"
+    return RUN_NAME.format(env=env, n=config.n, curriculum=f"-{config.curriculum}" if config.curriculum else "",
                            core=config.core, hidden_size=config.hidden_size, seed=config.seed)
 
 
 def format_rl_summary(summary: dict[str, Any]) -> str:
     ev = summary["final_eval"] or {}
-    acc = ", ".join(f"N={n}: {a:.3f}" for n, a in ev.get("accuracy", {}).items())
-    if summary["curriculum"] is None:  # a fixed N: solved or not
+    token_task = tasks.is_token_task(summary.get("task"))
+    acc = ", ".join(f"{a:.3f}" if token_task else f"N={n}: {a:.3f}" for n, a in ev.get("accuracy", {}).items())
+    if token_task:  # no N: solved or not
+        solved = f"{summary['task']} {'' if summary['max_n'] is not None else 'not '}solved"
+        what = summary["env_id"]
+    elif summary["curriculum"] is None:  # a fixed N: solved or not
         ns = summary["active_ns"]
         solved = (f"N = {ns[0]} solved" if summary["max_n"] is not None
                   else f"N = {ns[0]} not solved (accuracy <= the threshold)")
@@ -164,8 +176,8 @@ def cmd_rl(args: argparse.Namespace) -> int:
         ns = line["ns"]
         newest = line["accuracy"][str(ns[-1])]
         solved = "" if run.curriculum is None else f"N solved: {run.curriculum.solved or 'none yet'}, "
-        bar.update(line["timesteps"], f"{solved}N={ns[0]}..{ns[-1]} acc(N={ns[-1]})={newest:.3f} "
-                                      f"success={line['success_rate']:.2f}")
+        accuracy = f"acc={newest:.3f}" if config.token_task else f"N={ns[0]}..{ns[-1]} acc(N={ns[-1]})={newest:.3f}"
+        bar.update(line["timesteps"], f"{solved}{accuracy} success={line['success_rate']:.2f}")
 
     try:
         with stop_on_signals() as stop:

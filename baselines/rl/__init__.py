@@ -1,6 +1,9 @@
-"""RL baseline: RecurrentPPO (sb3-contrib) with our tau cores on N-parity / N-DMS.
+"""RL baseline: RecurrentPPO (sb3-contrib) with our tau cores on N-parity / N-DMS, and on the token tasks
+(``WordProblem-v0`` with its ``group``, ``ModularArithmetic-v0`` and their presets: no N, no curriculum, every
+labelled step scored by default; the policy's cores are as wide as the token vocabulary).
 
     memory-envs rl --env NDMS-v0 --n 2 --mode every_step --core gru --total-timesteps 50000
+    memory-envs rl --env WordProblem-v0 --group s3 --core gru
 
 One run lives in one folder, like the supervised trainer's (:mod:`baselines.trainer`)::
 

@@ -10,15 +10,18 @@ import numpy as np
 
 from baselines.train_config import check_finite, refuse_tau_options
 from baselines.trainer import CORES, check_seed, resolve_device
-from memory_envs import ENV_IDS, PRESETS, Curriculum, sizes, tasks
+from memory_envs import ENV_IDS, MOD_ARITHMETIC_ID, PRESETS, TOKEN_PRESETS, WORD_PROBLEM_ID, Curriculum, sizes, tasks
 from memory_envs.curriculum import check_threshold
-from memory_envs.envs import MODES, EnvConfig
-from memory_envs.presets import PRESET_P, preset_kwargs
+from memory_envs.envs import DEFAULT_GROUP, MODES, EnvConfig, TokenTaskConfig
+from memory_envs.presets import PRESET_P, RUNNING_PRESET_MODE, preset_kwargs
 
 TASK_OF_ENV = {**{env_id: task for task, env_id in ENV_IDS.items()},
-               **{env_id: preset.task for env_id, preset in PRESETS.items()}}
+               **{env_id: preset.task for env_id, preset in PRESETS.items()},
+               WORD_PROBLEM_ID: tasks.WORD_PREFIX + DEFAULT_GROUP, MOD_ARITHMETIC_ID: tasks.MOD_ARITHMETIC,
+               **{env_id: preset.task for env_id, preset in TOKEN_PRESETS.items()}}
 """Every env id an RL run takes and its task: the two base ids and the presets (one N each: ``n`` must be
-the preset's, and a curriculum runs on the base id)."""
+the preset's, and a curriculum runs on the base id), and the token tasks' ids (no N, no curriculum; the
+group of ``WordProblem-v0`` is the config's ``group``, default S3)."""
 STOCK_LSTM = "stock-lstm"
 """The ``core`` that means sb3-contrib's own ``MlpLstmPolicy`` (its nn.LSTM, no tau) instead of
 :class:`agents.RecurrentCorePolicy`: the reference RL users know."""
@@ -62,7 +65,10 @@ class RLConfig:
 
     env_id: str = "NDMS-v0"
     n: int | None = None
-    mode: str = "final"
+    group: str | None = None
+    """The group of ``WordProblem-v0`` (None: S3, or a word-problem preset's own group)."""
+    mode: str | None = None
+    """The env's scoring mode; None: ``"final"`` (the paper's), or ``"every_step"`` for a token task."""
     p: float | str | None = None
     length_range: tuple[int, int] | None = None
     curriculum: str | None = None
@@ -93,12 +99,22 @@ class RLConfig:
     CPU core (their memory is still checked)."""
 
     def __post_init__(self) -> None:
+        if self.mode is None:
+            self.mode = "every_step" if self.token_task else "final"
         if self.n is None:
-            self.n = self.preset.n if self.preset is not None else DEFAULT_N
+            self.n = (tasks.RUNNING_N if self.token_task else self.preset.n if self.preset is not None
+                      else DEFAULT_N)
 
     @property
     def task(self) -> str:
+        if self.env_id == WORD_PROBLEM_ID and isinstance(self.group, str):
+            return tasks.WORD_PREFIX + self.group
         return TASK_OF_ENV[self.env_id]
+
+    @property
+    def token_task(self) -> bool:
+        """Whether the env is a token task's (no N: one head scored at every labelled step)."""
+        return tasks.is_token_task(TASK_OF_ENV.get(self.env_id))
 
     @property
     def preset(self) -> Any:
@@ -127,7 +143,13 @@ class RLConfig:
             tasks.check_positive_int(getattr(self, name), name)
         if isinstance(self.n, bool) or not isinstance(self.n, (int, np.integer)):
             raise ValueError(f"n must be an integer, got {self.n!r}")
-        tasks.check_ns(self.task, self.n, argument="n")
+        if self.group is not None and self.env_id != WORD_PROBLEM_ID:
+            raise ValueError(f"group applies to {WORD_PROBLEM_ID} only (a preset has its own), got group={self.group!r} "
+                             f"with {self.env_id}")
+        if self.token_task:
+            self.validate_token_task()
+        else:
+            tasks.check_ns(self.task, self.n, argument="n")
         if self.curriculum is None:
             if self.n_max is not None:
                 raise ValueError(f"n_max needs a curriculum (single or multi), got n_max={self.n_max!r} "
@@ -160,9 +182,9 @@ class RLConfig:
         if self.max_seconds is not None:
             check_finite(self.max_seconds, "max_seconds", 0.0, strict=True)
         self.check_batch_size()
-        if self.length_range is not None:  # must hold the largest N this run will score
+        if self.length_range is not None and not self.token_task:  # must hold the largest N this run will score
             tasks.check_length_range(self.length_range, self.n_max or self.n)
-        EnvConfig.build(self.task, **self.env_kwargs())  # p, length_range, ...
+        self.env_config()  # p, length_range, group, ...
         if len(self.tau_init) != 2:
             raise ValueError(f"tau_init must be (low, high), got {self.tau_init!r}")
         if not isinstance(self.core_options, dict):
@@ -190,6 +212,36 @@ class RLConfig:
             raise ValueError(f"core_options / tau_init {options!r} do not fit core {self.core!r}: {e}") from None
         return self
 
+    def validate_token_task(self) -> None:
+        """The fields a token task refuses (it has no N, no curriculum, no bit probability), and its preset's."""
+        given = {"n": (self.n, tasks.RUNNING_N), "curriculum": (self.curriculum, None), "n_max": (self.n_max, None),
+                 "p": (self.p, None)}
+        for name, (value, default) in given.items():
+            if value != default:
+                raise ValueError(f"{name} must be left out for {self.env_id} ({self.task}: a token task has no N, no "
+                                 f"curriculum and no bit probability), got {value!r}")
+        preset = TOKEN_PRESETS.get(self.env_id)
+        if preset is None:
+            return
+        fixed = {"mode": (self.mode == RUNNING_PRESET_MODE, repr(RUNNING_PRESET_MODE)),
+                 "length_range": (self.length_range is None or tuple(self.length_range) == preset.length_range,
+                                  f"{preset.length_range} or None")}
+        for name, (ok, allowed) in fixed.items():
+            if not ok:
+                group = "" if preset.group is None else f" with group={preset.group!r}"
+                raise ValueError(f"{name} must be {allowed} for the preset {self.env_id} ({preset.describe()}), got "
+                                 f"{getattr(self, name)!r}; use the base id {preset.base_id!r}{group} for other values")
+
+    def env_config(self) -> EnvConfig:
+        """The checked settings of the run's envs (what ``gym.make(env_id, **env_kwargs())`` builds)."""
+        if not self.token_task:
+            return EnvConfig.build(self.task, **self.env_kwargs())
+        preset = TOKEN_PRESETS.get(self.env_id)
+        lengths = self.length_range if self.length_range is not None or preset is None else preset.length_range
+        if self.group is not None:  # checked as the group (a bad one is refused naming group)
+            return TokenTaskConfig.word_problem(self.group, self.mode, lengths)
+        return TokenTaskConfig.build(self.task, self.mode, lengths)
+
     def check_batch_size(self) -> None:
         """RecurrentPPO's constraint on ``batch_size``: it cuts each rollout of ``n_envs * n_steps`` steps into
         mini-batches of ``batch_size`` (the last one holds the remainder) and normalizes the advantages over
@@ -208,12 +260,13 @@ class RLConfig:
     def check_memory(self) -> None:
         """Refuse a run whose envs, rollout buffer and action logits would not fit in memory at its largest
         N (``n_max`` with a curriculum), naming the argument and the bytes."""
-        config = EnvConfig.build(self.task, **self.env_kwargs())
+        config = self.env_config()
         largest = self.n_max or self.n
         argument = (f"n_max={self.n_max} (a {self.curriculum} curriculum, {config.max_heads} action heads)"
-                    if self.curriculum is not None else f"n={self.n}")
+                    if self.curriculum is not None else f"{config.task}" if self.token_task else f"n={self.n}")
         try:
-            at_largest = config.with_ns(list(range(self.n, largest + 1)) if self.curriculum == "multi" else [largest])
+            at_largest = config if self.token_task else config.with_ns(
+                list(range(self.n, largest + 1)) if self.curriculum == "multi" else [largest])
         except ValueError as error:
             raise ValueError(f"{argument}: at its largest N, {error}") from None
         length = at_largest.lengths[1] - 1
@@ -237,7 +290,7 @@ class RLConfig:
     def check_duration(self) -> None:
         """Refuse an evaluation that would take longer than a phase may (:func:`memory_envs.sizes.check_duration`;
         estimated at the shortest episodes: one policy call per step)."""
-        steps = self.eval_episodes * EnvConfig.build(self.task, **self.env_kwargs()).lengths[0]
+        steps = self.eval_episodes * self.env_config().lengths[0]
         flops = steps * 2 * 4 * self.hidden_size ** 2  # one step of an LSTM-sized core
         sizes.check_duration(sizes.phase_seconds(steps, steps, flops, resolve_device(self.device).type),
                              f"eval_episodes={self.eval_episodes} (one evaluation)")
@@ -252,6 +305,10 @@ class RLConfig:
 
     def env_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``gym.make(env_id, ...)`` for the training and evaluation envs."""
+        if self.token_task:
+            kwargs = {"mode": self.mode} if self.length_range is None else {
+                "mode": self.mode, "length_range": tuple(self.length_range)}
+            return kwargs if self.group is None else {**kwargs, "group": self.group}
         p = PRESET_P if self.preset is not None and self.p is None else self.p  # a preset's p is its own
         kwargs: dict[str, Any] = {"mode": self.mode, "p": p}
         if self.length_range is not None:

@@ -271,6 +271,7 @@ class RLRun:
             "timesteps_to_n": steps_to_n,
             "final_eval": cb.last_eval,
             "env_id": c.env_id,
+            "task": c.task,
             "curriculum": c.curriculum,
             "core": c.core,
             "hidden_size": c.hidden_size,
