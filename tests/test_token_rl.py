@@ -92,3 +92,18 @@ def test_recurrent_ppo_learns_an_easy_word_problem(tmp_path: Path, device):
                       device=str(device))
     summary = train_rl(config, tmp_path / "run", threads=1)
     assert summary["final_eval"]["accuracy"]["0"] > 0.70
+
+
+def test_a_config_without_a_group_is_written_as_before_word_problems(tmp_path: Path):
+    """``group`` is recorded only where it is set: an RL run folder written before word problems existed (its
+    config.json has no ``group``) still resumes, since the field a resume compares is absent on both sides."""
+    from baselines.rl.run import RESUME_MAY_CHANGE
+    from baselines.run_folder import check_resume_config
+
+    config = RLConfig(env_id="NParity-v0", total_timesteps=64, n=2)
+    data = config.to_json()
+    assert "group" not in data and RLConfig.from_json(data) == config
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    check_resume_config(tmp_path, config.to_json(), RESUME_MAY_CHANGE)  # raises if a field were missing
+    word = RLConfig(env_id="WordProblem-v0", total_timesteps=64, group="a5")
+    assert word.to_json()["group"] == "a5" and RLConfig.from_json(word.to_json()) == word

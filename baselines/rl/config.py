@@ -338,9 +338,13 @@ class RLConfig:
         return {"core": self.core, "core_options": options, "lstm_hidden_size": self.hidden_size}
 
     def to_json(self) -> dict[str, Any]:
+        """The fields as JSON values; ``group`` only where it is set, so that a folder written before the field
+        existed (no word problems then) still resumes."""
         data = dataclasses.asdict(self)
         data["tau_init"] = list(self.tau_init)
         data["length_range"] = None if self.length_range is None else list(self.length_range)
+        if self.group is None:
+            del data["group"]
         return data
 
     @classmethod
