@@ -75,7 +75,7 @@ def test_a_running_parity_run_folder_is_plotted_and_analyzed(tmp_path, device, c
     notes = []
     options = AnalysisOptions(trials=2, steps=400, burn_in=20, pca_steps=200, plots=False, device=str(device))
     out = analyze_run(run, tmp_path / "analysis", options, log=notes.append)
-    assert set(out) == {"files", "timescales", "dimensionality"}
+    assert set(out) == {"files", "timescales", "dimensionality", "transitions"}  # a signed minGRU has transitions
     assert "running parity: ablation, perturbation, forgetting left out" in notes[0]
     (row,) = out["timescales"]
     assert row["n"] == tasks.RUNNING_N and row["own_timescale_measure"] == "mean_decay"
@@ -84,7 +84,7 @@ def test_a_running_parity_run_folder_is_plotted_and_analyzed(tmp_path, device, c
     assert main(["analyze", str(run), "--analyses", "timescales,forgetting", "--no-plots"]) == 2
     err = capsys.readouterr().err
     assert "forgetting score the heads of a window N, and a running-parity run has none" in err
-    assert "['timescales', 'dimensionality']" in err
+    assert "['timescales', 'dimensionality', 'transitions']" in err
 
 
 def test_analyze_refuses_a_running_parity_run_without_its_final_network(tmp_path):
