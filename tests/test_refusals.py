@@ -140,7 +140,8 @@ def test_analyze_refuses_bad_threads_seed_and_compare_dir(finished, tmp_path, ca
 
 def test_an_argparse_error_is_one_line_with_a_help_command_that_works(capsys):
     code, err = run_cli(["train", "--task", "copy"], capsys)
-    assert_one_line_refusal(code, err, "argument --task: invalid choice: 'copy'")
+    assert_one_line_refusal(code, err, "argument --task: task must be one of parity, dms, 'running_parity' or "
+                                       "'running_mod' + K")
     assert err.rstrip().endswith("(`memory-envs train --help` lists the options)")
     with pytest.raises(SystemExit) as stop:
         main(["train", "--help"])
@@ -194,7 +195,8 @@ def test_running_parity_modulus_has_an_upper_bound():
 
 
 def test_train_config_lists_every_task():
-    with pytest.raises(ValueError, match=r"^task must be one of \('parity', 'dms', 'running_parity'\), got 'foo'"):
+    with pytest.raises(ValueError, match=r"^task must be one of parity, dms, 'running_parity' or 'running_mod' \+ K, "
+                                         r".*'mod_arithmetic' or 'word_' \+ a group .*; got 'foo'"):
         TrainConfig(task="foo").validate()
 
 

@@ -323,7 +323,7 @@ def test_command_user_errors_exit_2_without_traceback(tmp_path, capsys, argv, wo
 def test_command_rejects_unknown_choices(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--task", "copy"])
-    assert exit_info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "argument --task: task must be one of" in capsys.readouterr().err
     assert main(["train", "--core", "no_such_core", "--quiet"]) == 2
     assert "core must be one of" in capsys.readouterr().err
     assert main(["train", "--core-option", "novalue", "--quiet"]) == 2
