@@ -4,6 +4,7 @@ test that a kind the theory says can track S3 beats one it says cannot."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -119,10 +120,14 @@ def test_a_token_task_run_writes_its_length_test_and_resumes(tmp_path, capsys, d
     assert model.core.input_size == 6 and model.classes == 6
     lines = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [10, 20]
-    assert main(["analyze", str(tmp_path / "whole")]) == 2  # the analyses drive bits: refused in one line
-    err = capsys.readouterr().err
-    assert "trained the token task 'word_s3'" in err and len(err.strip().splitlines()) == 1
+    # a token task's run has only the transitions analysis, and the GRU has none: refused in one line
+    assert main(["analyze", str(tmp_path / "whole")]) == 2
+    out, err = capsys.readouterr()
+    assert "no analysis applies" in err and len(err.strip().splitlines()) == 1
+    assert "timescales, ablation, perturbation, forgetting, dimensionality left out" in out
     assert not (tmp_path / "whole" / "analysis").exists()
+    assert main(["analyze", str(tmp_path / "whole"), "--analyses", "timescales"]) == 2
+    assert "choose among ['transitions']" in capsys.readouterr().err
 
     first = train(tiny(max_steps=10, device=str(device)), tmp_path / "resumed", threads=1)
     assert first["steps"] == 10
@@ -230,3 +235,14 @@ def test_a_gru_tracks_s3_where_a_one_layer_diagonal_recurrence_cannot(tmp_path, 
                              device=str(device))
         scaled[core] = train(config, tmp_path / core, threads=1)["length_test"]["scaled"]["64"]
     assert scaled["gru"] > 0.8 and scaled["mingru"] < 0.4, scaled
+
+
+def test_a_token_task_run_of_a_signed_core_gets_its_transitions_analysed(tmp_path, capsys, device):
+    """The transitions analysis drives a token task's network with the task's own sequences (one-hot tokens):
+    one row per token read at each lag, the six elements of S3 among them."""
+    config = tiny(core="mingru", core_options={"eigenvalues": "signed"}, device=str(device))
+    train(config, tmp_path / "run", threads=1)
+    assert main(["analyze", str(tmp_path / "run"), "--device", str(device)]) == 0
+    rows = list(csv.DictReader((tmp_path / "run" / "analysis" / "transitions.csv").open()))
+    assert {row["token"] for row in rows} >= {str(g) for g in range(6)}
+    assert not (tmp_path / "run" / "analysis" / "timescales.csv").exists()

@@ -31,7 +31,7 @@ from baselines.analysis.transitions import ALL, has_transitions, network_transit
 from baselines.plots import NColours, integer_ticks, pyplot, save_figure
 from baselines.run_folder import make_output_folder
 from baselines.trainer import resolve_device
-from memory_envs.tasks import RUNNING_N, check_seed, is_count_task
+from memory_envs.tasks import RUNNING_N, check_seed, is_running_task, is_token_task
 
 ANALYSES = ("timescales", "ablation", "perturbation", "forgetting", "dimensionality", "transitions")
 #: Columns of timescales.csv from ``tau_net_summary``.
@@ -152,19 +152,28 @@ def _analysis_n(run: Run, n: int | None) -> int:
 RUNNING_PARITY_ANALYSES = ("timescales", "dimensionality", "transitions")
 """The analyses of a running-parity run (one network, ``checkpoints/final``, no window N): those that drive
 the network with random bits. Ablation, perturbation and forgetting score the N-parity / N-DMS heads."""
+TOKEN_TASK_ANALYSES = ("transitions",)
+"""The analyses of a token task's run (word problems, modular arithmetic): the transitions, driven with the
+task's own sequences; the timescales and dimensionality drives feed random bits, which its network does not read."""
 
 
 def _running_parity_analyses(options: AnalysisOptions, run: Run, log: Callable[[str], None]) -> AnalysisOptions:
-    """A running-parity run keeps :data:`RUNNING_PARITY_ANALYSES`: the others are dropped from the default (all
-    analyses) with a note, and refused when asked for by name."""
-    other = [a for a in options.analyses if a not in RUNNING_PARITY_ANALYSES]
-    if not is_count_task(run.task) or not other:
+    """A running task's run keeps its analyses (:data:`RUNNING_PARITY_ANALYSES`, a token task's
+    :data:`TOKEN_TASK_ANALYSES`): the others are dropped from the default (all analyses) with a note, and
+    refused when asked for by name."""
+    if not is_running_task(run.task):
         return options
+    token = is_token_task(run.task)
+    kept = TOKEN_TASK_ANALYSES if token else RUNNING_PARITY_ANALYSES
+    other = [a for a in options.analyses if a not in kept]
+    if not other:
+        return options
+    why = ("drive or score bit inputs, and its network reads one-hot tokens" if token
+           else "score the heads of a window N, and a running-parity run has none")
     if tuple(options.analyses) != ANALYSES:
-        raise AnalysisError(f"{', '.join(other)} score the heads of a window N, and a running-parity run has none: "
-                            f"choose among {list(RUNNING_PARITY_ANALYSES)}")
-    log(f"running parity: {', '.join(other)} left out (they score the heads of a window N)")
-    return dataclasses.replace(options, analyses=RUNNING_PARITY_ANALYSES)
+        raise AnalysisError(f"{', '.join(other)} {why} (task {run.task!r}): choose among {list(kept)}")
+    log(f"task {run.task}: {', '.join(other)} left out (they {why.split(', and')[0]})")
+    return dataclasses.replace(options, analyses=kept)
 
 
 def _without_tau_lesions(options: AnalysisOptions, run: Run, device: torch.device,
@@ -231,6 +240,9 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     by_default = tuple(options.analyses) == ANALYSES
     options = _without_tau_lesions(_running_parity_analyses(options, run, log), run, device, log)
     options = _without_transitions(options, run, device, log, by_default)
+    if not options.analyses:
+        raise AnalysisError(f"no analysis applies to {run.path} (task {run.task!r}, core {run.config.get('core')!r}): "
+                            "the lines above say why each was left out")
     target = _analysis_n(run, options.n) if {"ablation", "perturbation"} & set(options.analyses) else None
     if target is not None and "perturbation" in options.analyses:
         recurrent_weight_param(run.load(target, device).core)

@@ -11,7 +11,7 @@ import torch
 
 import agents
 from baselines.run_folder import RunFolderError, not_a_folder, read_json, written_by
-from memory_envs.tasks import RUNNING_N, is_count_task, is_token_task
+from memory_envs.tasks import RUNNING_N, is_running_task
 
 
 class AnalysisError(ValueError):
@@ -78,12 +78,9 @@ def load_run(run_dir: str | os.PathLike, core_class: type[torch.nn.Module] | Non
                             f"policy (model.zip); `memory-envs plot {path}` draws its curves")
     checkpoints = {}
     root = path / "checkpoints"
-    if is_token_task(config.get("task")):
-        raise AnalysisError(f"{path} trained the token task {config['task']!r}: the analyses drive a network with "
-                            "random bits, and its network reads one-hot tokens; they do not analyse it")
-    if is_count_task(config.get("task")):  # one network, listed under its one head (tasks.RUNNING_N, 0)
+    if is_running_task(config.get("task")):  # one network, listed under its one head (tasks.RUNNING_N, 0)
         if not (root / "final").is_dir():
-            raise AnalysisError(f"{path} has no checkpoints/final: a running-parity run saves its network there "
+            raise AnalysisError(f"{path} has no checkpoints/final: a running task's run saves its network there "
                                 "when it ends (not when interrupted or non-finite)")
         return Run(path, config, {RUNNING_N: root / "final"}, core_class)
     if root.is_dir():
