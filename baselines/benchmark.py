@@ -60,6 +60,7 @@ from agents import cores as agents_cores
 from agents.protocol import import_core_class, is_import_path
 from baselines.backends import BackendConfig, Unit, UnitFailure, UnitsFailed, run_units
 from baselines.population import Population
+from baselines.predictions import PREDICTION_NOTE, is_predicted, prediction_cell
 from baselines.run_folder import make_output_folder, read_json, read_metrics, solved_text, write_csv
 from baselines.train_config import (
     OPTIMIZERS, SIGNED, check_finite, check_seed, core_label, core_variant, depth_label,
@@ -511,9 +512,10 @@ def _median(values: Sequence[float], digits: int | None = None) -> str:
     return f"{median:g}" if digits is None else f"{median:.{digits}f}"
 
 
-RUNNING_COLUMNS = ("scaled_accuracy_mean", "scaled_accuracy_far")
-"""The score card's running-task columns (median over seeds; "-" in the windowed tasks' rows): the scaled
-accuracy averaged over the test lengths, and at the far length."""
+RUNNING_COLUMNS = ("scaled_accuracy_mean", "scaled_accuracy_far", "scaled_accuracy_mean_range", "theory")
+"""The score card's running-task columns ("-" in the windowed tasks' rows): the scaled accuracy averaged over
+the test lengths and at the far length (medians over seeds), the range of the first over the seeds, and what
+theory predicts (:mod:`baselines.predictions`)."""
 
 
 def running_row(row: dict[str, Any], runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -527,6 +529,9 @@ def running_row(row: dict[str, Any], runs: Sequence[dict[str, Any]]) -> dict[str
                 "tau_net_neurons_at_max_n": "-", "tau_net_share_failed_or_bound_at_max_n": "-",
                 "own_timescale_measure": "-",
                 "scaled_accuracy_mean": _median([t["scaled_mean"] for t in tested], digits=2),
+                "scaled_accuracy_mean_range": (f"[{min(t['scaled_mean'] for t in tested):.2f}, "
+                                               f"{max(t['scaled_mean'] for t in tested):.2f}]") if tested else "-",
+                "theory": prediction_cell(row["core"], row["task"], row["layers"]) if is_predicted(row["task"]) else "-",
                 "scaled_accuracy_far": _median([t["scaled_far"] for t in tested if t["scaled_far"] is not None], digits=2)})
     return row
 
@@ -616,8 +621,10 @@ def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
     header += ["curriculum", "largest N: median [min, max]", "steps to N=8", "steps to N=16", "steps to N=32",
                "held-out accuracy at largest N", "tau_net at largest N (neurons > 1; failed or at bound)",
                "own timescale at largest N"] if windowed else []
+    theory = any(r.get("theory", "-") != "-" for r in rows)
     if running:
-        header += [f"running tasks: scaled accuracy at lengths {test}", f"at length {tasks.RUNNING_FAR_LENGTH}"]
+        header += [f"running tasks: scaled accuracy at lengths {test}, median [min, max]",
+                   f"at length {tasks.RUNNING_FAR_LENGTH}"] + ["theory"] * theory
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for r in rows:
         no_n = tasks.is_running_task(r["task"])
@@ -632,9 +639,11 @@ def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
             cells += [r["curriculum"], "-" if no_n else largest_n_cell(r), *steps, r["heldout_at_max_n_median"],
                       tau_net_cell(r), own]
         if running:
-            cells += [r["scaled_accuracy_mean"], r["scaled_accuracy_far"]]
+            mean = r["scaled_accuracy_mean"]
+            cells += [mean if mean == "-" else f"{mean} {r['scaled_accuracy_mean_range']}", r["scaled_accuracy_far"]]
+            cells += [r.get("theory", "-")] * theory
         lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
-    notes = [SCORECARD_NOTES] * windowed + [RUNNING_NOTE] * running + [LR_NOTE] * swept
+    notes = [SCORECARD_NOTES] * windowed + [RUNNING_NOTE] * running + [LR_NOTE] * swept + [PREDICTION_NOTE] * theory
     atomic_write_text(out / "scorecard.md", "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n")
     try:
         plot_scorecard(results, out / "n_over_steps.png")
