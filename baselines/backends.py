@@ -184,10 +184,15 @@ def _failure(unit: Unit, error: BaseException) -> UnitFailure:
 
 
 def _run_local(units: list[Unit], config: BackendConfig, on_done, on_failure) -> tuple[list[Any], list[UnitFailure]]:
+    """The units on ``config.workers`` spawned processes. A stop of the driver (Ctrl-C's KeyboardInterrupt, or
+    any error in a callback) cancels the units not started and sends the running workers SIGTERM (a run stops
+    at its next step, its state on disk complete) before it propagates: the pool's own exit would wait for every
+    queued unit, so a card would go on training after Ctrl-C."""
     results, failures = [], []
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no shared torch thread pools
-    with concurrent.futures.ProcessPoolExecutor(max_workers=config.workers, mp_context=context,
-                                                initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=config.workers, mp_context=context,
+                                                  initializer=die_with_parent, initargs=(os.getpid(),))
+    try:
         futures = {pool.submit(unit.fn, *unit.args): unit for unit in units}
         for future in concurrent.futures.as_completed(futures):
             unit = futures[future]
@@ -198,6 +203,13 @@ def _run_local(units: list[Unit], config: BackendConfig, on_done, on_failure) ->
             else:
                 failures.append(_failure(unit, error))
                 on_failure(failures[-1])
+    except BaseException:
+        workers = list((pool._processes or {}).values())  # the executor has no public handle on them
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            worker.terminate()
+        raise
+    pool.shutdown()
     return results, failures
 
 

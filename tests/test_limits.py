@@ -288,6 +288,39 @@ def test_local_backend_workers_end_when_the_driver_is_killed(tmp_path):
             driver.wait()
 
 
+TWO_UNITS = """
+import sys
+from baselines.backends import BackendConfig, Unit, run_units
+from test_limits import sleep_in_worker
+first, second = sys.argv[1:]
+run_units([Unit(n, (f,), sleep_in_worker, (f,)) for n, f in (("first", first), ("second", second))],
+          BackendConfig(workers=1))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigint_to_the_local_driver_stops_its_workers_and_starts_no_queued_unit(tmp_path):
+    """Ctrl-C (here SIGINT to the driver alone, as `kill -INT` sends it) ends the grid: the running worker is
+    stopped and the queued unit never starts (the pool's own exit would have waited for both)."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    driver = subprocess.Popen([sys.executable, "-c", TWO_UNITS, str(first), str(second)], env=env,
+                              start_new_session=True, stderr=subprocess.PIPE, text=True)
+    try:
+        worker = unit_worker(driver, first, seconds=120)
+        driver.send_signal(signal.SIGINT)
+        _, err = driver.communicate(timeout=60)
+        assert driver.returncode != 0 and "KeyboardInterrupt" in err
+        deadline = time.monotonic() + 30
+        while alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(worker) and not second.exists()
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+
+
 # ----- a stop request is honoured in every long phase ----------------------------------------------------------
 def without_time(lines: list[dict]) -> list[dict]:
     return [{k: v for k, v in line.items() if k != "time"} for line in lines]
