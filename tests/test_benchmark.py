@@ -364,7 +364,7 @@ def test_card_with_depths_and_an_lr_sweep_resumes_after_the_first_phase(tmp_path
                   for seed in (0, 1)]
         assert row["scaled_accuracy_mean"] == f"{np.median(tested):.2f}"  # the runs at the chosen lr, both seeds
     card = (out / "scorecard.md").read_text()
-    assert card.startswith("| core | task | layers | lr (validation median per lr) | running parity:")
+    assert card.startswith("| core | task | layers | lr (validation median per lr) | running tasks: scaled accuracy")
     assert "| mingru | running_parity | 2 | " in card and "ties to the smaller lr" in card
     assert (out / "length_generalization.png").stat().st_size > 0
 

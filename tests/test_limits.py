@@ -67,6 +67,7 @@ def test_running_parity_test_sequences_beyond_a_day_are_refused_from_python(devi
 
 def test_sane_requests_are_accepted(device, two_cores):
     """The defaults, and sizes well beyond them, fit every limit."""
+    from agents.cores import LAYER_KINDS
     from baselines.rl import RLConfig
 
     device = str(device)
@@ -78,7 +79,9 @@ def test_sane_requests_are_accepted(device, two_cores):
     BenchmarkSpec(tasks=("running_parity",), eval_batches=10_000, device=device).validate()
     card = BenchmarkSpec(cores=expand_cores(("all",)), layers=(1, 2), optimizer="adam", lrs=(1e-3, 3e-3, 1e-2),
                          seeds=tuple(range(5)), max_steps=100_000, device=device).validate()
-    assert card.run_count() == 960  # 16 cores and depths x 2 tasks x 2 curricula x 5 seeds x 3 lrs, 100,000 steps each
+    depths = sum(len(card.depths(core)) for core in card.cores)  # the zoo's kinds at 1 and 2 layers, the others at 1
+    assert depths == len(card.cores) + sum(core.removesuffix("+signed") in LAYER_KINDS for core in card.cores)
+    assert card.run_count() == depths * 2 * 2 * 5 * 3  # x 2 tasks x 2 curricula x 5 seeds x 3 lrs, 100,000 steps each
     RLConfig(device=device).validate()
     RLConfig(eval_episodes=100_000, device=device).validate()
     RLConfig(vec_env="subproc", n_envs=8, device=device).validate()  # 4 per core
