@@ -60,7 +60,7 @@ from agents import cores as agents_cores
 from agents.protocol import import_core_class, is_import_path
 from baselines.backends import BackendConfig, Unit, UnitFailure, UnitsFailed, run_units
 from baselines.population import Population
-from baselines.predictions import PREDICTION_NOTE, is_predicted, prediction_cell
+from baselines.predictions import CARD_TASKS, PREDICTION_NOTE, is_predicted, prediction_cell, verdict
 from baselines.run_folder import make_output_folder, read_json, read_metrics, solved_text, write_csv
 from baselines.train_config import (
     OPTIMIZERS, SIGNED, check_finite, check_seed, core_label, core_variant, depth_label,
@@ -644,7 +644,8 @@ def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
             cells += [r.get("theory", "-")] * theory
         lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
     notes = [SCORECARD_NOTES] * windowed + [RUNNING_NOTE] * running + [LR_NOTE] * swept + [PREDICTION_NOTE] * theory
-    atomic_write_text(out / "scorecard.md", "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n")
+    atomic_write_text(out / "scorecard.md", "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
+                      + (prediction_table(rows) if theory else ""))
     try:
         plot_scorecard(results, out / "n_over_steps.png")
         from baselines.plots import plot_length_generalization
@@ -653,6 +654,29 @@ def write_scorecard(results: Sequence[dict[str, Any]], out: Path) -> None:
         plot_length_generalization(results, out / FIGURE)
     except ImportError:
         pass
+
+
+def prediction_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The running rows with a prediction as one table of core (and depth) x task, each cell the median [min, max]
+    scaled accuracy over the test lengths, the far length's median, the theory and its :func:`verdict`."""
+    rows = [r for r in rows if r.get("theory", "-") != "-"]
+    task_names = [t for t in CARD_TASKS if any(r["task"] == t for r in rows)]
+    cells = {(r["core"], r["layers"], r["task"]): r for r in rows}
+    lines = ["", "Scaled accuracy at the test lengths, median [min, max] over the seeds; at the far length; what theory "
+             "says (baselines/predictions.py) and how the measurement stands to it:", "",
+             "| core | layers | " + " | ".join(task_names) + " |", "|---|---" + "|---" * len(task_names) + "|"]
+    for core, layers in dict.fromkeys((r["core"], r["layers"]) for r in rows):
+        line = []
+        for task in task_names:
+            r = cells.get((core, layers, task))
+            if r is None or r["scaled_accuracy_mean"] == "-":
+                line.append("-")
+                continue
+            agreement = verdict(r["theory"], float(r["scaled_accuracy_mean"]))
+            line.append(f"{r['scaled_accuracy_mean']} {r['scaled_accuracy_mean_range']}; {r['scaled_accuracy_far']}; "
+                        f"{r['theory']}" + (f": {agreement}" if agreement else ""))
+        lines.append(f"| {core} | {layers} | " + " | ".join(line) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def plot_scorecard(results: Sequence[dict[str, Any]], path: Path) -> None:

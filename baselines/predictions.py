@@ -95,9 +95,27 @@ PREDICTION_NOTE = """\
 """What ``scorecard.md`` says below a table with a theory column."""
 
 
+SOLVED = 0.9
+"""A row is solved when its median scaled accuracy over the test lengths reaches this."""
+NOT_SOLVED = 0.5
+"""A row a theorem says "no" to disagrees with it when its median reaches this (half-way to solved)."""
+
+
+def verdict(theory: str, scaled_mean: float) -> str:
+    """How a measured median scaled accuracy stands to the prediction cell ``theory``: "agrees", "not learned"
+    (expressible, but the budget did not find it), "disagrees" (a "no" row at or above :data:`NOT_SOLVED`), or
+    "" for an open one."""
+    if theory == "yes":
+        return "agrees" if scaled_mean >= SOLVED else "not learned"
+    if theory == "no":
+        return "agrees" if scaled_mean < NOT_SOLVED else "disagrees"
+    return ""
+
+
 def is_predicted(task: str) -> bool:
     """Whether ``task`` has predictions here (a running task of :data:`CARD_TASKS`)."""
     return tasks.is_running_task(task) and task in CARD_TASKS
 
 
-__all__ = ["CARD_TASKS", "PREDICTION_NOTE", "is_predicted", "predicted", "prediction_cell"]
+__all__ = ["CARD_TASKS", "NOT_SOLVED", "PREDICTION_NOTE", "SOLVED", "is_predicted", "predicted", "prediction_cell",
+           "verdict"]

@@ -55,3 +55,21 @@ def test_the_score_card_carries_the_prediction_beside_each_running_row():
     rows = {(r["core"], r["task"]): r for r in scorecard_rows([r for r in results if r["task"] == S3])}
     assert rows["gru", S3]["theory"] == "yes" and rows["mamba+signed", S3]["theory"] == "no"
     assert rows["gru", S3]["scaled_accuracy_mean_range"] == "[0.95, 0.95]"
+
+
+def test_verdicts_and_the_card_table_say_where_measurement_and_theory_part(tmp_path):
+    from baselines.benchmark import write_scorecard
+    from baselines.predictions import verdict
+
+    assert [verdict("yes", 0.95), verdict("yes", 0.3), verdict("no", 0.1), verdict("no", 0.7), verdict("open", 1.0)] \
+        == ["agrees", "not learned", "agrees", "disagrees", ""]
+    runs = [("gru", S3, 1.0), ("mamba+signed", S3, 0.8), ("deltaproduct+signed", ARITHMETIC, 0.4)]
+    results = [{"core": core, "task": task, "curriculum": "none", "seed": seed, "layers": 1,
+                "heldout": {"scaled_mean": score, "scaled_far": score, "scaled": {"40": score, "1000": score},
+                            "train_lengths": [3, 41], "far_length": 1000},
+                "max_n": None, "steps_to": {}, "timescales": {}} for core, task, score in runs for seed in (0, 1)]
+    write_scorecard(results, tmp_path)
+    card = (tmp_path / "scorecard.md").read_text()
+    assert "| gru | 1 | 1.00 [1.00, 1.00]; 1.00; yes: agrees | - |" in card
+    assert "| mamba+signed | 1 | 0.80 [0.80, 0.80]; 0.80; no: disagrees | - |" in card
+    assert "| deltaproduct+signed | 1 | - | 0.40 [0.40, 0.40]; 0.40; open |" in card
