@@ -12,6 +12,7 @@ import torch
 import agents
 from baselines.benchmark import BenchmarkSpec, run_benchmark
 from baselines.cli import main
+from baselines.predictions import CARD_TASKS
 from baselines.trainer import TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).parent))  # example_core, for this process and spawned workers
@@ -189,7 +190,7 @@ NOT_ON_THE_V2_CARD = {"deltaproduct", "gated_deltanet", "slstm", "mlstm"}
 
 def test_leaderboard_commands_run_the_documented_protocol(tmp_path, monkeypatch):
     """The commands that wrote docs/leaderboard.md still parse, validate and cover what its tables claim:
-    version 2's cards every kind and every ``+signed`` kind, on running parity and on parity and DMS with both
+    version 3's state-tracking card and its 2-layer rows under one protocol; version 2's cards every kind and every ``+signed`` kind, on running parity and on parity and DMS with both
     curricula, 3 seeds; version 1's every kind (main table) and every +signed kind (second table); one budget."""
     import baselines.benchmark
 
@@ -203,12 +204,19 @@ def test_leaderboard_commands_run_the_documented_protocol(tmp_path, monkeypatch)
 
     monkeypatch.setattr(baselines.benchmark, "run_benchmark", record)
     commands = leaderboard_commands()
-    assert len(commands) == 4, commands
+    assert len(commands) == 6, commands
     for argv in commands:
         out = argv.index("--out") + 1
         argv[out] = str(tmp_path / argv[out])
         assert main(argv) == 0
-    state, reach, main_card, signed = specs
+    v3, v3_depth, state, reach, main_card, signed = specs
+    # version 3: the state-tracking tasks with their predictions, one optimizer family and an lr sweep for every kind
+    assert v3.tasks == CARD_TASKS and set(v3_depth.tasks) < set(CARD_TASKS) and len(v3.seeds) >= 3
+    assert {"slstm", "mlstm", "deltaproduct+signed", "gated_deltanet+signed", "gru", "leaky"} <= set(v3.cores)
+    assert v3.layers == (1,) and v3_depth.layers == (2,) and set(v3_depth.cores) <= set(v3.cores)
+    protocol = ("optimizer", "lrs", "sweep_seeds", "seeds", "max_steps", "hidden_size")
+    assert v3.optimizer == "adam" and len(v3.lrs) >= 2
+    assert [getattr(v3, k) for k in protocol] == [getattr(v3_depth, k) for k in protocol]
     v2_kinds = set(agents.cores.KINDS) - NOT_ON_THE_V2_CARD
     every_signed = {f"{kind}+signed" for kind in agents.cores.EIGENVALUE_KINDS if kind in v2_kinds}
     assert set(state.cores) == set(reach.cores) == v2_kinds | every_signed
