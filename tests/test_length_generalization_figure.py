@@ -76,7 +76,7 @@ def test_a_running_parity_run_folder_is_plotted_and_analyzed(tmp_path, device, c
     options = AnalysisOptions(trials=2, steps=400, burn_in=20, pca_steps=200, plots=False, device=str(device))
     out = analyze_run(run, tmp_path / "analysis", options, log=notes.append)
     assert set(out) == {"files", "timescales", "dimensionality", "transitions"}  # a signed minGRU has transitions
-    assert "running parity: ablation, perturbation, forgetting left out" in notes[0]
+    assert "task running_parity: ablation, perturbation, forgetting left out" in notes[0]
     (row,) = out["timescales"]
     assert row["n"] == tasks.RUNNING_N and row["own_timescale_measure"] == "mean_decay"
     assert row["own_timescale_median"] > 0
@@ -91,7 +91,7 @@ def test_analyze_refuses_a_running_parity_run_without_its_final_network(tmp_path
     run = tmp_path / "interrupted"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"task": tasks.RUNNING_PARITY, "core": "mingru"}))
-    with pytest.raises(AnalysisError, match="has no checkpoints/final: a running-parity run saves its network"):
+    with pytest.raises(AnalysisError, match="has no checkpoints/final: a running task.s run saves its network"):
         analyze_run(run, options=AnalysisOptions(analyses=("timescales",)))
 
 

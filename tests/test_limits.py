@@ -292,7 +292,9 @@ def test_local_backend_workers_end_when_the_driver_is_killed(tmp_path):
 
 
 TWO_UNITS = """
+import signal
 import sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # a shell's background job starts with SIGINT ignored
 from baselines.backends import BackendConfig, Unit, run_units
 from test_limits import sleep_in_worker
 first, second = sys.argv[1:]
