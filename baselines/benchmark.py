@@ -62,6 +62,7 @@ from baselines.backends import BackendConfig, Unit, UnitFailure, UnitsFailed, ru
 from baselines.population import Population
 from baselines.predictions import CARD_TASKS, PREDICTION_NOTE, is_predicted, prediction_cell, verdict
 from baselines.run_folder import make_output_folder, read_json, read_metrics, solved_text, write_csv
+from baselines.state_tracking import NOT_TESTED
 from baselines.train_config import (
     OPTIMIZERS, SIGNED, check_finite, check_seed, core_label, core_variant, depth_label,
 )
@@ -359,7 +360,9 @@ def populations(spec: BenchmarkSpec, runs: Sequence[Run]) -> list[list[Run]]:
 
 def collect(run_dir: Path) -> dict[str, Any]:
     """The numbers of one finished run that the score card uses."""
-    summary, config, heldout = (read_json(run_dir / name) for name in ("summary.json", "config.json", "heldout.json"))
+    summary, config = (read_json(run_dir / name) for name in ("summary.json", "config.json"))
+    # a running task's run that stopped non-finite was not tested: its heldout.json is null
+    heldout = None if summary.get("stopped_because") in NOT_TESTED else read_json(run_dir / "heldout.json")
     timescales = read_json(run_dir / "timescales.json") if (run_dir / "timescales.json").exists() else {}
     return {"core": core_label(config), "task": config["task"], "curriculum": config["curriculum"],
             "layers": (config.get("core_options") or {}).get("layers", 1), "seed": config["seed"],
@@ -374,6 +377,8 @@ def validation_score(run_dir: Path, task: str, summary: dict[str, Any]) -> float
     evaluated), a windowed task's largest N reached (0 for none)."""
     if not tasks.is_running_task(task):
         return float(summary["max_n"] or 0)
+    if summary.get("stopped_because") in NOT_TESTED:  # non-finite: no final network to choose
+        return 0.0
     lines = read_metrics(run_dir, fields=("accuracy",))
     return float(np.mean(list(lines[-1]["accuracy"].values()))) if lines else 0.0
 

@@ -399,3 +399,26 @@ def test_length_figure_keeps_depths_apart():
     panels = length_panels(results)
     assert [(panel.title, panel.kind, sorted(panel.curves)) for panel in panels] == [
         ("mamba", "mamba", ["positive"]), ("mamba, 2 layers", "mamba", ["positive", "signed"])]
+
+
+def test_a_run_that_went_non_finite_is_collected_untested_and_never_chosen(tmp_path):
+    """A running task's run that stopped non-finite has no length test (heldout.json holds null) and scores 0 in
+    the lr sweep, whatever its last evaluation said before it diverged (found on mLSTM at lr 1e-2)."""
+    from baselines.benchmark import choose_lrs, collect
+
+    folders = {}
+    for lr, stop, accuracy in ((3e-3, "max_steps", 0.7), (1e-2, "non_finite", 0.9)):
+        run = tmp_path / f"mlstm-lr{lr:g}"
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"core": "mlstm", "core_options": {}, "task": "running_parity",
+                                                     "curriculum": "none", "seed": 0, "lr": lr}))
+        (run / "summary.json").write_text(json.dumps({"stopped_because": stop, "max_n": None, "steps": 199,
+                                                      "steps_to_n": {}}))
+        tested = {"scaled_mean": 0.4, "scaled_far": 0.1}
+        (run / "heldout.json").write_text(json.dumps(None if stop == "non_finite" else tested))
+        (run / "metrics.jsonl").write_text(json.dumps({"step": 100, "accuracy": {"0": accuracy}}) + "\n")
+        folders[lr] = collect(run)
+    assert folders[1e-2]["heldout"] is None and folders[1e-2]["validation"] == 0.0
+    assert folders[3e-3]["heldout"]["scaled_mean"] == 0.4 and folders[3e-3]["validation"] == 0.7
+    (choice,) = choose_lrs(list(folders.values()), (3e-3, 1e-2), (0,)).values()
+    assert choice.lr == 3e-3
