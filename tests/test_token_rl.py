@@ -27,7 +27,7 @@ def test_every_core_takes_token_observations(kind, device):
     from sb3_contrib import RecurrentPPO
 
     venv = memory_envs.make_sb3_vec_env("WordProblem-v0", 2, seed=0, group="a4", length_range=(2, 5))
-    model = RecurrentPPO(RecurrentCorePolicy, venv, n_steps=8, batch_size=8, n_epochs=1, seed=0, device=device,
+    model = RecurrentPPO(RecurrentCorePolicy, venv, n_steps=8, batch_size=16, n_epochs=1, seed=0, device=device,
                          policy_kwargs=dict(core=kind, lstm_hidden_size=8))
     model.learn(16)
     assert model.num_timesteps == 16
