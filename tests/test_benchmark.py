@@ -212,7 +212,7 @@ def test_leaderboard_commands_run_the_documented_protocol(tmp_path, monkeypatch)
     v3, v3_depth, state, reach, main_card, signed = specs
     # version 3: the state-tracking tasks with their predictions, one optimizer family and an lr sweep for every kind
     assert v3.tasks == CARD_TASKS and set(v3_depth.tasks) < set(CARD_TASKS) and len(v3.seeds) >= 3
-    assert {"slstm", "mlstm", "deltaproduct+signed", "gated_deltanet+signed", "gru", "leaky"} <= set(v3.cores)
+    assert {"slstm", "deltaproduct+signed", "gated_deltanet+signed", "gru", "leaky"} <= set(v3.cores)
     assert v3.layers == (1,) and v3_depth.layers == (2,) and set(v3_depth.cores) <= set(v3.cores)
     protocol = ("optimizer", "lrs", "sweep_seeds", "seeds", "max_steps", "hidden_size")
     assert v3.optimizer == "adam" and len(v3.lrs) >= 2
