@@ -195,8 +195,8 @@ def test_benchmark_running_parity_column(tmp_path):
     card = (out / "scorecard.md").read_text()
     # only what applies to running parity (issue 34, point 5): no N, held-out or timescale columns of "-",
     # no notes about held-out accuracy at N
-    assert card.startswith("| core | task | running tasks: scaled accuracy at lengths 40-256 | at length 1000 |\n"
-                           "|---|---|---|---|\n")
+    assert card.startswith("| core | task | running tasks: scaled accuracy at lengths 40-256, median [min, max] | "
+                           "at length 1000 | theory |\n|---|---|---|---|---|\n")
     assert "largest N" not in card and "Held-out" not in card and "| - |" not in card
     assert "- Running tasks: scaled accuracy = (accuracy - chance) / (1 - chance)" in card
     assert (out / "length_generalization.png").stat().st_size > 0  # baselines.plots.plot_length_generalization
