@@ -157,7 +157,7 @@ TOKEN_TASK_ANALYSES = ("transitions",)
 task's own sequences; the timescales and dimensionality drives feed random bits, which its network does not read."""
 
 
-def _running_parity_analyses(options: AnalysisOptions, run: Run, log: Callable[[str], None]) -> AnalysisOptions:
+def _running_task_analyses(options: AnalysisOptions, run: Run, log: Callable[[str], None]) -> AnalysisOptions:
     """A running task's run keeps its analyses (:data:`RUNNING_PARITY_ANALYSES`, a token task's
     :data:`TOKEN_TASK_ANALYSES`): the others are dropped from the default (all analyses) with a note, and
     refused when asked for by name."""
@@ -238,7 +238,7 @@ def analyze_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None
     # check everything the options ask for before the slow work starts
     ts_ns = _pick(run, options.ns)
     by_default = tuple(options.analyses) == ANALYSES
-    options = _without_tau_lesions(_running_parity_analyses(options, run, log), run, device, log)
+    options = _without_tau_lesions(_running_task_analyses(options, run, log), run, device, log)
     options = _without_transitions(options, run, device, log, by_default)
     if not options.analyses:
         raise AnalysisError(f"no analysis applies to {run.path} (task {run.task!r}, core {run.config.get('core')!r}): "
