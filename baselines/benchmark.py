@@ -69,6 +69,7 @@ from baselines.train_config import (
 from baselines.trainer import TrainConfig, atomic_write_text, make_trainer, resolve_device
 from memory_envs import curriculum as curricula
 from memory_envs import make_batch, sizes, tasks
+from memory_envs.tasks import RUNNING_TEST_SEQUENCES
 
 MILESTONES = (8, 16, 32)
 SCORECARD_NOTES = """\
@@ -115,6 +116,9 @@ class BenchmarkSpec:
     sweep_seeds: tuple[int, ...] | None = None
     """The seeds trained at every lr of ``lrs``; the other seeds train at each row's chosen lr only. None: every
     seed sweeps."""
+    test_sequences: int = RUNNING_TEST_SEQUENCES
+    """Fresh sequences per test length of a running task's held-out test (its share of a run's time is about
+    half at width 64, so a wide card may halve it; the standard error of an accuracy near 0.5 is then 0.022)."""
 
     def validate(self) -> "BenchmarkSpec":
         """Check every choice and the budget before any training starts (imports external cores)."""
@@ -132,7 +136,7 @@ class BenchmarkSpec:
             if kind not in curricula.KINDS:
                 raise ValueError(f"curriculum must be one of {curricula.KINDS}, got {kind!r}")
         for name in ("max_steps", "hidden_size", "eval_every", "eval_batches", "test_length", "test_batch",
-                     "workers", "timescale_steps"):
+                     "workers", "timescale_steps", "test_sequences"):
             tasks.check_positive_int(getattr(self, name), name)
         if self.max_seconds is not None:
             check_finite(self.max_seconds, "max_seconds", 0.0, strict=True)
@@ -205,11 +209,12 @@ class BenchmarkSpec:
         kind, options = core_variant(core)
         if layers != 1:
             options["layers"] = layers
+        running = {"test_sequences": self.test_sequences} if tasks.is_running_task(task) else {}
         return TrainConfig(task=task, curriculum=RUNNING_CURRICULUM if tasks.is_running_task(task) else curriculum,
                            core=kind, core_options=options, hidden_size=self.hidden_size, optimizer=self.optimizer,
                            lr=lr, eval_every=self.eval_every, eval_batches=self.eval_batches,
                            max_steps=self.max_steps, max_seconds=self.max_seconds, seed=seed, device=self.device,
-                           p=0.5 if task == "parity" else None)
+                           p=0.5 if task == "parity" else None, **running)
 
     def runs(self) -> list[Run]:
         """The runs that depend on no choice (the first phase): every row at every lr of ``lrs`` (or without a
@@ -450,7 +455,8 @@ def run_benchmark(spec: BenchmarkSpec, out: str | os.PathLike, backend: BackendC
         saved = read_json(spec_path)
         mine = json.loads(json.dumps(spec.__dict__))
         budget = ("max_steps", "max_seconds", "hidden_size", "eval_every", "eval_batches", "test_length", "test_batch",
-                  "optimizer", "timescale_steps")
+                  "optimizer", "timescale_steps", "test_sequences")
+        saved.setdefault("test_sequences", RUNNING_TEST_SEQUENCES)  # a card written before the option
         differ = [k for k in budget if saved.get(k) != mine[k]]
         if differ:
             raise ValueError(f"{out} holds a benchmark with another budget ({differ}); use another --out")

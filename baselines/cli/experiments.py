@@ -47,7 +47,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 SUPERVISED_OPTIONS = ("cores", "tasks", "curricula", "seeds", "max_steps", "max_seconds", "hidden_size", "eval_every",
-                      "eval_batches", "timescale_steps", "optimizer", "layers", "lrs", "sweep_seeds")
+                      "eval_batches", "timescale_steps", "optimizer", "layers", "lrs", "sweep_seeds",
+                      "test_sequences")
 """``benchmark``'s options without ``--rl`` (fields of ``BenchmarkSpec``, whose defaults they take)."""
 RL_OPTIONS = ("presets", "policies", "seeds", "timesteps", "curriculum", "max_seconds", "hidden_size", "eval_every",
               "eval_episodes", "n_envs", "n_steps", "batch_size", "n_epochs", "lr", "gamma", "ent_coef")
@@ -102,7 +103,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
                          eval_every=args.eval_every, eval_batches=args.eval_batches, workers=args.workers,
                          population_size=args.population_size, optimizer=args.optimizer, device=args.device,
                          timescale_steps=args.timescale_steps, layers=args.layers, lrs=args.lrs,
-                         sweep_seeds=args.sweep_seeds)
+                         sweep_seeds=args.sweep_seeds, test_sequences=args.test_sequences)
     return run_card(args, spec, run_benchmark, "scorecard.md", "score card and figure")
 
 
@@ -209,6 +210,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--sweep-seeds", type=comma_ints, default=None,
                    help="with --lrs: the seeds that train at every lr; the other seeds train only at each row's "
                         "chosen lr, once the sweep has finished (default: every seed)")
+    g.add_argument("--test-sequences", type=positive_int, default=None,
+                   help="running tasks: fresh sequences per test length (default: 1024)")
     g.add_argument("--layers", type=comma_ints, default=None,
                    help=f"comma list of depths for the kinds with a layers option ({', '.join(LAYER_KINDS)}); the "
                         "other cores train at 1 layer only, so the list must hold 1 if the card has any (default: 1)")
