@@ -124,6 +124,7 @@ def test_heldout_accuracy_on_the_device(tmp_path, device):
         (["--sweep-seeds", "3", "--lrs", "1e-3", "--optimizer", "adam"],
          "--sweep-seeds must be among the seeds [0, 1, 2]"),
         (["--rl", "--lrs", "1e-3"], "--lrs: only without --rl"),
+        (["--test-sequences", "0"], "argument --test-sequences: expected a positive integer, got '0'"),
         (["--max-steps", "1000000000", "--max-seconds", "1000000"],
          "the card (36 runs of --max-steps=1000000000, --max-seconds=1000000.0) asks for at least 58.5 days"),
     ],
@@ -157,6 +158,19 @@ def test_benchmark_refuses_a_folder_with_another_budget(tmp_path):
     (out / "benchmark.json").write_text(json.dumps({**BenchmarkSpec().__dict__, "max_steps": 5}))
     with pytest.raises(ValueError, match="another budget"):
         run_benchmark(BenchmarkSpec(cores=("leaky",), **TINY), out)
+    # the held-out test's size is part of the budget; a card written before the option holds the default
+    written_before = {k: v for k, v in BenchmarkSpec(cores=("leaky",), **TINY).__dict__.items() if k != "test_sequences"}
+    (out / "benchmark.json").write_text(json.dumps(written_before))
+    with pytest.raises(ValueError, match=r"another budget \(\['test_sequences'\]\)"):
+        run_benchmark(BenchmarkSpec(cores=("leaky",), test_sequences=512, **TINY), out)
+
+
+def test_test_sequences_size_the_running_tasks_test_only():
+    spec = BenchmarkSpec(tasks=("running_parity", "parity"), test_sequences=512)
+    assert spec.config("gru", "running_parity", "none", 0).test_sequences == 512
+    assert spec.config("gru", "parity", "single", 0).to_json() == BenchmarkSpec().config("gru", "parity", "single", 0).to_json()
+    with pytest.raises(ValueError, match="test_sequences must be a positive integer"):
+        BenchmarkSpec(test_sequences=0).validate()
 
 
 def test_runs_are_grouped_by_core_into_populations():
