@@ -711,16 +711,21 @@ class OraclePolicy:
         return cls(config.task, config.ns, config.max_heads, config.multi_head, config.classes)
 
     def reset(self) -> None:
-        self._bits: list[int] = []
+        self._bits: list[int] = []  # a windowed task's last max(ns) bits
+        self._carry: tuple | None = None  # a token task's scan state
+        self._count = 0  # running parity's count
 
     def __call__(self, obs: np.ndarray) -> int | np.ndarray:
-        self._bits.append(int(obs if self.token is not None else obs[0]))
-        window = np.asarray(self._bits, dtype=np.uint8)[None, :]
+        """The answer at this step; each step costs the same, however long the episode (a running task's
+        state is carried, a windowed task keeps its last max(ns) bits)."""
         if self.token is not None:
-            return int(self.token.labels(window)[0, -1])
+            labels, self._carry = self.token.scan(np.asarray(obs, dtype=np.uint8).reshape(1, 1), self._carry)
+            return int(labels[0, -1])
         if self.task == tasks.RUNNING_PARITY:
-            return int(tasks.running_labels(window, self.modulus)[0, -1])
-        labels, _ = tasks.streaming_labels(self.task, window, self.ns)
+            self._count = (self._count + int(obs[0])) % self.modulus
+            return self._count
+        self._bits = [*self._bits, int(obs[0])][-max(self.ns):]
+        labels, _ = tasks.streaming_labels(self.task, np.asarray(self._bits, dtype=np.uint8)[None, :], self.ns)
         answer = labels[0, -1].astype(np.int64)
         if not self.multi_head:
             return int(answer[0])

@@ -341,22 +341,28 @@ class TokenTask:
     def labels(self, tokens: np.ndarray) -> np.ndarray:
         """int64 [count, length]: the label at every step of ``tokens`` [count, length] (0 where
         :meth:`label_mask` is False)."""
+        return self.scan(tokens)[0]
+
+    def scan(self, tokens: np.ndarray, carry: tuple | None = None) -> tuple[np.ndarray, tuple]:
+        """:meth:`labels` of ``tokens`` [count, length] continuing the sequences a former call ended, and the carry
+        to continue from: ``scan(b, scan(a)[1])[0]`` equals the last steps of ``labels`` of ``a`` then ``b``
+        (None: from the first step). The oracle's per-step update, linear in the episode's length."""
         count, length = tokens.shape
         out = np.zeros((count, length), dtype=np.int64)
         if self.group is not None:
-            table, state = self.group.table, np.zeros(count, dtype=np.int64)
+            table, (state,) = self.group.table, carry or (np.zeros(count, dtype=np.int64),)
             for t in range(length):
                 state = table[state, tokens[:, t]]
                 out[:, t] = state
-            return out
+            return out, (state,)
         m = MOD_ARITHMETIC_MODULUS
-        total = np.zeros(count, dtype=np.int64)  # the sum of the finished terms
-        sign = np.ones(count, dtype=np.int64)  # the current term's sign, as 1 or m - 1
-        term = np.zeros(count, dtype=np.int64)  # the current term's product so far
-        multiply = np.zeros(count, dtype=bool)  # the last operator was *
+        # the sum of the finished terms, the current term's sign (1 or m - 1) and product so far, whether the last
+        # operator was *, and the steps read before (digits at the even steps)
+        total, sign, term, multiply, start = carry or (np.zeros(count, dtype=np.int64), np.ones(count, dtype=np.int64),
+                                                       np.zeros(count, dtype=np.int64), np.zeros(count, dtype=bool), 0)
         for t in range(length):
             token = tokens[:, t].astype(np.int64)
-            if t % 2 == 0:
+            if (start + t) % 2 == 0:
                 term = np.where(multiply, term * token % m, token)
                 out[:, t] = (total + sign * term) % m
             else:
@@ -365,7 +371,7 @@ class TokenTask:
                 total = np.where(multiply, total, (total + sign * term) % m)
                 sign = np.where(operator == OPERATORS.index("+"), 1,
                                 np.where(operator == OPERATORS.index("-"), m - 1, sign))
-        return out
+        return out, (total, sign, term, multiply, start + length)
 
 
 def is_token_task(task: object) -> bool:

@@ -96,6 +96,19 @@ def test_modular_arithmetic_examples_of_deletang_et_al(text: str, value: int) ->
     assert task.labels(tokens)[0, -1] == value
 
 
+@pytest.mark.parametrize("task_name", ["word_s3", "word_a4xz5", tasks.MOD_ARITHMETIC])
+def test_scan_continues_where_a_former_call_ended(task_name: str) -> None:
+    """The oracle's per-step update: labels scanned in pieces (odd-length ones too, so that modular arithmetic's
+    digit steps shift) equal the labels of the whole sequence."""
+    task = tasks.token_task(task_name)
+    tokens = task.sample(np.random.default_rng(3), 8, 41)
+    pieces, carry = [], None
+    for start, stop in ((0, 1), (1, 4), (4, 5), (5, 20), (20, 41)):
+        labels, carry = task.scan(tokens[:, start:stop], carry)
+        pieces.append(labels)
+    assert np.array_equal(np.concatenate(pieces, axis=1), task.labels(tokens))
+
+
 def test_sampling_is_reproducible_from_the_generator() -> None:
     for name in ("word_s3", tasks.MOD_ARITHMETIC):
         task = tasks.token_task(name)
