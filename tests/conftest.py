@@ -26,6 +26,17 @@ def device(request: pytest.FixtureRequest) -> torch.device:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread for the whole suite: its tensors are small, and the second core is left to the
+    subprocesses the CLI tests start. Set once here (test modules used to set it at import, 1 or 2, and the last
+    one imported won)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def sb3_logs_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """SB3's default logger (a RecurrentPPO without tensorboard_log) writes into the session's temporary folder,
     not a new /tmp/SB3-* folder per model; subprocesses inherit it."""

@@ -17,8 +17,6 @@ from baselines import analysis as A
 from baselines.cli import main
 from baselines.trainer import TrainConfig, build_model
 
-torch.set_num_threads(2)
-
 
 def ar1(tau: float, steps: int, trials: int, rng: np.random.Generator) -> np.ndarray:
     """x_t = exp(-1/tau) x_{t-1} + noise, [T, B]; unit stationary variance."""

@@ -24,7 +24,6 @@ from baselines.rl.callback import rng_state  # noqa: E402
 from baselines.run_folder import RunFolderError  # noqa: E402
 from memory_envs import Curriculum, CurriculumWrapper, EpisodeAccuracyTracker  # noqa: E402
 
-torch.set_num_threads(1)
 DOC = Path(__file__).resolve().parents[1] / "docs" / "rl_baselines.md"
 TINY = ["--env", "NDMS-v0", "--n", "2", "--mode", "every_step", "--p", "0.5", "--length-range", "4", "10",
         "--core", "leaky", "--hidden-size", "16", "--total-timesteps", "4096", "--eval-every", "1024",

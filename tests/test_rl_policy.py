@@ -24,7 +24,6 @@ from agents import cores as agents_cores  # noqa: E402
 from agents.rl_policy import _join_state, state_layers  # noqa: E402
 from conftest import requires_cuda  # noqa: E402
 
-torch.set_num_threads(1)
 CORES = ("leaky", "leaky_mod", "gru", "lstm")
 SHARING = ({}, {"shared_lstm": True, "enable_critic_lstm": False},
            {"shared_lstm": False, "enable_critic_lstm": False})

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from agents.checkpoint import WriteError, write_error
 from baselines.cli import main
@@ -26,7 +25,6 @@ from baselines.run_folder import (
 from baselines.trainer import TrainConfig, Trainer, train
 
 ROOT = Path(__file__).resolve().parents[1]
-torch.set_num_threads(1)
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
 
 TINY_ARGV = ["--hidden-size", "8", "--batch-size", "16", "--eval-every", "10", "--eval-batches", "1",

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 pytest.importorskip("sb3_contrib")
 
@@ -17,8 +16,6 @@ from agents.cores import KINDS  # noqa: E402
 from agents.rl_policy import RecurrentCorePolicy  # noqa: E402
 from baselines.cli import main  # noqa: E402
 from baselines.rl import RLConfig, train_rl  # noqa: E402
-
-torch.set_num_threads(1)
 
 
 @pytest.mark.parametrize("kind", KINDS)
