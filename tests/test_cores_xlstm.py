@@ -137,37 +137,31 @@ SLSTM_OPTIONS = [{}, {"conv": None}, {"heads": 2, "conv": 2}]
 MLSTM_OPTIONS = [{}, {"conv": None}, {"heads": 2, "expand": 1, "conv": 2}]
 
 
-@pytest.mark.parametrize("options", SLSTM_OPTIONS, ids=str)
+BLOCK_CASES = [pytest.param(kind, options, id=f"{kind}-{options}")
+               for kind, every in (("slstm", SLSTM_OPTIONS), ("mlstm", MLSTM_OPTIONS)) for options in every]
+
+
+@pytest.mark.parametrize("kind, options", BLOCK_CASES)
 @pytest.mark.parametrize("start", ["zero", "reached"])
-def test_slstm_equals_the_papers_equations_step_by_step(options, start, device):
-    block = block_of("slstm", **options, device=device)
+def test_xlstm_blocks_equal_the_papers_equations_step_by_step(kind, options, start, device):
+    block = block_of(kind, **options, device=device)
     u = randn(STEPS, 2, 8, seed=1, device=device, scale=2.0)
     state = prefix_state(block, 2, device) if start == "reached" else \
         tuple(torch.zeros(2, *shape, dtype=torch.float64, device=device) for shape in block.state_shapes())
     out, final, transitions = block.run(u, state)
-    ref_out, ref_final = slstm_reference(block, u, state)
-    assert transitions is None  # a non-linear recurrence: no transition eigenvalues
+    if kind == "slstm":
+        (ref_out, ref_final), ref_forget = slstm_reference(block, u, state), None
+    else:
+        ref_out, ref_final, ref_forget = mlstm_reference(block, u, state)
     torch.testing.assert_close(out, ref_out)
     assert len(final) == len(ref_final)
     for a, b in zip(final, ref_final):
         torch.testing.assert_close(a, b)
-
-
-@pytest.mark.parametrize("options", MLSTM_OPTIONS, ids=str)
-@pytest.mark.parametrize("start", ["zero", "reached"])
-def test_mlstm_equals_the_papers_equations_step_by_step(options, start, device):
-    block = block_of("mlstm", **options, device=device)
-    u = randn(STEPS, 2, 8, seed=1, device=device, scale=2.0)
-    state = prefix_state(block, 2, device) if start == "reached" else \
-        tuple(torch.zeros(2, *shape, dtype=torch.float64, device=device) for shape in block.state_shapes())
-    out, final, transitions = block.run(u, state)
-    ref_out, ref_final, ref_forget = mlstm_reference(block, u, state)
-    torch.testing.assert_close(out, ref_out)
-    assert len(final) == len(ref_final)
-    for a, b in zip(final, ref_final):
-        torch.testing.assert_close(a, b)
-    torch.testing.assert_close(transitions, ref_forget)  # the signed transition: sigmoid(f~) per head
-    assert transitions.shape == (STEPS, 2, block.heads) and bool(((transitions > 0) & (transitions < 1)).all())
+    if ref_forget is None:
+        assert transitions is None  # sLSTM is a non-linear recurrence: no transition eigenvalues
+    else:
+        torch.testing.assert_close(transitions, ref_forget)  # mLSTM's signed transition: sigmoid(f~) per head
+        assert transitions.shape == (STEPS, 2, block.heads) and bool(((transitions > 0) & (transitions < 1)).all())
 
 
 def cell_inputs(steps: int, batch: int, heads: int, d: int, device, scale: float = 1.0, seed: int = 3):
