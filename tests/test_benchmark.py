@@ -226,7 +226,9 @@ def test_leaderboard_commands_run_the_documented_protocol(tmp_path, monkeypatch)
     v3, v3_depth, state, reach, main_card, signed = specs
     # version 3: the state-tracking tasks with their predictions, one optimizer family and an lr sweep for every kind
     assert v3.tasks == CARD_TASKS and set(v3_depth.tasks) < set(CARD_TASKS) and len(v3.seeds) >= 3
-    assert {"slstm", "deltaproduct+signed", "gated_deltanet+signed", "gru", "leaky"} <= set(v3.cores)
+    every_kind = set(agents.cores.KINDS) | {f"{kind}+signed" for kind in agents.cores.EIGENVALUE_KINDS}
+    assert set(v3.cores) == every_kind  # version 3 is at 1 layer for every kind
+    assert {"deltanet+signed", "mamba+signed"} <= set(v3_depth.cores)  # theory: "yes" and "no" at 2 layers
     assert v3.layers == (1,) and v3_depth.layers == (2,) and set(v3_depth.cores) <= set(v3.cores)
     protocol = ("optimizer", "lrs", "sweep_seeds", "seeds", "max_steps", "hidden_size")
     assert v3.optimizer == "adam" and len(v3.lrs) >= 2
