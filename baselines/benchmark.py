@@ -209,12 +209,13 @@ class BenchmarkSpec:
         kind, options = core_variant(core)
         if layers != 1:
             options["layers"] = layers
-        running = {"test_sequences": self.test_sequences} if tasks.is_running_task(task) else {}
-        return TrainConfig(task=task, curriculum=RUNNING_CURRICULUM if tasks.is_running_task(task) else curriculum,
+        running = tasks.is_running_task(task)  # its test's size is a running field (TrainConfig refuses it elsewhere)
+        return TrainConfig(task=task, curriculum=RUNNING_CURRICULUM if running else curriculum,
                            core=kind, core_options=options, hidden_size=self.hidden_size, optimizer=self.optimizer,
                            lr=lr, eval_every=self.eval_every, eval_batches=self.eval_batches,
                            max_steps=self.max_steps, max_seconds=self.max_seconds, seed=seed, device=self.device,
-                           p=0.5 if task == "parity" else None, **running)
+                           p=0.5 if task == "parity" else None,
+                           **({"test_sequences": self.test_sequences} if running else {}))
 
     def runs(self) -> list[Run]:
         """The runs that depend on no choice (the first phase): every row at every lr of ``lrs`` (or without a
